@@ -1,0 +1,50 @@
+# One command sets up and runs (make run), one sets up and tests (make test).
+# Setup: a pinned uv in .tools/, then .venv/ from the committed uv.lock, on Python 3.10.
+
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+PY_VERSION := 3.10.13
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.synced
+# Python 3.10 from pyenv when present (these machines), else whatever python3.10 uv finds.
+PYTHON := $(shell p=$$(pyenv prefix $(PY_VERSION) 2>/dev/null) && echo $$p/bin/python3.10 || echo 3.10)
+RUN_ROOT ?= runs/sample
+export UV_PYTHON_DOWNLOADS := never
+export TF_USE_LEGACY_KERAS := 1
+
+.PHONY: setup run test test-fast lint format bench clean
+
+setup: $(STAMP)
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/imgtfx run --sample --root $(RUN_ROOT)
+
+test: setup
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	$(VENV)/bin/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) runs

@@ -1,0 +1,75 @@
+"""Standalone conversion: runs ImageExampleGen's own executor with its output in a chosen folder.
+
+The component object is built first, so the arguments are checked and defaulted exactly as in a
+pipeline; then its executor runs as TFX's launcher would run it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import tensorflow as tf
+from google.protobuf import message
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts, standard_component_specs
+from tfx.utils import proto_utils
+
+from components.image_example_gen.component import ImageExampleGen, default_output_config
+from components.image_example_gen.executor import read_report
+from components.image_example_gen.options import ImageOptions
+
+
+def convert(
+    images: str,
+    output: str,
+    options: ImageOptions | None = None,
+    input_config: example_gen_pb2.Input | None = None,
+    eval_percent: int = 20,
+    beam_pipeline_args: list[str] | None = None,
+) -> dict:
+    """Converts an image tree into `output`; returns the conversion report.
+
+    Raises:
+      ValueError: bad arguments (missing folder, bad CSV columns, bad split sizes).
+      ImageExampleGenError: the data is not usable (see the message and output/rejects.jsonl).
+    """
+    if "://" not in images and not os.path.isdir(images):
+        raise ValueError(f"image root {images} is not a folder.")
+    options = options or ImageOptions()
+    input_config = input_config or example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")]
+    )
+    component = ImageExampleGen(
+        input_base=images,
+        options=options,
+        input_config=input_config,
+        output_config=default_output_config(input_config, options, eval_percent),
+    )
+    exec_properties = {
+        key: proto_utils.proto_to_json(value) if isinstance(value, message.Message) else value
+        for key, value in component.exec_properties.items()
+        if value is not None
+    }
+    tf.io.gfile.makedirs(output)
+    if tf.io.gfile.glob(os.path.join(output, "Split-*")):
+        raise ValueError(f"output {output} already holds converted splits; choose an empty folder.")
+    examples = standard_artifacts.Examples()
+    examples.uri = output
+    with tempfile.TemporaryDirectory() as tmp:
+        context = base_beam_executor.BaseBeamExecutor.Context(
+            beam_pipeline_args=beam_pipeline_args or [], tmp_dir=tmp, unique_id="imgtfx-convert"
+        )
+        executor = component.executor_spec.executor_class(context)
+        executor.Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
+    return read_report(output)
+
+
+def summary_line(report: dict, output: str) -> str:
+    splits = ", ".join(f"{name} {n}" for name, n in report["splits"].items())
+    return (
+        f"{report['files_seen']} files: {report['examples']} examples ({splits}), "
+        f"{report['rejected']} rejected, {report['skipped']} skipped, "
+        f"{report['num_classes']} labels -> {output}"
+    )

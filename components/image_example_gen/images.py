@@ -1,0 +1,274 @@
+"""Pure functions over one image file: find files in a tree, derive ids and labels, check bytes.
+
+Nothing here knows Beam or TFX, so each rule can be unit-tested on its own and reused by the
+standalone reader.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import unicodedata
+import warnings
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from PIL import Image, UnidentifiedImageError
+
+# Formats that tf.io.decode_image reads as they are; anything else PIL can open is transcoded.
+TF_FORMATS = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
+# Names that operating systems and photo tools leave in folders; never images of the dataset.
+SYSTEM_NAMES = {"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+
+# Reasons, as they appear in the rejects report. Stable strings: users grep and count them.
+EMPTY_FILE = "empty_file"
+NOT_AN_IMAGE = "not_an_image"
+TRUNCATED_OR_CORRUPT = "truncated_or_corrupt"
+TOO_MANY_PIXELS = "too_many_pixels"
+UNSUPPORTED_FORMAT = "unsupported_format"
+BROKEN_SYMLINK = "broken_symlink"
+SYMLINK_LOOP = "symlink_loop"
+UNREADABLE = "unreadable"
+NO_LABEL_FOLDER = "no_label_folder"
+ID_NOT_IN_CSV = "id_not_in_csv"
+CONFLICTING_LABELS = "conflicting_labels"
+DUPLICATE_ID = "duplicate_id"
+DUPLICATE_PATH = "duplicate_path"
+# Reasons for skipping (not an error of the data).
+HIDDEN_OR_SYSTEM = "hidden_or_system"
+LABELS_FILE = "labels_file"
+ALREADY_WALKED = "already_walked"
+# Not a file: a row of the labels CSV that matched no image.
+CSV_ID_WITHOUT_IMAGE = "csv_id_without_image"
+
+REJECTED, SKIPPED, CSV_ROW = "rejected", "skipped", "csv_row"
+
+
+class FoundFile(NamedTuple):
+    """A file found in the tree; `path` is NFC, '/'-separated and relative to the image root."""
+
+    split: str
+    path: str
+    uri: str
+
+
+class Outcome(NamedTuple):
+    """A file (or CSV row) that did not become an example, and why."""
+
+    path: str
+    status: str  # REJECTED, SKIPPED or CSV_ROW
+    reason: str
+    detail: str = ""
+
+
+class ImageInfo(NamedTuple):
+    """What an image check learned; `data` is what goes into the example."""
+
+    data: bytes
+    format: str
+    source_format: str
+    height: int
+    width: int
+    channels: int
+
+
+def nfc(text: str) -> str:
+    """Unicode NFC, so that macOS (NFD) names and CSV (NFC) ids compare equal."""
+    return unicodedata.normalize("NFC", text)
+
+
+def is_hidden_or_system(name: str) -> bool:
+    return name.startswith(".") or name.lower() in SYSTEM_NAMES
+
+
+def image_id(path: str) -> str:
+    """The id of an image: its file name without extension."""
+    return os.path.splitext(path.rsplit("/", 1)[-1])[0]
+
+
+def csv_id(raw: str) -> str:
+    """Normalises an id from a labels CSV; ids written with an image extension still match."""
+    value = nfc(raw.strip())
+    stem, ext = os.path.splitext(value)
+    return stem if ext.lower() in IMAGE_EXTENSIONS else value
+
+
+def folder_label(path: str, level: int) -> str | None:
+    """The folder at `level` among the folders of `path`, or None when there is none."""
+    folders = path.split("/")[:-1]
+    try:
+        return folders[level]
+    except IndexError:
+        return None
+
+
+def _is_remote(uri: str) -> bool:
+    return "://" in uri
+
+
+def walk(split: str, root: str, top: str, ignore: frozenset[str] = frozenset()) -> Iterator:
+    """Yields a FoundFile or an Outcome for every entry under `top`, in a stable order.
+
+    Symlinks are followed; a link back to a folder being walked is reported as a loop, and a
+    folder reached twice through links is walked once.
+
+    Args:
+      split: the input split these files belong to.
+      root: the image root; yielded paths are relative to it.
+      top: a file or folder under `root` to walk.
+      ignore: real paths of files to skip (the labels CSV when it lies inside the tree).
+    """
+    if _is_remote(top):
+        yield from _walk_remote(split, root, top)
+        return
+    rel = _relative(root, top)
+    if os.path.isdir(top):
+        st = os.stat(top)
+        yield from _walk_local(split, root, top, {(st.st_dev, st.st_ino)}, set(), ignore)
+    elif os.path.realpath(top) in ignore:
+        yield Outcome(rel, SKIPPED, LABELS_FILE)
+    else:
+        yield from _local_entry(split, root, top, rel)
+
+
+def _relative(root: str, path: str) -> str:
+    rel = os.path.relpath(path, root) if not _is_remote(path) else path[len(root) :].lstrip("/")
+    return nfc(rel.replace(os.sep, "/"))
+
+
+def _local_entry(split: str, root: str, path: str, rel: str) -> Iterator:
+    if os.path.islink(path) and not os.path.exists(path):
+        yield Outcome(rel, REJECTED, BROKEN_SYMLINK, f"points to {os.readlink(path)}")
+    elif not os.path.isfile(path):
+        yield Outcome(rel, REJECTED, UNREADABLE, "not a regular file")
+    else:
+        yield FoundFile(split, rel, path)
+
+
+def _walk_local(split, root, folder, ancestors, visited, ignore) -> Iterator:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        yield Outcome(_relative(root, folder), REJECTED, UNREADABLE, f"cannot list folder: {e}")
+        return
+    for entry in entries:
+        rel = _relative(root, entry.path)
+        if is_hidden_or_system(entry.name):
+            yield Outcome(rel, SKIPPED, HIDDEN_OR_SYSTEM)
+            continue
+        try:
+            is_dir = entry.is_dir(follow_symlinks=True)
+        except OSError as e:
+            yield Outcome(rel, REJECTED, UNREADABLE, str(e))
+            continue
+        if not is_dir:
+            if os.path.realpath(entry.path) in ignore:
+                yield Outcome(rel, SKIPPED, LABELS_FILE)
+            else:
+                yield from _local_entry(split, root, entry.path, rel)
+            continue
+        try:
+            st = os.stat(entry.path)
+        except OSError as e:  # a symlink loop makes stat fail with ELOOP
+            yield Outcome(rel, REJECTED, SYMLINK_LOOP, str(e))
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            yield Outcome(rel, REJECTED, SYMLINK_LOOP, f"links back to {os.path.realpath(entry.path)}")
+        elif key in visited:
+            yield Outcome(rel, SKIPPED, ALREADY_WALKED, f"same folder as {os.path.realpath(entry.path)}")
+        else:
+            visited.add(key)
+            yield from _walk_local(split, root, entry.path, ancestors | {key}, visited, ignore)
+
+
+def _walk_remote(split: str, root: str, top: str) -> Iterator:
+    import tensorflow as tf  # only remote trees (gs://, s3://) need TensorFlow's file system
+
+    if not tf.io.gfile.isdir(top):
+        yield FoundFile(split, _relative(root, top), top)
+        return
+    for folder, subfolders, files in tf.io.gfile.walk(top):
+        for name in sorted(subfolders):
+            if is_hidden_or_system(name.rstrip("/")):
+                yield Outcome(_relative(root, f"{folder}/{name}"), SKIPPED, HIDDEN_OR_SYSTEM)
+        subfolders[:] = sorted(s for s in subfolders if not is_hidden_or_system(s.rstrip("/")))
+        for name in sorted(files):
+            uri = f"{folder.rstrip('/')}/{name}"
+            if is_hidden_or_system(name):
+                yield Outcome(_relative(root, uri), SKIPPED, HIDDEN_OR_SYSTEM)
+            else:
+                yield FoundFile(split, _relative(root, uri), uri)
+
+
+def read_bytes(uri: str) -> bytes:
+    if _is_remote(uri):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(uri, "rb") as f:
+            return f.read()
+    with open(uri, "rb") as f:
+        return f.read()
+
+
+def _channels(image: Image.Image) -> int:
+    if image.mode == "P":  # palette images decode to RGB, or RGBA with transparency
+        return 4 if "transparency" in image.info else 3
+    return len(image.getbands())
+
+
+def _tf_decodes(image: Image.Image, data: bytes) -> bool:
+    if image.format not in TF_FORMATS:
+        return False
+    if image.format == "BMP":  # TensorFlow reads 8, 24 and 32-bit BMPs only
+        return len(data) >= 30 and struct.unpack_from("<H", data, 28)[0] in (8, 24, 32)
+    return True
+
+
+def check_image(data: bytes, max_pixels: int, transcode: bool) -> ImageInfo | Outcome:
+    """Decodes `data` fully and says whether (and as what) it can become an example.
+
+    Returns an ImageInfo, or an Outcome whose `path` is empty (the caller knows the path).
+    JPEGs are decoded at 1/8 scale: the whole entropy-coded stream is still read, so truncation
+    is found, at less than half the cost of a full decode.
+    """
+    if not data:
+        return Outcome("", REJECTED, EMPTY_FILE)
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        return Outcome("", REJECTED, NOT_AN_IMAGE, "no known image header")
+    except Image.DecompressionBombError as e:
+        return Outcome("", REJECTED, TOO_MANY_PIXELS, str(e))
+    except Exception as e:  # noqa: BLE001 - a known header whose file then breaks off
+        return Outcome("", REJECTED, TRUNCATED_OR_CORRUPT, f"{type(e).__name__}: {e}")
+    width, height = image.size
+    if width * height > max_pixels:
+        return Outcome(
+            "", REJECTED, TOO_MANY_PIXELS, f"{width}x{height} is over max_pixels={max_pixels}"
+        )
+    source_format = (image.format or "unknown").lower()
+    channels = _channels(image)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL warns about large images; we checked the size
+            if image.format == "JPEG":
+                image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+            image.load()
+    except Exception as e:  # noqa: BLE001 - truncated or corrupt streams raise OSError, SyntaxError...
+        return Outcome("", REJECTED, TRUNCATED_OR_CORRUPT, f"{type(e).__name__}: {e}")
+    if _tf_decodes(image, data):
+        return ImageInfo(data, TF_FORMATS[image.format], source_format, height, width, channels)
+    if not transcode:
+        return Outcome("", REJECTED, UNSUPPORTED_FORMAT, f"TensorFlow cannot decode {source_format}")
+    return _to_png(image, source_format, height, width)
+
+
+def _to_png(image: Image.Image, source_format: str, height: int, width: int) -> ImageInfo:
+    if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "I;16", "P"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return ImageInfo(buffer.getvalue(), "png", source_format, height, width, _channels(image))

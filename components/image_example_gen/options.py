@@ -1,0 +1,103 @@
+"""Options of ImageExampleGen, carried to the executor inside `example_gen_pb2.CustomConfig`.
+
+The options ride as a packed `google.protobuf.Struct` (the pattern of tfx-addons' feast_examplegen), so
+they show up in ML Metadata and in a compiled Kubeflow spec as plain JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from tfx.proto import example_gen_pb2
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureNames:
+    """Names of the features in each written `tf.train.Example`."""
+
+    image: str = "image_raw"
+    label: str = "label"
+    label_name: str = "label_name"
+    id: str = "id"
+    path: str = "path"
+    height: str = "height"
+    width: str = "width"
+    channels: str = "channels"
+    format: str = "format"
+    source_format: str = "source_format"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageOptions:
+    """How images are found, labelled, checked and written.
+
+    Attributes:
+      labels_csv: CSV mapping image id to label; when unset, labels come from the folder tree.
+      id_column: the CSV column holding the image id (the file name without extension).
+      label_column: the CSV column holding the label; when unset and the CSV has two columns,
+        the column that is not `id_column`.
+      label_level: which folder of an image's path (relative to the image root) names its label,
+        as a Python index into the folders: -1 is the folder holding the file.
+      max_pixels: images with more pixels are rejected before decoding (decompression bombs).
+      max_reject_fraction: the component fails when more of the images it found are rejected.
+      transcode_unsupported: images that TensorFlow cannot decode (WebP, TIFF, 1-bit BMP, ...) are
+        re-encoded as PNG when true, rejected when false.
+      images_per_shard: how many examples go into one TFRecord file, at most.
+      features: the feature names of the written examples.
+    """
+
+    labels_csv: str | None = None
+    id_column: str = "id"
+    label_column: str | None = None
+    label_level: int = -1
+    max_pixels: int = 89_478_485
+    max_reject_fraction: float = 0.2
+    transcode_unsupported: bool = True
+    images_per_shard: int = 1000
+    features: FeatureNames = dataclasses.field(default_factory=FeatureNames)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_reject_fraction <= 1.0:
+            raise ValueError(
+                f"max_reject_fraction must be between 0 and 1, got {self.max_reject_fraction}."
+            )
+        if self.max_pixels <= 0:
+            raise ValueError(f"max_pixels must be positive, got {self.max_pixels}.")
+        if self.images_per_shard <= 0:
+            raise ValueError(f"images_per_shard must be positive, got {self.images_per_shard}.")
+        names = dataclasses.astuple(self.features)
+        if len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"feature names must be distinct and non-empty, got {names}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ImageOptions:
+        values = dict(values)
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown ImageExampleGen options: {sorted(unknown)}")
+        features = FeatureNames(**values.pop("features", {}))
+        for key in ("label_level", "max_pixels", "images_per_shard"):
+            if key in values:  # Struct stores every number as a float.
+                values[key] = int(values[key])
+        return cls(features=features, **values)
+
+    def to_custom_config(self) -> example_gen_pb2.CustomConfig:
+        struct = struct_pb2.Struct()
+        json_format.ParseDict(self.to_dict(), struct)
+        config = example_gen_pb2.CustomConfig()
+        config.custom_config.Pack(struct)
+        return config
+
+    @classmethod
+    def from_custom_config(cls, config: example_gen_pb2.CustomConfig | None) -> ImageOptions:
+        if config is None or not config.HasField("custom_config"):
+            return cls()
+        struct = struct_pb2.Struct()
+        if not config.custom_config.Unpack(struct):
+            raise ValueError("ImageExampleGen custom_config must pack a google.protobuf.Struct.")
+        return cls.from_dict(json_format.MessageToDict(struct))

@@ -1,0 +1,127 @@
+"""`imgtfx`: the command line of the image-classification pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # one Keras everywhere: tf-keras (Keras 2)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# google-cloud's notices about Python 3.10, here and in Beam's worker processes.
+os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _beam_args(values: list[str] | None) -> list[str]:
+    """Local default: Beam's DirectRunner with one worker process per core."""
+    args = list(values or [])
+    if not any(a.startswith("--runner") for a in args):
+        if not any(a.startswith("--direct_running_mode") for a in args):
+            args.append("--direct_running_mode=multi_processing")
+        if not any(a.startswith("--direct_num_workers") for a in args):
+            args.append("--direct_num_workers=0")
+    return args
+
+
+def _add_input_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", required=True, help="image root folder (or gs:// URI)")
+    parser.add_argument("--labels", help="labels CSV (id,label); default: labels from folders")
+    parser.add_argument("--id-column", default="id", help="CSV column of image ids (file stems)")
+    parser.add_argument("--label-column", help="CSV label column (default: the other column)")
+    parser.add_argument(
+        "--label-level", type=int, default=-1,
+        help="folder level naming the label, Python index over the path's folders (default -1: "
+        "the folder holding the image)",
+    )
+    parser.add_argument("--eval-percent", type=int, default=20, help="hash split eval share")
+    parser.add_argument(
+        "--split-folders",
+        help="comma-separated top folders that are splits already (e.g. train,eval)",
+    )
+    parser.add_argument("--max-reject-fraction", type=float, default=0.2)
+    parser.add_argument(
+        "--beam-arg", action="append", default=[], metavar="ARG",
+        help="Beam pipeline argument, repeatable (e.g. --beam-arg=--runner=DataflowRunner)",
+    )
+
+
+def _options(args):
+    from components.image_example_gen import ImageOptions
+
+    return ImageOptions(
+        labels_csv=args.labels,
+        id_column=args.id_column,
+        label_column=args.label_column,
+        label_level=args.label_level,
+        max_reject_fraction=args.max_reject_fraction,
+    )
+
+
+def _input_config(args):
+    from tfx.proto import example_gen_pb2
+
+    if not args.split_folders:
+        return None
+    names = [n.strip() for n in args.split_folders.split(",") if n.strip()]
+    return example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name=n, pattern=n) for n in names]
+    )
+
+
+def convert(args) -> int:
+    from components.image_example_gen import convert as convert_tree
+
+    report = convert_tree.convert(
+        images=args.images,
+        output=args.output,
+        options=_options(args),
+        input_config=_input_config(args),
+        eval_percent=args.eval_percent,
+        beam_pipeline_args=_beam_args(args.beam_arg),
+    )
+    print(convert_tree.summary_line(report, args.output))
+    return 0
+
+
+def sample(args) -> int:
+    from imgtfx.sample_data import write_digits_tree
+
+    paths = write_digits_tree(args.output, image_size=args.image_size)
+    print(json.dumps(paths, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgtfx", description="TFX image-classification pipeline for labelled image trees."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("convert", help="image tree (+ labels CSV) -> TFRecord examples")
+    _add_input_args(p)
+    p.add_argument("--output", required=True, help="output folder")
+    p.set_defaults(func=convert)
+
+    p = commands.add_parser("sample", help="write the built-in sample image tree (digits)")
+    p.add_argument("--output", required=True)
+    p.add_argument("--image-size", type=int, default=32)
+    p.set_defaults(func=sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from components.image_example_gen.executor import ImageExampleGenError
+
+    try:
+        return args.func(args)
+    except (ValueError, ImageExampleGenError, FileNotFoundError, PermissionError) as e:
+        print(f"imgtfx {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
