@@ -343,7 +343,7 @@ class _WriteShard(beam.DoFn):
                     yield beam.pvalue.TaggedOutput("outcomes", result)
                     continue
                 example, info = result
-                writer.write(example.SerializeToString())
+                writer.write(example.SerializeToString(deterministic=True))
                 stats["examples"] += 1
                 classes[record.label_name] += 1
                 formats[info.source_format] += 1

@@ -44,7 +44,8 @@ class ImageOptions:
       max_reject_fraction: the component fails when more of the images it found are rejected.
       transcode_unsupported: images that TensorFlow cannot decode (WebP, TIFF, 1-bit BMP, ...) are
         re-encoded as PNG when true, rejected when false.
-      images_per_shard: how many examples go into one TFRecord file, at most.
+      images_per_shard: the average number of examples per TFRecord file; a split of n images
+        is hashed into ceil(n / images_per_shard) files.
       features: the feature names of the written examples.
     """
 

@@ -1,0 +1,272 @@
+"""The executor: the PTransform inside a Beam pipeline, and Do() on temporary folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import unicodedata
+
+import apache_beam as beam
+import pytest
+import tensorflow as tf
+from apache_beam.testing.util import assert_that, equal_to
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts, standard_component_specs
+from tfx.utils import proto_utils
+
+from components.image_example_gen import executor, images, reader
+from components.image_example_gen.component import ImageExampleGen, hash_split_config
+from components.image_example_gen.options import FeatureNames, ImageOptions
+from tests.conftest import encode, make_tree, write
+
+
+def exec_properties(root, options=None, input_config=None, output_config=None):
+    component = ImageExampleGen(
+        input_base=str(root),
+        options=options,
+        input_config=input_config,
+        output_config=output_config,
+    )
+    return {
+        k: proto_utils.proto_to_json(v) if hasattr(v, "DESCRIPTOR") else v
+        for k, v in component.exec_properties.items()
+        if v is not None
+    }
+
+
+def run_do(root, out, options=None, input_config=None, output_config=None):
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(out)
+    props = exec_properties(root, options, input_config, output_config)
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[], tmp_dir=str(out))
+    executor.Executor(context).Do({}, {standard_component_specs.EXAMPLES_KEY: [artifact]}, props)
+    return artifact
+
+
+def examples_of(out, split, features=FeatureNames()):
+    rows = []
+    for ex in reader.read_examples(reader.split_pattern(str(out), split), features):
+        rows.append({k: v.numpy() for k, v in ex.items()})
+    return rows
+
+
+def ids_by_split(out, splits=("train", "eval")):
+    return {s: sorted(r["path"].decode() for r in examples_of(out, s)) for s in splits}
+
+
+def test_ptransform_yields_examples_inside_pipeline(tree):
+    props = exec_properties(tree, input_config=example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name="train", pattern="train")]
+    ))
+    props[standard_component_specs.OUTPUT_CONFIG_KEY] = proto_utils.proto_to_json(
+        example_gen_pb2.Output()
+    )
+    write(os.path.join(tree, "train", "cat", "broken.jpg"), b"")
+    expected = sorted(
+        (f"train/{c}/{c}_{i}.jpg", c, idx) for idx, c in enumerate(["cat", "dog"]) for i in range(6)
+    )
+
+    def summary(example):
+        f = example.features.feature
+        return (
+            f["path"].bytes_list.value[0].decode(),
+            f["label_name"].bytes_list.value[0].decode(),
+            f["label"].int64_list.value[0],
+        )
+
+    with beam.Pipeline() as p:
+        examples = p | executor.ImageTreeToExample(props, "train")  # pylint: disable=no-value-for-parameter
+        assert_that(examples | beam.Map(summary), equal_to(expected))
+
+
+def test_do_writes_splits_vocabulary_report_and_rejects(tree, tmp_path):
+    write(os.path.join(tree, "train", "dog", "empty.jpg"), b"")
+    write(os.path.join(tree, "train", "dog", ".DS_Store"), b"x")
+    out = tmp_path / "out"
+    artifact = run_do(tree, out)
+
+    assert executor.read_vocabulary(str(out)) == ["cat", "dog"]
+    report = executor.read_report(str(out))
+    assert report["files_seen"] == 14
+    assert (report["examples"], report["rejected"], report["skipped"]) == (12, 1, 1)
+    assert report["reconciled"] is True
+    by_split = ids_by_split(out)
+    assert len(by_split["train"]) + len(by_split["eval"]) == 12
+    assert report["splits"] == {s: len(v) for s, v in by_split.items()}
+    rejects = [json.loads(line) for line in open(out / executor.REJECTS_FILE, encoding="utf-8")]
+    assert {(r["path"], r["reason"]) for r in rejects} == {
+        ("train/dog/empty.jpg", images.EMPTY_FILE),
+        ("train/dog/.DS_Store", images.HIDDEN_OR_SYSTEM),
+    }
+    assert artifact.get_int_custom_property("examples") == 12
+    assert artifact.get_int_custom_property("rejected") == 1
+    assert artifact.split_names == '["train", "eval"]'
+
+    example = examples_of(out, "train")[0]
+    label = example["label_name"].decode()
+    assert example["label"] == ["cat", "dog"].index(label)
+    image = tf.io.decode_image(example["image_raw"])
+    assert image.shape == (example["height"], example["width"], 3)
+    assert example["format"] == b"jpeg" and example["channels"] == 3
+    assert example["id"].decode() == os.path.splitext(os.path.basename(example["path"].decode()))[0]
+
+
+def test_two_runs_write_identical_files_and_adding_images_moves_none(tmp_path):
+    root = tmp_path / "images"
+    make_tree(root, per_class=15)
+    run_do(root, tmp_path / "a")
+    run_do(root, tmp_path / "b")
+    for split in ("train", "eval"):
+        a = sorted(os.listdir(tmp_path / "a" / f"Split-{split}"))
+        assert a == sorted(os.listdir(tmp_path / "b" / f"Split-{split}"))
+        for name in a:
+            assert (tmp_path / "a" / f"Split-{split}" / name).read_bytes() == (
+                tmp_path / "b" / f"Split-{split}" / name
+            ).read_bytes()
+    before = ids_by_split(tmp_path / "a")
+    make_tree(root, classes=("cat", "dog", "bird"), per_class=25, seed=7)  # more of each, and a class
+    run_do(root, tmp_path / "c")
+    after = ids_by_split(tmp_path / "c")
+    for split in ("train", "eval"):
+        assert set(before[split]) <= set(after[split])
+    assert len(after["train"]) + len(after["eval"]) == 75
+
+
+def test_labels_csv_join_reports_each_mismatch(tmp_path):
+    root = tmp_path / "images"
+    for name, seed in [("a1", 1), ("a2", 2), ("b1", 3), ("nolabel", 4), ("conflict", 5)]:
+        write(root / "train" / "x" / f"{name}.jpg", encode(seed=seed))
+    write(root / "train" / "y" / "a1.png", encode("PNG", seed=6))  # same id as train/x/a1.jpg
+    nfd_name = unicodedata.normalize("NFD", "경복궁")
+    write(root / "train" / "y" / f"{nfd_name}.jpg", encode(seed=7))
+    csv = tmp_path / "labels.csv"
+    csv.write_text(
+        "id,landmark_id\na1,10\na2.jpg,2\nb1,10\nconflict,1\nconflict,2\nghost,3\n경복궁,2\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    options = ImageOptions(labels_csv=str(csv), max_reject_fraction=0.9)
+    one_split = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1)]
+        )
+    )
+    run_do(root, out, options, output_config=one_split)
+
+    assert executor.read_vocabulary(str(out)) == ["2", "10"]  # numeric order
+    rejects = {
+        (r["path"], r["reason"])
+        for r in map(json.loads, open(out / executor.REJECTS_FILE, encoding="utf-8"))
+    }
+    assert rejects == {
+        ("train/x/nolabel.jpg", images.ID_NOT_IN_CSV),
+        ("train/x/conflict.jpg", images.CONFLICTING_LABELS),
+        ("train/y/a1.png", images.DUPLICATE_ID),
+        ("ghost", images.CSV_ID_WITHOUT_IMAGE),
+    }
+    report = executor.read_report(str(out))
+    assert report["csv_ids_without_image"] == 1
+    assert report["files_seen"] == report["examples"] + report["rejected"] + report["skipped"] == 7
+    rows = examples_of(out, "train")
+    labels = {r["id"].decode(): (r["label_name"].decode(), r["label"]) for r in rows}
+    assert labels == {"a1": ("10", 1), "a2": ("2", 0), "b1": ("10", 1), "경복궁": ("2", 0)}
+
+
+def test_csv_without_the_named_column_is_a_clear_error(tree, tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image,landmark_id,city\n1,2,3\n")
+    with pytest.raises(ValueError, match="no id column 'id'.*'image', 'landmark_id', 'city'"):
+        run_do(tree, tmp_path / "out", ImageOptions(labels_csv=str(csv)))
+    with pytest.raises(ValueError, match="name the label column"):
+        run_do(tree, tmp_path / "out2", ImageOptions(labels_csv=str(csv), id_column="image"))
+
+
+def test_nfc_and_nfd_spellings_of_one_name_are_one_image(tmp_path):
+    root = tmp_path / "images"
+    make_tree(root, per_class=5)
+    label = "남산타워"
+    write(root / "train" / unicodedata.normalize("NFC", label) / "1.jpg", encode(seed=1))
+    write(root / "train" / unicodedata.normalize("NFD", label) / "1.jpg", encode(seed=2))
+    out = tmp_path / "out"
+    run_do(root, out)
+    assert executor.read_vocabulary(str(out)) == sorted(["cat", "dog", label])
+    report = executor.read_report(str(out))
+    assert report["rejected_by_reason"] == {images.DUPLICATE_PATH: 1}
+    assert report["examples"] == 11 and report["reconciled"]
+
+
+def test_presplit_tree_keeps_its_splits_and_shares_the_vocabulary(tmp_path):
+    root = tmp_path / "images"
+    make_tree(root, classes=("cat", "dog"), prefix="train", per_class=4)
+    make_tree(root, classes=("dog", "owl"), prefix="eval", per_class=2, seed=50)
+    out = tmp_path / "out"
+    split_input = example_gen_pb2.Input(
+        splits=[
+            example_gen_pb2.Input.Split(name="train", pattern="train"),
+            example_gen_pb2.Input.Split(name="eval", pattern="eval"),
+        ]
+    )
+    run_do(root, out, input_config=split_input)
+    assert executor.read_vocabulary(str(out)) == ["cat", "dog", "owl"]
+    by_split = ids_by_split(out)
+    assert all(p.startswith("train/") for p in by_split["train"]) and len(by_split["train"]) == 8
+    assert all(p.startswith("eval/") for p in by_split["eval"]) and len(by_split["eval"]) == 4
+    owl = [r for r in examples_of(out, "eval") if r["label_name"] == b"owl"]
+    assert owl and all(r["label"] == 2 for r in owl)
+
+
+def test_label_level_and_custom_feature_names(tmp_path):
+    root = tmp_path / "images"
+    make_tree(root, classes=("palace", "tower"), prefix="train/seoul", per_class=3)
+    make_tree(root, classes=("beach",), prefix="train/busan", per_class=3, seed=9)
+    features = FeatureNames(label="landmark_id", image="image")
+    out = tmp_path / "out"
+    options = ImageOptions(label_level=1, features=features)
+    run_do(root, out, options)
+    assert executor.read_vocabulary(str(out)) == ["busan", "seoul"]
+    rows = examples_of(out, "train", features) + examples_of(out, "eval", features)
+    assert {r["label_name"] for r in rows} == {b"busan", b"seoul"}
+    assert all("landmark_id" in r and "image" in r for r in rows)
+
+
+def test_too_many_rejects_fails_after_writing_the_report(tree, tmp_path):
+    for i in range(4):
+        write(os.path.join(tree, "train", "cat", f"bad{i}.jpg"), b"not a jpeg")
+    out = tmp_path / "out"
+    with pytest.raises(executor.ImageExampleGenError, match="25% of the images were rejected"):
+        run_do(tree, out, ImageOptions(max_reject_fraction=0.2))
+    assert executor.read_report(str(out))["rejected_by_reason"] == {images.NOT_AN_IMAGE: 4}
+
+
+def test_nothing_usable_fails_with_reasons(tmp_path):
+    root = tmp_path / "images"
+    write(root / "a" / "x.jpg", b"")
+    with pytest.raises(executor.ImageExampleGenError, match="no usable images.*empty_file"):
+        run_do(root, tmp_path / "out")
+
+
+def test_split_pattern_matching_nothing_is_a_clear_error(tree, tmp_path):
+    config = example_gen_pb2.Input(
+        splits=[
+            example_gen_pb2.Input.Split(name="train", pattern="train"),
+            example_gen_pb2.Input.Split(name="eval", pattern="validation"),
+        ]
+    )
+    with pytest.raises(ValueError, match="'eval' pattern 'validation' matches nothing"):
+        run_do(tree, tmp_path / "out", input_config=config)
+
+
+def test_images_per_shard_sets_the_number_of_shard_files(tmp_path):
+    root = tmp_path / "images"
+    make_tree(root, per_class=10)
+    out = tmp_path / "out"
+    run_do(root, out, ImageOptions(images_per_shard=3))
+    report = executor.read_report(str(out))
+    n = report["splits"]["train"]
+    files = sorted(os.listdir(out / "Split-train"))
+    shards = -(-n // 3)
+    assert files and all(f.endswith(f"-of-{shards:05d}.gz") for f in files)
+    assert len(files) > 1
+    assert len(examples_of(out, "train")) == n
