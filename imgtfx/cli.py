@@ -26,13 +26,17 @@ def _beam_args(values: list[str] | None) -> list[str]:
     return args
 
 
-def _add_input_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", required=True, help="image root folder (or gs:// URI)")
+def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = True) -> None:
+    parser.add_argument(
+        "--images", required=images_required, help="image root folder (or gs:// URI)"
+    )
     parser.add_argument("--labels", help="labels CSV (id,label); default: labels from folders")
     parser.add_argument("--id-column", default="id", help="CSV column of image ids (file stems)")
     parser.add_argument("--label-column", help="CSV label column (default: the other column)")
     parser.add_argument(
-        "--label-level", type=int, default=-1,
+        "--label-level",
+        type=int,
+        default=-1,
         help="folder level naming the label, Python index over the path's folders (default -1: "
         "the folder holding the image)",
     )
@@ -43,7 +47,10 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-reject-fraction", type=float, default=0.2)
     parser.add_argument(
-        "--beam-arg", action="append", default=[], metavar="ARG",
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
         help="Beam pipeline argument, repeatable (e.g. --beam-arg=--runner=DataflowRunner)",
     )
 
@@ -86,6 +93,49 @@ def convert(args) -> int:
     return 0
 
 
+def run(args) -> int:
+    from pipeline import local_runner
+    from trainer.options import TrainerOptions
+
+    if args.sample:
+        from imgtfx.sample_data import write_digits_tree
+
+        sample_root = os.path.join(args.root, "sample_data")
+        if not os.path.isdir(os.path.join(sample_root, "images")):
+            write_digits_tree(sample_root)
+        args.images = os.path.join(sample_root, "images")
+        args.labels = os.path.join(sample_root, "train.csv")
+    elif not args.images:
+        raise ValueError("give --images DIR (or --sample for the built-in digits).")
+    trainer_options = TrainerOptions(
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        augment=not args.no_augment,
+        flip=args.flip,
+        class_weights=args.class_weights,
+    )
+    summary = local_runner.run(
+        images_root=args.images,
+        root=args.root,
+        image_options=_options(args),
+        trainer_options=trainer_options,
+        input_config=_input_config(args),
+        train_steps=args.train_steps,
+        eval_percent=args.eval_percent,
+        min_accuracy=args.min_accuracy,
+        beam_pipeline_args=_beam_args(args.beam_arg),
+    )
+    accuracy = summary["accuracy"]
+    print(
+        f"examples {summary['examples']}, rejected {summary['rejected']}, accuracy "
+        f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}, "
+        f"{'BLESSED' if summary['blessed'] else 'NOT blessed'}"
+    )
+    print(f"pushed model: {summary['pushed_model'] or 'none (not blessed)'}")
+    print(f"summary: {local_runner.paths(summary['root'])['summary']}")
+    return 0
+
+
 def sample(args) -> int:
     from imgtfx.sample_data import write_digits_tree
 
@@ -95,6 +145,8 @@ def sample(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline import configs
+
     parser = argparse.ArgumentParser(
         prog="imgtfx", description="TFX image-classification pipeline for labelled image trees."
     )
@@ -104,6 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_args(p)
     p.add_argument("--output", required=True, help="output folder")
     p.set_defaults(func=convert)
+
+    p = commands.add_parser("run", help="run the whole pipeline locally (LocalDagRunner)")
+    _add_input_args(p, images_required=False)
+    p.add_argument("--sample", action="store_true", help="use the built-in digits sample data")
+    p.add_argument("--root", required=True, help="folder for artifacts, metadata and models")
+    p.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
+    p.add_argument("--image-size", type=int, default=configs.IMAGE_SIZE)
+    p.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
+    p.add_argument("--min-accuracy", type=float, default=configs.MIN_ACCURACY)
+    p.add_argument("--class-weights", choices=["none", "balanced"], default="none")
+    p.add_argument("--flip", action="store_true", help="random left-right flips in training")
+    p.add_argument("--no-augment", action="store_true", help="no training augmentation")
+    p.set_defaults(func=run)
 
     p = commands.add_parser("sample", help="write the built-in sample image tree (digits)")
     p.add_argument("--output", required=True)

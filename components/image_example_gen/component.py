@@ -30,12 +30,12 @@ class ImageExampleGen(component.FileBasedExampleGen):
         output_config: example_gen_pb2.Output | data_types.RuntimeParameter | None = None,
     ):
         """Args:
-          input_base: the image root (a local folder or a gs:// URI).
-          options: labelling, checking and feature-name options; defaults label by leaf folder.
-          input_config: splits as folders under the root (pre-split trees, e.g. train/ and
-            eval/); default: the whole root as one split.
-          output_config: hash split sizes, used when input_config has one split; default
-            train:eval = 4:1 on the image id (CSV) or relative path (folder labels).
+        input_base: the image root (a local folder or a gs:// URI).
+        options: labelling, checking and feature-name options; defaults label by leaf folder.
+        input_config: splits as folders under the root (pre-split trees, e.g. train/ and
+          eval/); default: the whole root as one split.
+        output_config: hash split sizes, used when input_config has one split; default
+          train:eval = 4:1 on the image id (CSV) or relative path (folder labels).
         """
         if not input_base:
             raise ValueError("ImageExampleGen needs input_base, the folder holding the images.")

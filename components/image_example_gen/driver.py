@@ -15,7 +15,6 @@ import tensorflow as tf
 from tfx.components.example_gen import driver, utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
 
 from components.image_example_gen import executor
 
@@ -61,7 +60,9 @@ def _files_under(top: str):
 class Driver(driver.FileBasedDriver):
     """FileBasedDriver with a whole-tree fingerprint."""
 
-    def resolve_exec_properties(self, exec_properties: dict[str, Any], pipeline_info, component_info):
+    def resolve_exec_properties(
+        self, exec_properties: dict[str, Any], pipeline_info, component_info
+    ):
         exec_properties = super().resolve_exec_properties(
             exec_properties, pipeline_info, component_info
         )

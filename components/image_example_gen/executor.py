@@ -29,11 +29,13 @@ import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.components.example_gen import utils as example_gen_utils
+from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import (
     BaseExampleGenExecutor,
     _PartitionFn,
 )
 from tfx.components.example_gen.write_split import DEFAULT_FILE_NAME
+from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
@@ -173,7 +175,7 @@ def _read_csv_rows(path: str, id_column: str, label_column: str) -> Iterator[tup
     with tf.io.gfile.GFile(path, "r") as f:
         for chunk in pd.read_csv(f, dtype=str, keep_default_na=False, chunksize=50_000):
             chunk.columns = [nfc_strip(c) for c in chunk.columns]
-            for raw_id, label in zip(chunk[id_column], chunk[label_column]):
+            for raw_id, label in zip(chunk[id_column], chunk[label_column], strict=True):
                 yield images.csv_id(raw_id), nfc_strip(label)
 
 
@@ -431,7 +433,8 @@ def plan_images(
         labeled.records
         | "KeyByPath" >> beam.Map(lambda r: (r.file.path, r))
         | "GroupByPath" >> beam.GroupByKey()
-        | "DropSamePath" >> beam.FlatMap(_first_of_same_path).with_outputs("outcomes", main="records")
+        | "DropSamePath"
+        >> beam.FlatMap(_first_of_same_path).with_outputs("outcomes", main="records")
     )
     outcome_parts.append(unique.outcomes)
 
@@ -509,7 +512,9 @@ def _write_outputs(
         formats.update(stats["formats"])
         for label, n in stats["classes"].items():
             classes[label][stats["split"]] = classes[label].get(stats["split"], 0) + n
-    by_status = {s: collections.Counter() for s in (images.REJECTED, images.SKIPPED, images.CSV_ROW)}
+    by_status = {
+        s: collections.Counter() for s in (images.REJECTED, images.SKIPPED, images.CSV_ROW)
+    }
     for o in outcomes:
         by_status[o.status][o.reason] += 1
     examples = sum(splits.values())
@@ -640,12 +645,18 @@ class Executor(BaseExampleGenExecutor):
                 )
             )
 
+        examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(
+            artifact, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP)
+        )
         report = read_report(output_uri)
         for key in ("files_seen", "examples", "rejected", "skipped", "num_classes"):
             artifact.set_int_custom_property(key, int(report[key]))
         for split, n in report["splits"].items():
             artifact.set_int_custom_property(f"examples_{split}", n)
-        artifact.set_string_custom_property("label_vocabulary", os.path.join(output_uri, LABELS_FILE))
+        artifact.set_string_custom_property(
+            "label_vocabulary", os.path.join(output_uri, LABELS_FILE)
+        )
         logging.info(
             "ImageExampleGen: %d files seen, %d examples %s, %d rejected, %d skipped.",
             report["files_seen"],

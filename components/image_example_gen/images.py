@@ -176,9 +176,13 @@ def _walk_local(split, root, folder, ancestors, visited, ignore) -> Iterator:
             continue
         key = (st.st_dev, st.st_ino)
         if key in ancestors:
-            yield Outcome(rel, REJECTED, SYMLINK_LOOP, f"links back to {os.path.realpath(entry.path)}")
+            yield Outcome(
+                rel, REJECTED, SYMLINK_LOOP, f"links back to {os.path.realpath(entry.path)}"
+            )
         elif key in visited:
-            yield Outcome(rel, SKIPPED, ALREADY_WALKED, f"same folder as {os.path.realpath(entry.path)}")
+            yield Outcome(
+                rel, SKIPPED, ALREADY_WALKED, f"same folder as {os.path.realpath(entry.path)}"
+            )
         else:
             visited.add(key)
             yield from _walk_local(split, root, entry.path, ancestors | {key}, visited, ignore)
@@ -262,7 +266,9 @@ def check_image(data: bytes, max_pixels: int, transcode: bool) -> ImageInfo | Ou
     if _tf_decodes(image, data):
         return ImageInfo(data, TF_FORMATS[image.format], source_format, height, width, channels)
     if not transcode:
-        return Outcome("", REJECTED, UNSUPPORTED_FORMAT, f"TensorFlow cannot decode {source_format}")
+        return Outcome(
+            "", REJECTED, UNSUPPORTED_FORMAT, f"TensorFlow cannot decode {source_format}"
+        )
     return _to_png(image, source_format, height, width)
 
 

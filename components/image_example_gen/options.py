@@ -1,6 +1,6 @@
 """Options of ImageExampleGen, carried to the executor inside `example_gen_pb2.CustomConfig`.
 
-The options ride as a packed `google.protobuf.Struct` (the pattern of tfx-addons' feast_examplegen), so
+The options ride as a packed `google.protobuf.Struct` (as tfx-addons' feast_examplegen does), so
 they show up in ML Metadata and in a compiled Kubeflow spec as plain JSON.
 """
 

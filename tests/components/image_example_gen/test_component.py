@@ -1,4 +1,4 @@
-"""ImageExampleGen as a component: constructor checks, and a run on LocalDagRunner read from MLMD."""
+"""ImageExampleGen as a component: constructor checks, a LocalDagRunner run read from MLMD."""
 
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ def test_runs_in_local_dag_runner_and_records_counts_in_mlmd(tmp_path):
     executions, artifacts = _executions(db)
     assert [e.last_known_state for e in executions] == [metadata_store_pb2.Execution.COMPLETE]
     (examples,) = artifacts
-    props = {k: v.int_value for k, v in examples.custom_properties.items() if v.HasField("int_value")}
+    props = {
+        k: v.int_value for k, v in examples.custom_properties.items() if v.HasField("int_value")
+    }
     assert props["files_seen"] == 13
     assert props["examples"] == 12 and props["rejected"] == 1
     assert props["examples_train"] + props["examples_eval"] == 12

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import unicodedata
 
 import apache_beam as beam
@@ -17,7 +16,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.image_example_gen import executor, images, reader
-from components.image_example_gen.component import ImageExampleGen, hash_split_config
+from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.options import FeatureNames, ImageOptions
 from tests.conftest import encode, make_tree, write
 
@@ -57,9 +56,12 @@ def ids_by_split(out, splits=("train", "eval")):
 
 
 def test_ptransform_yields_examples_inside_pipeline(tree):
-    props = exec_properties(tree, input_config=example_gen_pb2.Input(
-        splits=[example_gen_pb2.Input.Split(name="train", pattern="train")]
-    ))
+    props = exec_properties(
+        tree,
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="train", pattern="train")]
+        ),
+    )
     props[standard_component_specs.OUTPUT_CONFIG_KEY] = proto_utils.proto_to_json(
         example_gen_pb2.Output()
     )
@@ -126,7 +128,9 @@ def test_two_runs_write_identical_files_and_adding_images_moves_none(tmp_path):
                 tmp_path / "b" / f"Split-{split}" / name
             ).read_bytes()
     before = ids_by_split(tmp_path / "a")
-    make_tree(root, classes=("cat", "dog", "bird"), per_class=25, seed=7)  # more of each, and a class
+    make_tree(
+        root, classes=("cat", "dog", "bird"), per_class=25, seed=7
+    )  # more of each, and a class
     run_do(root, tmp_path / "c")
     after = ids_by_split(tmp_path / "c")
     for split in ("train", "eval"):

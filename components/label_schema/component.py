@@ -1,0 +1,63 @@
+"""LabelSchema: SchemaGen's inferred schema, with label domains taken from the label vocabulary.
+
+SchemaGen infers the label's range from the statistics it saw, so a class absent from one run's
+data would make the next run's examples look anomalous, or pass unnoticed. The vocabulary written
+by ImageExampleGen is the truth: `label` is an int in [0, n) and `label_name` one of the names.
+The image bytes feature is marked as an image domain so that validation does not treat it as text.
+"""
+
+import os
+
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx import v1 as tfx
+
+from components.image_example_gen.executor import read_report, read_vocabulary
+from components.image_example_gen.options import ImageOptions
+
+SCHEMA_FILE = "schema.pbtxt"
+
+
+def curate_schema(
+    schema: schema_pb2.Schema, vocabulary: list[str], options: ImageOptions
+) -> schema_pb2.Schema:
+    """Returns a copy of `schema` with label and image domains set from the vocabulary."""
+    curated = schema_pb2.Schema()
+    curated.CopyFrom(schema)
+    features = {f.name: f for f in curated.feature}
+    names = options.features
+    if names.label in features:
+        label = features[names.label]
+        label.ClearField("domain_info")
+        label.int_domain.min = 0
+        label.int_domain.max = len(vocabulary) - 1
+        label.int_domain.is_categorical = True
+    if names.label_name in features:
+        label_name = features[names.label_name]
+        label_name.ClearField("domain_info")
+        label_name.domain = names.label_name
+        curated.ClearField("string_domain")
+        for domain in schema.string_domain:
+            if domain.name != names.label_name:
+                curated.string_domain.add().CopyFrom(domain)
+        domain = curated.string_domain.add(name=names.label_name)
+        domain.value.extend(vocabulary)
+    if names.image in features:
+        image = features[names.image]
+        image.ClearField("domain_info")
+        image.image_domain.SetInParent()
+    return curated
+
+
+@tfx.dsl.components.component
+def LabelSchema(  # noqa: N802 - a TFX component, named like one
+    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    curated_schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
+) -> None:
+    """Writes `curated_schema`: `schema` with label domains from `examples`' labels.txt."""
+    inferred = tfdv.load_schema_text(os.path.join(schema.uri, SCHEMA_FILE))
+    options = ImageOptions.from_dict(read_report(examples.uri)["options"])
+    vocabulary = read_vocabulary(examples.uri)
+    curated = curate_schema(inferred, vocabulary, options)
+    tfdv.write_schema_text(curated, os.path.join(curated_schema.uri, SCHEMA_FILE))

@@ -1,0 +1,111 @@
+"""Runs the pipeline on this machine: LocalDagRunner, SQLite ML Metadata, Beam's DirectRunner.
+
+The only code (beside the Kubeflow runner) that knows where things go:
+  ROOT/pipeline/        artifacts           ROOT/metadata.sqlite   ML Metadata
+  ROOT/serving/         pushed models       ROOT/summary.json      what the run produced
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tfx import v1 as tfx
+
+from components.image_example_gen import ImageOptions, images
+from components.image_example_gen.executor import labels_csv_columns, split_tops
+from pipeline import configs, results
+from pipeline.pipeline import create_pipeline
+from trainer.options import TrainerOptions
+
+
+def paths(root: str) -> dict[str, str]:
+    return {
+        "pipeline_root": os.path.join(root, "pipeline"),
+        "metadata": os.path.join(root, "metadata.sqlite"),
+        "serving": os.path.join(root, "serving"),
+        "summary": os.path.join(root, "summary.json"),
+    }
+
+
+def check_inputs(images_root: str, root: str, options: ImageOptions) -> None:
+    """Cheap checks before any heavy work, each failing with a one-line message.
+
+    Raises:
+      ValueError: missing image folder, a root that cannot be written, a labels CSV without the
+        needed columns or that matches no image.
+    """
+    if not os.path.isdir(images_root):
+        raise ValueError(f"image root {images_root} is not a folder.")
+    try:
+        os.makedirs(root, exist_ok=True)
+        probe = os.path.join(root, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"cannot write to root {root}: {e.strerror or e}.") from None
+    if options.labels_csv:
+        id_column, _ = labels_csv_columns(options)
+        import pandas as pd
+
+        csv_ids = {
+            images.csv_id(str(i))
+            for i in pd.read_csv(options.labels_csv, dtype=str, usecols=[id_column])[id_column]
+        }
+        ignore = frozenset({os.path.realpath(options.labels_csv)})
+        for top in split_tops(images_root, "*"):
+            for entry in images.walk("", images_root, top, ignore):
+                if isinstance(entry, images.FoundFile) and images.image_id(entry.path) in csv_ids:
+                    return
+        raise ValueError(
+            f"labels CSV {options.labels_csv} matches no image under {images_root}: its "
+            f"'{id_column}' column must hold file names without extension."
+        )
+
+
+def run(
+    images_root: str,
+    root: str,
+    image_options: ImageOptions = ImageOptions(),
+    trainer_options: TrainerOptions = TrainerOptions(),
+    input_config: tfx.proto.Input | None = None,
+    train_steps: int = configs.TRAIN_STEPS,
+    eval_steps: int = configs.EVAL_STEPS,
+    eval_percent: int = configs.EVAL_PERCENT,
+    min_accuracy: float = configs.MIN_ACCURACY,
+    beam_pipeline_args: list[str] | None = None,
+    pipeline_name: str = configs.PIPELINE_NAME,
+) -> dict:
+    """Runs the whole pipeline and writes ROOT/summary.json; returns the summary."""
+    root = os.path.abspath(root)
+    images_root = os.path.abspath(images_root)
+    check_inputs(images_root, root, image_options)
+    if train_steps <= 0:
+        raise ValueError(f"train steps must be positive, got {train_steps}.")
+    where = paths(root)
+    pipeline = create_pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=where["pipeline_root"],
+        images=images_root,
+        serving_dir=where["serving"],
+        image_options=image_options,
+        trainer_options=trainer_options,
+        input_config=input_config,
+        eval_percent=eval_percent,
+        train_steps=train_steps,
+        eval_steps=eval_steps,
+        min_accuracy=min_accuracy,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            where["metadata"]
+        ),
+        beam_pipeline_args=list(
+            configs.BEAM_PIPELINE_ARGS if beam_pipeline_args is None else beam_pipeline_args
+        ),
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    summary = results.summarize(where["metadata"], pipeline_name)
+    summary["root"] = root
+    with open(where["summary"], "w", encoding="utf-8") as f:
+        json.dump(summary, f, ensure_ascii=False, indent=2)
+    return summary

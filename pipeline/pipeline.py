@@ -1,0 +1,177 @@
+"""The image-classification pipeline, built once and run by any runner (local or Kubeflow).
+
+ImageExampleGen -> StatisticsGen -> SchemaGen -> LabelSchema -> ExampleValidator
+                -> Trainer -> Evaluator (vs. the latest blessed model) -> Pusher
+"""
+
+from __future__ import annotations
+
+import tensorflow_data_validation as tfdv
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.image_example_gen import ImageExampleGen, ImageOptions
+from components.image_example_gen.component import default_output_config
+from components.label_schema import LabelSchema
+from pipeline import configs
+from trainer.model import PROBABILITIES
+from trainer.options import TrainerOptions
+
+TRAINER_RUN_FN = "trainer.model.run_fn"
+
+
+def eval_config(
+    options: ImageOptions,
+    min_accuracy: float = configs.MIN_ACCURACY,
+    top_k: int = configs.TOP_K,
+) -> tfma.EvalConfig:
+    """Multiclass evaluation: accuracy with an absolute bound and a bound relative to the latest
+    blessed model, top-k accuracy, and every metric per class (slices on the label name)."""
+    accuracy_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -configs.MAX_ACCURACY_DROP},
+        ),
+    )
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=options.features.label,
+                prediction_key=PROBABILITIES,
+                preprocessing_function_names=[],
+            )
+        ],
+        slicing_specs=[
+            tfma.SlicingSpec(),
+            tfma.SlicingSpec(feature_keys=[options.features.label_name]),
+        ],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(
+                        class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold
+                    ),
+                    tfma.MetricConfig(
+                        class_name="SparseTopKCategoricalAccuracy",
+                        config=f'"k": {top_k}',
+                    ),
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                ]
+            )
+        ],
+    )
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    images: str,
+    serving_dir: str,
+    image_options: ImageOptions = ImageOptions(),
+    trainer_options: TrainerOptions = TrainerOptions(),
+    input_config: tfx.proto.Input | None = None,
+    eval_percent: int = configs.EVAL_PERCENT,
+    train_steps: int | tfx.dsl.experimental.RuntimeParameter = configs.TRAIN_STEPS,
+    eval_steps: int = configs.EVAL_STEPS,
+    min_accuracy: float = configs.MIN_ACCURACY,
+    metadata_connection_config=None,
+    beam_pipeline_args: list[str] | None = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """Builds the pipeline. Knows no paths of its own: runners pass roots and locations.
+
+    Args:
+      pipeline_name: name in ML Metadata (and on Kubeflow).
+      pipeline_root: where artifacts go (a folder or gs:// URI).
+      images: the image root (a folder or gs:// URI), or a RuntimeParameter.
+      serving_dir: where blessed models are pushed.
+      image_options: labels CSV, label level, checks, feature names.
+      trainer_options: image size, batch size, augmentation, class weights.
+      input_config: pre-split trees: one input split per top folder.
+      eval_percent: eval share of the hash split (when input_config has one split).
+      train_steps: training steps (an int or a RuntimeParameter).
+      eval_steps: eval batches per evaluation round during training.
+      min_accuracy: the accuracy a model needs to be blessed and pushed.
+      metadata_connection_config: ML Metadata connection (local runs; None on Kubeflow).
+      beam_pipeline_args: Beam options for the data steps (Dataflow, Flink, Spark ...).
+      enable_cache: reuse results of unchanged steps.
+    """
+    if not 0.0 <= min_accuracy <= 1.0:
+        raise ValueError(f"min accuracy must be between 0 and 1, got {min_accuracy}.")
+    input_config = input_config or tfx.proto.Input(
+        splits=[tfx.proto.Input.Split(name="single_split", pattern="*")]
+    )
+    example_gen = ImageExampleGen(
+        input_base=images,
+        options=image_options,
+        input_config=input_config,
+        output_config=default_output_config(input_config, image_options, eval_percent),
+    )
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"],
+        stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
+    )
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
+    )
+    label_schema = LabelSchema(
+        schema=schema_gen.outputs["schema"], examples=example_gen.outputs["examples"]
+    )
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=label_schema.outputs["curated_schema"],
+    )
+    trainer_options = _with_features(trainer_options, image_options)
+    trainer = tfx.components.Trainer(
+        run_fn=TRAINER_RUN_FN,
+        examples=example_gen.outputs["examples"],
+        schema=label_schema.outputs["curated_schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+        custom_config=trainer_options.to_dict(),
+    )
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(image_options, min_accuracy),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            label_schema,
+            example_validator,
+            trainer,
+            model_resolver,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args or []),
+    )
+
+
+def _with_features(trainer_options: TrainerOptions, image_options: ImageOptions) -> TrainerOptions:
+    """The trainer reads the feature names the ImageExampleGen writes."""
+    import dataclasses
+
+    return dataclasses.replace(trainer_options, features=image_options.features)

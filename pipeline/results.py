@@ -1,0 +1,105 @@
+"""What a finished run produced, read from ML Metadata: the run summary users look at."""
+
+from __future__ import annotations
+
+import os
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+from components.image_example_gen.executor import read_report
+
+_DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+ACCURACY = "sparse_categorical_accuracy"
+
+
+def latest_run_outputs(store, pipeline_name: str) -> dict[str, dict]:
+    """{node id: {'state': ..., 'outputs': {artifact type: [artifact]}}} of the latest run."""
+    runs = [
+        c
+        for c in store.get_contexts_by_type("pipeline_run")
+        if any(p.name == pipeline_name for p in store.get_parent_contexts_by_context(c.id))
+    ] or store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        return {}
+    run = max(runs, key=lambda c: c.id)
+    nodes: dict[str, dict] = {}
+    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
+        node_contexts = [
+            c
+            for c in store.get_contexts_by_execution(execution.id)
+            if c.type == "node" or store.get_context_types_by_id([c.type_id])[0].name == "node"
+        ]
+        if not node_contexts:
+            continue
+        node_id = node_contexts[0].name.split(".", 1)[-1]
+        outputs: dict[str, list] = {}
+        events = store.get_events_by_execution_ids([execution.id])
+        ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+        for artifact in store.get_artifacts_by_id(ids):
+            type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
+            outputs.setdefault(type_name, []).append(artifact)
+        nodes[node_id] = {
+            "state": metadata_store_pb2.Execution.State.Name(execution.last_known_state),
+            "outputs": outputs,
+        }
+    return nodes
+
+
+def _first(nodes, node_id, type_name):
+    artifacts = nodes.get(node_id, {}).get("outputs", {}).get(type_name, [])
+    return artifacts[0] if artifacts else None
+
+
+def overall_accuracy(evaluation_uri: str) -> float | None:
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    for slice_key, metrics in result.slicing_metrics:
+        if slice_key == ():
+            for output in metrics.values():
+                for sub in output.values():
+                    if ACCURACY in sub:
+                        return float(sub[ACCURACY]["doubleValue"])
+                    for model_metrics in sub.values():  # keyed by model name with a baseline
+                        if isinstance(model_metrics, dict) and ACCURACY in model_metrics:
+                            return float(model_metrics[ACCURACY]["doubleValue"])
+    return None
+
+
+def summarize(metadata_path: str, pipeline_name: str) -> dict:
+    """The run summary: examples per split, rejects, accuracy, blessing, model paths."""
+    config = metadata.sqlite_metadata_connection_config(metadata_path)
+    with metadata.Metadata(config) as m:
+        nodes = latest_run_outputs(m.store, pipeline_name)
+    examples = _first(nodes, "ImageExampleGen", "Examples")
+    model = _first(nodes, "Trainer", "Model")
+    evaluation = _first(nodes, "Evaluator", "ModelEvaluation")
+    blessing = _first(nodes, "Evaluator", "ModelBlessing")
+    pushed = _first(nodes, "Pusher", "PushedModel")
+    summary: dict = {
+        "steps": {node: info["state"] for node, info in nodes.items()},
+        "examples": None,
+        "rejected": None,
+        "accuracy": None,
+        "blessed": None,
+        "model": os.path.join(model.uri, "Format-Serving") if model else None,
+        "pushed_model": None,
+    }
+    if examples:
+        report = read_report(examples.uri)
+        summary.update(
+            examples=report["splits"],
+            rejected=report["rejected"],
+            skipped=report["skipped"],
+            num_classes=report["num_classes"],
+            examples_uri=examples.uri,
+        )
+    if evaluation:
+        summary["accuracy"] = overall_accuracy(evaluation.uri)
+        summary["evaluation_uri"] = evaluation.uri
+    if blessing:
+        summary["blessed"] = bool(blessing.custom_properties["blessed"].int_value)
+    if pushed and pushed.custom_properties["pushed"].int_value:
+        summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value
+    return summary

@@ -1,0 +1,75 @@
+"""The pipeline's shape and its fail-fast checks (no component runs here)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from components.image_example_gen import ImageOptions
+from pipeline import local_runner
+from pipeline.pipeline import create_pipeline, eval_config
+from tests.conftest import make_tree
+from trainer.options import TrainerOptions
+
+
+def test_pipeline_wires_every_step(tmp_path):
+    p = create_pipeline("p", str(tmp_path / "root"), "/images", str(tmp_path / "serving"))
+    ids = sorted(c.id for c in p.components)
+    assert ids == sorted(
+        [
+            "ImageExampleGen",
+            "StatisticsGen",
+            "SchemaGen",
+            "LabelSchema",
+            "ExampleValidator",
+            "Trainer",
+            "latest_blessed_model_resolver",
+            "Evaluator",
+            "Pusher",
+        ]
+    )
+    by_id = {c.id: c for c in p.components}
+    upstream = {c.id: sorted(u.id for u in c.upstream_nodes) for c in p.components}
+    assert upstream["Trainer"] == ["ImageExampleGen", "LabelSchema"]
+    assert upstream["Evaluator"] == ["ImageExampleGen", "Trainer", "latest_blessed_model_resolver"]
+    assert upstream["Pusher"] == ["Evaluator", "Trainer"]
+    assert by_id["Trainer"].exec_properties["run_fn"] == "trainer.model.run_fn"
+    assert (
+        "module_file" not in by_id["Trainer"].exec_properties
+        or not by_id["Trainer"].exec_properties["module_file"]
+    )
+
+
+def test_eval_config_thresholds_and_slices():
+    config = eval_config(ImageOptions(), min_accuracy=0.75)
+    metrics = {m.class_name: m for m in config.metrics_specs[0].metrics}
+    accuracy = metrics["SparseCategoricalAccuracy"].threshold
+    assert accuracy.value_threshold.lower_bound.value == 0.75
+    assert accuracy.change_threshold.absolute.value < 0
+    assert "SparseTopKCategoricalAccuracy" in metrics
+    assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["label_name"]]
+
+
+def test_bad_configuration_fails_fast_with_one_line(tmp_path):
+    images = tmp_path / "images"
+    make_tree(images, per_class=2)
+    with pytest.raises(ValueError, match="image size must be between"):
+        TrainerOptions(image_size=7)
+    with pytest.raises(ValueError, match="is not a folder"):
+        local_runner.check_inputs(str(tmp_path / "nope"), str(tmp_path / "root"), ImageOptions())
+    csv = tmp_path / "labels.csv"
+    csv.write_text("id,landmark_id\nabc,1\ndef,2\n")
+    with pytest.raises(ValueError, match="matches no image"):
+        local_runner.check_inputs(
+            str(images), str(tmp_path / "root"), ImageOptions(labels_csv=str(csv))
+        )
+    if os.geteuid() != 0:  # root can write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ValueError, match="cannot write to root"):
+            local_runner.check_inputs(str(images), str(locked / "run"), ImageOptions())
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(ValueError, match="cannot write to root"):
+        local_runner.check_inputs(str(images), str(not_a_dir / "run"), ImageOptions())

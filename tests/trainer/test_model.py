@@ -1,0 +1,89 @@
+"""The CNN as pure functions, its input pipeline, and its two serving signatures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.image_example_gen import reader
+from tests.components.image_example_gen.test_executor import run_do
+from tests.conftest import encode, make_tree, write
+from trainer import data, model
+from trainer.options import TrainerOptions
+
+SMALL = TrainerOptions(image_size=16, batch_size=4, filters=(4, 8))
+
+
+def test_build_model_shapes_and_probabilities():
+    m = model.build_model(5, SMALL)
+    assert m.input_shape == (None, 16, 16, 3)
+    assert m.output_shape == (None, 5)
+    out = m(np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32"))
+    np.testing.assert_allclose(out.numpy().sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        model.build_model(1, SMALL)
+
+
+def test_options_reject_unknown_image_size():
+    with pytest.raises(ValueError, match="image size must be between 16 and 512"):
+        TrainerOptions(image_size=4)
+    back = TrainerOptions.from_dict(SMALL.to_dict())
+    assert back == SMALL
+
+
+def test_balanced_class_weights():
+    weights = model.balanced_class_weights([10, 30, 0])
+    assert weights == {0: 2.0, 1: 40 / 60, 2: 0.0}
+    assert weights[0] * 10 == pytest.approx(weights[1] * 30)
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("trainer")
+    root = tmp / "images"
+    make_tree(root, classes=("cat", "dog", "owl"), per_class=8)
+    write(root / "train" / "owl" / "gray.png", encode("PNG", mode="L", size=(30, 10)))
+    write(root / "train" / "owl" / "rgba.png", encode("PNG", mode="RGBA", size=(10, 30)))
+    out = tmp / "examples"
+    run_do(root, out)
+    return str(out)
+
+
+def test_make_dataset_decodes_resizes_and_batches(examples):
+    patterns = [reader.split_pattern(examples, "train")]
+    batch_images, batch_labels = next(iter(data.make_dataset(patterns, SMALL, training=True)))
+    assert batch_images.shape == (4, 16, 16, 3) and batch_images.dtype == tf.float32
+    assert float(tf.reduce_min(batch_images)) >= 0 and float(tf.reduce_max(batch_images)) <= 255
+    assert set(batch_labels.numpy()) <= {0, 1, 2}
+    plain = data.make_dataset(patterns, SMALL, training=False, repeat=False)
+    assert sum(int(b[1].shape[0]) for b in plain) == sum(data.class_counts(patterns).values())
+    assert data.vocabulary_of(patterns) == ["cat", "dog", "owl"]
+
+
+def test_exported_model_answers_both_signatures_with_label_names(examples, tmp_path):
+    patterns = [reader.split_pattern(examples, "train")]
+    vocabulary = data.vocabulary_of(patterns)
+    m = model.build_model(len(vocabulary), SMALL)
+    m.fit(data.make_dataset(patterns, SMALL, training=True), steps_per_epoch=2, epochs=1, verbose=0)
+    path = str(tmp_path / "serving")
+    model.export(m, vocabulary, SMALL, path)
+
+    loaded = tf.saved_model.load(path)
+    serialized = [
+        r.numpy() for r in tf.data.TFRecordDataset(tf.io.gfile.glob(patterns[0]), "GZIP").take(3)
+    ]
+    by_example = loaded.signatures[model.EXAMPLES_SIGNATURE](examples=tf.constant(serialized))
+    raw = [
+        tf.train.Example.FromString(s).features.feature["image_raw"].bytes_list.value[0]
+        for s in serialized
+    ]
+    by_image = loaded.signatures[model.IMAGES_SIGNATURE](images=tf.constant(raw))
+    for out in (by_example, by_image):
+        assert out[model.PROBABILITIES].shape == (3, 3)
+        names = [n.decode() for n in out[model.LABEL_NAME].numpy()]
+        assert names == [vocabulary[i] for i in out[model.CLASS_INDEX].numpy()]
+    np.testing.assert_allclose(
+        by_example[model.PROBABILITIES].numpy(), by_image[model.PROBABILITIES].numpy(), rtol=1e-5
+    )
+    assert open(f"{path}/labels.txt").read().split() == vocabulary
