@@ -1,0 +1,150 @@
+"""End to end on LocalDagRunner: the real pipeline on real digits, few steps (marked slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+from imgtfx.sample_data import write_digits_tree
+from pipeline import local_runner
+from trainer import model
+
+pytestmark = pytest.mark.slow
+
+NODES = {
+    "ImageExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "LabelSchema",
+    "ExampleValidator",
+    "Trainer",
+    "Evaluator",
+    "Pusher",
+}
+IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def _states(root):
+    config = metadata.sqlite_metadata_connection_config(local_runner.paths(root)["metadata"])
+    with metadata.Metadata(config) as m:
+        store = m.store
+        states = []
+        for e in store.get_executions():
+            name = store.get_execution_types_by_id([e.type_id])[0].name
+            states.append((name, metadata_store_pb2.Execution.State.Name(e.last_known_state)))
+    return states
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return write_digits_tree(str(tmp_path_factory.mktemp("digits")), limit=400, with_defects=True)
+
+
+def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, tmp_path):
+    root = str(tmp_path / "run")
+    kwargs = dict(
+        images_root=digits["images"],
+        root=root,
+        image_options=local_runner.ImageOptions(labels_csv=digits["labels_csv"]),
+        trainer_options=local_runner.TrainerOptions(image_size=32, batch_size=16),
+        train_steps=30,
+        eval_steps=5,
+        min_accuracy=0.0,
+        beam_pipeline_args=IN_PROCESS,
+    )
+    summary = local_runner.run(**kwargs)
+    assert set(summary["steps"]) >= NODES
+    assert all(summary["steps"][n] == "COMPLETE" for n in NODES)
+    completed = [name for name, state in _states(root) if state == "COMPLETE"]
+    for node in NODES:  # each component executed exactly once
+        assert sum(node in name for name in completed) == 1, (node, completed)
+    assert summary["examples"]["train"] + summary["examples"]["eval"] == 400
+    assert summary["rejected"] == 3 and summary["blessed"] is True
+    assert 0.0 <= summary["accuracy"] <= 1.0
+    with open(local_runner.paths(root)["summary"]) as f:
+        assert json.load(f)["pushed_model"] == summary["pushed_model"]
+
+    # Nothing changed: data and training come from the cache. The Evaluator runs once more,
+    # now against the model it blessed (the resolver's baseline), and after that all is cached.
+    again = local_runner.run(**kwargs)
+    data_steps = NODES - {"Evaluator", "Pusher"}
+    assert all(again["steps"][n] == "CACHED" for n in data_steps), again["steps"]
+    assert again["steps"]["Evaluator"] == "COMPLETE" and again["blessed"] is True
+    third = local_runner.run(**kwargs)
+    assert all(third["steps"][n] == "CACHED" for n in NODES), third["steps"]
+    assert third["pushed_model"] == again["pushed_model"]
+
+    served = tf.saved_model.load(summary["pushed_model"])
+    jpgs = [
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(digits["images"])
+        for name in names
+        if name.endswith(".jpg") and name not in ("empty.jpg", "truncated.jpg")
+    ][:4]
+    raw = [open(p, "rb").read() for p in jpgs]
+    out = served.signatures[model.IMAGES_SIGNATURE](images=tf.constant(raw))
+    names = {n.decode() for n in out[model.LABEL_NAME].numpy()}
+    assert names <= {str(d) for d in range(10)}
+    assert out[model.PROBABILITIES].shape == (4, 10)
+    examples_file = tf.io.gfile.glob(os.path.join(summary["examples_uri"], "Split-eval", "*"))[0]
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(examples_file, "GZIP").take(2)]
+    out = served.signatures[model.EXAMPLES_SIGNATURE](examples=tf.constant(serialized))
+    assert {n.decode() for n in out[model.LABEL_NAME].numpy()} <= {str(d) for d in range(10)}
+
+
+def _cli(digits, root, steps):
+    return [
+        sys.executable,
+        "-m",
+        "imgtfx.cli",
+        "run",
+        "--images",
+        digits["images"],
+        "--labels",
+        digits["labels_csv"],
+        "--root",
+        root,
+        "--train-steps",
+        str(steps),
+        "--min-accuracy",
+        "0",
+        *[f"--beam-arg={a}" for a in IN_PROCESS],
+    ]
+
+
+def test_killed_run_completes_on_rerun_reusing_finished_steps(digits, tmp_path):
+    root = str(tmp_path / "run")
+    trainer_dir = os.path.join(root, "pipeline", "Trainer")
+    process = subprocess.Popen(
+        _cli(digits, root, steps=2000),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 400
+    while not os.path.isdir(trainer_dir) and time.time() < deadline and process.poll() is None:
+        time.sleep(1)
+    assert os.path.isdir(trainer_dir), "the run never reached the Trainer"
+    time.sleep(3)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(local_runner.paths(root)["summary"])
+
+    done = subprocess.run(
+        _cli(digits, root, steps=2000), capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(local_runner.paths(root)["summary"]) as f:
+        steps = json.load(f)["steps"]
+    for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "LabelSchema"):
+        assert steps[node] == "CACHED", steps
+    assert steps["Trainer"] == "COMPLETE" and steps["Pusher"] == "COMPLETE"
