@@ -43,6 +43,10 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+kubeflow/requirements.txt: uv.lock $(UV)
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-annotate \
+		--format requirements-txt -o $@ -q
+
 bench: setup
 	$(VENV)/bin/python bench/bench.py
 

@@ -8,6 +8,8 @@ import os
 import sys
 import warnings
 
+from pipeline import configs
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # one Keras everywhere: tf-keras (Keras 2)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # google-cloud's notices about Python 3.10, here and in Beam's worker processes.
@@ -16,14 +18,12 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def _beam_args(values: list[str] | None) -> list[str]:
-    """Local default: Beam's DirectRunner with one worker process per core."""
+    """The user's Beam arguments; the local default (DirectRunner, a worker process per core)
+    when they name no runner and no DirectRunner option."""
     args = list(values or [])
-    if not any(a.startswith("--runner") for a in args):
-        if not any(a.startswith("--direct_running_mode") for a in args):
-            args.append("--direct_running_mode=multi_processing")
-        if not any(a.startswith("--direct_num_workers") for a in args):
-            args.append("--direct_num_workers=0")
-    return args
+    if any(a.startswith(("--runner", "--direct_")) for a in args):
+        return args
+    return args + list(configs.BEAM_PIPELINE_ARGS)
 
 
 def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = True) -> None:
@@ -107,8 +107,9 @@ def run(args) -> int:
         args.labels = os.path.join(sample_root, "train.csv")
     elif not args.images:
         raise ValueError("give --images DIR (or --sample for the built-in digits).")
+    size = args.image_size or (configs.SAMPLE_IMAGE_SIZE if args.sample else configs.IMAGE_SIZE)
     trainer_options = TrainerOptions(
-        image_size=args.image_size,
+        image_size=size,
         batch_size=args.batch_size,
         augment=not args.no_augment,
         flip=args.flip,
@@ -136,6 +137,26 @@ def run(args) -> int:
     return 0
 
 
+def compile_spec(args) -> int:
+    from kubeflow.runner import compile_pipeline
+    from trainer.options import TrainerOptions
+
+    compile_pipeline(
+        pipeline_root=args.pipeline_root,
+        images=args.images,
+        image=args.image,
+        output_file=args.output,
+        labels_csv=args.labels,
+        serving_dir=args.serving_dir,
+        train_steps=args.train_steps,
+        trainer_options=TrainerOptions(image_size=args.image_size or configs.IMAGE_SIZE),
+        min_accuracy=args.min_accuracy,
+        beam_pipeline_args=args.beam_arg,
+    )
+    print(f"compiled: {args.output}")
+    return 0
+
+
 def sample(args) -> int:
     from imgtfx.sample_data import write_digits_tree
 
@@ -145,8 +166,6 @@ def sample(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline import configs
-
     parser = argparse.ArgumentParser(
         prog="imgtfx", description="TFX image-classification pipeline for labelled image trees."
     )
@@ -162,13 +181,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", action="store_true", help="use the built-in digits sample data")
     p.add_argument("--root", required=True, help="folder for artifacts, metadata and models")
     p.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
-    p.add_argument("--image-size", type=int, default=configs.IMAGE_SIZE)
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help=f"default {configs.IMAGE_SIZE}; {configs.SAMPLE_IMAGE_SIZE} with --sample",
+    )
     p.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
     p.add_argument("--min-accuracy", type=float, default=configs.MIN_ACCURACY)
     p.add_argument("--class-weights", choices=["none", "balanced"], default="none")
     p.add_argument("--flip", action="store_true", help="random left-right flips in training")
     p.add_argument("--no-augment", action="store_true", help="no training augmentation")
     p.set_defaults(func=run)
+
+    p = commands.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (v2)")
+    p.add_argument("--pipeline-root", required=True, help="artifact root, e.g. gs://bucket/root")
+    p.add_argument("--images", required=True, help="default image root (runtime parameter)")
+    p.add_argument("--labels", help="labels CSV URI")
+    p.add_argument("--image", required=True, help="container image of the steps")
+    p.add_argument("--output", required=True, help="spec file to write (.json)")
+    p.add_argument("--serving-dir", help="push destination (default PIPELINE_ROOT/serving)")
+    p.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--min-accuracy", type=float, default=configs.MIN_ACCURACY)
+    p.add_argument("--beam-arg", action="append", default=[], metavar="ARG")
+    p.set_defaults(func=compile_spec)
 
     p = commands.add_parser("sample", help="write the built-in sample image tree (digits)")
     p.add_argument("--output", required=True)

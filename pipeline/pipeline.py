@@ -91,7 +91,8 @@ def create_pipeline(
       trainer_options: image size, batch size, augmentation, class weights.
       input_config: pre-split trees: one input split per top folder.
       eval_percent: eval share of the hash split (when input_config has one split).
-      train_steps: training steps (an int or a RuntimeParameter).
+      train_steps: training steps; on Kubeflow a RuntimeParameter (ptype str) holding the whole
+        TrainArgs as JSON, since KFP v2 in TFX 1.16 cannot take a parameter inside a proto.
       eval_steps: eval batches per evaluation round during training.
       min_accuracy: the accuracy a model needs to be blessed and pushed.
       metadata_connection_config: ML Metadata connection (local runs; None on Kubeflow).
@@ -128,7 +129,7 @@ def create_pipeline(
         run_fn=TRAINER_RUN_FN,
         examples=example_gen.outputs["examples"],
         schema=label_schema.outputs["curated_schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+        train_args=_train_args(train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
         custom_config=trainer_options.to_dict(),
     )
@@ -168,6 +169,12 @@ def create_pipeline(
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or []),
     )
+
+
+def _train_args(train_steps):
+    if isinstance(train_steps, tfx.dsl.experimental.RuntimeParameter):
+        return train_steps
+    return tfx.proto.TrainArgs(num_steps=train_steps)
 
 
 def _with_features(trainer_options: TrainerOptions, image_options: ImageOptions) -> TrainerOptions:

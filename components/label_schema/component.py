@@ -8,6 +8,7 @@ The image bytes feature is marked as an image domain so that validation does not
 
 import os
 
+import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
@@ -60,4 +61,5 @@ def LabelSchema(  # noqa: N802 - a TFX component, named like one
     options = ImageOptions.from_dict(read_report(examples.uri)["options"])
     vocabulary = read_vocabulary(examples.uri)
     curated = curate_schema(inferred, vocabulary, options)
+    tf.io.gfile.makedirs(curated_schema.uri)
     tfdv.write_schema_text(curated, os.path.join(curated_schema.uri, SCHEMA_FILE))

@@ -1,0 +1,70 @@
+"""The command line: one-line results, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+from imgtfx import cli
+from imgtfx.sample_data import DIGIT_NAMES, write_digits_tree
+from tests.conftest import make_tree
+
+IN_PROCESS = ["--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1"]
+
+
+def test_convert_prints_one_summary_line(tmp_path, capsys):
+    sample = write_digits_tree(str(tmp_path / "digits"), limit=60)
+    out = tmp_path / "out"
+    argv = ["convert", "--images", sample["images"], "--labels", sample["labels_csv"]]
+    assert cli.main([*argv, "--output", str(out), *IN_PROCESS]) == 0
+    line = capsys.readouterr().out.strip()
+    assert (
+        line
+        == f"64 files: 60 examples (train {_split(out, 'train')}, eval {_split(out, 'eval')}), "
+        f"3 rejected, 1 skipped, 10 labels -> {out}"
+    )
+    assert (out / "labels.txt").read_text().split() == [str(d) for d in range(10)]
+
+
+def _split(out, name):
+    return json.loads((out / "report.json").read_text())["splits"][name]
+
+
+def test_sample_tree_has_korean_folders(tmp_path):
+    sample = write_digits_tree(str(tmp_path / "d"), limit=20, with_defects=False)
+    folders = {p.name for p in (tmp_path / "d" / "images" / "train").glob("*/*")}
+    assert folders <= set(DIGIT_NAMES) and folders
+    assert open(sample["labels_csv"], encoding="utf-8").readline().strip() == "id,landmark_id"
+
+
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
+    assert cli.main(["convert", "--images", str(tmp_path / "nope"), "--output", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is not a folder" in err
+
+    images = tmp_path / "images"
+    make_tree(images, per_class=2)
+    csv = tmp_path / "l.csv"
+    csv.write_text("image,label\na,1\n")
+    argv = [
+        "convert",
+        "--images",
+        str(images),
+        "--labels",
+        str(csv),
+        "--output",
+        str(tmp_path / "o"),
+    ]
+    assert cli.main([*argv, *IN_PROCESS]) == 2
+    assert "no id column 'id'" in capsys.readouterr().err
+
+    argv = ["run", "--images", str(images), "--root", str(tmp_path / "r"), "--image-size", "3"]
+    assert cli.main(argv) == 2
+    assert "image size must be between" in capsys.readouterr().err
+
+
+def test_compile_writes_the_spec(tmp_path, capsys):
+    output = tmp_path / "pipeline.json"
+    argv = ["compile", "--pipeline-root", "gs://b/root", "--images", "gs://b/images"]
+    assert cli.main([*argv, "--image", "r/imgtfx:1", "--output", str(output)]) == 0
+    assert json.loads(output.read_text())["pipelineSpec"]["pipelineInfo"]["name"]
+    assert capsys.readouterr().out.strip() == f"compiled: {output}"
