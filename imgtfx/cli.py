@@ -134,6 +134,10 @@ def run(args) -> int:
     )
     print(f"pushed model: {summary['pushed_model'] or 'none (not blessed)'}")
     print(f"summary: {local_runner.paths(summary['root'])['summary']}")
+    if summary.get("examples_uri"):
+        from imgtfx.report import write_report
+
+        print(f"report: {write_report(summary['root'])}")
     return 0
 
 
@@ -154,6 +158,26 @@ def compile_spec(args) -> int:
         beam_pipeline_args=args.beam_arg,
     )
     print(f"compiled: {args.output}")
+    return 0
+
+
+def predict(args) -> int:
+    from imgtfx.predict import predict as predict_files
+
+    predicted = 0
+    for line in predict_files(args.model, args.images, args.top_k, progress=sys.stderr.isatty()):
+        predicted += "error" not in line
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    if not predicted:
+        print("imgtfx predict: error: no image could be predicted.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def report(args) -> int:
+    from imgtfx.report import write_report
+
+    print(f"report: {write_report(args.root)}")
     return 0
 
 
@@ -205,6 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-accuracy", type=float, default=configs.MIN_ACCURACY)
     p.add_argument("--beam-arg", action="append", default=[], metavar="ARG")
     p.set_defaults(func=compile_spec)
+
+    p = commands.add_parser("predict", help="predict images with a trained or pushed model")
+    p.add_argument("--model", required=True, help="SavedModel folder, or ROOT/serving")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    p.set_defaults(func=predict)
+
+    p = commands.add_parser("report", help="(re)write ROOT/report/index.html for a run")
+    p.add_argument("root", metavar="ROOT")
+    p.set_defaults(func=report)
 
     p = commands.add_parser("sample", help="write the built-in sample image tree (digits)")
     p.add_argument("--output", required=True)

@@ -106,6 +106,7 @@ def run(
     tfx.orchestration.LocalDagRunner().run(pipeline)
     summary = results.summarize(where["metadata"], pipeline_name)
     summary["root"] = root
+    summary["min_accuracy"] = min_accuracy
     with open(where["summary"], "w", encoding="utf-8") as f:
         json.dump(summary, f, ensure_ascii=False, indent=2)
     return summary

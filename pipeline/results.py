@@ -86,6 +86,13 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
         "model": os.path.join(model.uri, "Format-Serving") if model else None,
         "pushed_model": None,
     }
+    for key, node, type_name in (
+        ("statistics_uri", "StatisticsGen", "ExampleStatistics"),
+        ("anomalies_uri", "ExampleValidator", "ExampleAnomalies"),
+        ("model_run_uri", "Trainer", "ModelRun"),
+    ):
+        artifact = _first(nodes, node, type_name)
+        summary[key] = artifact.uri if artifact else None
     if examples:
         report = read_report(examples.uri)
         summary.update(

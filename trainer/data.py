@@ -53,10 +53,10 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batched (float32 RGB images in [0, 255], int64 labels); shuffled and augmented when
     training. Files are read in parallel and decoded in parallel, with prefetch."""
-    dataset = reader.read_examples(file_patterns, options.features)
+    features = options.features
+    dataset = reader.read_examples(file_patterns, features, keys=[features.image, features.label])
     if training:
         dataset = dataset.shuffle(10 * options.batch_size + 1000, reshuffle_each_iteration=True)
-    features = options.features
     dataset = dataset.map(
         lambda ex: (
             reader.decode_image(ex[features.image], options.image_size),

@@ -15,12 +15,15 @@ identical from run to run.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import glob
 import hashlib
 import json
 import math
 import os
 import re
+import sys
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -302,6 +305,50 @@ def convert_image(
     return example, checked
 
 
+_BAR = None
+_BAR_LOCK = threading.Lock()
+
+
+def _progress_bar():
+    """One progress bar per process, shared by the shards it writes (terminals only)."""
+    global _BAR
+    with _BAR_LOCK:
+        if _BAR is None:
+            from tqdm import tqdm
+
+            _BAR = tqdm(unit="img", desc="images", file=sys.stderr, mininterval=0.5)
+        return _BAR
+
+
+def _close_progress_bar() -> None:
+    global _BAR
+    with _BAR_LOCK:
+        if _BAR is not None:
+            _BAR.close()
+            _BAR = None
+
+
+def _convert_all(records: list[LabeledImage], index: dict[str, int], options: ImageOptions):
+    """(record, convert_image(record)) in order. Images are read and checked on a thread pool:
+    decoding and file reads release the GIL, so one worker uses every core, whatever the
+    runner's own parallelism. At most 4 results per thread wait in memory."""
+    threads = options.decode_threads or os.cpu_count() or 1
+    if threads == 1:
+        for record in records:
+            yield record, convert_image(record, index, options)
+        return
+    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="imgcheck") as pool:
+        window: collections.deque = collections.deque()
+        for record in records:
+            window.append((record, pool.submit(convert_image, record, index, options)))
+            if len(window) >= 4 * threads:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
+
+
 class _ReadImages(beam.DoFn):
     """Record -> tf.train.Example (main output) or Outcome ('outcomes')."""
 
@@ -320,9 +367,10 @@ class _ReadImages(beam.DoFn):
 class _WriteShard(beam.DoFn):
     """Reads, checks and writes one shard of a split; yields its statistics and rejects."""
 
-    def __init__(self, output_uri: str, options: ImageOptions):
+    def __init__(self, output_uri: str, options: ImageOptions, progress: bool = False):
         self._output_uri = output_uri
         self._options = options
+        self._progress = progress
         self._index = None
 
     def process(self, element, vocabulary: list[str]):
@@ -337,13 +385,18 @@ class _WriteShard(beam.DoFn):
         stats = collections.Counter()
         classes = collections.Counter()
         formats = collections.Counter()
-        with tf.io.TFRecordWriter(temporary, options="GZIP") as writer:
+        gzip = tf.io.TFRecordOptions(
+            compression_type="GZIP", compression_level=self._options.gzip_level
+        )
+        with tf.io.TFRecordWriter(temporary, options=gzip) as writer:
             # Hash order: a deterministic shuffle, so no shard holds one class in a run.
-            for record in sorted(records, key=lambda r: _path_hash(r.file.path)):
-                result = convert_image(record, self._index, self._options)
+            ordered = sorted(records, key=lambda r: _path_hash(r.file.path))
+            for record, result in _convert_all(ordered, self._index, self._options):
                 if isinstance(result, Outcome):
                     yield beam.pvalue.TaggedOutput("outcomes", result)
                     continue
+                if self._progress:
+                    _progress_bar().update(1)
                 example, info = result
                 writer.write(example.SerializeToString(deterministic=True))
                 stats["examples"] += 1
@@ -624,7 +677,8 @@ class Executor(BaseExampleGenExecutor):
                 | "GroupShards" >> beam.GroupByKey()
                 | "WriteShards"
                 >> beam.ParDo(
-                    _WriteShard(output_uri, options), beam.pvalue.AsSingleton(plan.vocabulary)
+                    _WriteShard(output_uri, options, progress=sys.stderr.isatty()),
+                    beam.pvalue.AsSingleton(plan.vocabulary),
                 ).with_outputs("outcomes", main="stats")
             )
             outcomes = (plan.outcomes, written.outcomes) | "AllOutcomes" >> beam.Flatten()
@@ -645,6 +699,7 @@ class Executor(BaseExampleGenExecutor):
                 )
             )
 
+        _close_progress_bar()
         examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(
             artifact, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP)

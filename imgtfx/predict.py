@@ -1,0 +1,108 @@
+"""Prediction from the command line: images (or folders of images) -> one JSON line each.
+
+Uses the pushed model's raw-bytes signature (`serving_images`), so what is predicted here is
+what TF Serving answers. Files are checked first with ImageExampleGen's own rules: a bad file
+gets an error line of its own and never stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from components.image_example_gen import images
+from components.image_example_gen.options import ImageOptions
+
+BATCH = 32
+
+
+def resolve_model_dir(path: str) -> str:
+    """A SavedModel folder, or a Pusher destination holding versions (the newest is used)."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = (
+        sorted(
+            (d for d in os.listdir(path) if d.isdigit() and os.path.isdir(os.path.join(path, d))),
+            key=int,
+        )
+        if os.path.isdir(path)
+        else []
+    )
+    if not versions:
+        raise ValueError(f"{path} is not a SavedModel folder nor a folder of model versions.")
+    return os.path.join(path, versions[-1])
+
+
+def expand(paths: Iterable[str]) -> Iterator[str]:
+    """Files as given, and the files under folders (hidden and system files left out)."""
+    for path in paths:
+        if os.path.isdir(path):
+            for folder, subfolders, names in os.walk(path):
+                subfolders[:] = sorted(s for s in subfolders if not images.is_hidden_or_system(s))
+                for name in sorted(names):
+                    if not images.is_hidden_or_system(name):
+                        yield os.path.join(folder, name)
+        else:
+            yield path
+
+
+def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool = False):
+    """Yields one dict per file: path, label, probability, top_k; or path and error."""
+    import tensorflow as tf
+
+    from trainer import model as trainer_model
+
+    model_dir = resolve_model_dir(model_dir)
+    signature = tf.saved_model.load(model_dir).signatures[trainer_model.IMAGES_SIGNATURE]
+    with open(os.path.join(model_dir, "labels.txt"), encoding="utf-8") as f:
+        vocabulary = [line.rstrip("\n") for line in f if line.strip()]
+    limits = ImageOptions()
+    files = list(expand(paths))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), unit="img", file=sys.stderr)
+    batch: list[tuple[str, bytes]] = []
+
+    def flush():
+        probabilities = signature(images=tf.constant([data for _, data in batch]))[
+            trainer_model.PROBABILITIES
+        ].numpy()
+        for (path, _), row in zip(batch, probabilities, strict=True):
+            best = np.argsort(-row)[: max(1, top_k)]
+            yield {
+                "path": path,
+                "label": vocabulary[best[0]],
+                "probability": round(float(row[best[0]]), 6),
+                "top_k": [
+                    {"label": vocabulary[i], "probability": round(float(row[i]), 6)} for i in best
+                ],
+            }
+        if bar:
+            bar.update(len(batch))
+        batch.clear()
+
+    for path in files:
+        try:
+            data = images.read_bytes(path)
+        except OSError as e:
+            yield {"path": path, "error": f"{images.UNREADABLE}: {e.strerror or e}"}
+            continue
+        checked = images.check_image(data, limits.max_pixels, transcode=True)
+        if isinstance(checked, images.Outcome):
+            detail = f": {checked.detail}" if checked.detail else ""
+            yield {"path": path, "error": f"{checked.reason}{detail}"}
+            if bar:
+                bar.update(1)
+            continue
+        batch.append((path, checked.data))
+        if len(batch) == BATCH:
+            yield from flush()
+    if batch:
+        yield from flush()
+    if bar:
+        bar.close()

@@ -1,0 +1,427 @@
+"""The run report: one self-contained HTML page (ROOT/report/index.html) that opens from disk.
+
+Everything a person checks after a run, read from the run's artifacts: the dataset and its
+rejects, TFDV statistics and anomalies, sample images per class, training curves, TFMA metrics
+and the blessing, a confusion matrix, per-class accuracy, and the eval images the model got
+most confidently wrong. Plots are matplotlib PNGs embedded as data URIs: no network assets.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import html
+import io
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from components.image_example_gen import reader  # noqa: E402
+from components.image_example_gen.executor import REJECTS_FILE, read_report  # noqa: E402
+from components.image_example_gen.options import ImageOptions  # noqa: E402
+
+SAMPLES_PER_CLASS = 6
+MAX_CLASSES_SHOWN = 30
+MAX_EVAL_PREDICTED = 5000
+WORST_SHOWN = 12
+THUMBNAIL = 96
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _img(src: str, alt: str, cls: str = "plot") -> str:
+    return f'<img class="{cls}" src="{src}" alt="{html.escape(alt)}">'
+
+
+def _thumbnail(encoded: bytes) -> str:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(encoded))
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections.
+
+
+def dataset_section(examples_uri: str) -> str:
+    report = read_report(examples_uri)
+    splits = list(report["splits"])
+    rows = [
+        [label, *[counts.get(s, 0) for s in splits], sum(counts.values())]
+        for label, counts in report["classes"].items()
+    ]
+    figure, axis = plt.subplots(figsize=(8, 3))
+    labels = list(report["classes"])[:MAX_CLASSES_SHOWN]
+    bottom = np.zeros(len(labels))
+    for split in splits:
+        values = np.array([report["classes"][label].get(split, 0) for label in labels])
+        axis.bar(range(len(labels)), values, bottom=bottom, label=split)
+        bottom += values
+    axis.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+    axis.set_ylabel("examples")
+    axis.legend()
+    axis.set_title("Examples per class")
+    rejects = collections.defaultdict(list)
+    with tf.io.gfile.GFile(os.path.join(examples_uri, REJECTS_FILE)) as f:
+        for line in f:
+            outcome = json.loads(line)
+            rejects[(outcome["status"], outcome["reason"])].append(outcome)
+    reject_html = (
+        "".join(
+            f"<details><summary>{html.escape(status)}: {html.escape(reason)} "
+            f"({len(items)})</summary>"
+            + "<ul>"
+            + "".join(
+                f"<li><code>{html.escape(o['path'])}</code> {html.escape(o['detail'])}</li>"
+                for o in items[:200]
+            )
+            + (f"<li>... and {len(items) - 200} more</li>" if len(items) > 200 else "")
+            + "</ul></details>"
+            for (status, reason), items in sorted(rejects.items())
+        )
+        or "<p>No file was rejected or skipped.</p>"
+    )
+    counts = (
+        f"<p>{report['files_seen']} files seen: <b>{report['examples']} examples</b> "
+        f"({', '.join(f'{s} {n}' for s, n in report['splits'].items())}), "
+        f"{report['rejected']} rejected, {report['skipped']} skipped; "
+        f"{report['num_classes']} labels; {report['csv_ids_without_image']} CSV ids without "
+        f"an image. Image root: <code>{html.escape(str(report['image_root']))}</code></p>"
+    )
+    return (
+        '<section id="dataset"><h2>Dataset</h2>'
+        + counts
+        + _img(_png(figure), "examples per class")
+        + _table(["label", *splits, "total"], rows)
+        + "<h3>Rejected and skipped files</h3>"
+        + reject_html
+        + "</section>"
+    )
+
+
+def samples_section(examples_uri: str, options: ImageOptions) -> str:
+    names = options.features
+    per_class: dict[str, list[bytes]] = collections.defaultdict(list)
+    dataset = reader.read_examples(reader.split_pattern(examples_uri, "train"), names)
+    for example in dataset.take(5000):
+        label = example[names.label_name].numpy().decode()
+        if len(per_class[label]) < SAMPLES_PER_CLASS:
+            per_class[label].append(example[names.image].numpy())
+    rows = []
+    for label in sorted(per_class)[:MAX_CLASSES_SHOWN]:
+        thumbs = "".join(_img(_thumbnail(b), label, "thumb") for b in per_class[label])
+        rows.append(
+            f"<div class='row'><span class='label'>{html.escape(label)}</span>{thumbs}</div>"
+        )
+    return '<section id="samples"><h2>Sample images per class</h2>' + "".join(rows) + "</section>"
+
+
+def statistics_section(statistics_uri: str | None, anomalies_uri: str | None) -> str:
+    from tensorflow_data_validation import load_stats_binary
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    if not statistics_uri:
+        return '<section id="statistics"><h2>Statistics</h2><p>Not computed.</p></section>'
+    parts = []
+    for split_dir in sorted(tf.io.gfile.glob(os.path.join(statistics_uri, "Split-*"))):
+        split = os.path.basename(split_dir)[len("Split-") :]
+        stats = load_stats_binary(os.path.join(split_dir, "FeatureStats.pb")).datasets[0]
+        rows = []
+        for feature in stats.features:
+            name = feature.path.step[0] if feature.path.step else feature.name
+            if feature.HasField("num_stats"):
+                s = feature.num_stats
+                rows.append(
+                    [
+                        name,
+                        "number",
+                        s.common_stats.num_missing,
+                        f"{s.min:g}",
+                        f"{s.max:g}",
+                        f"{s.mean:.3g}",
+                        "",
+                    ]
+                )
+            elif feature.HasField("string_stats"):
+                s = feature.string_stats
+                top = ", ".join(v.value for v in s.top_values[:3])
+                rows.append(
+                    [
+                        name,
+                        "text",
+                        s.common_stats.num_missing,
+                        "",
+                        "",
+                        "",
+                        f"{s.unique} unique: {top}",
+                    ]
+                )
+            elif feature.HasField("bytes_stats"):
+                s = feature.bytes_stats
+                rows.append(
+                    [
+                        name,
+                        "bytes",
+                        s.common_stats.num_missing,
+                        f"{s.min_num_bytes:g}",
+                        f"{s.max_num_bytes:g}",
+                        f"{s.avg_num_bytes:.3g}",
+                        "bytes per value",
+                    ]
+                )
+        parts.append(
+            f"<h3>{html.escape(split)}: {stats.num_examples} examples</h3>"
+            + _table(["feature", "type", "missing", "min", "max", "mean", "notes"], rows)
+        )
+    anomaly_rows = []
+    if anomalies_uri:
+        for path in sorted(
+            tf.io.gfile.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb"))
+        ):
+            split = os.path.basename(os.path.dirname(path))[len("Split-") :]
+            with tf.io.gfile.GFile(path, "rb") as f:
+                anomalies = anomalies_pb2.Anomalies.FromString(f.read())
+            for feature, info in anomalies.anomaly_info.items():
+                anomaly_rows.append([split, feature, info.short_description, info.description])
+    anomalies_html = (
+        _table(["split", "feature", "anomaly", "detail"], anomaly_rows)
+        if anomaly_rows
+        else "<p>No anomalies: every split matches the schema.</p>"
+    )
+    return (
+        '<section id="statistics"><h2>Statistics (TFDV)</h2>'
+        + "".join(parts)
+        + "<h3>Anomalies (ExampleValidator)</h3>"
+        + anomalies_html
+        + "</section>"
+    )
+
+
+def read_curves(model_run_uri: str) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """{'train'|'validation': {metric: [(epoch, value)]}} from the Trainer's TensorBoard logs."""
+    curves: dict[str, dict[str, list]] = {}
+    for run in ("train", "validation"):
+        for path in sorted(
+            tf.io.gfile.glob(os.path.join(model_run_uri, run, "events.out.tfevents.*"))
+        ):
+            for record in tf.data.TFRecordDataset(path):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                for value in event.summary.value:
+                    if not value.tag.startswith("epoch_"):
+                        continue
+                    number = (
+                        float(tf.make_ndarray(value.tensor))
+                        if value.HasField("tensor")
+                        else value.simple_value
+                    )
+                    curves.setdefault(run, {}).setdefault(value.tag[len("epoch_") :], []).append(
+                        (event.step, number)
+                    )
+    return curves
+
+
+def curves_section(model_run_uri: str | None) -> str:
+    curves = read_curves(model_run_uri) if model_run_uri else {}
+    if not curves:
+        return '<section id="training"><h2>Training</h2><p>No training logs found.</p></section>'
+    metrics = sorted({m for run in curves.values() for m in run})
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3))
+    for axis, metric in zip(np.atleast_1d(axes), metrics, strict=True):
+        for run, values in curves.items():
+            if metric in values:
+                steps, numbers = zip(*sorted(values[metric]), strict=True)
+                axis.plot(np.array(steps) + 1, numbers, marker="o", label=run)
+        axis.set_title(metric)
+        axis.set_xlabel("round (100 steps)")
+        axis.legend()
+    return (
+        '<section id="training"><h2>Training curves</h2>'
+        + _img(_png(figure), "curves")
+        + "</section>"
+    )
+
+
+def evaluation_section(summary: dict) -> str:
+    rows = []
+    if summary.get("evaluation_uri"):
+        import tensorflow_model_analysis as tfma
+
+        result = tfma.load_eval_result(summary["evaluation_uri"])
+        for slice_key, metrics in result.slicing_metrics:
+            flat = _flatten_metrics(metrics)
+            name = "overall" if slice_key == () else ", ".join(f"{k}={v}" for k, v in slice_key)
+            rows.append([name, *[f"{flat.get(m, float('nan')):.4f}" for m in _METRICS]])
+    rows.sort(key=lambda r: (r[0] != "overall", r[0]))
+    blessed = summary.get("blessed")
+    verdict = {True: "BLESSED", False: "NOT blessed", None: "not evaluated"}[blessed]
+    accuracy = summary.get("accuracy")
+    return (
+        '<section id="evaluation"><h2>Evaluation (TFMA)</h2>'
+        f"<p class='verdict {'good' if blessed else 'bad'}'>{verdict}: accuracy "
+        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, threshold "
+        f"{summary.get('min_accuracy', 'n/a')}. Pushed model: "
+        f"<code>{html.escape(str(summary.get('pushed_model')))}</code></p>"
+        + _table(["slice", *_METRICS], rows)
+        + "</section>"
+    )
+
+
+_METRICS = ["sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy", "example_count"]
+
+
+def _flatten_metrics(metrics) -> dict[str, float]:
+    flat = {}
+
+    def walk(node):
+        for key, value in node.items():
+            if isinstance(value, dict) and "doubleValue" in value:
+                flat.setdefault(key, float(value["doubleValue"]))
+            elif isinstance(value, dict):
+                walk(value)
+
+    walk(metrics)
+    return flat
+
+
+def predictions_section(summary: dict, options: ImageOptions) -> str:
+    """Confusion matrix, per-class accuracy and the worst mistakes, from the trained model run
+    over (up to MAX_EVAL_PREDICTED) eval examples."""
+    from trainer import model as trainer_model
+
+    if not summary.get("model") or not tf.io.gfile.exists(summary["model"]):
+        return '<section id="errors"><h2>Errors</h2><p>No trained model.</p></section>'
+    names = options.features
+    served = tf.saved_model.load(summary["model"])
+    predict = served.signatures[trainer_model.IMAGES_SIGNATURE]
+    vocabulary = [
+        line.strip()
+        for line in tf.io.gfile.GFile(os.path.join(summary["examples_uri"], "labels.txt"))
+    ]
+    truth, predicted, confidence, images, paths = [], [], [], [], []
+    dataset = reader.read_examples(reader.split_pattern(summary["examples_uri"], "eval"), names)
+    for batch in dataset.take(MAX_EVAL_PREDICTED).batch(64):
+        out = predict(images=batch[names.image])
+        probabilities = out[trainer_model.PROBABILITIES].numpy()
+        truth.extend(batch[names.label].numpy())
+        predicted.extend(probabilities.argmax(axis=1))
+        confidence.extend(probabilities.max(axis=1))
+        images.extend(batch[names.image].numpy())
+        paths.extend(p.decode() for p in batch[names.path].numpy())
+    n = len(vocabulary)
+    matrix = np.zeros((n, n), dtype=int)
+    for t, p in zip(truth, predicted, strict=True):
+        matrix[t, p] += 1
+    shown = min(n, MAX_CLASSES_SHOWN)
+    figure, axis = plt.subplots(figsize=(1 + 0.35 * shown, 1 + 0.35 * shown))
+    axis.imshow(matrix[:shown, :shown], cmap="Blues")
+    for i in range(shown):
+        for j in range(shown):
+            if matrix[i, j]:
+                color = "white" if matrix[i, j] > matrix.max() / 2 else "black"
+                axis.text(j, i, matrix[i, j], ha="center", va="center", fontsize=7, color=color)
+    axis.set_xticks(range(shown), vocabulary[:shown], rotation=60, fontsize=7)
+    axis.set_yticks(range(shown), vocabulary[:shown], fontsize=7)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(f"Confusion matrix ({len(truth)} eval images)")
+    per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
+    figure2, axis2 = plt.subplots(figsize=(8, 3))
+    axis2.bar(range(shown), per_class[:shown])
+    axis2.set_xticks(range(shown), vocabulary[:shown], rotation=60, fontsize=7)
+    axis2.set_ylim(0, 1)
+    axis2.set_ylabel("accuracy")
+    axis2.set_title("Per-class accuracy (eval)")
+    wrong = [i for i in range(len(truth)) if truth[i] != predicted[i]]
+    wrong.sort(key=lambda i: -confidence[i])
+    worst = (
+        "".join(
+            "<figure>"
+            + _img(_thumbnail(images[i]), paths[i], "thumb")
+            + f"<figcaption>{html.escape(vocabulary[predicted[i]])} ({confidence[i]:.0%})<br>"
+            f"true: {html.escape(vocabulary[truth[i]])}<br><code>{html.escape(paths[i])}</code>"
+            "</figcaption></figure>"
+            for i in wrong[:WORST_SHOWN]
+        )
+        or "<p>No eval image was misclassified.</p>"
+    )
+    return (
+        '<section id="errors"><h2>Errors on eval images</h2>'
+        + _img(_png(figure), "confusion matrix")
+        + _img(_png(figure2), "per-class accuracy")
+        + "<h3>Most confidently misclassified</h3><div class='grid'>"
+        + worst
+        + "</div></section>"
+    )
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{margin-bottom:0}section{margin:2em 0;border-top:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
+img.plot{max-width:100%;display:block;margin:.5em 0}
+img.thumb{width:64px;height:64px;object-fit:contain;margin:2px;border:1px solid #eee}
+.row{display:flex;align-items:center}.label{width:9em;font-weight:bold}
+.grid{display:flex;flex-wrap:wrap}figure{width:150px;font-size:11px;margin:4px}
+.verdict{font-size:1.2em;font-weight:bold}.good{color:#176417}.bad{color:#a11}
+"""
+
+
+def render(summary: dict) -> str:
+    """The report page of a run, from its summary (see pipeline.results.summarize)."""
+    options = ImageOptions.from_dict(read_report(summary["examples_uri"])["options"])
+    sections = [
+        dataset_section(summary["examples_uri"]),
+        samples_section(summary["examples_uri"], options),
+        statistics_section(summary.get("statistics_uri"), summary.get("anomalies_uri")),
+        curves_section(summary.get("model_run_uri")),
+        evaluation_section(summary),
+        predictions_section(summary, options),
+    ]
+    nav = " · ".join(
+        f'<a href="#{s}">{s}</a>'
+        for s in ("dataset", "samples", "statistics", "training", "evaluation", "errors")
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>imgtfx run report</title>"
+        f"<style>{STYLE}</style></head><body><h1>imgtfx run report</h1>"
+        f"<p><code>{html.escape(str(summary.get('root')))}</code><br>{nav}</p>"
+        + "".join(sections)
+        + "</body></html>"
+    )
+
+
+def write_report(root: str) -> str:
+    """Writes ROOT/report/index.html from ROOT/summary.json; returns its path."""
+    with open(os.path.join(root, "summary.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    if not summary.get("examples_uri"):
+        raise ValueError(f"the run in {root} produced no examples: nothing to report.")
+    path = os.path.join(root, "report", "index.html")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(render(summary))
+    return path
