@@ -50,7 +50,8 @@ def expand(paths: Iterable[str]) -> Iterator[str]:
 
 
 def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool = False):
-    """Yields one dict per file: path, label, probability, top_k; or path and error."""
+    """Yields one dict per file, in input order: path, label, probability, top_k; or path and
+    error."""
     import tensorflow as tf
 
     from trainer import model as trainer_model
@@ -66,43 +67,43 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
         from tqdm import tqdm
 
         bar = tqdm(total=len(files), unit="img", file=sys.stderr)
-    batch: list[tuple[str, bytes]] = []
+    pending: list[dict] = []  # lines in input order; good ones wait for their batch
 
     def flush():
-        probabilities = signature(images=tf.constant([data for _, data in batch]))[
-            trainer_model.PROBABILITIES
-        ].numpy()
-        for (path, _), row in zip(batch, probabilities, strict=True):
-            best = np.argsort(-row)[: max(1, top_k)]
-            yield {
-                "path": path,
-                "label": vocabulary[best[0]],
-                "probability": round(float(row[best[0]]), 6),
-                "top_k": [
-                    {"label": vocabulary[i], "probability": round(float(row[i]), 6)} for i in best
-                ],
-            }
+        good = [line for line in pending if "data" in line]
+        if good:
+            probabilities = signature(images=tf.constant([line.pop("data") for line in good]))[
+                trainer_model.PROBABILITIES
+            ].numpy()
+            for line, row in zip(good, probabilities, strict=True):
+                best = np.argsort(-row)[: max(1, top_k)]
+                line.update(
+                    label=vocabulary[best[0]],
+                    probability=round(float(row[best[0]]), 6),
+                    top_k=[
+                        {"label": vocabulary[i], "probability": round(float(row[i]), 6)}
+                        for i in best
+                    ],
+                )
         if bar:
-            bar.update(len(batch))
-        batch.clear()
+            bar.update(len(pending))
+        yield from pending
+        pending.clear()
 
     for path in files:
         try:
             data = images.read_bytes(path)
         except OSError as e:
-            yield {"path": path, "error": f"{images.UNREADABLE}: {e.strerror or e}"}
+            pending.append({"path": path, "error": f"{images.UNREADABLE}: {e.strerror or e}"})
             continue
         checked = images.check_image(data, limits.max_pixels, transcode=True)
         if isinstance(checked, images.Outcome):
             detail = f": {checked.detail}" if checked.detail else ""
-            yield {"path": path, "error": f"{checked.reason}{detail}"}
-            if bar:
-                bar.update(1)
-            continue
-        batch.append((path, checked.data))
-        if len(batch) == BATCH:
+            pending.append({"path": path, "error": f"{checked.reason}{detail}"})
+        else:
+            pending.append({"path": path, "data": checked.data})
+        if sum("data" in line for line in pending) == BATCH:
             yield from flush()
-    if batch:
-        yield from flush()
+    yield from flush()
     if bar:
         bar.close()

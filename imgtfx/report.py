@@ -168,10 +168,13 @@ def statistics_section(statistics_uri: str | None, anomalies_uri: str | None) ->
             elif feature.HasField("string_stats"):
                 s = feature.string_stats
                 top = ", ".join(v.value for v in s.top_values[:3])
+                kind = "text"
+                if s.top_values and s.top_values[0].value == "__BYTES_VALUE__":
+                    kind, top = "bytes", "binary values (the encoded images)"
                 rows.append(
                     [
                         name,
-                        "text",
+                        kind,
                         s.common_stats.num_missing,
                         "",
                         "",
@@ -273,7 +276,7 @@ def evaluation_section(summary: dict) -> str:
         for slice_key, metrics in result.slicing_metrics:
             flat = _flatten_metrics(metrics)
             name = "overall" if slice_key == () else ", ".join(f"{k}={v}" for k, v in slice_key)
-            rows.append([name, *[f"{flat.get(m, float('nan')):.4f}" for m in _METRICS]])
+            rows.append([name, *[_number(flat.get(m)) for m in _METRICS]])
     rows.sort(key=lambda r: (r[0] != "overall", r[0]))
     blessed = summary.get("blessed")
     verdict = {True: "BLESSED", False: "NOT blessed", None: "not evaluated"}[blessed]
@@ -287,6 +290,12 @@ def evaluation_section(summary: dict) -> str:
         + _table(["slice", *_METRICS], rows)
         + "</section>"
     )
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return str(int(value)) if float(value).is_integer() and value > 1 else f"{value:.4f}"
 
 
 _METRICS = ["sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy", "example_count"]

@@ -127,6 +127,8 @@ def _cli(digits, root, steps):
         str(steps),
         "--min-accuracy",
         "0",
+        "--image-size",
+        "16",
         *[f"--beam-arg={a}" for a in IN_PROCESS],
     ]
 
@@ -135,7 +137,7 @@ def test_killed_run_completes_on_rerun_reusing_finished_steps(digits, tmp_path):
     root = str(tmp_path / "run")
     trainer_dir = os.path.join(root, "pipeline", "Trainer")
     process = subprocess.Popen(
-        _cli(digits, root, steps=2000),
+        _cli(digits, root, steps=600),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -150,7 +152,7 @@ def test_killed_run_completes_on_rerun_reusing_finished_steps(digits, tmp_path):
     assert not os.path.exists(local_runner.paths(root)["summary"])
 
     done = subprocess.run(
-        _cli(digits, root, steps=2000), capture_output=True, text=True, timeout=900
+        _cli(digits, root, steps=600), capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stderr[-3000:]
     with open(local_runner.paths(root)["summary"]) as f:
