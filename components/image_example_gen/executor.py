@@ -216,10 +216,10 @@ def _first_of_same_path(element: tuple[str, Iterable[LabeledImage]]) -> Iterator
         yield beam.pvalue.TaggedOutput(
             "outcomes",
             Outcome(
-                duplicate.file.uri,
+                duplicate.file.path,
                 images.REJECTED,
                 images.DUPLICATE_PATH,
-                f"same name after Unicode NFC as {ordered[0].file.uri}",
+                f"{duplicate.file.uri} is named as {ordered[0].file.uri} after Unicode NFC",
             ),
         )
 

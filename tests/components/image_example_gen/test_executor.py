@@ -198,6 +198,9 @@ def test_nfc_and_nfd_spellings_of_one_name_are_one_image(tmp_path):
     assert executor.read_vocabulary(str(out)) == sorted(["cat", "dog", label])
     report = executor.read_report(str(out))
     assert report["rejected_by_reason"] == {images.DUPLICATE_PATH: 1}
+    (reject,) = [json.loads(x) for x in open(out / executor.REJECTS_FILE, encoding="utf-8")]
+    assert reject["path"] == f"train/{label}/1.jpg"  # NFC, relative like every other path
+    assert "after Unicode NFC" in reject["detail"]
     assert report["examples"] == 11 and report["reconciled"]
 
 
