@@ -90,6 +90,7 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
         yield from pending
         pending.clear()
 
+    waiting = 0  # images in `pending` waiting for the model
     for path in files:
         try:
             data = images.read_bytes(path)
@@ -102,8 +103,10 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
             pending.append({"path": path, "error": f"{checked.reason}{detail}"})
         else:
             pending.append({"path": path, "data": checked.data})
-        if sum("data" in line for line in pending) == BATCH:
+            waiting += 1
+        if waiting == BATCH:
             yield from flush()
+            waiting = 0
     yield from flush()
     if bar:
         bar.close()

@@ -354,10 +354,12 @@ class _ReadImages(beam.DoFn):
 
     def __init__(self, options: ImageOptions):
         self._options = options
+        self._index = None
 
     def process(self, record: LabeledImage, vocabulary: list[str]):
-        index = {label: i for i, label in enumerate(vocabulary)}
-        result = convert_image(record, index, self._options)
+        if self._index is None:  # the side input is the same for every element
+            self._index = {label: i for i, label in enumerate(vocabulary)}
+        result = convert_image(record, self._index, self._options)
         if isinstance(result, Outcome):
             yield beam.pvalue.TaggedOutput("outcomes", result)
         else:
