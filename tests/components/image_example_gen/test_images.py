@@ -134,3 +134,14 @@ def test_walk_reports_a_loop_through_two_links(tmp_path):
     # root/a/to_b/to_a loops; root/b is reached twice (walked once).
     assert images.SYMLINK_LOOP in reasons
     assert sum(isinstance(e, FoundFile) for e in entries) == 1
+
+
+def test_labels_csv_inside_the_tree_is_skipped_also_through_a_link(tmp_path):
+    root = tmp_path / "root"
+    write(root / "a" / "x.jpg", encode())
+    write(root / "train.csv", b"id,label\nx,1\n")
+    os.symlink(root / "train.csv", root / "a" / "labels.csv")
+    ignore = frozenset({os.path.realpath(root / "train.csv")})
+    entries = list(images.walk("s", str(root), str(root), ignore))
+    outcomes = {e.path: e.reason for e in entries if isinstance(e, Outcome)}
+    assert outcomes == {"train.csv": images.LABELS_FILE, "a/labels.csv": images.LABELS_FILE}
