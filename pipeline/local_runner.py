@@ -13,7 +13,11 @@ import os
 from tfx import v1 as tfx
 
 from components.image_example_gen import ImageOptions, images
-from components.image_example_gen.executor import labels_csv_columns, split_tops
+from components.image_example_gen.executor import (
+    labels_csv_columns,
+    read_labels_csv,
+    split_tops,
+)
 from pipeline import configs, results
 from pipeline.pipeline import create_pipeline
 from trainer.options import TrainerOptions
@@ -46,13 +50,8 @@ def check_inputs(images_root: str, root: str, options: ImageOptions) -> None:
     except OSError as e:
         raise ValueError(f"cannot write to root {root}: {e.strerror or e}.") from None
     if options.labels_csv:
-        id_column, _ = labels_csv_columns(options)
-        import pandas as pd
-
-        csv_ids = {
-            images.csv_id(str(i))
-            for i in pd.read_csv(options.labels_csv, dtype=str, usecols=[id_column])[id_column]
-        }
+        id_column, label_column = labels_csv_columns(options)
+        csv_ids = {i for i, _ in read_labels_csv(options.labels_csv, id_column, label_column)}
         ignore = frozenset({os.path.realpath(options.labels_csv)})
         for top in split_tops(images_root, "*"):
             for entry in images.walk("", images_root, top, ignore):

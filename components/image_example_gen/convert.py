@@ -47,11 +47,7 @@ def convert(
         input_config=input_config,
         output_config=default_output_config(input_config, options, eval_percent),
     )
-    exec_properties = {
-        key: proto_utils.proto_to_json(value) if isinstance(value, message.Message) else value
-        for key, value in component.exec_properties.items()
-        if value is not None
-    }
+    exec_properties = serialized_exec_properties(component)
     tf.io.gfile.makedirs(output)
     if tf.io.gfile.glob(os.path.join(output, "Split-*")):
         raise ValueError(f"output {output} already holds converted splits; choose an empty folder.")
@@ -64,6 +60,15 @@ def convert(
         executor = component.executor_spec.executor_class(context)
         executor.Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
     return read_report(output)
+
+
+def serialized_exec_properties(component: ImageExampleGen) -> dict:
+    """The component's execution properties as its executor receives them (protos as JSON)."""
+    return {
+        key: proto_utils.proto_to_json(value) if isinstance(value, message.Message) else value
+        for key, value in component.exec_properties.items()
+        if value is not None
+    }
 
 
 def summary_line(report: dict, output: str) -> str:

@@ -172,7 +172,8 @@ def _label_from_folder(found: FoundFile, level: int) -> Iterator:
         yield LabeledImage(found, images.image_id(found.path), label)
 
 
-def _read_csv_rows(path: str, id_column: str, label_column: str) -> Iterator[tuple[str, str]]:
+def read_labels_csv(path: str, id_column: str, label_column: str) -> Iterator[tuple[str, str]]:
+    """(normalised id, label) rows of a labels CSV, read in chunks (any size, local or gs://)."""
     import pandas as pd
 
     with tf.io.gfile.GFile(path, "r") as f:
@@ -470,7 +471,7 @@ def plan_images(
         rows = (
             pipeline
             | "CsvPath" >> beam.Create([options.labels_csv])
-            | "ReadCsv" >> beam.FlatMap(_read_csv_rows, id_column, label_column)
+            | "ReadCsv" >> beam.FlatMap(read_labels_csv, id_column, label_column)
         )
         keyed = listed.files | "KeyById" >> beam.Map(lambda f: (images.image_id(f.path), f))
         labeled = (

@@ -17,6 +17,7 @@ from tfx.utils import proto_utils
 
 from components.image_example_gen import executor, images, reader
 from components.image_example_gen.component import ImageExampleGen
+from components.image_example_gen.convert import serialized_exec_properties
 from components.image_example_gen.options import FeatureNames, ImageOptions
 from tests.conftest import encode, make_tree, write
 
@@ -28,11 +29,7 @@ def exec_properties(root, options=None, input_config=None, output_config=None):
         input_config=input_config,
         output_config=output_config,
     )
-    return {
-        k: proto_utils.proto_to_json(v) if hasattr(v, "DESCRIPTOR") else v
-        for k, v in component.exec_properties.items()
-        if v is not None
-    }
+    return serialized_exec_properties(component)
 
 
 def run_do(root, out, options=None, input_config=None, output_config=None):
