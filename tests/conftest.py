@@ -27,6 +27,29 @@ def encode(fmt: str = "JPEG", size=(24, 20), mode: str = "RGB", seed: int = 0, *
     return buffer.getvalue()
 
 
+def with_orientation(jpeg: bytes, orientation: int, byte_order: str = "II") -> bytes:
+    """`jpeg` with an EXIF block (APP1) whose IFD0 holds a tag before the orientation, in either
+    TIFF byte order, written by hand as phone cameras write it."""
+    import struct
+
+    e = "<" if byte_order == "II" else ">"
+    entries = [(0x0103, 3, 1, 6), (0x0112, 3, 1, orientation)]  # compression, orientation
+    ifd = struct.pack(e + "H", len(entries))
+    for tag, kind, count, value in entries:
+        ifd += struct.pack(e + "HHI", tag, kind, count) + struct.pack(e + "HH", value, 0)
+    tiff = byte_order.encode() + struct.pack(e + "HI", 42, 8) + ifd + struct.pack(e + "I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def photo(size=(48, 30), seed: int = 0) -> Image.Image:
+    """A smooth random picture (JPEG round trips change it little), not square so that a turn
+    shows in its shape."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray((rng.random((4, 6, 3)) * 255).astype(np.uint8))
+    return small.resize(size, Image.BILINEAR)
+
+
 def write(path, data: bytes) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:

@@ -16,45 +16,46 @@ from tfx.components.example_gen import driver, utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
-from components.image_example_gen import executor
+from components.image_example_gen import executor, images
 
 
 def tree_fingerprint(input_base: str, input_config: example_gen_pb2.Input, labels_csv: str | None):
     """A fingerprint that changes when any file under the split folders is added, removed,
-    resized or touched, or when the labels CSV changes."""
+    resized or touched, or when the labels CSV changes.
+
+    It lists the tree with the executor's own walk, so it sees exactly the files the executor
+    reads: links that leave the root are followed, aliases inside it are not, and a skipped or
+    broken entry counts by its name.
+    """
     digest = hashlib.sha256()
     count = total = 0
+    ignore = images.ignored_files(labels_csv)
     for split in input_config.splits:
         digest.update(f"split:{split.name}:{split.pattern}".encode())
         for top in executor.split_tops(input_base, split.pattern):
-            for path in _files_under(top):
+            for entry in images.walk(split.name, input_base, top, ignore):
+                if not isinstance(entry, images.FoundFile):
+                    digest.update(f"{entry.path}\0{entry.status}:{entry.reason}\n".encode())
+                    continue
                 try:
-                    stat = tf.io.gfile.stat(path)
-                except tf.errors.OpError:
-                    continue  # broken links are the executor's to report
+                    length, mtime = _stat(entry.uri)
+                except (OSError, tf.errors.OpError):
+                    length, mtime = -1, -1  # unreadable: the executor reports it
                 count += 1
-                total += stat.length
-                digest.update(f"{path}\0{stat.length}\0{stat.mtime_nsec}\n".encode())
+                total += max(length, 0)
+                digest.update(f"{entry.path}\0{length}\0{mtime}\n".encode())
     if labels_csv:
-        stat = tf.io.gfile.stat(labels_csv)
-        digest.update(f"csv:{labels_csv}\0{stat.length}\0{stat.mtime_nsec}".encode())
+        length, mtime = _stat(labels_csv)
+        digest.update(f"csv:{labels_csv}\0{length}\0{mtime}".encode())
     return f"files:{count},total_bytes:{total},sha256:{digest.hexdigest()}"
 
 
-def _files_under(top: str):
-    if not tf.io.gfile.isdir(top):
-        yield top
-        return
-    if "://" in top:
-        for folder, _, files in tf.io.gfile.walk(top):
-            for name in sorted(files):
-                yield f"{folder.rstrip('/')}/{name}"
-        return
-    # followlinks=False: a symlink loop cannot hang the driver; the executor reports it.
-    for folder, subfolders, files in os.walk(top):
-        subfolders.sort()
-        for name in sorted(files):
-            yield os.path.join(folder, name)
+def _stat(uri: str) -> tuple[int, int]:
+    if "://" in uri:
+        stat = tf.io.gfile.stat(uri)
+        return stat.length, stat.mtime_nsec
+    stat = os.stat(uri)
+    return stat.st_size, stat.st_mtime_ns
 
 
 class Driver(driver.FileBasedDriver):

@@ -286,6 +286,7 @@ def build_example(
         (features.height, info.height),
         (features.width, info.width),
         (features.channels, info.channels),
+        (features.orientation, info.orientation),
     ):
         feature[name].int64_list.value.append(value)
     return example
@@ -388,6 +389,7 @@ class _WriteShard(beam.DoFn):
         stats = collections.Counter()
         classes = collections.Counter()
         formats = collections.Counter()
+        orientations = collections.Counter()
         gzip = tf.io.TFRecordOptions(
             compression_type="GZIP", compression_level=self._options.gzip_level
         )
@@ -406,6 +408,8 @@ class _WriteShard(beam.DoFn):
                 classes[record.label_name] += 1
                 formats[info.source_format] += 1
                 stats["transcoded"] += info.format != info.source_format
+                if info.orientation != 1:
+                    orientations[str(info.orientation)] += 1
         if stats["examples"]:
             tf.io.gfile.rename(temporary, final, overwrite=True)
         else:
@@ -414,6 +418,7 @@ class _WriteShard(beam.DoFn):
             "split": split,
             "examples": stats["examples"],
             "transcoded": stats["transcoded"],
+            "orientations": dict(orientations),
             "classes": dict(classes),
             "formats": dict(formats),
         }
@@ -438,9 +443,7 @@ def plan_images(
     options: ImageOptions,
 ) -> Plan:
     """Lists, labels and splits every image of every input split, without reading images."""
-    ignore = frozenset()
-    if options.labels_csv and "://" not in options.labels_csv:
-        ignore = frozenset({os.path.realpath(options.labels_csv)})
+    ignore = images.ignored_files(options.labels_csv)
     tops = []
     for split in input_config.splits:
         matched = split_tops(input_base, split.pattern)
@@ -557,15 +560,18 @@ def _write_outputs(
     with tf.io.gfile.GFile(os.path.join(output_uri, LABELS_FILE), "w") as f:
         f.write("".join(f"{label}\n" for label in vocabulary))
     outcomes = sorted(outcomes, key=lambda o: (o.status, o.path, o.reason))
+    # One write, even of nothing: GFile creates a file only on its first write, and every output
+    # the README lists must exist on every run.
     with tf.io.gfile.GFile(os.path.join(output_uri, REJECTS_FILE), "w") as f:
-        for o in outcomes:
-            f.write(json.dumps(o._asdict(), ensure_ascii=False) + "\n")
+        f.write("".join(json.dumps(o._asdict(), ensure_ascii=False) + "\n" for o in outcomes))
     splits = dict.fromkeys(split_names, 0)
     classes: dict[str, dict[str, int]] = {label: {} for label in vocabulary}
     formats = collections.Counter()
+    orientations = collections.Counter()
     for stats in shard_stats:
         splits[stats["split"]] += stats["examples"]
         formats.update(stats["formats"])
+        orientations.update(stats["orientations"])
         for label, n in stats["classes"].items():
             classes[label][stats["split"]] = classes[label].get(stats["split"], 0) + n
     by_status = {
@@ -588,10 +594,19 @@ def _write_outputs(
         "num_classes": len(vocabulary),
         "splits": splits,
         "classes": classes,
+        # Labels a split got no example of: a class without train examples cannot be learned,
+        # one without eval examples is not measured.
+        "classes_without_examples": {
+            split: [label for label, counts in classes.items() if not counts.get(split)]
+            for split in split_names
+        },
         "rejected_by_reason": dict(sorted(by_status[images.REJECTED].items())),
         "skipped_by_reason": dict(sorted(by_status[images.SKIPPED].items())),
         "source_formats": dict(sorted(formats.items())),
         "transcoded": sum(s["transcoded"] for s in shard_stats),
+        # Photos stored sideways (EXIF orientation tag -> count), written upright.
+        "turned_upright": sum(orientations.values()),
+        "exif_orientations": dict(sorted(orientations.items())),
         "options": options.to_dict(),
     }
     with tf.io.gfile.GFile(os.path.join(output_uri, REPORT_FILE), "w") as f:
@@ -608,6 +623,25 @@ def read_vocabulary(examples_uri: str) -> list[str]:
     """The label vocabulary of an Examples artifact: label index i names vocabulary[i]."""
     with tf.io.gfile.GFile(os.path.join(examples_uri, LABELS_FILE)) as f:
         return [line.rstrip("\n") for line in f if line.rstrip("\n")]
+
+
+def split_warnings(report: dict, shown: int = 5) -> list[str]:
+    """One line per split that some classes have no example in, with what to do about it."""
+    lines = []
+    for split, labels in report.get("classes_without_examples", {}).items():
+        if not labels:
+            continue
+        names = ", ".join(labels[:shown]) + (", ..." if len(labels) > shown else "")
+        hint = (
+            "the model cannot learn them; lower --eval-percent or add images"
+            if split == "train"
+            else "they are not evaluated; raise --eval-percent or add images"
+        )
+        lines.append(
+            f"warning: {len(labels)} of {report['num_classes']} classes have no {split} "
+            f"example ({names}): {hint}."
+        )
+    return lines
 
 
 def check_report(report: dict, options: ImageOptions) -> None:
@@ -723,4 +757,6 @@ class Executor(BaseExampleGenExecutor):
             report["rejected"],
             report["skipped"],
         )
+        for line in split_warnings(report):
+            logging.warning("ImageExampleGen: %s", line)
         check_report(report, options)

@@ -14,13 +14,17 @@ import warnings
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Formats that tf.io.decode_image reads as they are; anything else PIL can open is transcoded.
 TF_FORMATS = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
 # Names that operating systems and photo tools leave in folders; never images of the dataset.
 SYSTEM_NAMES = {"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin"}
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+# EXIF tag 0x0112: how the stored pixels must be turned to show the picture upright (1: as is).
+EXIF_ORIENTATION = 0x0112
+# Quality of a JPEG re-encoded after turning it upright; high, as it is encoded a second time.
+UPRIGHT_JPEG_QUALITY = 95
 
 # Reasons, as they appear in the rejects report. Stable strings: users grep and count them.
 EMPTY_FILE = "empty_file"
@@ -40,6 +44,7 @@ DUPLICATE_PATH = "duplicate_path"
 HIDDEN_OR_SYSTEM = "hidden_or_system"
 LABELS_FILE = "labels_file"
 ALREADY_WALKED = "already_walked"
+LINK_INTO_TREE = "link_into_tree"
 # Not a file: a row of the labels CSV that matched no image.
 CSV_ID_WITHOUT_IMAGE = "csv_id_without_image"
 
@@ -72,6 +77,7 @@ class ImageInfo(NamedTuple):
     height: int
     width: int
     channels: int
+    orientation: int = 1  # the EXIF orientation the file had; `data` is upright either way
 
 
 def nfc(text: str) -> str:
@@ -111,8 +117,10 @@ def _is_remote(uri: str) -> bool:
 def walk(split: str, root: str, top: str, ignore: frozenset[str] = frozenset()) -> Iterator:
     """Yields a FoundFile or an Outcome for every entry under `top`, in a stable order.
 
-    Symlinks are followed; a link back to a folder being walked is reported as a loop, and a
-    folder reached twice through links is walked once.
+    A link whose target lies inside the image root is an alias of files that are walked (or
+    deliberately left out) anyway: it is skipped as `link_into_tree`, naming its target, and
+    never followed, so no image is listed twice. Links that leave the root are followed; a
+    loop among them is reported, and a folder reached twice through them is walked once.
 
     Args:
       split: the input split these files belong to.
@@ -124,13 +132,24 @@ def walk(split: str, root: str, top: str, ignore: frozenset[str] = frozenset()) 
         yield from _walk_remote(split, root, top)
         return
     rel = _relative(root, top)
-    if os.path.isdir(top):
+    real_root = os.path.realpath(root)
+    alias = _alias_of(top, real_root)
+    if alias is not None:
+        yield Outcome(rel, SKIPPED, LINK_INTO_TREE, alias)
+    elif os.path.isdir(top):
         st = os.stat(top)
-        yield from _walk_local(split, root, top, {(st.st_dev, st.st_ino)}, set(), ignore)
+        yield from _walk_local(split, root, top, {(st.st_dev, st.st_ino)}, set(), ignore, real_root)
     elif ignore and _is_ignored(top, ignore):
         yield Outcome(rel, SKIPPED, LABELS_FILE)
     else:
         yield from _local_entry(split, root, top, rel)
+
+
+def ignored_files(labels_csv: str | None) -> frozenset[str]:
+    """The `ignore` argument of `walk`: the labels CSV's real path, when it is a local file."""
+    if labels_csv and not _is_remote(labels_csv):
+        return frozenset({os.path.realpath(labels_csv)})
+    return frozenset()
 
 
 def _is_ignored(path: str, ignore: frozenset[str]) -> bool:
@@ -139,6 +158,18 @@ def _is_ignored(path: str, ignore: frozenset[str]) -> bool:
     name = os.path.basename(path)
     could_match = os.path.islink(path) or any(os.path.basename(i) == name for i in ignore)
     return could_match and os.path.realpath(path) in ignore
+
+
+def _alias_of(path: str, real_root: str) -> str | None:
+    """For a link whose target exists inside the image root: 'alias of <target>' (relative to
+    the root). None for anything else: not a link, a broken link, a link that leaves the root."""
+    if not os.path.islink(path) or not os.path.exists(path):
+        return None
+    target = os.path.realpath(path)
+    if target != real_root and not target.startswith(real_root + os.sep):
+        return None
+    inside = os.path.relpath(target, real_root).replace(os.sep, "/")
+    return f"alias of {nfc(inside) if inside != '.' else 'the image root'}"
 
 
 def _relative(root: str, path: str) -> str:
@@ -155,7 +186,7 @@ def _local_entry(split: str, root: str, path: str, rel: str) -> Iterator:
         yield FoundFile(split, rel, path)
 
 
-def _walk_local(split, root, folder, ancestors, visited, ignore) -> Iterator:
+def _walk_local(split, root, folder, ancestors, visited, ignore, real_root) -> Iterator:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as e:
@@ -166,6 +197,12 @@ def _walk_local(split, root, folder, ancestors, visited, ignore) -> Iterator:
         if is_hidden_or_system(entry.name):
             yield Outcome(rel, SKIPPED, HIDDEN_OR_SYSTEM)
             continue
+        # Only links pay for a realpath; the labels CSV keeps its own reason below.
+        if entry.is_symlink() and not (ignore and _is_ignored(entry.path, ignore)):
+            alias = _alias_of(entry.path, real_root)
+            if alias is not None:
+                yield Outcome(rel, SKIPPED, LINK_INTO_TREE, alias)
+                continue
         try:
             is_dir = entry.is_dir(follow_symlinks=True)
         except OSError as e:
@@ -193,7 +230,9 @@ def _walk_local(split, root, folder, ancestors, visited, ignore) -> Iterator:
             )
         else:
             visited.add(key)
-            yield from _walk_local(split, root, entry.path, ancestors | {key}, visited, ignore)
+            yield from _walk_local(
+                split, root, entry.path, ancestors | {key}, visited, ignore, real_root
+            )
 
 
 def _walk_remote(split: str, root: str, top: str) -> Iterator:
@@ -271,18 +310,57 @@ def check_image(data: bytes, max_pixels: int, transcode: bool) -> ImageInfo | Ou
             image.load()
     except Exception as e:  # noqa: BLE001 - truncated or corrupt streams raise OSError, SyntaxError...
         return Outcome("", REJECTED, TRUNCATED_OR_CORRUPT, f"{type(e).__name__}: {e}")
+    orientation = _orientation(image)
+    if orientation != 1:
+        return _upright(data, orientation, source_format, transcode)
     if _tf_decodes(image, data):
         return ImageInfo(data, TF_FORMATS[image.format], source_format, height, width, channels)
     if not transcode:
         return Outcome(
             "", REJECTED, UNSUPPORTED_FORMAT, f"TensorFlow cannot decode {source_format}"
         )
-    return _to_png(image, source_format, height, width)
+    return _to_png(image, source_format)
 
 
-def _to_png(image: Image.Image, source_format: str, height: int, width: int) -> ImageInfo:
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation of a JPEG, WebP or TIFF (1-8), 1 when absent or invalid. Read from
+    the header PIL already parsed; other formats rarely carry it and are taken as they are."""
+    if image.format not in ("JPEG", "MPO", "WEBP", "TIFF"):
+        return 1
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block does not make the picture unusable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _upright(data: bytes, orientation: int, source_format: str, transcode: bool):
+    """Decodes fully, turns the picture upright and re-encodes it without the tag: JPEGs as JPEG
+    (quality UPRIGHT_JPEG_QUALITY), anything else as PNG. Phones store most photos sideways with
+    a tag that TensorFlow's decoders ignore, so the model would learn from turned pictures."""
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    if source_format in ("jpeg", "mpo"):
+        if image.mode not in ("L", "RGB", "CMYK"):
+            image = image.convert("RGB")
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=UPRIGHT_JPEG_QUALITY)
+        width, height = image.size
+        return ImageInfo(
+            buffer.getvalue(), "jpeg", source_format, height, width, _channels(image), orientation
+        )
+    if not transcode:
+        return Outcome(
+            "", REJECTED, UNSUPPORTED_FORMAT, f"TensorFlow cannot decode {source_format}"
+        )
+    return _to_png(image, source_format, orientation)
+
+
+def _to_png(image: Image.Image, source_format: str, orientation: int = 1) -> ImageInfo:
     if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "I;16", "P"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
-    return ImageInfo(buffer.getvalue(), "png", source_format, height, width, _channels(image))
+    width, height = image.size
+    return ImageInfo(
+        buffer.getvalue(), "png", source_format, height, width, _channels(image), orientation
+    )

@@ -27,6 +27,7 @@ class FeatureNames:
     channels: str = "channels"
     format: str = "format"
     source_format: str = "source_format"
+    orientation: str = "orientation"  # the EXIF orientation the file had (image is upright)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,72 @@ def feature_spec(features: FeatureNames = FeatureNames()) -> dict[str, tf.io.Fix
     )
     spec[features.format] = tf.io.FixedLenFeature([], tf.string)
     spec[features.source_format] = tf.io.FixedLenFeature([], tf.string, default_value="")
+    spec[features.orientation] = tf.io.FixedLenFeature([], tf.int64, default_value=1)
     return spec
+
+
+_EXIF_HEADER = b"Exif\x00\x00"
+_EXIF_SEARCH_BYTES = 65536  # APP1 (EXIF) sits at the start of a JPEG and is at most 64 KiB
+_IFD_ENTRIES = 32  # orientation is among the first entries of IFD0 in every camera's files
+
+
+def exif_orientation(encoded: tf.Tensor) -> tf.Tensor:
+    """The EXIF orientation (1-8) of encoded JPEG bytes, 1 when absent or unreadable.
+
+    Graph ops only (no py_function), so the exported serving signatures carry it: a TF Serving
+    client sends a phone photo's bytes as they are. Reads the TIFF header after 'Exif\\0\\0', then
+    IFD0's entries for tag 0x0112.
+    """
+    head = tf.strings.substr(encoded, 0, _EXIF_SEARCH_BYTES)
+    parts = tf.strings.split(head, sep=_EXIF_HEADER, maxsplit=1)
+    found = tf.logical_and(tf.io.is_jpeg(encoded), tf.size(parts) == 2)
+    padded = head + b"\x00" * 16
+    size = tf.strings.length(padded)
+    tiff = tf.strings.length(parts[0]) + len(_EXIF_HEADER)
+    little = tf.equal(tf.strings.substr(padded, tf.minimum(tiff, size - 2), 2), b"II")
+
+    def number(positions: tf.Tensor, width: int) -> tf.Tensor:
+        positions = tf.clip_by_value(positions, 0, size - width)
+        raw = tf.strings.substr(
+            tf.fill(tf.shape(positions), padded), positions, tf.fill(tf.shape(positions), width)
+        )
+        digits = tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.int64)
+        weights = tf.constant([256**i for i in range(width)], tf.int64)
+        return tf.where(
+            little,
+            tf.reduce_sum(digits * weights, -1),
+            tf.reduce_sum(digits * weights[::-1], -1),
+        )
+
+    ifd = tiff + tf.cast(number(tf.reshape(tiff + 4, [1]), 4)[0], tf.int32)
+    count = number(tf.reshape(ifd, [1]), 2)[0]
+    entries = ifd + 2 + 12 * tf.range(_IFD_ENTRIES)
+    tags = number(entries, 2)
+    values = number(entries + 8, 2)
+    wanted = tf.logical_and(tags == 0x0112, tf.range(_IFD_ENTRIES, dtype=tf.int64) < count)
+    value = tf.reduce_max(tf.where(wanted, values, tf.zeros_like(values)))
+    valid = tf.logical_and(found, tf.logical_and(value >= 1, value <= 8))
+    return tf.where(valid, tf.cast(value, tf.int32), 1)
+
+
+def upright(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """Turns decoded pixels [h, w, c] as EXIF `orientation` says (what PIL's exif_transpose
+    does), so that the picture shows upright."""
+
+    def transpose(x):
+        return tf.transpose(x, [1, 0, 2])
+
+    turns = [
+        lambda: image,
+        lambda: tf.reverse(image, [1]),
+        lambda: tf.image.rot90(image, 2),
+        lambda: tf.reverse(image, [0]),
+        lambda: transpose(image),
+        lambda: tf.image.rot90(image, 3),
+        lambda: tf.image.rot90(transpose(image), 2),
+        lambda: tf.image.rot90(image, 1),
+    ]
+    return tf.switch_case(tf.clip_by_value(orientation, 1, 8) - 1, turns)
 
 
 def decode_image(encoded: tf.Tensor, image_size: int | None = None) -> tf.Tensor:
@@ -43,11 +108,14 @@ def decode_image(encoded: tf.Tensor, image_size: int | None = None) -> tf.Tensor
     With a size, JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps the
     shorter side at least image_size, then resized with antialiasing: the scaled decode does the
     heavy downsampling far cheaper than a full decode. Training and serving share this function.
+
+    A JPEG's EXIF orientation is applied, so raw phone photos sent to the serving signature are
+    seen upright; ImageExampleGen's examples are upright already and carry no tag.
     """
     if not image_size:
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         image.set_shape([None, None, 3])
-        return image
+        return upright(image, exif_orientation(encoded))
 
     def jpeg(ratio: int):
         return lambda: tf.io.decode_jpeg(encoded, channels=3, ratio=ratio)
@@ -68,6 +136,7 @@ def decode_image(encoded: tf.Tensor, image_size: int | None = None) -> tf.Tensor
     branch = tf.where(is_jpeg, 1 + steps, 0)
     image = tf.switch_case(branch, [other, jpeg(1), jpeg(2), jpeg(4), jpeg(8)])
     image.set_shape([None, None, 3])
+    image = upright(image, exif_orientation(encoded))
     return tf.image.resize(image, [image_size, image_size], antialias=True)
 
 

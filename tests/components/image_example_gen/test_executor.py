@@ -274,3 +274,86 @@ def test_images_per_shard_sets_the_number_of_shard_files(tmp_path):
     assert files and all(f.endswith(f"-of-{shards:05d}.gz") for f in files)
     assert len(files) > 1
     assert len(examples_of(out, "train")) == n
+
+
+def test_clean_tree_writes_every_output_and_the_report_renders(tree, tmp_path):
+    """No broken file: rejects.jsonl still exists (empty) and the report page reads it."""
+    from imgtfx.report import dataset_section
+
+    out = tmp_path / "out"
+    run_do(tree, out)
+    for name in (executor.LABELS_FILE, executor.REPORT_FILE, executor.REJECTS_FILE):
+        assert (out / name).exists(), name
+    assert (out / executor.REJECTS_FILE).read_text() == ""
+    assert "No file was rejected or skipped" in dataset_section(str(out))
+
+
+def test_links_into_the_tree_make_no_duplicates(tmp_path):
+    root = tmp_path / "images"
+    make_tree(root, classes=("palace", "tower"), prefix="seoul", per_class=5)
+    make_tree(root, classes=("beach",), prefix="busan", per_class=5, seed=20)
+    os.symlink(root, root / "seoul" / "palace" / "root_again")
+    os.symlink(root / "seoul", root / "seoul" / "tower" / "up")
+    os.symlink(root / "busan", root / "seoul" / "busan")
+    out = tmp_path / "out"
+    run_do(root, out)
+    report = executor.read_report(str(out))
+    assert (report["examples"], report["rejected"], report["skipped"]) == (15, 0, 3)
+    assert report["skipped_by_reason"] == {images.LINK_INTO_TREE: 3}
+    paths = [r["path"].decode() for s in ("train", "eval") for r in examples_of(out, s)]
+    assert len(paths) == len(set(paths)) == 15
+
+
+def test_rotated_phone_photos_are_written_upright(tmp_path):
+    """Every EXIF orientation, in both TIFF byte orders: the example holds the upright picture,
+    keeps the tag it had in `orientation`, and the report counts the turned photos."""
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from tests.conftest import photo, with_orientation
+
+    root = tmp_path / "images"
+    upright = {}
+    for order in ("II", "MM"):
+        for orientation in range(1, 9):
+            buffer = io.BytesIO()
+            photo(seed=orientation).save(buffer, "JPEG", quality=95)
+            data = with_orientation(buffer.getvalue(), orientation, order)
+            name = f"{order}{orientation}"
+            write(root / "phone" / f"{name}.jpg", data)
+            upright[name] = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+    make_tree(root, classes=("scan",), prefix="", per_class=4)
+    out = tmp_path / "out"
+    run_do(root, out)
+    rows = {r["id"].decode(): r for s in ("train", "eval") for r in examples_of(out, s)}
+    for name, expected in upright.items():
+        row = rows[name]
+        stored = Image.open(io.BytesIO(row["image_raw"]))
+        assert row["orientation"] == int(name[2:])
+        assert stored.getexif().get(images.EXIF_ORIENTATION, 1) == 1  # never turned twice
+        pixels = np.asarray(stored.convert("RGB")).astype(float)
+        assert pixels.shape == expected.shape, name
+        assert (row["height"], row["width"]) == expected.shape[:2]
+        assert np.abs(pixels - expected).mean() < 3, name
+    report = executor.read_report(str(out))
+    assert report["turned_upright"] == 14
+    assert report["exif_orientations"] == {str(o): 2 for o in range(2, 9)}
+    assert rows["scan_0"]["orientation"] == 1
+
+
+def test_fingerprint_follows_the_links_the_executor_follows(tmp_path):
+    from tfx import v1 as tfx
+
+    from components.image_example_gen.driver import tree_fingerprint
+
+    root = tmp_path / "images"
+    outside = tmp_path / "more"
+    make_tree(root, per_class=2)
+    write(outside / "owl" / "1.jpg", encode(seed=3))
+    os.symlink(outside, root / "train" / "more")
+    config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="s", pattern="*")])
+    before = tree_fingerprint(str(root), config, None)
+    write(outside / "owl" / "2.jpg", encode(seed=4))  # read by the executor through the link
+    assert tree_fingerprint(str(root), config, None) != before

@@ -109,31 +109,64 @@ def test_walk_accounts_for_every_entry(tmp_path):
     write(root / ".hidden" / "y.jpg", encode())
     os.symlink(root / "a", root / "a" / "loop")  # a folder linking to itself
     os.symlink(root / "missing.jpg", root / "a" / "broken.jpg")
-    os.symlink(root / "a" / "x.jpg", root / "a" / "alias.jpg")  # a link to a file: followed
+    os.symlink(root / "a" / "x.jpg", root / "a" / "alias.jpg")  # a second name for x.jpg
     entries = list(images.walk("s", str(root), str(root)))
     found = {e.path for e in entries if isinstance(e, FoundFile)}
-    outcomes = {e.path: e.reason for e in entries if isinstance(e, Outcome)}
-    assert found == {"a/x.jpg", "a/alias.jpg"}
+    outcomes = {e.path: (e.reason, e.detail) for e in entries if isinstance(e, Outcome)}
+    assert found == {"a/x.jpg"}
     assert outcomes == {
-        "a/.DS_Store": images.HIDDEN_OR_SYSTEM,
-        "a/Thumbs.db": images.HIDDEN_OR_SYSTEM,
-        ".hidden": images.HIDDEN_OR_SYSTEM,
-        "a/loop": images.SYMLINK_LOOP,
-        "a/broken.jpg": images.BROKEN_SYMLINK,
+        "a/.DS_Store": (images.HIDDEN_OR_SYSTEM, ""),
+        "a/Thumbs.db": (images.HIDDEN_OR_SYSTEM, ""),
+        ".hidden": (images.HIDDEN_OR_SYSTEM, ""),
+        "a/loop": (images.LINK_INTO_TREE, "alias of a"),
+        "a/alias.jpg": (images.LINK_INTO_TREE, "alias of a/x.jpg"),
+        "a/broken.jpg": (images.BROKEN_SYMLINK, f"points to {root / 'missing.jpg'}"),
     }
 
 
-def test_walk_reports_a_loop_through_two_links(tmp_path):
+def test_links_into_the_tree_are_aliases_listed_once(tmp_path):
+    """Links to the image root, to an ancestor and to a sibling top folder (each top folder is
+    walked on its own): every image is found exactly once, each link is skipped once."""
     root = tmp_path / "root"
+    write(root / "seoul" / "palace" / "1.jpg", encode())
+    write(root / "busan" / "beach" / "2.jpg", encode(seed=1))
+    os.symlink(root, root / "seoul" / "palace" / "whole_tree")
+    os.symlink(root / "seoul", root / "seoul" / "palace" / "up")
+    os.symlink(root / "busan", root / "seoul" / "busan_too")
+    os.symlink(root / "busan", root / "all_busan")  # a top folder that is a link
+    entries = [
+        e
+        for top in ("all_busan", "busan", "seoul")
+        for e in images.walk("s", str(root), str(root / top))
+    ]
+    found = sorted(e.path for e in entries if isinstance(e, FoundFile))
+    assert found == ["busan/beach/2.jpg", "seoul/palace/1.jpg"]
+    skipped = {e.path: e.detail for e in entries if isinstance(e, Outcome)}
+    assert skipped == {
+        "all_busan": "alias of busan",
+        "seoul/busan_too": "alias of busan",
+        "seoul/palace/up": "alias of seoul",
+        "seoul/palace/whole_tree": "alias of the image root",
+    }
+    assert {e.reason for e in entries if isinstance(e, Outcome)} == {images.LINK_INTO_TREE}
+
+
+def test_links_that_leave_the_tree_are_followed_and_loops_there_reported(tmp_path):
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
     write(root / "a" / "x.jpg", encode())
-    os.makedirs(root / "b")
-    os.symlink(root / "b", root / "a" / "to_b")
-    os.symlink(root / "a", root / "b" / "to_a")
+    write(outside / "b" / "y.jpg", encode(seed=1))
+    os.symlink(outside / "b", root / "a" / "more")
+    os.symlink(outside / "b", outside / "b" / "again")  # a loop outside the root
+    os.symlink(root / "a", outside / "b" / "home")  # back into the tree: an alias
     entries = list(images.walk("s", str(root), str(root)))
-    reasons = sorted(e.reason for e in entries if isinstance(e, Outcome))
-    # root/a/to_b/to_a loops; root/b is reached twice (walked once).
-    assert images.SYMLINK_LOOP in reasons
-    assert sum(isinstance(e, FoundFile) for e in entries) == 1
+    found = sorted(e.path for e in entries if isinstance(e, FoundFile))
+    assert found == ["a/more/y.jpg", "a/x.jpg"]
+    outcomes = {e.path: e.reason for e in entries if isinstance(e, Outcome)}
+    assert outcomes == {
+        "a/more/again": images.SYMLINK_LOOP,
+        "a/more/home": images.LINK_INTO_TREE,
+    }
 
 
 def test_labels_csv_inside_the_tree_is_skipped_also_through_a_link(tmp_path):
