@@ -90,6 +90,10 @@ def convert(args) -> int:
         beam_pipeline_args=_beam_args(args.beam_arg),
     )
     print(convert_tree.summary_line(report, args.output))
+    from components.image_example_gen.executor import split_warnings
+
+    for line in split_warnings(report):
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -124,14 +128,23 @@ def run(args) -> int:
         train_steps=args.train_steps,
         eval_percent=args.eval_percent,
         min_accuracy=args.min_accuracy,
+        min_class_accuracy=args.min_class_accuracy,
         beam_pipeline_args=_beam_args(args.beam_arg),
     )
+    from components.image_example_gen.executor import read_report, split_warnings
+    from pipeline.results import blessing_lines
+
+    if summary.get("examples_uri"):
+        for line in split_warnings(read_report(summary["examples_uri"])):
+            print(line, file=sys.stderr)
     accuracy = summary["accuracy"]
     print(
         f"examples {summary['examples']}, rejected {summary['rejected']}, accuracy "
         f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}, "
         f"{'BLESSED' if summary['blessed'] else 'NOT blessed'}"
     )
+    for line in blessing_lines(summary.get("blessing") or {}):
+        print(line)
     print(f"pushed model: {summary['pushed_model'] or 'none (not blessed)'}")
     print(f"summary: {local_runner.paths(summary['root'])['summary']}")
     if summary.get("examples_uri"):
@@ -211,7 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"default {configs.IMAGE_SIZE}; {configs.SAMPLE_IMAGE_SIZE} with --sample",
     )
     p.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
-    p.add_argument("--min-accuracy", type=float, default=configs.MIN_ACCURACY)
+    p.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=configs.MIN_ACCURACY,
+        help="overall eval accuracy needed to bless and push the model",
+    )
+    p.add_argument(
+        "--min-class-accuracy",
+        type=float,
+        help="also require this accuracy on every class (default: no per-class floor)",
+    )
     p.add_argument("--class-weights", choices=["none", "balanced"], default="none")
     p.add_argument("--flip", action="store_true", help="random left-right flips in training")
     p.add_argument("--no-augment", action="store_true", help="no training augmentation")

@@ -52,7 +52,7 @@ def check_inputs(images_root: str, root: str, options: ImageOptions) -> None:
     if options.labels_csv:
         id_column, label_column = labels_csv_columns(options)
         csv_ids = {i for i, _ in read_labels_csv(options.labels_csv, id_column, label_column)}
-        ignore = frozenset({os.path.realpath(options.labels_csv)})
+        ignore = images.ignored_files(options.labels_csv)
         for top in split_tops(images_root, "*"):
             for entry in images.walk("", images_root, top, ignore):
                 if isinstance(entry, images.FoundFile) and images.image_id(entry.path) in csv_ids:
@@ -73,6 +73,7 @@ def run(
     eval_steps: int = configs.EVAL_STEPS,
     eval_percent: int = configs.EVAL_PERCENT,
     min_accuracy: float = configs.MIN_ACCURACY,
+    min_class_accuracy: float | None = None,
     beam_pipeline_args: list[str] | None = None,
     pipeline_name: str = configs.PIPELINE_NAME,
 ) -> dict:
@@ -95,6 +96,7 @@ def run(
         train_steps=train_steps,
         eval_steps=eval_steps,
         min_accuracy=min_accuracy,
+        min_class_accuracy=min_class_accuracy,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             where["metadata"]
         ),
@@ -103,7 +105,12 @@ def run(
         ),
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
-    summary = results.summarize(where["metadata"], pipeline_name)
+    thresholds = {
+        "min_accuracy": min_accuracy,
+        "max_accuracy_drop": configs.MAX_ACCURACY_DROP,
+        "min_class_accuracy": min_class_accuracy,
+    }
+    summary = results.summarize(where["metadata"], pipeline_name, thresholds)
     summary["root"] = root
     summary["min_accuracy"] = min_accuracy
     with open(where["summary"], "w", encoding="utf-8") as f:

@@ -24,16 +24,46 @@ def eval_config(
     options: ImageOptions,
     min_accuracy: float = configs.MIN_ACCURACY,
     top_k: int = configs.TOP_K,
+    min_class_accuracy: float | None = None,
 ) -> tfma.EvalConfig:
-    """Multiclass evaluation: accuracy with an absolute bound and a bound relative to the latest
-    blessed model, top-k accuracy, and every metric per class (slices on the label name)."""
-    accuracy_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -configs.MAX_ACCURACY_DROP},
+    """Multiclass evaluation: top-k accuracy and every metric per class (slices on the label
+    name); blessing needs the overall accuracy at least `min_accuracy` and at most
+    MAX_ACCURACY_DROP below the latest blessed model.
+
+    The accuracy thresholds are per-slice thresholds on the overall slice only: a threshold on
+    the metric itself would apply to every class slice too, and with hundreds of classes of a
+    few eval images each no model would ever be pushed. `min_class_accuracy` (opt-in) adds a
+    floor that every class slice must reach.
+    """
+    overall = [tfma.SlicingSpec()]
+    thresholds = [
+        tfma.PerSliceMetricThreshold(
+            slicing_specs=overall,
+            threshold=tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy})
+            ),
         ),
-    )
+        tfma.PerSliceMetricThreshold(
+            slicing_specs=overall,
+            threshold=tfma.MetricThreshold(
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                    absolute={"value": -configs.MAX_ACCURACY_DROP},
+                )
+            ),
+        ),
+    ]
+    if min_class_accuracy is not None:
+        thresholds.append(
+            tfma.PerSliceMetricThreshold(
+                slicing_specs=[tfma.SlicingSpec(feature_keys=[options.features.label_name])],
+                threshold=tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(
+                        lower_bound={"value": min_class_accuracy}
+                    )
+                ),
+            )
+        )
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -44,14 +74,14 @@ def eval_config(
             )
         ],
         slicing_specs=[
-            tfma.SlicingSpec(),
+            *overall,
             tfma.SlicingSpec(feature_keys=[options.features.label_name]),
         ],
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=[
                     tfma.MetricConfig(
-                        class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold
+                        class_name="SparseCategoricalAccuracy", per_slice_thresholds=thresholds
                     ),
                     tfma.MetricConfig(
                         class_name="SparseTopKCategoricalAccuracy",
@@ -76,6 +106,7 @@ def create_pipeline(
     train_steps: int | tfx.dsl.experimental.RuntimeParameter = configs.TRAIN_STEPS,
     eval_steps: int = configs.EVAL_STEPS,
     min_accuracy: float = configs.MIN_ACCURACY,
+    min_class_accuracy: float | None = None,
     metadata_connection_config=None,
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = True,
@@ -94,13 +125,16 @@ def create_pipeline(
       train_steps: training steps; on Kubeflow a RuntimeParameter (ptype str) holding the whole
         TrainArgs as JSON, since KFP v2 in TFX 1.16 cannot take a parameter inside a proto.
       eval_steps: eval batches per evaluation round during training.
-      min_accuracy: the accuracy a model needs to be blessed and pushed.
+      min_accuracy: the overall eval accuracy a model needs to be blessed and pushed.
+      min_class_accuracy: opt-in: the accuracy every class needs as well (None: no floor).
       metadata_connection_config: ML Metadata connection (local runs; None on Kubeflow).
       beam_pipeline_args: Beam options for the data steps (Dataflow, Flink, Spark ...).
       enable_cache: reuse results of unchanged steps.
     """
     if not 0.0 <= min_accuracy <= 1.0:
         raise ValueError(f"min accuracy must be between 0 and 1, got {min_accuracy}.")
+    if min_class_accuracy is not None and not 0.0 <= min_class_accuracy <= 1.0:
+        raise ValueError(f"min class accuracy must be between 0 and 1, got {min_class_accuracy}.")
     input_config = input_config or tfx.proto.Input(
         splits=[tfx.proto.Input.Split(name="single_split", pattern="*")]
     )
@@ -142,7 +176,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(image_options, min_accuracy),
+        eval_config=eval_config(image_options, min_accuracy, min_class_accuracy=min_class_accuracy),
     )
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],

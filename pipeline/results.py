@@ -34,14 +34,20 @@ def latest_run_outputs(store, pipeline_name: str) -> dict[str, dict]:
             continue
         node_id = node_contexts[0].name.split(".", 1)[-1]
         outputs: dict[str, list] = {}
+        inputs: dict[str, list] = {}  # by input key: the Evaluator's baseline_model ...
         events = store.get_events_by_execution_ids([execution.id])
         ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
         for artifact in store.get_artifacts_by_id(ids):
             type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
             outputs.setdefault(type_name, []).append(artifact)
+        for event in events:
+            if event.type == metadata_store_pb2.Event.INPUT and event.path.steps:
+                (artifact,) = store.get_artifacts_by_id([event.artifact_id])
+                inputs.setdefault(event.path.steps[0].key, []).append(artifact)
         nodes[node_id] = {
             "state": metadata_store_pb2.Execution.State.Name(execution.last_known_state),
             "outputs": outputs,
+            "inputs": inputs,
         }
     return nodes
 
@@ -67,8 +73,84 @@ def overall_accuracy(evaluation_uri: str) -> float | None:
     return None
 
 
-def summarize(metadata_path: str, pipeline_name: str) -> dict:
-    """The run summary: examples per split, rejects, accuracy, blessing, model paths."""
+def _slice_name(slice_key) -> str:
+    parts = []
+    for key in slice_key.single_slice_keys:
+        kind = key.WhichOneof("kind")
+        value = getattr(key, kind) if kind else ""
+        parts.append(f"{key.column}={value.decode() if isinstance(value, bytes) else value}")
+    return ", ".join(parts) or "overall"
+
+
+def _bound(threshold) -> str:
+    if threshold.HasField("value_threshold"):
+        value = threshold.value_threshold
+        if value.HasField("lower_bound"):
+            return f">= {value.lower_bound.value:g}"
+        return f"<= {value.upper_bound.value:g}"
+    change = threshold.change_threshold
+    if change.HasField("absolute"):
+        return f"change vs baseline >= {change.absolute.value:g}"
+    return f"relative change vs baseline >= {change.relative.value:g}"
+
+
+def explain_blessing(
+    evaluation_uri: str | None,
+    blessed: bool | None,
+    thresholds: dict,
+    baseline_model: str | None,
+) -> dict:
+    """Why a model was (not) blessed, from TFMA's validation result: the thresholds, the
+    baseline it was compared with, and each failed check (metric, slice, value, bound)."""
+    failed = []
+    missing = []
+    if evaluation_uri:
+        import tensorflow as tf
+        import tensorflow_model_analysis as tfma
+
+        try:
+            validation = tfma.load_validation_result(evaluation_uri)
+        except (OSError, tf.errors.OpError) as e:  # an Evaluator that failed writes none
+            return {"blessed": blessed, "thresholds": thresholds, "error": str(e)}
+        for per_slice in validation.metric_validations_per_slice:
+            for failure in per_slice.failures:
+                failed.append(
+                    {
+                        "metric": failure.metric_key.name,
+                        "slice": _slice_name(per_slice.slice_key),
+                        "against_baseline": failure.metric_key.is_diff,
+                        "value": round(failure.metric_value.double_value.value, 6),
+                        "bound": _bound(failure.metric_threshold),
+                        "message": failure.message,
+                    }
+                )
+        missing = [_slice_name(s) for s in validation.missing_slices]
+    explained = {
+        "blessed": blessed,
+        "thresholds": thresholds,
+        "baseline_model": baseline_model,
+        "failed": failed,
+    }
+    if missing:
+        explained["missing_slices"] = missing
+    return explained
+
+
+def blessing_lines(blessing: dict) -> list[str]:
+    """The blessing in words, for the command line."""
+    if not blessing or blessing.get("blessed"):
+        return []
+    lines = [
+        f"not blessed: {f['metric']} on {f['slice']} is {f['value']:g}, needs {f['bound']}"
+        for f in blessing.get("failed", [])
+    ]
+    if blessing.get("error"):
+        lines.append(f"not blessed: the evaluation could not be read: {blessing['error']}")
+    return lines or ["not blessed: the Evaluator did not bless the model (no failed check found)"]
+
+
+def summarize(metadata_path: str, pipeline_name: str, thresholds: dict | None = None) -> dict:
+    """The run summary: examples per split, rejects, accuracy, blessing (and why), paths."""
     config = metadata.sqlite_metadata_connection_config(metadata_path)
     with metadata.Metadata(config) as m:
         nodes = latest_run_outputs(m.store, pipeline_name)
@@ -107,6 +189,13 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
         summary["evaluation_uri"] = evaluation.uri
     if blessing:
         summary["blessed"] = bool(blessing.custom_properties["blessed"].int_value)
+        baseline = nodes.get("Evaluator", {}).get("inputs", {}).get("baseline_model", [])
+        summary["blessing"] = explain_blessing(
+            evaluation.uri if evaluation else None,
+            summary["blessed"],
+            thresholds or {},
+            baseline[0].uri if baseline else None,
+        )
     if pushed and pushed.custom_properties["pushed"].int_value:
         summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value
     return summary

@@ -92,6 +92,23 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
     third = local_runner.run(**kwargs)
     assert all(third["steps"][n] == "CACHED" for n in NODES), third["steps"]
     assert third["pushed_model"] == again["pushed_model"]
+    assert third["blessing"]["baseline_model"]  # compared with the model it blessed first
+
+    # An unreachable bound: only the Evaluator runs again, and summary.json says what failed.
+    strict = local_runner.run(**{**kwargs, "min_accuracy": 1.0})
+    assert strict["steps"]["Trainer"] == "CACHED" and strict["blessed"] is False
+    with open(local_runner.paths(root)["summary"], encoding="utf-8") as f:
+        blessing = json.load(f)["blessing"]
+    assert blessing["thresholds"]["min_accuracy"] == 1.0 and blessing["blessed"] is False
+    assert {
+        "metric": "sparse_categorical_accuracy",
+        "slice": "overall",
+        "bound": ">= 1",
+        "against_baseline": False,
+    }.items() <= blessing["failed"][0].items()
+    assert blessing["failed"][0]["value"] == pytest.approx(strict["accuracy"], abs=1e-5)
+    back = local_runner.run(**kwargs)  # the earlier evaluation comes back from the cache
+    assert all(back["steps"][n] == "CACHED" for n in NODES) and back["blessed"] is True
 
     served = tf.saved_model.load(summary["pushed_model"])
     jpgs = [

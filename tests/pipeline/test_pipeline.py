@@ -44,9 +44,15 @@ def test_pipeline_wires_every_step(tmp_path):
 def test_eval_config_thresholds_and_slices():
     config = eval_config(ImageOptions(), min_accuracy=0.75)
     metrics = {m.class_name: m for m in config.metrics_specs[0].metrics}
-    accuracy = metrics["SparseCategoricalAccuracy"].threshold
-    assert accuracy.value_threshold.lower_bound.value == 0.75
-    assert accuracy.change_threshold.absolute.value < 0
+    accuracy = metrics["SparseCategoricalAccuracy"]
+    assert not accuracy.HasField("threshold")  # it would apply to every class slice
+    value, change = accuracy.per_slice_thresholds
+    assert [list(s.feature_keys) for s in value.slicing_specs] == [[]]  # overall only
+    assert value.threshold.value_threshold.lower_bound.value == 0.75
+    assert [list(s.feature_keys) for s in change.slicing_specs] == [[]]
+    assert change.threshold.change_threshold.absolute.value < 0
+    floor = eval_config(ImageOptions(), min_class_accuracy=0.3).metrics_specs[0].metrics[0]
+    assert list(floor.per_slice_thresholds[2].slicing_specs[0].feature_keys) == ["label_name"]
     assert "SparseTopKCategoricalAccuracy" in metrics
     assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["label_name"]]
 

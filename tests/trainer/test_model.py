@@ -87,3 +87,46 @@ def test_exported_model_answers_both_signatures_with_label_names(examples, tmp_p
         by_example[model.PROBABILITIES].numpy(), by_image[model.PROBABILITIES].numpy(), rtol=1e-5
     )
     assert open(f"{path}/labels.txt").read().split() == vocabulary
+
+
+def test_raw_phone_photos_are_served_upright(tmp_path):
+    """A sideways photo with an EXIF orientation tag, sent as its file's bytes to the raw-bytes
+    signature and to `imgtfx predict`, gets the answer of the upright picture; the same pixels
+    without the tag (what a decoder that ignores EXIF sees) get another."""
+    import io
+
+    from imgtfx import predict
+    from tests.conftest import photo, with_orientation
+
+    picture = photo(size=(64, 40), seed=5)
+
+    def jpeg(image):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=95)
+        return buffer.getvalue()
+
+    upright = jpeg(picture)
+    sideways = jpeg(picture.transpose(2))  # ROTATE_90: stored turned, as a phone stores it
+    tagged = with_orientation(sideways, 6)  # "turn 90 degrees clockwise to show"
+    options = TrainerOptions(image_size=32, batch_size=4, filters=(4, 8))
+    # A linear model on the pixels: unlike an untrained CNN, its answer moves with the picture.
+    keras = model.keras
+    pixels = keras.Input((32, 32, 3))
+    scores = keras.layers.Dense(
+        3, kernel_initializer=keras.initializers.RandomNormal(stddev=0.02, seed=1)
+    )(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(pixels)))
+    linear = keras.Model(pixels, keras.layers.Softmax()(scores))
+    path = str(tmp_path / "serving" / "1")
+    model.export(linear, ["a", "b", "c"], options, path)
+    serve = tf.saved_model.load(path).signatures[model.IMAGES_SIGNATURE]
+    out = serve(images=tf.constant([upright, tagged, sideways]))[model.PROBABILITIES].numpy()
+    np.testing.assert_allclose(out[1], out[0], atol=0.02)
+    assert np.abs(out[2] - out[0]).max() > 5 * np.abs(out[1] - out[0]).max() + 0.02
+
+    files = [write(tmp_path / "upright.jpg", upright), write(tmp_path / "phone.jpg", tagged)]
+    lines = list(predict.predict(str(tmp_path / "serving"), files, top_k=3))
+    np.testing.assert_allclose(
+        [p["probability"] for p in lines[1]["top_k"]],
+        [p["probability"] for p in lines[0]["top_k"]],
+        atol=0.02,
+    )
