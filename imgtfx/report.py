@@ -23,11 +23,16 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from components.image_example_gen import reader  # noqa: E402
-from components.image_example_gen.executor import REJECTS_FILE, read_report  # noqa: E402
+from components.image_example_gen.executor import (  # noqa: E402
+    REJECTS_FILE,
+    read_report,
+    split_warnings,
+)
 from components.image_example_gen.options import ImageOptions  # noqa: E402
 
 SAMPLES_PER_CLASS = 6
-MAX_CLASSES_SHOWN = 30
+MAX_CLASSES_SHOWN = 30  # above this, per-class plots and tables become summaries
+LIST_SHOWN = 20  # rows of each "fewest", "worst" and "most confused" table
 MAX_EVAL_PREDICTED = 5000
 WORST_SHOWN = 12
 THUMBNAIL = 96
@@ -66,30 +71,72 @@ def _table(header: list[str], rows: list[list]) -> str:
 # Sections.
 
 
-def dataset_section(examples_uri: str) -> str:
-    report = read_report(examples_uri)
+def _class_counts_figure(report: dict) -> str:
+    """Examples per class: stacked bars per split for a few classes, else the distribution."""
     splits = list(report["splits"])
-    rows = [
-        [label, *[counts.get(s, 0) for s in splits], sum(counts.values())]
-        for label, counts in report["classes"].items()
-    ]
+    classes = report["classes"]
     figure, axis = plt.subplots(figsize=(8, 3))
-    labels = list(report["classes"])[:MAX_CLASSES_SHOWN]
-    bottom = np.zeros(len(labels))
-    for split in splits:
-        values = np.array([report["classes"][label].get(split, 0) for label in labels])
-        axis.bar(range(len(labels)), values, bottom=bottom, label=split)
-        bottom += values
-    axis.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
-    axis.set_ylabel("examples")
-    axis.legend()
-    axis.set_title("Examples per class")
+    if len(classes) <= MAX_CLASSES_SHOWN:
+        labels = list(classes)
+        bottom = np.zeros(len(labels))
+        for split in splits:
+            values = np.array([classes[label].get(split, 0) for label in labels])
+            axis.bar(range(len(labels)), values, bottom=bottom, label=split)
+            bottom += values
+        axis.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+        axis.set_ylabel("examples")
+        axis.legend()
+        axis.set_title("Examples per class")
+        return _img(_png(figure), "examples per class")
+    totals = np.array([sum(c.values()) for c in classes.values()])
+    bins = np.arange(0, totals.max() + 2) - 0.5 if totals.max() < 60 else 40
+    axis.hist(totals, bins=bins)
+    axis.set_xlabel("examples in the class")
+    axis.set_ylabel("classes")
+    title = (
+        f"Examples per class, {len(classes)} classes: min {totals.min()}, "
+        f"median {np.median(totals):g}, max {totals.max()}"
+    )
+    axis.set_title(title)
+    return _img(_png(figure), "examples per class") + f"<p>{html.escape(title)}.</p>"
+
+
+def _class_tables(report: dict) -> str:
+    splits = list(report["splits"])
+    classes = report["classes"]
+
+    def row(label):
+        counts = classes[label]
+        return [label, *[counts.get(s, 0) for s in splits], sum(counts.values())]
+
+    header = ["label", *splits, "total"]
+    if len(classes) <= MAX_CLASSES_SHOWN:
+        return _table(header, [row(label) for label in classes])
+    fewest = sorted(classes, key=lambda label: (sum(classes[label].values()), label))
+    parts = [
+        f"<h3>The {LIST_SHOWN} classes with the fewest examples</h3>",
+        _table(header, [row(label) for label in fewest[:LIST_SHOWN]]),
+    ]
+    for split, labels in report.get("classes_without_examples", {}).items():
+        if labels:
+            shown = ", ".join(html.escape(label) for label in labels[:100])
+            more = f" ... and {len(labels) - 100} more" if len(labels) > 100 else ""
+            parts.append(
+                f"<h3>Classes without {html.escape(split)} examples ({len(labels)})</h3>"
+                f"<p class='names'>{shown}{more}</p>"
+            )
+    return "".join(parts)
+
+
+def _rejects(examples_uri: str) -> str:
     rejects = collections.defaultdict(list)
-    with tf.io.gfile.GFile(os.path.join(examples_uri, REJECTS_FILE)) as f:
-        for line in f:
-            outcome = json.loads(line)
-            rejects[(outcome["status"], outcome["reason"])].append(outcome)
-    reject_html = (
+    path = os.path.join(examples_uri, REJECTS_FILE)
+    if tf.io.gfile.exists(path):  # written by every run; older outputs may lack it when empty
+        with tf.io.gfile.GFile(path) as f:
+            for line in f:
+                outcome = json.loads(line)
+                rejects[(outcome["status"], outcome["reason"])].append(outcome)
+    return (
         "".join(
             f"<details><summary>{html.escape(status)}: {html.escape(reason)} "
             f"({len(items)})</summary>"
@@ -104,20 +151,29 @@ def dataset_section(examples_uri: str) -> str:
         )
         or "<p>No file was rejected or skipped.</p>"
     )
+
+
+def dataset_section(examples_uri: str) -> str:
+    report = read_report(examples_uri)
+    upright = report.get("turned_upright", 0)
     counts = (
         f"<p>{report['files_seen']} files seen: <b>{report['examples']} examples</b> "
         f"({', '.join(f'{s} {n}' for s, n in report['splits'].items())}), "
         f"{report['rejected']} rejected, {report['skipped']} skipped; "
         f"{report['num_classes']} labels; {report['csv_ids_without_image']} CSV ids without "
-        f"an image. Image root: <code>{html.escape(str(report['image_root']))}</code></p>"
+        f"an image; {upright} photos turned upright (EXIF orientation "
+        f"{html.escape(json.dumps(report.get('exif_orientations', {})))}). "
+        f"Image root: <code>{html.escape(str(report['image_root']))}</code></p>"
     )
+    warnings = "".join(f"<p class='warn'>{html.escape(w)}</p>" for w in split_warnings(report))
     return (
         '<section id="dataset"><h2>Dataset</h2>'
         + counts
-        + _img(_png(figure), "examples per class")
-        + _table(["label", *splits, "total"], rows)
+        + warnings
+        + _class_counts_figure(report)
+        + _class_tables(report)
         + "<h3>Rejected and skipped files</h3>"
-        + reject_html
+        + _rejects(examples_uri)
         + "</section>"
     )
 
@@ -131,6 +187,8 @@ def samples_section(examples_uri: str, options: ImageOptions) -> str:
         if len(per_class[label]) < SAMPLES_PER_CLASS:
             per_class[label].append(example[names.image].numpy())
     rows = []
+    if len(per_class) > MAX_CLASSES_SHOWN:
+        rows.append(f"<p>{MAX_CLASSES_SHOWN} of {len(per_class)} classes shown.</p>")
     for label in sorted(per_class)[:MAX_CLASSES_SHOWN]:
         thumbs = "".join(_img(_thumbnail(b), label, "thumb") for b in per_class[label])
         rows.append(
@@ -278,18 +336,47 @@ def evaluation_section(summary: dict) -> str:
             name = "overall" if slice_key == () else ", ".join(f"{k}={v}" for k, v in slice_key)
             rows.append([name, *[_number(flat.get(m)) for m in _METRICS]])
     rows.sort(key=lambda r: (r[0] != "overall", r[0]))
+    note = ""
+    if len(rows) > MAX_CLASSES_SHOWN + 1:  # overall, then the worst classes
+        by_accuracy = sorted(rows[1:], key=lambda r: (_as_float(r[1]), r[0]))
+        note = (
+            f"<p>Overall and the {LIST_SHOWN} class slices with the lowest accuracy, of "
+            f"{len(rows) - 1}; every slice is in the TFMA result "
+            f"(<code>{html.escape(str(summary.get('evaluation_uri')))}</code>).</p>"
+        )
+        rows = rows[:1] + by_accuracy[:LIST_SHOWN]
     blessed = summary.get("blessed")
     verdict = {True: "BLESSED", False: "NOT blessed", None: "not evaluated"}[blessed]
     accuracy = summary.get("accuracy")
+    blessing = summary.get("blessing") or {}
+    thresholds = blessing.get("thresholds") or {"min_accuracy": summary.get("min_accuracy")}
+    failed = blessing.get("failed") or []
+    why = ""
+    if failed:
+        why = "<h3>Why not blessed</h3>" + _table(
+            ["metric", "slice", "value", "needs", "vs baseline"],
+            [
+                [f["metric"], f["slice"], f"{f['value']:.4f}", f["bound"], f["against_baseline"]]
+                for f in failed[:LIST_SHOWN]
+            ],
+        )
+    baseline = blessing.get("baseline_model")
     return (
         '<section id="evaluation"><h2>Evaluation (TFMA)</h2>'
         f"<p class='verdict {'good' if blessed else 'bad'}'>{verdict}: accuracy "
-        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, threshold "
-        f"{summary.get('min_accuracy', 'n/a')}. Pushed model: "
+        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, thresholds "
+        f"{html.escape(json.dumps(thresholds))}. Pushed model: "
         f"<code>{html.escape(str(summary.get('pushed_model')))}</code></p>"
-        + _table(["slice", *_METRICS], rows)
-        + "</section>"
+        f"<p>Baseline: <code>{html.escape(str(baseline or 'none (first blessed model)'))}"
+        "</code></p>" + why + note + _table(["slice", *_METRICS], rows) + "</section>"
     )
+
+
+def _as_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("inf")
 
 
 def _number(value: float | None) -> str:
@@ -343,26 +430,19 @@ def predictions_section(summary: dict, options: ImageOptions) -> str:
     matrix = np.zeros((n, n), dtype=int)
     for t, p in zip(truth, predicted, strict=True):
         matrix[t, p] += 1
-    shown = min(n, MAX_CLASSES_SHOWN)
-    figure, axis = plt.subplots(figsize=(1 + 0.35 * shown, 1 + 0.35 * shown))
-    axis.imshow(matrix[:shown, :shown], cmap="Blues")
-    for i in range(shown):
-        for j in range(shown):
-            if matrix[i, j]:
-                color = "white" if matrix[i, j] > matrix.max() / 2 else "black"
-                axis.text(j, i, matrix[i, j], ha="center", va="center", fontsize=7, color=color)
-    axis.set_xticks(range(shown), vocabulary[:shown], rotation=60, fontsize=7)
-    axis.set_yticks(range(shown), vocabulary[:shown], fontsize=7)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    axis.set_title(f"Confusion matrix ({len(truth)} eval images)")
-    per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
-    figure2, axis2 = plt.subplots(figsize=(8, 3))
-    axis2.bar(range(shown), per_class[:shown])
-    axis2.set_xticks(range(shown), vocabulary[:shown], rotation=60, fontsize=7)
-    axis2.set_ylim(0, 1)
-    axis2.set_ylabel("accuracy")
-    axis2.set_title("Per-class accuracy (eval)")
+    support = matrix.sum(axis=1)
+    per_class = matrix.diagonal() / np.maximum(support, 1)
+    if n <= MAX_CLASSES_SHOWN:
+        plots = _img(_png(_confusion_figure(matrix, vocabulary, len(truth))), "confusion matrix")
+        figure2, axis2 = plt.subplots(figsize=(8, 3))
+        axis2.bar(range(n), per_class)
+        axis2.set_xticks(range(n), vocabulary, rotation=60, fontsize=7)
+        axis2.set_ylim(0, 1)
+        axis2.set_ylabel("accuracy")
+        axis2.set_title("Per-class accuracy (eval)")
+        plots += _img(_png(figure2), "per-class accuracy")
+    else:
+        plots = _many_classes(matrix, vocabulary, per_class, support)
     wrong = [i for i in range(len(truth)) if truth[i] != predicted[i]]
     wrong.sort(key=lambda i: -confidence[i])
     worst = (
@@ -378,11 +458,64 @@ def predictions_section(summary: dict, options: ImageOptions) -> str:
     )
     return (
         '<section id="errors"><h2>Errors on eval images</h2>'
-        + _img(_png(figure), "confusion matrix")
-        + _img(_png(figure2), "per-class accuracy")
+        + plots
         + "<h3>Most confidently misclassified</h3><div class='grid'>"
         + worst
         + "</div></section>"
+    )
+
+
+def _confusion_figure(matrix: np.ndarray, vocabulary: list[str], count: int):
+    n = len(vocabulary)
+    figure, axis = plt.subplots(figsize=(1 + 0.35 * n, 1 + 0.35 * n))
+    axis.imshow(matrix, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            if matrix[i, j]:
+                color = "white" if matrix[i, j] > matrix.max() / 2 else "black"
+                axis.text(j, i, matrix[i, j], ha="center", va="center", fontsize=7, color=color)
+    axis.set_xticks(range(n), vocabulary, rotation=60, fontsize=7)
+    axis.set_yticks(range(n), vocabulary, fontsize=7)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(f"Confusion matrix ({count} eval images)")
+    return figure
+
+
+def _many_classes(
+    matrix: np.ndarray, vocabulary: list[str], per_class: np.ndarray, support: np.ndarray
+) -> str:
+    """What a confusion matrix says, at any class count: the accuracy distribution over
+    classes, the worst classes and the most confused pairs."""
+    evaluated = support > 0
+    figure, axis = plt.subplots(figsize=(8, 3))
+    axis.hist(per_class[evaluated], bins=np.linspace(0, 1, 21))
+    axis.set_xlabel("eval accuracy of the class")
+    axis.set_ylabel("classes")
+    axis.set_title(
+        f"Per-class accuracy, {int(evaluated.sum())} of {len(vocabulary)} classes with eval images"
+    )
+    worst = sorted(np.flatnonzero(evaluated), key=lambda i: (per_class[i], -support[i], i))
+    worst_rows = []
+    for i in worst[:LIST_SHOWN]:
+        row = matrix[i].copy()
+        row[i] = 0
+        instead = vocabulary[int(row.argmax())] if row.any() else ""
+        worst_rows.append([vocabulary[i], f"{per_class[i]:.2f}", int(support[i]), instead])
+    off = matrix.copy()
+    np.fill_diagonal(off, 0)
+    pairs = np.argsort(-off, axis=None)[:LIST_SHOWN]
+    pair_rows = [
+        [vocabulary[t], vocabulary[p], int(off[t, p])]
+        for t, p in zip(*np.unravel_index(pairs, off.shape), strict=True)
+        if off[t, p]
+    ]
+    return (
+        _img(_png(figure), "per-class accuracy distribution")
+        + f"<h3>The {LIST_SHOWN} classes with the lowest eval accuracy</h3>"
+        + _table(["class", "accuracy", "eval images", "mostly predicted as"], worst_rows)
+        + "<h3>Most confused pairs</h3>"
+        + (_table(["true", "predicted", "eval images"], pair_rows) or "")
     )
 
 
@@ -396,6 +529,8 @@ img.thumb{width:64px;height:64px;object-fit:contain;margin:2px;border:1px solid 
 .row{display:flex;align-items:center}.label{width:9em;font-weight:bold}
 .grid{display:flex;flex-wrap:wrap}figure{width:150px;font-size:11px;margin:4px}
 .verdict{font-size:1.2em;font-weight:bold}.good{color:#176417}.bad{color:#a11}
+.warn{background:#fff4d6;padding:4px 8px;border-left:4px solid #e0a000}
+.names{font-size:12px;max-height:8em;overflow:auto}
 """
 
 

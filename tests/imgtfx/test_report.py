@@ -1,0 +1,45 @@
+"""The run report at any class count: summaries instead of per-class plots and tables."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imgtfx import report
+from tests.components.image_example_gen.test_executor import run_do
+from tests.conftest import encode, write
+
+
+def test_dataset_section_with_hundreds_of_classes_stays_small(tmp_path):
+    root = tmp_path / "images"
+    for c in range(300):
+        for i in range(1 + c % 3):
+            write(root / f"landmark_{c:03d}" / f"{c}_{i}.jpg", encode(size=(8, 8), seed=c * 3 + i))
+    out = tmp_path / "out"
+    run_do(root, out)
+    page = report.dataset_section(str(out))
+    assert "Examples per class, 300 classes: min 1" in page  # the distribution, not 300 bars
+    assert "classes with the fewest examples" in page
+    assert "Classes without eval examples" in page
+    assert "have no eval example" in page and "--eval-percent" in page  # the warning
+    assert page.count("<tr>") < 2 * report.LIST_SHOWN + 10
+    assert len(page) < 200_000
+
+
+def test_many_classes_show_worst_classes_and_confused_pairs():
+    n = 1049
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, n, 3000)
+    predicted = np.where(rng.random(3000) < 0.7, truth, (truth + 1) % n)
+    predicted[truth == 7] = 8  # class 7 is always taken for class 8
+    matrix = np.zeros((n, n), dtype=int)
+    np.add.at(matrix, (truth, predicted), 1)
+    vocabulary = [str(i) for i in range(n)]
+    support = matrix.sum(axis=1)
+    per_class = matrix.diagonal() / np.maximum(support, 1)
+    html = report._many_classes(matrix, vocabulary, per_class, support)
+    worst = html.split("lowest eval accuracy")[1].split("Most confused")[0]
+    assert worst.count("<tr>") == report.LIST_SHOWN + 1  # header + rows
+    assert "<td>7</td><td>0.00</td>" in worst and "<td>8</td></tr>" in worst
+    pairs = html.split("Most confused pairs")[1]
+    assert 1 < pairs.count("<tr>") <= report.LIST_SHOWN + 1
+    assert len(html) < 100_000
