@@ -155,10 +155,10 @@ def run(args) -> int:
 
 
 def compile_spec(args) -> int:
-    from kubeflow.runner import compile_pipeline
+    from kubeflow import runner
     from trainer.options import TrainerOptions
 
-    compile_pipeline(
+    runner.compile_pipeline(
         pipeline_root=args.pipeline_root,
         images=args.images,
         image=args.image,
@@ -169,8 +169,17 @@ def compile_spec(args) -> int:
         trainer_options=TrainerOptions(image_size=args.image_size or configs.IMAGE_SIZE),
         min_accuracy=args.min_accuracy,
         beam_pipeline_args=args.beam_arg,
+        metadata_service=args.metadata_service,
+        trainer_gpus=args.trainer_gpus,
+        trainer_gpu_type=args.trainer_gpu_type,
+        trainer_cpu=args.trainer_cpu,
+        trainer_memory=args.trainer_memory,
     )
-    print(f"compiled: {args.output}")
+    target = {
+        runner.KFP: "open-source Kubeflow Pipelines (kfp.Client().upload_pipeline)",
+        runner.VERTEX: "Vertex AI Pipelines (aiplatform.PipelineJob)",
+    }[runner.target_of(args.output)]
+    print(f"compiled: {args.output} for {target}")
     return 0
 
 
@@ -240,17 +249,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true", help="no training augmentation")
     p.set_defaults(func=run)
 
-    p = commands.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (v2)")
-    p.add_argument("--pipeline-root", required=True, help="artifact root, e.g. gs://bucket/root")
+    p = commands.add_parser(
+        "compile",
+        help="compile the pipeline for Kubeflow: .yaml for open-source KFP, .json for Vertex",
+    )
+    p.add_argument(
+        "--pipeline-root",
+        required=True,
+        help="artifact root TFX can write: gs://bucket/root, or a path mounted in every pod",
+    )
     p.add_argument("--images", required=True, help="default image root (runtime parameter)")
     p.add_argument("--labels", help="labels CSV URI")
     p.add_argument("--image", required=True, help="container image of the steps")
-    p.add_argument("--output", required=True, help="spec file to write (.json)")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="file to write: NAME.yaml, a package for open-source Kubeflow Pipelines (KFP v2 "
+        "backend); NAME.json, a PipelineJob for Vertex AI Pipelines",
+    )
     p.add_argument("--serving-dir", help="push destination (default PIPELINE_ROOT/serving)")
     p.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
     p.add_argument("--image-size", type=int)
     p.add_argument("--min-accuracy", type=float, default=configs.MIN_ACCURACY)
     p.add_argument("--beam-arg", action="append", default=[], metavar="ARG")
+    p.add_argument(
+        "--metadata-service",
+        default="metadata-grpc-service.kubeflow:8080",
+        help=".yaml only: host:port of KFP's metadata gRPC service, where the Evaluator finds "
+        "the latest blessed model; 'none' for no baseline (default: %(default)s)",
+    )
+    p.add_argument("--trainer-gpus", type=int, default=0, help="GPUs for the Trainer's step")
+    p.add_argument(
+        "--trainer-gpu-type",
+        help="accelerator type (default: nvidia.com/gpu for .yaml, NVIDIA_TESLA_T4 for .json)",
+    )
+    p.add_argument("--trainer-cpu", type=float, help="CPU limit of the Trainer's step")
+    p.add_argument("--trainer-memory", help="memory limit of the Trainer's step, e.g. 16G")
     p.set_defaults(func=compile_spec)
 
     p = commands.add_parser("predict", help="predict images with a trained or pushed model")

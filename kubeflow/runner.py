@@ -1,9 +1,18 @@
-"""Compiles the pipeline for Kubeflow Pipelines (KFP v2 / Vertex AI Pipelines).
+"""Compiles the pipeline for Kubeflow: a KFP package for the open-source backend, or a
+PipelineJob for Vertex AI Pipelines, both from the same `create_pipeline(...)`.
 
-The same `create_pipeline(...)` as local runs, compiled by `KubeflowV2DagRunner` (the v1
-`KubeflowDagRunner` is deprecated in TFX 1.16) into a PipelineJob JSON. Nothing is written to the
-pipeline root at compile time: the trainer is reached by import path from the image, so TFX has
-no module file to package.
+The target follows from the output file's extension:
+  .yaml / .yml  open-source Kubeflow Pipelines (KFP v2 backend): pipeline spec 2.1, the YAML
+                `kfp.Client().upload_pipeline` / `create_run_from_pipeline_package` accept. That
+                backend runs container and importer executors only, so there is no Resolver: the
+                Evaluator finds its baseline in the cluster's ML Metadata service
+                (components/baseline_evaluator). It never runs the `preCacheCheck` hook that
+                fingerprints the image tree, so ImageExampleGen's task is not cached there.
+  .json         Vertex AI Pipelines: the PipelineJob JSON, with TFX's Resolver and the
+                fingerprinting driver, both of which Vertex runs.
+
+Nothing is written to the pipeline root at compile time: the trainer is reached by import path
+from the image, so TFX has no module file to package.
 
 Runtime parameters (set at submit time): `images` (the image root) and `train_args` (TrainArgs as
 JSON, e.g. '{"num_steps": 2000}'). TFX 1.16 on KFP v2 passes a RuntimeParameter only as a whole
@@ -14,20 +23,104 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from tfx import v1 as tfx
 
+from components.baseline_evaluator import executor as baseline
 from components.image_example_gen import ImageOptions
 from pipeline import configs
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import (
+    BASELINE_FROM_METADATA_SERVICE,
+    BASELINE_FROM_RESOLVER,
+    create_pipeline,
+)
 from trainer.options import TrainerOptions
 
 IMAGES_PARAMETER = "images"
 TRAIN_ARGS_PARAMETER = "train_args"
+KFP, VERTEX = "kfp", "vertex"
+TARGETS = {".yaml": KFP, ".yml": KFP, ".json": VERTEX}
+# Accelerator names: KFP asks Kubernetes for a resource; Vertex names a machine accelerator.
+DEFAULT_GPU_TYPE = {KFP: "nvidia.com/gpu", VERTEX: "NVIDIA_TESLA_T4"}
+EXAMPLE_GEN_TASK = "ImageExampleGen"
+TRAINER = "Trainer"
+EVALUATOR = "Evaluator"
 
 
 def train_args_json(train_steps: int) -> str:
     return json.dumps({"num_steps": int(train_steps)})
+
+
+def target_of(output_file: str) -> str:
+    """KFP or VERTEX, from the output's extension.
+
+    Raises:
+      ValueError: another extension.
+    """
+    extension = os.path.splitext(output_file)[1].lower()
+    if extension not in TARGETS:
+        raise ValueError(
+            f"output {output_file}: end it in .yaml for open-source Kubeflow Pipelines or .json "
+            "for Vertex AI Pipelines."
+        )
+    return TARGETS[extension]
+
+
+def check_pipeline_root(pipeline_root: str) -> None:
+    """TFX reads and writes artifacts itself, through TensorFlow's file systems.
+
+    Raises:
+      ValueError: a root those file systems cannot use (KFP's default minio://, s3:// without
+        tensorflow-io in the image, a relative path).
+    """
+    scheme = pipeline_root.split("://", 1)[0] if "://" in pipeline_root else ""
+    if scheme == "gs" or (not scheme and pipeline_root.startswith("/")):
+        return
+    raise ValueError(
+        f"pipeline root {pipeline_root} cannot be used: TFX's steps read and write artifacts "
+        "themselves, not through KFP's object store. Use gs://BUCKET/PATH, or an absolute path "
+        "on a volume mounted at the same place in every step's pod."
+    )
+
+
+def _gigabytes(memory: str) -> float:
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([GgMm]i?)?[Bb]?\s*", memory)
+    if not match:
+        raise ValueError(f"trainer memory {memory!r}: give it like 16G or 512M.")
+    value = float(match.group(1))
+    unit = (match.group(2) or "G").upper()
+    scale = {"G": 1.0, "GI": 2**30 / 1e9, "M": 1e-3, "MI": 2**20 / 1e9}[unit]
+    return value * scale
+
+
+def trainer_resources(
+    target: str,
+    gpus: int = 0,
+    gpu_type: str | None = None,
+    cpu: float | None = None,
+    memory: str | None = None,
+):
+    """The Trainer's container resources as TFX's platform config (None: the cluster default).
+
+    Raises:
+      ValueError: a negative count or limit, or a memory size that cannot be read.
+    """
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    if gpus < 0 or (cpu is not None and cpu <= 0):
+        raise ValueError("trainer GPUs must be >= 0 and CPUs > 0.")
+    if not gpus and cpu is None and memory is None:
+        return None
+    spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec()
+    if gpus:
+        spec.accelerator.type = gpu_type or DEFAULT_GPU_TYPE[target]
+        spec.accelerator.count = gpus
+    if cpu is not None:
+        spec.cpu_limit = cpu
+    if memory is not None:
+        spec.memory_limit = _gigabytes(memory)
+    return spec
 
 
 def compile_pipeline(
@@ -43,21 +136,35 @@ def compile_pipeline(
     min_accuracy: float = configs.MIN_ACCURACY,
     beam_pipeline_args: list[str] | None = None,
     pipeline_name: str = configs.PIPELINE_NAME,
+    metadata_service: str = baseline.DEFAULT_METADATA_SERVICE,
+    trainer_gpus: int = 0,
+    trainer_gpu_type: str | None = None,
+    trainer_cpu: float | None = None,
+    trainer_memory: str | None = None,
 ) -> dict:
-    """Writes the PipelineJob spec to `output_file` and returns it.
+    """Writes the package for the target its extension names; returns the pipeline spec.
 
     Args:
       pipeline_root: where artifacts go on the cluster (gs://bucket/path, or a mounted path).
       images: default of the `images` runtime parameter.
       image: the container image every step runs in (see kubeflow/Dockerfile).
-      output_file: the compiled spec (.json).
+      output_file: `.yaml` (open-source KFP) or `.json` (Vertex AI PipelineJob).
       labels_csv: labels CSV URI; default labels from folders.
       serving_dir: where blessed models are pushed; default PIPELINE_ROOT/serving.
       train_steps: default of the `train_args` runtime parameter.
       beam_pipeline_args: Beam options of the data steps, e.g. for Dataflow.
+      metadata_service: open-source KFP only: host:port of the metadata gRPC service the
+        Evaluator asks for the latest blessed model, or 'none' for no baseline.
+      trainer_gpus, trainer_gpu_type, trainer_cpu, trainer_memory: the Trainer's container
+        resources on the cluster.
     """
     if not image:
         raise ValueError("give the container image (--image) the steps run in.")
+    target = target_of(output_file)
+    check_pipeline_root(pipeline_root)
+    resources = trainer_resources(
+        target, trainer_gpus, trainer_gpu_type, trainer_cpu, trainer_memory
+    )
     if image_options is None:
         image_options = ImageOptions(labels_csv=labels_csv)
     images_parameter = tfx.dsl.experimental.RuntimeParameter(
@@ -76,17 +183,65 @@ def compile_pipeline(
         train_steps=train_args,
         min_accuracy=min_accuracy,
         beam_pipeline_args=beam_pipeline_args,
+        baseline=BASELINE_FROM_METADATA_SERVICE if target == KFP else BASELINE_FROM_RESOLVER,
     )
-    output_dir, output_name = os.path.split(os.path.abspath(output_file))
+    if resources is not None:
+        trainer = next(c for c in pipeline.components if c.id == TRAINER)
+        trainer.with_platform_config(resources)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
-        output_dir=output_dir,
-        output_filename=output_name,
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=image, use_pipeline_spec_2_1=target == KFP
+        ),
+        output_dir=os.path.dirname(os.path.abspath(output_file)),
+        output_filename=os.path.basename(output_file),
     )
-    return runner.run(
-        pipeline,
-        parameter_values={
-            IMAGES_PARAMETER: images,
-            TRAIN_ARGS_PARAMETER: train_args_json(train_steps),
-        },
+    parameters = {
+        IMAGES_PARAMETER: images,
+        TRAIN_ARGS_PARAMETER: train_args_json(train_steps),
+    }
+    if target == VERTEX:
+        return runner.run(pipeline, parameter_values=parameters)
+    job = runner.run(pipeline, parameter_values=parameters, write_out=False)
+    spec = for_open_source_backend(
+        job["pipelineSpec"], pipeline_root, pipeline_name, metadata_service, parameters
     )
+    write_kfp_package(spec, output_file)
+    return spec
+
+
+def for_open_source_backend(
+    spec: dict,
+    pipeline_root: str,
+    pipeline_name: str,
+    metadata_service: str,
+    parameters: dict[str, str],
+) -> dict:
+    """The spec, adjusted for the open-source backend: ImageExampleGen's task uncached (its
+    cache key would be its parameters alone: new images under the same URI would reuse stale
+    examples), the Evaluator told where ML Metadata is, and the pipeline root and the runtime
+    parameters' defaults in the package (TFX puts them only in a PipelineJob; without a root
+    the backend would use its own minio:// default, which TFX cannot write to)."""
+    spec["defaultPipelineRoot"] = pipeline_root
+    for name, value in parameters.items():
+        spec["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
+    tasks = spec["root"]["dag"]["tasks"]
+    tasks[EXAMPLE_GEN_TASK].pop("cachingOptions", None)  # absent: not cached
+    component = spec["components"][tasks[EVALUATOR]["componentRef"]["name"]]
+    container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+    container["env"] = [
+        {"name": baseline.METADATA_SERVICE_ENV, "value": metadata_service},
+        {"name": baseline.PIPELINE_NAME_ENV, "value": pipeline_name},
+    ]
+    return spec
+
+
+def write_kfp_package(spec: dict, output_file: str) -> None:
+    import yaml
+
+    os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
+    with open(output_file, "w", encoding="utf-8") as f:
+        f.write(
+            "# Kubeflow Pipelines package (pipeline spec 2.1) for the open-source KFP backend,\n"
+            "# compiled by `imgtfx compile`: upload it, or create_run_from_pipeline_package.\n"
+        )
+        yaml.safe_dump(spec, f, sort_keys=True, allow_unicode=True)

@@ -1,15 +1,23 @@
-"""Executes a compiled PipelineJob spec on this machine, the way the KFP v2 launcher would.
+"""Executes a compiled package on this machine, the way the KFP v2 launcher would.
 
 No cluster, Docker engine or network is needed: each task's own container command
 (`python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor ...`) runs in a
 subprocess of this environment, in dependency order, with the ExecutorInput JSON the launcher
 would substitute for `{{$}}`, and artifact URIs under a local root. What the spec says is what
-runs: its commands, arguments, parameters and artifact wiring.
+runs: its commands, arguments, environment, parameters and artifact wiring.
+
+Two launchers, chosen by the package:
+- a `.yaml` KFP package runs as the open-source backend runs it: artifacts under
+  PIPELINE_ROOT/<pipeline>/<run id>/<task>/<output>, no `preCacheCheck` hook, no resolver
+  executors (the backend rejects them), and every task's outputs recorded in an ML Metadata store
+  as the launcher records them (a `system.Pipeline` context, artifact types named by schema
+  title, metadata as custom properties: numbers as doubles, bools as ints), so that the
+  Evaluator's baseline lookup reads what a cluster would hold;
+- a `.json` PipelineJob runs as Vertex does: ExampleGen's driver hook first, and resolver tasks
+  answered from this run's history (nothing blessed before the first run, as on a new project).
 
 What is emulated rather than read from the spec: the launcher itself (building ExecutorInput,
-merging each ExecutorOutput into the artifacts passed downstream) and resolver tasks, which on a
-cluster query ML Metadata; here they return what this local run has produced (nothing blessed
-before the first run, as on a new cluster).
+merging each ExecutorOutput into the artifacts passed downstream, recording into ML Metadata).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,9 +40,32 @@ class TaskFailed(RuntimeError):
     """A task's command exited non-zero; the message holds the tail of its output."""
 
 
+OPEN_SOURCE, VERTEX = "kfp", "vertex"
+
+
 def load_spec(path: str) -> dict:
+    """{'pipelineSpec', 'runtimeConfig', 'launcher'} of a `.yaml` KFP package (read with kfp's
+    own loader, the one `Client.upload_pipeline` uses) or a `.json` PipelineJob."""
+    if path.endswith((".yaml", ".yml")):
+        from kfp.client.client import _extract_pipeline_yaml
+
+        doc = _extract_pipeline_yaml(path)
+        spec = json_format.MessageToDict(doc.pipeline_spec)
+        defaults = {
+            name: definition["defaultValue"]
+            for name, definition in spec["root"]
+            .get("inputDefinitions", {})
+            .get("parameters", {})
+            .items()
+            if "defaultValue" in definition
+        }
+        return {
+            "pipelineSpec": spec,
+            "runtimeConfig": {"parameterValues": defaults},
+            "launcher": OPEN_SOURCE,
+        }
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        return {**json.load(f), "launcher": VERTEX}
 
 
 def task_order(tasks: Mapping[str, dict]) -> list[str]:
@@ -79,9 +111,22 @@ class LocalSpecRunner:
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
         timeout_s: int = 1200,
+        metadata: str | None = None,
     ):
+        """Args:
+        spec: from load_spec.
+        root: where artifacts go when the spec names no pipeline root.
+        parameters: runtime parameter values over the spec's defaults.
+        env: environment of every task; on the open-source launcher it overrides the spec's
+          container env (e.g. to point the baseline lookup at a local store).
+        metadata: open-source launcher: the SQLite ML Metadata file to record into.
+        """
         self.pipeline = spec["pipelineSpec"]
-        self.root = os.path.abspath(root)
+        self.launcher = spec.get("launcher", VERTEX)
+        self._v2_1 = self.pipeline.get("schemaVersion", "").startswith("2.1")
+        self.root = os.path.abspath(self.pipeline.get("defaultPipelineRoot") or root)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.metadata = metadata
         runtime = spec.get("runtimeConfig", {})
         self.parameters = {
             **runtime.get("parameterValues", {}),  # pipeline spec 2.1: plain JSON values
@@ -91,6 +136,7 @@ class LocalSpecRunner:
         }
         self.python = python
         self.env = {**os.environ, **dict(env or {})}
+        self.env_overrides = dict(env or {})
         # `python` in the spec's commands must be this environment's interpreter.
         self.env["PATH"] = os.path.dirname(python) + os.pathsep + self.env.get("PATH", "")
         self.timeout_s = timeout_s
@@ -108,19 +154,42 @@ class LocalSpecRunner:
         component = self.pipeline["components"][task["componentRef"]["name"]]
         executor = self.pipeline["deploymentSpec"]["executors"][component["executorLabel"]]
         if "resolver" in executor:
+            if self.launcher == OPEN_SOURCE:
+                raise ValueError(f"task {name}: the open-source backend runs no resolver.")
             self.outputs[name] = self._resolve(component)
             return
+        if "container" not in executor:
+            raise ValueError(f"task {name}: executor {sorted(executor)} is not a container.")
         container = executor["container"]
-        task_root = os.path.join(self.root, name)
+        if self.launcher == OPEN_SOURCE:
+            pipeline_name = self.pipeline["pipelineInfo"]["name"]
+            task_root = os.path.join(self.root, pipeline_name, self.run_id, name)
+        else:
+            task_root = os.path.join(self.root, name)
         executor_input = self._executor_input(name, task, component, task_root)
         for artifacts in executor_input["outputs"]["artifacts"].values():
             for artifact in artifacts["artifacts"]:  # the launcher prepares output folders
                 os.makedirs(artifact["uri"], exist_ok=True)
-        pre_cache = container.get("lifecycle", {}).get("preCacheCheck")
-        if pre_cache:  # ExampleGen's driver: computes span and fingerprint
-            self._call(name + ":driver", pre_cache["command"], pre_cache["args"], executor_input)
-        self._call(name, container["command"], container.get("args", []), executor_input)
+        env = None
+        if self.launcher == OPEN_SOURCE:
+            spec_env = {e["name"]: e["value"] for e in container.get("env", [])}
+            env = {**self.env, **spec_env, **self.env_overrides}
+        else:
+            pre_cache = container.get("lifecycle", {}).get("preCacheCheck")
+            if pre_cache:  # ExampleGen's driver: computes span and fingerprint (Vertex only)
+                self._call(
+                    name + ":driver", pre_cache["command"], pre_cache["args"], executor_input
+                )
+        self._call(name, container["command"], container.get("args", []), executor_input, env)
         self.outputs[name] = self._merge_output(executor_input)
+        if self.launcher == OPEN_SOURCE and self.metadata:
+            record_outputs(
+                self.metadata,
+                self.pipeline["pipelineInfo"]["name"],
+                self.run_id,
+                name,
+                self.outputs[name],
+            )
 
     def _executor_input(self, name: str, task: dict, component: dict, task_root: str) -> dict:
         inputs = task.get("inputs", {})
@@ -130,7 +199,7 @@ class LocalSpecRunner:
                 value = self.parameters[spec["componentInputParameter"]]
             else:
                 value = _constant(spec)
-            parameters[key] = _value(value)
+            parameters[key] = value if self._v2_1 else _value(value)
         artifacts = {}
         for key, spec in inputs.get("artifacts", {}).items():
             source = spec["taskOutputArtifact"]
@@ -148,22 +217,31 @@ class LocalSpecRunner:
                     }
                 ]
             }
+        # Schema 2.1 launchers pass plain JSON values; 2.0 ones pass Value messages.
+        parameters_key = "parameterValues" if self._v2_1 else "parameters"
         return {
-            "inputs": {"parameters": parameters, "artifacts": artifacts},
+            "inputs": {parameters_key: parameters, "artifacts": artifacts},
             "outputs": {
                 "artifacts": outputs,
                 "outputFile": os.path.join(task_root, "executor_output.json"),
             },
         }
 
-    def _call(self, label: str, command: list[str], args: list[str], executor_input: dict) -> None:
+    def _call(
+        self,
+        label: str,
+        command: list[str],
+        args: list[str],
+        executor_input: dict,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         serialized = json.dumps(executor_input)
         argv = [a.replace(EXECUTOR_INPUT_PLACEHOLDER, serialized) for a in [*command, *args]]
         # Check that what we pass is a valid ExecutorInput, as the launcher's would be.
         json_format.Parse(serialized, pipeline_spec_pb2.ExecutorInput())
         self.log.append((label, argv))
         done = subprocess.run(
-            argv, env=self.env, capture_output=True, text=True, timeout=self.timeout_s
+            argv, env=env or self.env, capture_output=True, text=True, timeout=self.timeout_s
         )
         if done.returncode != 0:
             tail = (done.stdout + done.stderr)[-4000:]
@@ -192,3 +270,71 @@ class LocalSpecRunner:
         """A resolver task: the latest blessed model of this run's history (none at first)."""
         keys = component.get("outputDefinitions", {}).get("artifacts", {})
         return {key: [] for key in keys}
+
+
+def _mlmd_value(value: Any):
+    """A metadata value as the launcher stores it (structValueToMLMDValue in KFP's backend)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    result = metadata_store_pb2.Value()
+    if isinstance(value, bool):
+        result.int_value = int(value)
+    elif isinstance(value, (int, float)):
+        result.double_value = float(value)
+    elif isinstance(value, str):
+        result.string_value = value
+    else:
+        key = "list" if isinstance(value, list) else "struct"
+        result.struct_value.update({key: value})
+    return result
+
+
+def _type_name(artifact_type: dict) -> str:
+    """The MLMD type name the launcher gives an artifact: its schema's title."""
+    if "schemaTitle" in artifact_type:
+        return artifact_type["schemaTitle"]
+    import yaml
+
+    return yaml.safe_load(artifact_type["instanceSchema"])["title"]
+
+
+def record_outputs(
+    metadata_file: str, pipeline_name: str, run_id: str, task: str, outputs: dict
+) -> None:
+    """Records a task's execution and output artifacts in a SQLite ML Metadata store, in the
+    types and contexts the KFP v2 launcher uses on a cluster."""
+    import ml_metadata as mlmd
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    config = pb.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_file
+    config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    store = mlmd.MetadataStore(config)
+
+    def context(type_name: str, name: str) -> pb.Context:
+        type_id = store.put_context_type(pb.ContextType(name=type_name))
+        found = store.get_context_by_type_and_name(type_name, name)
+        if found is not None:
+            return found
+        (context_id,) = store.put_contexts([pb.Context(type_id=type_id, name=name)])
+        return store.get_contexts_by_id([context_id])[0]
+
+    pipeline = context("system.Pipeline", pipeline_name)
+    run = context("system.PipelineRun", run_id)
+    if not store.get_parent_contexts_by_context(run.id):
+        store.put_parent_contexts([pb.ParentContext(child_id=run.id, parent_id=pipeline.id)])
+    execution_type = store.put_execution_type(pb.ExecutionType(name="system.ContainerExecution"))
+    execution = pb.Execution(type_id=execution_type, last_known_state=pb.Execution.COMPLETE)
+    execution.custom_properties["task_name"].string_value = task
+    pairs = []
+    for key, artifacts in outputs.items():
+        for artifact in artifacts:
+            title = _type_name(artifact["type"])
+            type_id = store.put_artifact_type(pb.ArtifactType(name=title))
+            recorded = pb.Artifact(type_id=type_id, uri=artifact["uri"], state=pb.Artifact.LIVE)
+            for name, value in artifact.get("metadata", {}).items():
+                recorded.custom_properties[name].CopyFrom(_mlmd_value(value))
+            event = pb.Event(type=pb.Event.OUTPUT)
+            event.path.steps.add().key = key
+            pairs.append((recorded, event))
+    store.put_execution(execution, pairs, [pipeline, run])

@@ -10,6 +10,7 @@ import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.baseline_evaluator import BaselineEvaluator
 from components.image_example_gen import ImageExampleGen, ImageOptions
 from components.image_example_gen.component import default_output_config
 from components.label_schema import LabelSchema
@@ -18,6 +19,9 @@ from trainer.model import PROBABILITIES
 from trainer.options import TrainerOptions
 
 TRAINER_RUN_FN = "trainer.model.run_fn"
+# Where the Evaluator's baseline (the latest blessed model) comes from.
+BASELINE_FROM_RESOLVER = "resolver"  # TFX's Resolver: LocalDagRunner, Vertex AI Pipelines
+BASELINE_FROM_METADATA_SERVICE = "metadata_service"  # the Evaluator asks (open-source KFP)
 
 
 def eval_config(
@@ -110,6 +114,7 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = True,
+    baseline: str = BASELINE_FROM_RESOLVER,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline. Knows no paths of its own: runners pass roots and locations.
 
@@ -130,7 +135,12 @@ def create_pipeline(
       metadata_connection_config: ML Metadata connection (local runs; None on Kubeflow).
       beam_pipeline_args: Beam options for the data steps (Dataflow, Flink, Spark ...).
       enable_cache: reuse results of unchanged steps.
+      baseline: where the latest blessed model comes from: BASELINE_FROM_RESOLVER (TFX's
+        Resolver node) or BASELINE_FROM_METADATA_SERVICE (the Evaluator's executor asks ML
+        Metadata; for backends that cannot run resolver nodes).
     """
+    if baseline not in (BASELINE_FROM_RESOLVER, BASELINE_FROM_METADATA_SERVICE):
+        raise ValueError(f"unknown baseline source {baseline!r}.")
     if not 0.0 <= min_accuracy <= 1.0:
         raise ValueError(f"min accuracy must be between 0 and 1, got {min_accuracy}.")
     if min_class_accuracy is not None and not 0.0 <= min_class_accuracy <= 1.0:
@@ -167,17 +177,27 @@ def create_pipeline(
         eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
         custom_config=trainer_options.to_dict(),
     )
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(image_options, min_accuracy, min_class_accuracy=min_class_accuracy),
-    )
+    evaluation = eval_config(image_options, min_accuracy, min_class_accuracy=min_class_accuracy)
+    resolvers = []
+    if baseline == BASELINE_FROM_RESOLVER:
+        model_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model_resolver")
+        resolvers.append(model_resolver)
+        evaluator = tfx.components.Evaluator(
+            examples=example_gen.outputs["examples"],
+            model=trainer.outputs["model"],
+            baseline_model=model_resolver.outputs["model"],
+            eval_config=evaluation,
+        )
+    else:
+        evaluator = BaselineEvaluator(
+            examples=example_gen.outputs["examples"],
+            model=trainer.outputs["model"],
+            eval_config=evaluation,
+        ).with_id("Evaluator")
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -195,7 +215,7 @@ def create_pipeline(
             label_schema,
             example_validator,
             trainer,
-            model_resolver,
+            *resolvers,
             evaluator,
             pusher,
         ],

@@ -7,7 +7,9 @@ import os
 
 import pytest
 import tensorflow as tf
+from google.protobuf import json_format
 
+from components.baseline_evaluator.executor import connect, latest_blessed_model
 from imgtfx.sample_data import write_digits_tree
 from kubeflow import runner, spec_runner
 from trainer import model
@@ -36,8 +38,8 @@ EXPECTED_DEPENDENCIES = {
 }
 
 
-def compile_to(tmp_path, **kwargs):
-    output = str(tmp_path / "spec" / "pipeline.json")
+def compile_to(tmp_path, name="pipeline.json", **kwargs):
+    output = str(tmp_path / "spec" / name)
     defaults = dict(
         pipeline_root="gs://bucket/root",
         images="gs://bucket/images",
@@ -95,34 +97,114 @@ def test_compile_needs_an_image(tmp_path):
         compile_to(tmp_path, image="")
 
 
+def test_yaml_package_is_what_the_open_source_backend_runs(tmp_path, capsys):
+    from kfp.client.client import _extract_pipeline_yaml
+
+    from imgtfx import cli
+
+    output = str(tmp_path / "pipeline.yaml")
+    code = cli.main(
+        [
+            "compile", "--pipeline-root", "gs://bucket/root", "--images", "gs://bucket/images",
+            "--labels", "gs://bucket/train.csv", "--image", IMAGE, "--output", output,
+            "--trainer-gpus", "1", "--trainer-memory", "16G", "--train-steps", "77",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert "open-source Kubeflow Pipelines" in capsys.readouterr().out
+    doc = _extract_pipeline_yaml(output)  # what kfp.Client().upload_pipeline reads
+    spec = doc.pipeline_spec
+    assert spec.schema_version == "2.1.0"
+    assert spec.default_pipeline_root == "gs://bucket/root"
+    executors = spec.deployment_spec.fields["executors"].struct_value.fields
+    assert set(executors) == {f"{n}_executor" for n in (*EXPECTED_DEPENDENCIES,)}
+    for label, executor in executors.items():
+        kinds = set(executor.struct_value.fields)
+        assert kinds <= {"container", "importer"}, (label, kinds)
+        container = executor.struct_value.fields["container"].struct_value.fields
+        assert container["image"].string_value == IMAGE, label
+    tasks = spec.root.dag.tasks
+    assert "latest_blessed_model_resolver-model-resolver" not in tasks
+    assert not tasks["ImageExampleGen"].caching_options.enable_cache
+    assert all(t.caching_options.enable_cache for n, t in tasks.items() if n != "ImageExampleGen")
+    assert list(tasks["Evaluator"].dependent_tasks) == ["ImageExampleGen", "Trainer"]
+    trainer = executors["Trainer_executor"].struct_value.fields["container"].struct_value.fields
+    resources = json_format.MessageToDict(trainer["resources"].struct_value)
+    assert resources["accelerator"] == {"type": "nvidia.com/gpu", "count": "1"}
+    assert resources["memoryLimit"] == 16
+    evaluator = executors["Evaluator_executor"].struct_value.fields["container"].struct_value
+    evaluator = json_format.MessageToDict(evaluator)
+    assert "components.baseline_evaluator.executor.Executor" in evaluator["args"]
+    assert {e["name"]: e["value"] for e in evaluator["env"]} == {
+        "IMGTFX_METADATA_SERVICE": "metadata-grpc-service.kubeflow:8080",
+        "IMGTFX_PIPELINE_NAME": "image-classification",
+    }
+    parameters = spec.root.input_definitions.parameters
+    assert parameters[runner.IMAGES_PARAMETER].default_value.string_value == "gs://bucket/images"
+    train_args = parameters[runner.TRAIN_ARGS_PARAMETER].default_value.string_value
+    assert json.loads(train_args) == {"num_steps": 77}
+
+
+def test_compile_refuses_a_root_tfx_cannot_write_and_unknown_outputs(tmp_path, capsys):
+    from imgtfx import cli
+
+    base = ["compile", "--images", "gs://b/i", "--image", IMAGE]
+    code = cli.main([*base, "--pipeline-root", "minio://mlpipeline/v2", "--output", "p.yaml"])
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "minio://mlpipeline/v2 cannot be used" in error
+    assert "gs://BUCKET/PATH" in error
+    code = cli.main([*base, "--pipeline-root", "gs://b/r", "--output", str(tmp_path / "p.zip")])
+    assert code == 2 and "end it in .yaml" in capsys.readouterr().err
+    assert not (tmp_path / "p.zip").exists()
+
+
+def test_vertex_json_keeps_the_resolver_and_names_a_vertex_accelerator(tmp_path):
+    spec = compile_to(tmp_path, trainer_gpus=2)
+    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert "latest_blessed_model_resolver-model-resolver" in tasks
+    executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
+    accelerator = executors["Trainer_executor"]["container"]["resources"]["accelerator"]
+    assert accelerator == {"type": "NVIDIA_TESLA_T4", "count": "2"}
+
+
 @pytest.mark.slow
-def test_compiled_spec_executes_task_by_task_to_a_pushed_model(tmp_path):
+def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
+    """Every task's own command, outputs recorded in ML Metadata as the cluster records them,
+    through to a pushed model; then the Evaluator again, which now finds that model as its
+    baseline in the store."""
     digits = write_digits_tree(str(tmp_path / "digits"), limit=240)
-    spec = compile_to(
-        tmp_path,
+    spec_file = str(tmp_path / "pipeline.yaml")
+    runner.compile_pipeline(
         pipeline_root=str(tmp_path / "root"),
         images="gs://not/used",  # replaced by the run-time parameter below
+        image=IMAGE,
+        output_file=spec_file,
         labels_csv=digits["labels_csv"],
         serving_dir=str(tmp_path / "serving"),
         train_steps=10,
         trainer_options=TrainerOptions(image_size=16, batch_size=8, filters=(8, 16)),
         min_accuracy=0.0,
     )
+    store = str(tmp_path / "metadata.sqlite")
     run = spec_runner.LocalSpecRunner(
-        spec,
-        root=str(tmp_path / "launcher"),
+        spec_runner.load_spec(spec_file),
+        root=str(tmp_path / "unused"),
         parameters={runner.IMAGES_PARAMETER: digits["images"]},
-        env={"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={
+            "TF_USE_LEGACY_KERAS": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "IMGTFX_METADATA_SERVICE": f"sqlite:{store}",  # the cluster's service, here
+        },
+        metadata=store,
     )
     outputs = run.run()
 
     ran = [label for label, _ in run.log]
-    assert ran[0] == "ImageExampleGen:driver" and ran[1] == "ImageExampleGen"
-    assert {"Trainer", "Evaluator", "Pusher"} <= set(ran)
-    for _, argv in run.log:
-        assert argv[:3] == ["python", "-m", argv[2]] and argv[2].startswith("tfx.orchestration")
+    assert "ImageExampleGen:driver" not in ran  # the open-source backend runs no hook
+    assert {"ImageExampleGen", "Trainer", "Evaluator", "Pusher"} <= set(ran)
     examples = outputs["ImageExampleGen"]["examples"][0]
-    assert json.loads(examples["metadata"]["split_names"]) == ["train", "eval"]
+    assert examples["uri"].startswith(str(tmp_path / "root" / "image-classification"))
     assert examples["metadata"]["examples"] == 240
     blessing = outputs["Evaluator"]["blessing"][0]
     assert blessing["metadata"]["blessed"] == 1
@@ -138,6 +220,15 @@ def test_compiled_spec_executes_task_by_task_to_a_pushed_model(tmp_path):
     out = served.signatures[model.IMAGES_SIGNATURE](images=tf.constant([open(jpg, "rb").read()]))
     assert out[model.LABEL_NAME].numpy()[0].decode() in {str(d) for d in range(10)}
 
+    model_uri = outputs["Trainer"]["model"][0]["uri"]
+    assert latest_blessed_model(connect(f"sqlite:{store}"), "image-classification") == model_uri
+    tasks = run.pipeline["root"]["dag"]["tasks"]
+    run.run_task("Evaluator", tasks["Evaluator"])  # the next run's evaluation
+    evaluation = outputs["Evaluator"]["evaluation"][0]["uri"]
+    config = open(os.path.join(evaluation, "eval_config.json")).read()
+    assert '"is_baseline": true' in config.replace("isBaseline", "is_baseline").lower()
+    assert model_uri in config
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -152,6 +243,9 @@ def test_container_image_matches_the_sdk_and_the_local_environment():
     assert f"FROM tensorflow/tfx:{tfx.__version__}\n" in dockerfile
     assert "TF_USE_LEGACY_KERAS=1" in dockerfile
     assert "pip install --no-cache-dir -r kubeflow/requirements.txt" in dockerfile
+    # GPU variant: CUDA as pip wheels at the locked TensorFlow version, from the same pins.
+    assert "ARG GPU=false" in dockerfile and "sed 's/==/[and-cuda]==/'" in dockerfile
+    assert "grep -E '^tensorflow==' kubeflow/requirements.txt" in dockerfile
     with open(os.path.join(REPO, "kubeflow", "requirements.txt")) as f:
         pins = dict(
             line.split(";")[0].strip().split("==")

@@ -1,0 +1,18 @@
+"""BaselineEvaluator: TFX's Evaluator, whose executor finds the baseline model itself."""
+
+from __future__ import annotations
+
+from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
+
+from components.baseline_evaluator import executor
+
+
+class BaselineEvaluator(tfx.components.Evaluator):
+    """Same inputs, outputs and eval config as TFX's Evaluator; no Resolver upstream.
+
+    For the open-source KFP backend, which cannot run TFX's Resolver: the baseline is the newest
+    blessed model of this pipeline in the cluster's ML Metadata service (see executor.py).
+    """
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)

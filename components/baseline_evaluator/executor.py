@@ -1,0 +1,142 @@
+"""The Evaluator's executor, looking up its baseline model itself: for open-source Kubeflow.
+
+TFX's latest-blessed-model Resolver compiles to `resolver` executors, ML Metadata queries that
+Vertex AI Pipelines runs and the open-source KFP backend rejects ("resolver not implemented yet").
+Here the Evaluator task asks the cluster's ML Metadata service, where the KFP launcher records
+every task's outputs, for the newest blessed model of this pipeline, and evaluates against it;
+on a new cluster there is none, and the change threshold is skipped as TFX skips it then.
+
+Where to look comes from the task's environment (set in the compiled package):
+  IMGTFX_METADATA_SERVICE  host:port of KFP's metadata gRPC service, 'sqlite:PATH', or 'none'
+  IMGTFX_PIPELINE_NAME     the pipeline whose blessed models count
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from absl import logging
+from tfx.components.evaluator import constants
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.types import standard_artifacts, standard_component_specs
+
+METADATA_SERVICE_ENV = "IMGTFX_METADATA_SERVICE"
+PIPELINE_NAME_ENV = "IMGTFX_PIPELINE_NAME"
+# KFP's metadata gRPC service, as its standalone and full Kubeflow installs name it.
+DEFAULT_METADATA_SERVICE = "metadata-grpc-service.kubeflow:8080"
+# How the KFP launcher records things (backend/src/v2/metadata): the pipeline context type, and
+# artifact types named after their schema title; metadata numbers become doubles.
+PIPELINE_CONTEXT_TYPE = "system.Pipeline"
+BLESSING_TYPE = "tfx.ModelBlessing"
+BLESSED = "blessed"
+CURRENT_MODEL = "current_model"
+
+
+class MetadataServiceError(RuntimeError):
+    """The metadata service cannot be reached or read; the message says what to set."""
+
+
+def connect(address: str):
+    """An ML Metadata store client for 'host:port' or 'sqlite:PATH'."""
+    import ml_metadata as mlmd
+    from ml_metadata.proto import metadata_store_pb2
+
+    if address.startswith("sqlite:"):
+        config = metadata_store_pb2.ConnectionConfig()
+        config.sqlite.filename_uri = address[len("sqlite:") :]
+        config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
+        return mlmd.MetadataStore(config)
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise MetadataServiceError(
+            f"{METADATA_SERVICE_ENV}={address!r}: give host:port, sqlite:PATH or none."
+        )
+    client = metadata_store_pb2.MetadataStoreClientConfig(
+        host=host, port=int(port), client_timeout_sec=30
+    )
+    return mlmd.MetadataStore(client)
+
+
+def _number(value) -> float:
+    kind = value.WhichOneof("value")
+    return float(getattr(value, kind)) if kind in ("int_value", "double_value") else 0.0
+
+
+def latest_blessed_model(store, pipeline_name: str, exists=os.path.exists) -> str | None:
+    """The model URI of the newest blessing with blessed=1 in `pipeline_name`'s context whose
+    model still exists; None when there is none (a new cluster, or nothing blessed yet)."""
+    context = store.get_context_by_type_and_name(PIPELINE_CONTEXT_TYPE, pipeline_name)
+    if context is None:
+        return None
+    try:
+        blessing_type = store.get_artifact_type(BLESSING_TYPE)
+    except Exception:  # noqa: BLE001 - NotFoundError: nothing of that type was ever recorded
+        return None
+    blessings = [
+        a
+        for a in store.get_artifacts_by_context(context.id)
+        if a.type_id == blessing_type.id
+        and BLESSED in a.custom_properties
+        and _number(a.custom_properties[BLESSED]) == 1
+        and a.custom_properties[CURRENT_MODEL].string_value
+    ]
+    for blessing in sorted(
+        blessings, key=lambda a: (a.create_time_since_epoch, a.id), reverse=True
+    ):
+        uri = blessing.custom_properties[CURRENT_MODEL].string_value
+        if "://" in uri or exists(uri):
+            return uri
+        logging.warning("Blessed model %s no longer exists; looking further back.", uri)
+    return None
+
+
+def find_baseline(environ=os.environ) -> str | None:
+    """The baseline model URI for this task, per its environment; None for no baseline.
+
+    Raises:
+      MetadataServiceError: the service is unreachable or the pipeline name is unset.
+    """
+    from ml_metadata import errors
+
+    address = environ.get(METADATA_SERVICE_ENV, DEFAULT_METADATA_SERVICE)
+    if address.lower() == "none":
+        return None
+    pipeline_name = environ.get(PIPELINE_NAME_ENV)
+    if not pipeline_name:
+        raise MetadataServiceError(f"{PIPELINE_NAME_ENV} is not set for the Evaluator task.")
+    try:
+        return latest_blessed_model(connect(address), pipeline_name)
+    except errors.StatusError as e:
+        raise MetadataServiceError(
+            f"cannot read the ML Metadata service at {address} ({type(e).__name__}: {e}). "
+            "Compile with --metadata-service HOST:PORT for your cluster, or "
+            "--metadata-service none to evaluate without a baseline."
+        ) from None
+
+
+class Executor(evaluator_executor.Executor):
+    """TFX's Evaluator executor, with the baseline model looked up in ML Metadata."""
+
+    def Do(  # noqa: N802 - TFX's API
+        self,
+        input_dict: dict[str, list],
+        output_dict: dict[str, list],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        key = standard_component_specs.BASELINE_MODEL_KEY
+        if not input_dict.get(key):
+            uri = find_baseline()
+            logging.info("Baseline model from ML Metadata: %s", uri or "none")
+            if uri:
+                baseline = standard_artifacts.Model()
+                baseline.uri = uri
+                input_dict = {**input_dict, key: [baseline]}
+        super().Do(input_dict, output_dict, exec_properties)
+        # The blessing names its baseline by URI and by artifact id; this baseline is no input
+        # artifact of the task, and TFX's Kubeflow entrypoint can only translate the ids of
+        # those (KeyError otherwise). The URI stays.
+        for blessing in output_dict.get(standard_component_specs.BLESSING_KEY, []):
+            properties = blessing.mlmd_artifact.custom_properties
+            if constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY in properties:
+                del properties[constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY]

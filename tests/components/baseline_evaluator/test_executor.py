@@ -1,0 +1,58 @@
+"""The Evaluator's baseline lookup, against a real ML Metadata store filled the way the KFP v2
+launcher fills the cluster's (kubeflow.spec_runner.record_outputs follows backend/src/v2)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from components.baseline_evaluator import executor
+from kubeflow.spec_runner import record_outputs
+
+MODEL = {"instanceSchema": "title: tfx.Model\ntype: object\n"}
+BLESSING = {"instanceSchema": "title: tfx.ModelBlessing\ntype: object\n"}
+
+
+def _evaluate(store, pipeline, run, model_uri, blessed, **extra):
+    """Records a Trainer and an Evaluator task of one run, as the launcher does."""
+    os.makedirs(model_uri, exist_ok=True)
+    record_outputs(store, pipeline, run, "Trainer", {"model": [{"type": MODEL, "uri": model_uri}]})
+    metadata = {"blessed": blessed, "current_model": model_uri, "current_model_id": 7, **extra}
+    blessing = {"type": BLESSING, "uri": f"{model_uri}-blessing", "metadata": metadata}
+    record_outputs(store, pipeline, run, "Evaluator", {"blessing": [blessing]})
+
+
+def test_latest_blessed_model_of_this_pipeline(tmp_path):
+    store = str(tmp_path / "metadata.sqlite")
+    models = tmp_path / "models"
+    _evaluate(store, "images", "run1", str(models / "m1"), 1)
+    _evaluate(store, "images", "run2", str(models / "m2"), 1)
+    _evaluate(store, "images", "run3", str(models / "m3"), 0)  # newer, not blessed
+    _evaluate(store, "other", "run4", str(models / "m4"), 1)  # another pipeline
+    found = executor.latest_blessed_model(executor.connect(f"sqlite:{store}"), "images")
+    assert found == str(models / "m2")
+
+    os.rmdir(models / "m2")  # a deleted model is no baseline
+    found = executor.latest_blessed_model(executor.connect(f"sqlite:{store}"), "images")
+    assert found == str(models / "m1")
+
+
+def test_a_new_cluster_has_no_baseline(tmp_path):
+    store = f"sqlite:{tmp_path / 'metadata.sqlite'}"
+    record_outputs(store[len("sqlite:") :], "images", "run1", "Trainer", {})
+    assert executor.latest_blessed_model(executor.connect(store), "images") is None
+    assert executor.latest_blessed_model(executor.connect(store), "never-ran") is None
+    environ = {executor.METADATA_SERVICE_ENV: store, executor.PIPELINE_NAME_ENV: "images"}
+    assert executor.find_baseline(environ) is None
+    assert executor.find_baseline({executor.METADATA_SERVICE_ENV: "none"}) is None
+
+
+def test_an_unreachable_service_is_a_clear_error():
+    environ = {executor.METADATA_SERVICE_ENV: "127.0.0.1:1", executor.PIPELINE_NAME_ENV: "p"}
+    with pytest.raises(executor.MetadataServiceError, match="--metadata-service HOST:PORT"):
+        executor.find_baseline(environ)
+    with pytest.raises(executor.MetadataServiceError, match="give host:port"):
+        executor.find_baseline({**environ, executor.METADATA_SERVICE_ENV: "nohost"})
+    with pytest.raises(executor.MetadataServiceError, match="IMGTFX_PIPELINE_NAME"):
+        executor.find_baseline({executor.METADATA_SERVICE_ENV: "127.0.0.1:1"})
