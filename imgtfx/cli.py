@@ -90,7 +90,7 @@ def convert(args) -> int:
         beam_pipeline_args=_beam_args(args.beam_arg),
     )
     print(convert_tree.summary_line(report, args.output))
-    from components.image_example_gen.executor import split_warnings
+    from components.image_example_gen.outputs import split_warnings
 
     for line in split_warnings(report):
         print(line, file=sys.stderr)
@@ -131,7 +131,7 @@ def run(args) -> int:
         min_class_accuracy=args.min_class_accuracy,
         beam_pipeline_args=_beam_args(args.beam_arg),
     )
-    from components.image_example_gen.executor import read_report, split_warnings
+    from components.image_example_gen.outputs import read_report, split_warnings
     from pipeline.results import blessing_lines
 
     if summary.get("examples_uri"):
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from components.image_example_gen.executor import ImageExampleGenError
+    from components.image_example_gen.outputs import ImageExampleGenError
 
     try:
         return args.func(args)

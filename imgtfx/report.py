@@ -23,12 +23,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from components.image_example_gen import reader  # noqa: E402
-from components.image_example_gen.executor import (  # noqa: E402
+from components.image_example_gen.options import ImageOptions  # noqa: E402
+from components.image_example_gen.outputs import (  # noqa: E402
     REJECTS_FILE,
     read_report,
     split_warnings,
 )
-from components.image_example_gen.options import ImageOptions  # noqa: E402
 
 SAMPLES_PER_CLASS = 6
 MAX_CLASSES_SHOWN = 30  # above this, per-class plots and tables become summaries

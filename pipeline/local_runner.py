@@ -13,7 +13,7 @@ import os
 from tfx import v1 as tfx
 
 from components.image_example_gen import ImageOptions, images
-from components.image_example_gen.executor import (
+from components.image_example_gen.config import (
     labels_csv_columns,
     read_labels_csv,
     split_tops,

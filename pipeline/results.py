@@ -7,7 +7,7 @@ import os
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from components.image_example_gen.executor import read_report
+from components.image_example_gen.outputs import read_report
 
 _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 ACCURACY = "sparse_categorical_accuracy"

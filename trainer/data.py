@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from components.image_example_gen import reader
-from components.image_example_gen.executor import read_report, read_vocabulary
+from components.image_example_gen.outputs import read_report, read_vocabulary
 from trainer.options import TrainerOptions
 
 

@@ -17,8 +17,8 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.image_example_gen.component import ImageExampleGen, default_output_config
-from components.image_example_gen.executor import read_report
 from components.image_example_gen.options import ImageOptions
+from components.image_example_gen.outputs import read_report
 
 
 def convert(

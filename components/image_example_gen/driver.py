@@ -16,7 +16,7 @@ from tfx.components.example_gen import driver, utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
-from components.image_example_gen import executor, images
+from components.image_example_gen import config, images
 
 
 def tree_fingerprint(input_base: str, input_config: example_gen_pb2.Input, labels_csv: str | None):
@@ -32,7 +32,7 @@ def tree_fingerprint(input_base: str, input_config: example_gen_pb2.Input, label
     ignore = images.ignored_files(labels_csv)
     for split in input_config.splits:
         digest.update(f"split:{split.name}:{split.pattern}".encode())
-        for top in executor.split_tops(input_base, split.pattern):
+        for top in config.split_tops(input_base, split.pattern):
             for entry in images.walk(split.name, input_base, top, ignore):
                 if not isinstance(entry, images.FoundFile):
                     digest.update(f"{entry.path}\0{entry.status}:{entry.reason}\n".encode())
@@ -67,7 +67,7 @@ class Driver(driver.FileBasedDriver):
         exec_properties = super().resolve_exec_properties(
             exec_properties, pipeline_info, component_info
         )
-        input_config, _, options = executor.read_configs(exec_properties)
+        input_config, _, options = config.read_configs(exec_properties)
         exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = tree_fingerprint(
             exec_properties[standard_component_specs.INPUT_BASE_KEY],
             input_config,

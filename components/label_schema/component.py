@@ -13,8 +13,8 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 
-from components.image_example_gen.executor import read_report, read_vocabulary
 from components.image_example_gen.options import ImageOptions
+from components.image_example_gen.outputs import read_report, read_vocabulary
 
 SCHEMA_FILE = "schema.pbtxt"
 

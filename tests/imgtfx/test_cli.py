@@ -67,4 +67,7 @@ def test_compile_writes_the_spec(tmp_path, capsys):
     argv = ["compile", "--pipeline-root", "gs://b/root", "--images", "gs://b/images"]
     assert cli.main([*argv, "--image", "r/imgtfx:1", "--output", str(output)]) == 0
     assert json.loads(output.read_text())["pipelineSpec"]["pipelineInfo"]["name"]
-    assert capsys.readouterr().out.strip() == f"compiled: {output}"
+    assert (
+        capsys.readouterr().out.strip()
+        == f"compiled: {output} for Vertex AI Pipelines (aiplatform.PipelineJob)"
+    )

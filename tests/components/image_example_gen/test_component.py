@@ -10,8 +10,8 @@ from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
 from components.image_example_gen import ImageExampleGen, ImageOptions
+from components.image_example_gen.config import read_configs
 from components.image_example_gen.driver import tree_fingerprint
-from components.image_example_gen.executor import read_configs
 from tests.conftest import encode, make_tree, write
 
 

@@ -15,7 +15,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.image_example_gen import executor, images, reader
+from components.image_example_gen import executor, images, outputs, reader
 from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.convert import serialized_exec_properties
 from components.image_example_gen.options import FeatureNames, ImageOptions
@@ -86,15 +86,15 @@ def test_do_writes_splits_vocabulary_report_and_rejects(tree, tmp_path):
     out = tmp_path / "out"
     artifact = run_do(tree, out)
 
-    assert executor.read_vocabulary(str(out)) == ["cat", "dog"]
-    report = executor.read_report(str(out))
+    assert outputs.read_vocabulary(str(out)) == ["cat", "dog"]
+    report = outputs.read_report(str(out))
     assert report["files_seen"] == 14
     assert (report["examples"], report["rejected"], report["skipped"]) == (12, 1, 1)
     assert report["reconciled"] is True
     by_split = ids_by_split(out)
     assert len(by_split["train"]) + len(by_split["eval"]) == 12
     assert report["splits"] == {s: len(v) for s, v in by_split.items()}
-    rejects = [json.loads(line) for line in open(out / executor.REJECTS_FILE, encoding="utf-8")]
+    rejects = [json.loads(line) for line in open(out / outputs.REJECTS_FILE, encoding="utf-8")]
     assert {(r["path"], r["reason"]) for r in rejects} == {
         ("train/dog/empty.jpg", images.EMPTY_FILE),
         ("train/dog/.DS_Store", images.HIDDEN_OR_SYSTEM),
@@ -156,10 +156,10 @@ def test_labels_csv_join_reports_each_mismatch(tmp_path):
     )
     run_do(root, out, options, output_config=one_split)
 
-    assert executor.read_vocabulary(str(out)) == ["2", "10"]  # numeric order
+    assert outputs.read_vocabulary(str(out)) == ["2", "10"]  # numeric order
     rejects = {
         (r["path"], r["reason"])
-        for r in map(json.loads, open(out / executor.REJECTS_FILE, encoding="utf-8"))
+        for r in map(json.loads, open(out / outputs.REJECTS_FILE, encoding="utf-8"))
     }
     assert rejects == {
         ("train/x/nolabel.jpg", images.ID_NOT_IN_CSV),
@@ -167,7 +167,7 @@ def test_labels_csv_join_reports_each_mismatch(tmp_path):
         ("train/y/a1.png", images.DUPLICATE_ID),
         ("ghost", images.CSV_ID_WITHOUT_IMAGE),
     }
-    report = executor.read_report(str(out))
+    report = outputs.read_report(str(out))
     assert report["csv_ids_without_image"] == 1
     assert report["files_seen"] == report["examples"] + report["rejected"] + report["skipped"] == 7
     rows = examples_of(out, "train")
@@ -192,10 +192,10 @@ def test_nfc_and_nfd_spellings_of_one_name_are_one_image(tmp_path):
     write(root / "train" / unicodedata.normalize("NFD", label) / "1.jpg", encode(seed=2))
     out = tmp_path / "out"
     run_do(root, out)
-    assert executor.read_vocabulary(str(out)) == sorted(["cat", "dog", label])
-    report = executor.read_report(str(out))
+    assert outputs.read_vocabulary(str(out)) == sorted(["cat", "dog", label])
+    report = outputs.read_report(str(out))
     assert report["rejected_by_reason"] == {images.DUPLICATE_PATH: 1}
-    (reject,) = [json.loads(x) for x in open(out / executor.REJECTS_FILE, encoding="utf-8")]
+    (reject,) = [json.loads(x) for x in open(out / outputs.REJECTS_FILE, encoding="utf-8")]
     assert reject["path"] == f"train/{label}/1.jpg"  # NFC, relative like every other path
     assert "after Unicode NFC" in reject["detail"]
     assert report["examples"] == 11 and report["reconciled"]
@@ -213,7 +213,7 @@ def test_presplit_tree_keeps_its_splits_and_shares_the_vocabulary(tmp_path):
         ]
     )
     run_do(root, out, input_config=split_input)
-    assert executor.read_vocabulary(str(out)) == ["cat", "dog", "owl"]
+    assert outputs.read_vocabulary(str(out)) == ["cat", "dog", "owl"]
     by_split = ids_by_split(out)
     assert all(p.startswith("train/") for p in by_split["train"]) and len(by_split["train"]) == 8
     assert all(p.startswith("eval/") for p in by_split["eval"]) and len(by_split["eval"]) == 4
@@ -229,7 +229,7 @@ def test_label_level_and_custom_feature_names(tmp_path):
     out = tmp_path / "out"
     options = ImageOptions(label_level=1, features=features)
     run_do(root, out, options)
-    assert executor.read_vocabulary(str(out)) == ["busan", "seoul"]
+    assert outputs.read_vocabulary(str(out)) == ["busan", "seoul"]
     rows = examples_of(out, "train", features) + examples_of(out, "eval", features)
     assert {r["label_name"] for r in rows} == {b"busan", b"seoul"}
     assert all("landmark_id" in r and "image" in r for r in rows)
@@ -239,15 +239,15 @@ def test_too_many_rejects_fails_after_writing_the_report(tree, tmp_path):
     for i in range(4):
         write(os.path.join(tree, "train", "cat", f"bad{i}.jpg"), b"not a jpeg")
     out = tmp_path / "out"
-    with pytest.raises(executor.ImageExampleGenError, match="25% of the images were rejected"):
+    with pytest.raises(outputs.ImageExampleGenError, match="25% of the images were rejected"):
         run_do(tree, out, ImageOptions(max_reject_fraction=0.2))
-    assert executor.read_report(str(out))["rejected_by_reason"] == {images.NOT_AN_IMAGE: 4}
+    assert outputs.read_report(str(out))["rejected_by_reason"] == {images.NOT_AN_IMAGE: 4}
 
 
 def test_nothing_usable_fails_with_reasons(tmp_path):
     root = tmp_path / "images"
     write(root / "a" / "x.jpg", b"")
-    with pytest.raises(executor.ImageExampleGenError, match="no usable images.*empty_file"):
+    with pytest.raises(outputs.ImageExampleGenError, match="no usable images.*empty_file"):
         run_do(root, tmp_path / "out")
 
 
@@ -267,7 +267,7 @@ def test_images_per_shard_sets_the_number_of_shard_files(tmp_path):
     make_tree(root, per_class=10)
     out = tmp_path / "out"
     run_do(root, out, ImageOptions(images_per_shard=3))
-    report = executor.read_report(str(out))
+    report = outputs.read_report(str(out))
     n = report["splits"]["train"]
     files = sorted(os.listdir(out / "Split-train"))
     shards = -(-n // 3)
@@ -282,9 +282,9 @@ def test_clean_tree_writes_every_output_and_the_report_renders(tree, tmp_path):
 
     out = tmp_path / "out"
     run_do(tree, out)
-    for name in (executor.LABELS_FILE, executor.REPORT_FILE, executor.REJECTS_FILE):
+    for name in (outputs.LABELS_FILE, outputs.REPORT_FILE, outputs.REJECTS_FILE):
         assert (out / name).exists(), name
-    assert (out / executor.REJECTS_FILE).read_text() == ""
+    assert (out / outputs.REJECTS_FILE).read_text() == ""
     assert "No file was rejected or skipped" in dataset_section(str(out))
 
 
@@ -297,7 +297,7 @@ def test_links_into_the_tree_make_no_duplicates(tmp_path):
     os.symlink(root / "busan", root / "seoul" / "busan")
     out = tmp_path / "out"
     run_do(root, out)
-    report = executor.read_report(str(out))
+    report = outputs.read_report(str(out))
     assert (report["examples"], report["rejected"], report["skipped"]) == (15, 0, 3)
     assert report["skipped_by_reason"] == {images.LINK_INTO_TREE: 3}
     paths = [r["path"].decode() for s in ("train", "eval") for r in examples_of(out, s)]
@@ -337,7 +337,7 @@ def test_rotated_phone_photos_are_written_upright(tmp_path):
         assert pixels.shape == expected.shape, name
         assert (row["height"], row["width"]) == expected.shape[:2]
         assert np.abs(pixels - expected).mean() < 3, name
-    report = executor.read_report(str(out))
+    report = outputs.read_report(str(out))
     assert report["turned_upright"] == 14
     assert report["exif_orientations"] == {str(o): 2 for o in range(2, 9)}
     assert rows["scan_0"]["orientation"] == 1
@@ -357,3 +357,22 @@ def test_fingerprint_follows_the_links_the_executor_follows(tmp_path):
     before = tree_fingerprint(str(root), config, None)
     write(outside / "owl" / "2.jpg", encode(seed=4))  # read by the executor through the link
     assert tree_fingerprint(str(root), config, None) != before
+
+
+def test_csv_join_also_drops_nfd_spellings_of_one_path(tmp_path):
+    """With a labels CSV the one join by id also finds same-path duplicates (both spellings have
+    the id), reported as duplicate_path like with folder labels, not as duplicate_id."""
+    root = tmp_path / "images"
+    make_tree(root, per_class=5)
+    label = "남산타워"
+    write(root / "train" / unicodedata.normalize("NFC", label) / "x1.jpg", encode(seed=1))
+    write(root / "train" / unicodedata.normalize("NFD", label) / "x1.jpg", encode(seed=2))
+    write(root / "train" / "cat" / "x1.png", encode("PNG", seed=3))  # same id, other path
+    csv = tmp_path / "labels.csv"
+    rows = [f"{os.path.splitext(os.path.basename(p))[0]},1" for p in make_tree(tmp_path / "t")]
+    csv.write_text("id,label\n" + "\n".join(rows) + "\nx1,2\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run_do(root, out, ImageOptions(labels_csv=str(csv)))
+    report = outputs.read_report(str(out))
+    assert report["rejected_by_reason"] == {images.DUPLICATE_PATH: 1, images.DUPLICATE_ID: 1}
+    assert (report["files_seen"], report["examples"], report["reconciled"]) == (13, 11, True)

@@ -1,0 +1,189 @@
+"""What ImageExampleGen writes beside the shards, read back, and checked: labels.txt,
+report.json (counts that reconcile every file seen) and rejects.jsonl."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from typing import TYPE_CHECKING
+
+import tensorflow as tf
+
+from components.image_example_gen import images
+from components.image_example_gen.images import Outcome
+from components.image_example_gen.options import ImageOptions
+
+if TYPE_CHECKING:
+    import apache_beam as beam
+
+LABELS_FILE = "labels.txt"
+
+REPORT_FILE = "report.json"
+
+REJECTS_FILE = "rejects.jsonl"
+
+
+class ImageExampleGenError(RuntimeError):
+    """The data cannot make a usable dataset; the message says what to do."""
+
+
+def write_outputs(
+    _,
+    output_uri: str,
+    vocabulary: list[str],
+    outcomes: list[Outcome],
+    shard_stats: list[dict],
+    files_seen: int,
+    input_base: str,
+    options: ImageOptions,
+    split_names: list[str],
+) -> None:
+    with tf.io.gfile.GFile(os.path.join(output_uri, LABELS_FILE), "w") as f:
+        f.write("".join(f"{label}\n" for label in vocabulary))
+    outcomes = sorted(outcomes, key=lambda o: (o.status, o.path, o.reason))
+    # One write, even of nothing: GFile creates a file only on its first write, and every output
+    # the README lists must exist on every run.
+    with tf.io.gfile.GFile(os.path.join(output_uri, REJECTS_FILE), "w") as f:
+        f.write("".join(json.dumps(o._asdict(), ensure_ascii=False) + "\n" for o in outcomes))
+    splits = dict.fromkeys(split_names, 0)
+    classes: dict[str, dict[str, int]] = {label: {} for label in vocabulary}
+    formats = collections.Counter()
+    orientations = collections.Counter()
+    for stats in shard_stats:
+        splits[stats["split"]] += stats["examples"]
+        formats.update(stats["formats"])
+        orientations.update(stats["orientations"])
+        for label, n in stats["classes"].items():
+            classes[label][stats["split"]] = classes[label].get(stats["split"], 0) + n
+    by_status = {
+        s: collections.Counter() for s in (images.REJECTED, images.SKIPPED, images.CSV_ROW)
+    }
+    for o in outcomes:
+        by_status[o.status][o.reason] += 1
+    examples = sum(splits.values())
+    rejected = sum(by_status[images.REJECTED].values())
+    skipped = sum(by_status[images.SKIPPED].values())
+    report = {
+        "image_root": input_base,
+        "labels_csv": options.labels_csv,
+        "files_seen": files_seen,
+        "examples": examples,
+        "rejected": rejected,
+        "skipped": skipped,
+        "reconciled": files_seen == examples + rejected + skipped,
+        "csv_ids_without_image": sum(by_status[images.CSV_ROW].values()),
+        "num_classes": len(vocabulary),
+        "splits": splits,
+        "classes": classes,
+        # Labels a split got no example of: a class without train examples cannot be learned,
+        # one without eval examples is not measured.
+        "classes_without_examples": {
+            split: [label for label, counts in classes.items() if not counts.get(split)]
+            for split in split_names
+        },
+        "rejected_by_reason": dict(sorted(by_status[images.REJECTED].items())),
+        "skipped_by_reason": dict(sorted(by_status[images.SKIPPED].items())),
+        "source_formats": dict(sorted(formats.items())),
+        "transcoded": sum(s["transcoded"] for s in shard_stats),
+        # Photos stored sideways (EXIF orientation tag -> count), written upright.
+        "turned_upright": sum(orientations.values()),
+        "exif_orientations": dict(sorted(orientations.items())),
+        "options": options.to_dict(),
+    }
+    with tf.io.gfile.GFile(os.path.join(output_uri, REPORT_FILE), "w") as f:
+        json.dump(report, f, ensure_ascii=False, indent=2)
+
+
+def write_outputs_step(
+    pipeline: beam.Pipeline,
+    planned,
+    written,
+    output_uri: str,
+    input_base: str,
+    options: ImageOptions,
+    split_names: list[str],
+) -> None:
+    """The Beam step that writes labels.txt, rejects.jsonl and report.json once every shard is
+    written: the plan's and the shards' outcomes and counts arrive as side inputs."""
+    import apache_beam as beam  # here only: readers of the outputs need no Beam
+
+    outcomes = (planned.outcomes, written.outcomes) | "AllOutcomes" >> beam.Flatten()
+    _ = (
+        pipeline
+        | "Once" >> beam.Create([None])
+        | "WriteReport"
+        >> beam.Map(
+            write_outputs,
+            output_uri=output_uri,
+            vocabulary=beam.pvalue.AsSingleton(planned.vocabulary),
+            outcomes=beam.pvalue.AsList(outcomes),
+            shard_stats=beam.pvalue.AsList(written.stats),
+            files_seen=beam.pvalue.AsSingleton(planned.files_seen),
+            input_base=input_base,
+            options=options,
+            split_names=split_names,
+        )
+    )
+
+
+def read_report(examples_uri: str) -> dict:
+    """The conversion report (counts, splits, classes, reasons) of an Examples artifact."""
+    with tf.io.gfile.GFile(os.path.join(examples_uri, REPORT_FILE)) as f:
+        return json.load(f)
+
+
+def read_vocabulary(examples_uri: str) -> list[str]:
+    """The label vocabulary of an Examples artifact: label index i names vocabulary[i]."""
+    with tf.io.gfile.GFile(os.path.join(examples_uri, LABELS_FILE)) as f:
+        return [line.rstrip("\n") for line in f if line.rstrip("\n")]
+
+
+def split_warnings(report: dict, shown: int = 5) -> list[str]:
+    """One line per split that some classes have no example in, with what to do about it."""
+    lines = []
+    for split, labels in report.get("classes_without_examples", {}).items():
+        if not labels:
+            continue
+        names = ", ".join(labels[:shown]) + (", ..." if len(labels) > shown else "")
+        hint = (
+            "the model cannot learn them; lower --eval-percent or add images"
+            if split == "train"
+            else "they are not evaluated; raise --eval-percent or add images"
+        )
+        lines.append(
+            f"warning: {len(labels)} of {report['num_classes']} classes have no {split} "
+            f"example ({names}): {hint}."
+        )
+    return lines
+
+
+def check_report(report: dict, options: ImageOptions) -> None:
+    """Fails with a clear message when the converted data is not usable.
+
+    Raises:
+      ImageExampleGenError: nothing usable, too many rejects, an empty split, or unreconciled
+        counts.
+    """
+    summary = (
+        f"{report['files_seen']} files seen, {report['examples']} examples, "
+        f"{report['rejected']} rejected, {report['skipped']} skipped"
+    )
+    if not report["reconciled"]:
+        raise ImageExampleGenError(f"file counts do not add up ({summary}); please report a bug.")
+    if report["examples"] == 0:
+        reasons = report["rejected_by_reason"] or "no image files found"
+        raise ImageExampleGenError(f"no usable images under {report['image_root']}: {reasons}.")
+    candidates = report["examples"] + report["rejected"]
+    fraction = report["rejected"] / candidates
+    if fraction > options.max_reject_fraction:
+        raise ImageExampleGenError(
+            f"{fraction:.0%} of the images were rejected, over max_reject_fraction="
+            f"{options.max_reject_fraction} ({summary}; reasons: {report['rejected_by_reason']})."
+            f" See {REJECTS_FILE} in the output, or raise max_reject_fraction."
+        )
+    empty = [name for name, n in report["splits"].items() if n == 0]
+    if empty:
+        raise ImageExampleGenError(
+            f"split(s) {empty} got no examples ({summary}): add images or change the split sizes."
+        )

@@ -1,0 +1,240 @@
+"""The plan, on file paths only: list, label (folder or CSV join), drop duplicates, split.
+
+Paths are small, so every step here is cheap; images are read only when shards are written
+(shards.py). Shared by the executor's `Do` and the PTransform of the TFX extension point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
+from tfx.proto import example_gen_pb2
+
+from components.image_example_gen import config, images
+from components.image_example_gen.images import FoundFile, Outcome
+from components.image_example_gen.options import FeatureNames, ImageOptions
+
+
+class LabeledImage(NamedTuple):
+    file: FoundFile
+    id: str
+    label_name: str
+    split: str = ""  # the output split, once assigned
+
+
+def _list_split(split_and_top: tuple[str, str], root: str, ignore: frozenset[str]) -> Iterator:
+    split, top = split_and_top
+    for entry in images.walk(split, root, top, ignore):
+        if isinstance(entry, FoundFile):
+            yield entry
+        else:
+            yield beam.pvalue.TaggedOutput("outcomes", entry)
+
+
+def _label_from_folder(found: FoundFile, level: int) -> Iterator:
+    label = images.folder_label(found.path, level)
+    if label is None:
+        yield beam.pvalue.TaggedOutput(
+            "outcomes",
+            Outcome(found.path, images.REJECTED, images.NO_LABEL_FOLDER, f"label_level={level}"),
+        )
+    else:
+        yield LabeledImage(found, images.image_id(found.path), label)
+
+
+def _join_csv(element: tuple[str, dict[str, list]]) -> Iterator:
+    """One image id's files and CSV labels -> at most one LabeledImage; every other file gets
+    its reason. NFC and NFD spellings of one name share the id, so this one grouping also
+    drops same-path duplicates: no second shuffle by path is needed."""
+    image_id, groups = element
+    labels = sorted(set(groups["labels"]))
+    if not groups["images"]:
+        yield beam.pvalue.TaggedOutput(
+            "outcomes", Outcome(image_id, images.CSV_ROW, images.CSV_ID_WITHOUT_IMAGE)
+        )
+        return
+    found = []
+    for same_path in _by_path(groups["images"]):
+        found.append(same_path[0])
+        yield from _same_path_outcomes(same_path)
+    if not labels or len(labels) > 1:
+        reason = images.ID_NOT_IN_CSV if not labels else images.CONFLICTING_LABELS
+        detail = "" if not labels else f"labels {labels}"
+        for f in found:
+            yield beam.pvalue.TaggedOutput(
+                "outcomes", Outcome(f.path, images.REJECTED, reason, detail)
+            )
+        return
+    yield LabeledImage(found[0], image_id, labels[0])
+    for duplicate in found[1:]:
+        yield beam.pvalue.TaggedOutput(
+            "outcomes",
+            Outcome(duplicate.path, images.REJECTED, images.DUPLICATE_ID, f"kept {found[0].path}"),
+        )
+
+
+def _by_path(files: Iterable[FoundFile]) -> list[list[FoundFile]]:
+    """Files grouped by their (NFC) path, each group and the groups in a stable order."""
+    groups: dict[str, list[FoundFile]] = {}
+    for f in files:
+        groups.setdefault(f.path, []).append(f)
+    return [sorted(groups[path], key=lambda f: f.uri) for path in sorted(groups)]
+
+
+def _same_path_outcomes(same_path: list[FoundFile]) -> Iterator:
+    for duplicate in same_path[1:]:
+        yield beam.pvalue.TaggedOutput(
+            "outcomes",
+            Outcome(
+                duplicate.path,
+                images.REJECTED,
+                images.DUPLICATE_PATH,
+                f"{duplicate.uri} is named as {same_path[0].uri} after Unicode NFC",
+            ),
+        )
+
+
+def _first_of_same_path(element: tuple[str, Iterable[FoundFile]]) -> Iterator:
+    """Folder labels: keeps one file per NFC path (NFC and NFD spellings are one name)."""
+    _, group = element
+    (same_path,) = _by_path(group)
+    yield same_path[0]
+    yield from _same_path_outcomes(same_path)
+
+
+class _Summary(beam.CombineFn):
+    """One pass over the planned records: the label set and the number of images per split."""
+
+    def create_accumulator(self):
+        return set(), {}
+
+    def add_input(self, accumulator, record: LabeledImage):
+        labels, counts = accumulator
+        labels.add(record.label_name)
+        counts[record.split] = counts.get(record.split, 0) + 1
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        labels, counts = set(), {}
+        for more_labels, more_counts in accumulators:
+            labels |= more_labels
+            for split, n in more_counts.items():
+                counts[split] = counts.get(split, 0) + n
+        return labels, counts
+
+    def extract_output(self, accumulator):
+        labels, counts = accumulator
+        return {"vocabulary": config.sort_labels(labels), "split_counts": counts}
+
+
+def _assign_split(
+    record: LabeledImage,
+    feature_name: str,
+    features: FeatureNames,
+    output_config: example_gen_pb2.Output,
+) -> LabeledImage:
+    """Picks the split with TFX's own partition function, on the same feature bytes."""
+    split_config = output_config.split_config
+    if not split_config.splits:
+        return record._replace(split=record.file.split)
+    values = {
+        features.id: record.id,
+        features.path: record.file.path,
+        features.label_name: record.label_name,
+    }
+    if feature_name not in values:
+        raise ValueError(
+            f"partition_feature_name '{feature_name}' must be one of {sorted(values)}: "
+            "the split is chosen before images are read."
+        )
+    key = tf.train.Example()
+    key.features.feature[feature_name].bytes_list.value.append(values[feature_name].encode())
+    buckets = []
+    for split in split_config.splits:
+        buckets.append((buckets[-1] if buckets else 0) + split.hash_buckets)
+    index = _PartitionFn(key, len(buckets), buckets, split_config)
+    return record._replace(split=split_config.splits[index].name)
+
+
+class Plan(NamedTuple):
+    records: beam.PCollection  # LabeledImage with its output split
+    vocabulary: beam.PCollection  # one element: the sorted label list
+    split_counts: beam.PCollection  # one element: {split: number of planned images}
+    outcomes: beam.PCollection  # Outcome of everything rejected or skipped before reading
+    files_seen: beam.PCollection  # one element: the number of entries listed
+
+
+def plan_images(
+    pipeline: beam.Pipeline,
+    input_base: str,
+    input_config: example_gen_pb2.Input,
+    output_config: example_gen_pb2.Output,
+    options: ImageOptions,
+) -> Plan:
+    """Lists, labels and splits every image of every input split, without reading images."""
+    ignore = images.ignored_files(options.labels_csv)
+    tops = []
+    for split in input_config.splits:
+        matched = config.split_tops(input_base, split.pattern)
+        if not matched:
+            raise ValueError(
+                f"input split '{split.name}' pattern '{split.pattern}' matches nothing under "
+                f"{input_base}."
+            )
+        tops.extend((split.name, top) for top in matched)
+
+    listed = (
+        pipeline
+        | "Tops" >> beam.Create(tops)
+        | "ListFiles"
+        >> beam.FlatMap(_list_split, root=input_base, ignore=ignore).with_outputs(
+            "outcomes", main="files"
+        )
+    )
+    files_seen = (
+        (listed.files, listed.outcomes)
+        | "AllListed" >> beam.Flatten()
+        | "CountSeen" >> beam.combiners.Count.Globally()
+    )
+    outcome_parts = [listed.outcomes]
+
+    if options.labels_csv:  # one grouping by id: the join, and same-path duplicates
+        id_column, label_column = config.labels_csv_columns(options)
+        rows = (
+            pipeline
+            | "CsvPath" >> beam.Create([options.labels_csv])
+            | "ReadCsv" >> beam.FlatMap(config.read_labels_csv, id_column, label_column)
+        )
+        keyed = listed.files | "KeyById" >> beam.Map(lambda f: (images.image_id(f.path), f))
+        labeled = (
+            {"images": keyed, "labels": rows}
+            | "JoinCsv" >> beam.CoGroupByKey()
+            | "LabelFromCsv" >> beam.FlatMap(_join_csv).with_outputs("outcomes", main="records")
+        )
+        outcome_parts.append(labeled.outcomes)
+    else:  # one grouping by path: same-path duplicates; the label is in the path
+        unique = (
+            listed.files
+            | "KeyByPath" >> beam.Map(lambda f: (f.path, f))
+            | "GroupByPath" >> beam.GroupByKey()
+            | "DropSamePath"
+            >> beam.FlatMap(_first_of_same_path).with_outputs("outcomes", main="files")
+        )
+        labeled = unique.files | "LabelFromFolder" >> beam.FlatMap(
+            _label_from_folder, options.label_level
+        ).with_outputs("outcomes", main="records")
+        outcome_parts.extend([unique.outcomes, labeled.outcomes])
+
+    feature_name = config.partition_feature(options, output_config)
+    records = labeled.records | "AssignSplit" >> beam.Map(
+        _assign_split, feature_name, options.features, output_config
+    )
+    summary = records | "Summarize" >> beam.CombineGlobally(_Summary())
+    vocabulary = summary | "Vocabulary" >> beam.Map(lambda s: s["vocabulary"])
+    split_counts = summary | "SplitCounts" >> beam.Map(lambda s: s["split_counts"])
+    outcomes = tuple(outcome_parts) | "PlanOutcomes" >> beam.Flatten()
+    return Plan(records, vocabulary, split_counts, outcomes, files_seen)
