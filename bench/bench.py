@@ -1,20 +1,24 @@
-"""Benchmarks: conversion and input pipeline, measured side by side in one run on one tree.
+"""Benchmarks, measured side by side in one run on the same trees (2 cores here).
 
-  python bench/bench.py [--images 20000] [--scaling 2000,20000] [--out bench/results]
+  python bench/bench.py [--sizes 2000,8000] [--input-pipeline] [--out bench/results]
 
-1. Conversion (images/s, peak RSS of the whole process tree):
-   (a) `imgtfx convert` (full integrity check);
-   (b) the tutorial's method: one TFRecord file per image, tf.image.decode_jpeg per image,
-       labels looked up by a pandas row loop;
-   (c) a plain sharded TFRecordWriter loop, no validation (the practical limit);
-   (d) reading every byte (the I/O limit).
-2. Input pipeline (images/s decoded, resized, batched): the trainer's tf.data input on our
-   examples; keras image_dataset_from_directory on the raw tree; tf.data over (b)'s files.
-3. Scaling: (a) at each size of --scaling.
+1. Conversion, marginal images/s between the two tree sizes (so start-up cancels out):
+   `imgtfx convert` (every image fully checked); the tutorial's method (one TFRecord file per
+   image, tf.image.decode_jpeg per image, a pandas row loop for labels); a plain sharded
+   TFRecordWriter loop with no decoding and no compression (the practical limit); reading
+   every byte (the I/O limit). Ratios against the goals: convert >= 4x the tutorial and
+   >= 0.5x the plain writer. Peak RSS of the whole process tree of each run.
+2. Where convert's time goes per image (the same sizes, marginal): the plan on paths alone
+   (listing, CSV join, split, shard grouping in Beam), the decode check alone on the thread
+   pool, serializing and writing examples alone, and the whole conversion.
+3. Start-up: `imgtfx convert` of 10 images and `imgtfx compile`, as a user runs them (new
+   processes; goals <= 15 s and <= 20 s).
+4. With --input-pipeline, the trainer's tf.data input against keras'
+   image_dataset_from_directory and tf.data over the tutorial's files (the largest tree).
 
-Each measurement runs in its own process (`python bench/bench.py --measure NAME ...`), so peak
-memory is that method's alone. The tree is generated once (realistic 640x480 JPEGs of about
-70 KB, Korean folder names, a labels CSV) and read from the page cache by every method alike.
+Each measurement runs in its own process (`python bench/bench.py --measure NAME ...`). The trees
+hold realistic 640x480 JPEGs of about 70 KB (100 distinct photos reused, Korean folder names, a
+labels CSV) and are read from the page cache by every method alike.
 """
 
 from __future__ import annotations
@@ -163,8 +167,14 @@ def convert_tutorial(tree: dict, out: str) -> int:
     return count
 
 
-def convert_plain(tree: dict, out: str, shards: int = 20, gzip_level: int | None = None) -> int:
-    """Sharded gzipped TFRecords, labels from a dict, no decoding: the practical limit.
+def convert_plain(
+    tree: dict,
+    out: str,
+    shards: int = 20,
+    gzip_level: int | None = None,
+    compression: str = "GZIP",
+) -> int:
+    """Sharded TFRecords, labels from a dict, no decoding: the practical limit.
     gzip_level None is TFRecordWriter(options="GZIP") as users write it (zlib's default)."""
     import tensorflow as tf
 
@@ -172,7 +182,7 @@ def convert_plain(tree: dict, out: str, shards: int = 20, gzip_level: int | None
     with open(tree["labels_csv"], encoding="utf-8") as f:
         next(f)
         labels = dict(line.strip().split(",") for line in f)
-    options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=gzip_level)
+    options = tf.io.TFRecordOptions(compression_type=compression, compression_level=gzip_level)
     writers = [
         tf.io.TFRecordWriter(os.path.join(out, f"data-{i:05d}.gz"), options=options)
         for i in range(shards)
@@ -206,13 +216,78 @@ def convert_plain_stored(tree: dict, out: str) -> int:
     return convert_plain(tree, out, gzip_level=0)
 
 
+def convert_plain_uncompressed(tree: dict, out: str) -> int:
+    """The plain writer without compression: the issue's "no decode, no compression" limit."""
+    return convert_plain(tree, out, compression="")
+
+
 CONVERSIONS = {
     "imgtfx_convert": convert_imgtfx,
     "tutorial_per_image": convert_tutorial,
-    "plain_sharded_writer": convert_plain,
+    "plain_writer_uncompressed": convert_plain_uncompressed,
     "plain_writer_gzip_level0": convert_plain_stored,
     "read_all_bytes": read_all,
 }
+
+
+def profile_stages(tree: dict, out: str) -> dict:
+    """Seconds of each stage of convert alone, on this tree: {stage: seconds}."""
+    import concurrent.futures
+
+    import apache_beam as beam
+    import tensorflow as tf
+
+    from components.image_example_gen import ImageOptions, images, plan, shards
+    from components.image_example_gen.component import ImageExampleGen
+    from components.image_example_gen.config import read_configs
+    from components.image_example_gen.convert import serialized_exec_properties
+    from imgtfx.cli import _beam_args
+
+    options = ImageOptions(labels_csv=tree["labels_csv"])
+    component = ImageExampleGen(input_base=tree["images"], options=options)
+    input_config, output_config, options = read_configs(serialized_exec_properties(component))
+    seconds = {}
+
+    start = time.perf_counter()  # the plan on paths, through the grouping into shards
+    with beam.Pipeline(argv=_beam_args([])) as pipeline:
+        planned = plan.plan_images(pipeline, tree["images"], input_config, output_config, options)
+        _ = (
+            planned.records
+            | beam.Map(
+                shards._shard_key,
+                beam.pvalue.AsSingleton(planned.split_counts),
+                options.images_per_shard,
+            )
+            | beam.GroupByKey()
+            | beam.combiners.Count.Globally()
+        )
+    seconds["plan_on_paths"] = time.perf_counter() - start
+
+    paths = list_images(tree["images"])
+    start = time.perf_counter()  # the decode check on the thread pool, nothing else
+    threads = 2 * (os.cpu_count() or 1)
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(
+            lambda p: images.check_image(images.read_bytes(p), options.max_pixels, True), paths
+        ):
+            pass
+    seconds["decode_check"] = time.perf_counter() - start
+
+    start = time.perf_counter()  # building, serializing and writing examples, nothing else
+    record = plan.LabeledImage(images.FoundFile("train", "a/b.jpg", ""), "b", "x", "train")
+    gzip = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=0)
+    os.makedirs(out, exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(out, "w.gz"), options=gzip) as writer:
+        for path in paths:
+            info = images.ImageInfo(images.read_bytes(path), "jpeg", "jpeg", 480, 640, 3)
+            example = shards.build_example(record, info, 0, options.features)
+            writer.write(example.SerializeToString(deterministic=True))
+    seconds["build_and_write"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    convert_imgtfx(tree, os.path.join(out, "convert"))
+    seconds["whole_convert"] = time.perf_counter() - start
+    return seconds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,11 +357,11 @@ INPUTS = {
 
 
 def measure(name: str, tree: dict, out: str) -> dict:
-    """Runs one method in a child process; wall time and peak RSS of its whole process tree."""
+    """Runs one method in a child process; its work's seconds and the peak RSS of its whole
+    process tree (start-up, imports included, is timed apart by the child)."""
     import psutil
 
     argv = [sys.executable, __file__, "--measure", name, "--tree", json.dumps(tree), "--to", out]
-    start = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
 
@@ -305,24 +380,20 @@ def measure(name: str, tree: dict, out: str) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     stdout, stderr = child.communicate()
-    seconds = time.perf_counter() - start
     sampler.join()
     if child.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{stderr[-3000:]}")
     result = json.loads(stdout.strip().splitlines()[-1])
-    # Start-up (imports) is timed apart, so throughput is the work's own.
-    work = result["seconds"]
-    return {
-        "method": name,
-        "images": result["count"],
-        "seconds": round(work, 2),
-        "process_seconds": round(seconds, 2),
-        "images_per_s": round(result["count"] / work, 1),
-        "peak_rss_mib": round(peak[0] / 2**20, 1),
-    }
+    result["peak_rss_mib"] = round(peak[0] / 2**20, 1)
+    return result
 
 
 def run_one(name: str, tree: dict, out: str) -> None:
+    if name == "profile":
+        import tensorflow  # noqa: F401
+
+        print(json.dumps({"stages": profile_stages(tree, out)}))
+        return
     fn = {**CONVERSIONS, **INPUTS}[name]
     if name in CONVERSIONS:
         # Imports outside the timed region, as a long-running job would have them.
@@ -339,23 +410,39 @@ def run_one(name: str, tree: dict, out: str) -> None:
     print(json.dumps({"count": count, "seconds": time.perf_counter() - start}))
 
 
-def table(rows: list[dict], title: str) -> str:
-    lines = [
-        title,
-        f"  {'method':32} {'images':>7} {'seconds':>8} {'img/s':>8} {'peak RSS MiB':>13}",
-    ]
-    for r in rows:
-        lines.append(
-            f"  {r['method']:32} {r['images']:>7} {r['seconds']:>8} {r['images_per_s']:>8} "
-            f"{r['peak_rss_mib']:>13}"
+def startup_seconds(tree: dict, work: str) -> dict:
+    """Wall seconds of `imgtfx convert` (10 images) and `imgtfx compile`, each a new process."""
+    import shutil
+
+    small = os.path.join(work, "startup", "images")
+    shutil.rmtree(os.path.join(work, "startup"), ignore_errors=True)
+    for path in list_images(tree["images"])[:10]:
+        target = os.path.join(small, os.path.relpath(path, tree["images"]))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(path, target)
+    commands = {
+        "convert_10_images": [
+            "convert", "--images", small, "--output", os.path.join(work, "startup", "out"),
+        ],
+        "compile": [
+            "compile", "--pipeline-root", "gs://bucket/root", "--images", "gs://bucket/images",
+            "--image", "imgtfx:bench", "--output", os.path.join(work, "startup", "p.yaml"),
+        ],
+    }  # fmt: skip
+    seconds = {}
+    for name, argv in commands.items():
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "imgtfx.cli", *argv], check=True, capture_output=True, cwd=REPO
         )
-    return "\n".join(lines)
+        seconds[name] = round(time.perf_counter() - start, 2)
+    return seconds
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=20_000)
-    parser.add_argument("--scaling", default="2000,20000", help="sizes for the scaling run")
+    parser.add_argument("--sizes", default="2000,8000", help="the two tree sizes")
+    parser.add_argument("--input-pipeline", action="store_true", help="also section 4")
     parser.add_argument("--work", default=os.path.join(REPO, "bench", "work"))
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
     parser.add_argument("--measure", help=argparse.SUPPRESS)
@@ -368,86 +455,104 @@ def main() -> int:
 
     import shutil
 
+    small, large = sorted(int(n) for n in args.sizes.split(","))
+    trees = {n: make_tree(os.path.join(args.work, f"tree-{n}"), n) for n in (small, large)}
     results: dict = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
-        "images": args.images,
+        "sizes": [small, large],
     }
-    tree = make_tree(os.path.join(args.work, f"tree-{args.images}"), args.images)
-    sizes = [os.path.getsize(p) for p in list_images(tree["images"])[:500]]
+    sizes = [os.path.getsize(p) for p in list_images(trees[small]["images"])[:500]]
     results["mean_jpeg_kib"] = round(sum(sizes) / len(sizes) / 1024, 1)
-    outputs = {name: os.path.join(args.work, "out", name) for name in CONVERSIONS}
-    shutil.rmtree(os.path.join(args.work, "out"), ignore_errors=True)
+    out = os.path.join(args.work, "out")
 
-    conversion = [measure(name, tree, outputs[name]) for name in CONVERSIONS]
-    print(
-        table(conversion, f"\nConversion of {args.images} JPEGs ({results['mean_jpeg_kib']} KiB):")
-    )
-    inputs = [
-        measure("trainer_input_on_examples", tree, outputs["imgtfx_convert"]),
-        measure("image_dataset_from_directory", tree, ""),
-        measure("tfdata_on_per_image_files", tree, outputs["tutorial_per_image"]),
-    ]
-    print(table(inputs, f"\nInput pipeline, decode + resize to {IMAGE_SIZE} + batch {BATCH}:"))
-
-    scaling = []
-    for size in [int(s) for s in args.scaling.split(",") if s]:
-        if size == args.images:
-            row = dict(conversion[0])
-        else:
-            small = make_tree(os.path.join(args.work, f"tree-{size}"), size)
-            out = os.path.join(args.work, "out", f"scaling-{size}")
-            row = measure("imgtfx_convert", small, out)
-        row["method"] = f"imgtfx_convert@{size}"
-        scaling.append(row)
-    print(table(scaling, "\nScaling of imgtfx convert:"))
-
-    by = {r["method"]: r for r in conversion + inputs}
-    ours = by["imgtfx_convert"]["images_per_s"]
-    ratios = {
-        "convert_vs_tutorial": round(ours / by["tutorial_per_image"]["images_per_s"], 2),
-        "convert_vs_plain_writer": round(ours / by["plain_sharded_writer"]["images_per_s"], 2),
-        "convert_vs_plain_writer_gzip_level0": round(
-            ours / by["plain_writer_gzip_level0"]["images_per_s"], 2
-        ),
-        "convert_vs_read_all": round(ours / by["read_all_bytes"]["images_per_s"], 2),
-        "trainer_input_vs_image_dataset_from_directory": round(
-            by["trainer_input_on_examples"]["images_per_s"]
-            / by["image_dataset_from_directory"]["images_per_s"],
-            2,
-        ),
-        "trainer_input_vs_per_image_files": round(
-            by["trainer_input_on_examples"]["images_per_s"]
-            / by["tfdata_on_per_image_files"]["images_per_s"],
-            2,
-        ),
-    }
-    if len(scaling) >= 2:
-        first, last = scaling[0], scaling[-1]
-        ratios["scaling_time_per_image_ratio"] = round(
-            (last["seconds"] / last["images"]) / (first["seconds"] / first["images"]), 2
+    conversion = []
+    for name in CONVERSIONS:  # interleaved sizes, one process per run
+        runs = {}
+        for n in (small, large):
+            shutil.rmtree(out, ignore_errors=True)
+            runs[n] = measure(name, trees[n], os.path.join(out, name))
+        conversion.append(
+            {
+                "method": name,
+                f"seconds@{small}": round(runs[small]["seconds"], 2),
+                f"seconds@{large}": round(runs[large]["seconds"], 2),
+                "marginal_img_s": round(
+                    (large - small) / (runs[large]["seconds"] - runs[small]["seconds"])
+                ),
+                f"peak_rss_mib@{large}": runs[large]["peak_rss_mib"],
+            }
         )
-        ratios["scaling_peak_rss_ratio"] = round(last["peak_rss_mib"] / first["peak_rss_mib"], 2)
+    print(_table(conversion, f"Conversion, marginal between {small} and {large} JPEGs "
+                             f"({results['mean_jpeg_kib']} KiB):"))  # fmt: skip
+
+    stages = {}
+    for n in (small, large):
+        shutil.rmtree(out, ignore_errors=True)
+        stages[n] = measure("profile", trees[n], os.path.join(out, "profile"))["stages"]
+    profile = [
+        {
+            "stage": stage,
+            f"seconds@{small}": round(stages[small][stage], 2),
+            f"seconds@{large}": round(stages[large][stage], 2),
+            "marginal_ms_per_image": round(
+                1000 * (stages[large][stage] - stages[small][stage]) / (large - small), 3
+            ),
+        }
+        for stage in stages[large]
+    ]
+    print(_table(profile, "\nWhere convert's time goes (each stage alone, 2 cores):"))
+
+    startup = startup_seconds(trees[small], args.work)
+    print("\nStart-up (new processes):")
+    for name, value in startup.items():
+        print(f"  {name:24} {value} s")
+
+    by = {r["method"]: r["marginal_img_s"] for r in conversion}
+    ratios = {
+        "convert_vs_tutorial": round(by["imgtfx_convert"] / by["tutorial_per_image"], 2),
+        "convert_vs_plain_writer": round(by["imgtfx_convert"] / by["plain_writer_uncompressed"], 2),
+    }
     targets = {
         "convert_vs_tutorial >= 4": ratios["convert_vs_tutorial"] >= 4,
         "convert_vs_plain_writer >= 0.5": ratios["convert_vs_plain_writer"] >= 0.5,
-        "convert peak RSS < 1024 MiB": by["imgtfx_convert"]["peak_rss_mib"] < 1024,
-        "trainer_input_vs_image_dataset_from_directory >= 1": ratios[
-            "trainer_input_vs_image_dataset_from_directory"
-        ]
-        >= 1,
-        "trainer_input_vs_per_image_files >= 2": ratios["trainer_input_vs_per_image_files"] >= 2,
+        "convert peak RSS < 1024 MiB": conversion[0][f"peak_rss_mib@{large}"] < 1024,
+        "convert of 10 images <= 15 s": startup["convert_10_images"] <= 15,
+        "compile <= 20 s": startup["compile"] <= 20,
     }
+    inputs = []
+    if args.input_pipeline:
+        converted = os.path.join(out, "inputs-convert")
+        tutorial = os.path.join(out, "inputs-tutorial")
+        measure("imgtfx_convert", trees[large], converted)
+        measure("tutorial_per_image", trees[large], tutorial)
+        for name, source in (
+            ("trainer_input_on_examples", converted),
+            ("image_dataset_from_directory", ""),
+            ("tfdata_on_per_image_files", tutorial),
+        ):
+            run = measure(name, trees[large], source)
+            inputs.append({"method": name, "img_s": round(run["count"] / run["seconds"])})
+        print(_table(inputs, f"\nInput pipeline, decode + resize to {IMAGE_SIZE} + batch {BATCH}:"))
+        by_input = {r["method"]: r["img_s"] for r in inputs}
+        ratios["trainer_input_vs_image_dataset_from_directory"] = round(
+            by_input["trainer_input_on_examples"] / by_input["image_dataset_from_directory"], 2
+        )
+        ratios["trainer_input_vs_per_image_files"] = round(
+            by_input["trainer_input_on_examples"] / by_input["tfdata_on_per_image_files"], 2
+        )
+
     print("\nRatios (same run):")
     for key, value in ratios.items():
         print(f"  {key:48} {value}")
-    print("\nTargets:")
+    print("\nGoals:")
     for key, ok in targets.items():
         print(f"  {'met' if ok else 'NOT met':8} {key}")
     results.update(
         conversion=conversion,
+        profile=profile,
+        startup=startup,
         input_pipeline=inputs,
-        scaling=scaling,
         ratios=ratios,
         targets=targets,
     )
@@ -457,6 +562,17 @@ def main() -> int:
         json.dump(results, f, ensure_ascii=False, indent=2)
     print(f"\nwritten: {path}")
     return 0
+
+
+def _table(rows: list[dict], title: str) -> str:
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    lines = [title, "  " + "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
+    for r in rows:
+        lines.append(
+            "  " + "  ".join(str(r[c]).rjust(w) for c, w in zip(columns, widths, strict=True))
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-arg", action="append", default=[], metavar="ARG")
     p.add_argument(
         "--metadata-service",
-        default="metadata-grpc-service.kubeflow:8080",
+        default=configs.METADATA_SERVICE,
         help=".yaml only: host:port of KFP's metadata gRPC service, where the Evaluator finds "
         "the latest blessed model; 'none' for no baseline (default: %(default)s)",
     )

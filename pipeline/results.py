@@ -11,6 +11,7 @@ from components.image_example_gen.outputs import read_report
 
 _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 ACCURACY = "sparse_categorical_accuracy"
+BASELINE_MODEL = "baseline_model"  # tfx.components.evaluator.constants, without importing TFMA
 
 
 def latest_run_outputs(store, pipeline_name: str) -> dict[str, dict]:
@@ -34,20 +35,14 @@ def latest_run_outputs(store, pipeline_name: str) -> dict[str, dict]:
             continue
         node_id = node_contexts[0].name.split(".", 1)[-1]
         outputs: dict[str, list] = {}
-        inputs: dict[str, list] = {}  # by input key: the Evaluator's baseline_model ...
         events = store.get_events_by_execution_ids([execution.id])
         ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
         for artifact in store.get_artifacts_by_id(ids):
             type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
             outputs.setdefault(type_name, []).append(artifact)
-        for event in events:
-            if event.type == metadata_store_pb2.Event.INPUT and event.path.steps:
-                (artifact,) = store.get_artifacts_by_id([event.artifact_id])
-                inputs.setdefault(event.path.steps[0].key, []).append(artifact)
         nodes[node_id] = {
             "state": metadata_store_pb2.Execution.State.Name(execution.last_known_state),
             "outputs": outputs,
-            "inputs": inputs,
         }
     return nodes
 
@@ -189,12 +184,14 @@ def summarize(metadata_path: str, pipeline_name: str, thresholds: dict | None = 
         summary["evaluation_uri"] = evaluation.uri
     if blessing:
         summary["blessed"] = bool(blessing.custom_properties["blessed"].int_value)
-        baseline = nodes.get("Evaluator", {}).get("inputs", {}).get("baseline_model", [])
+        # The Evaluator names its baseline on the blessing (input events cannot: when the
+        # baseline is the candidate model itself, ML Metadata keeps one event of the two keys).
+        baseline = blessing.custom_properties.get(BASELINE_MODEL)
         summary["blessing"] = explain_blessing(
             evaluation.uri if evaluation else None,
             summary["blessed"],
             thresholds or {},
-            baseline[0].uri if baseline else None,
+            baseline.string_value if baseline else None,
         )
     if pushed and pushed.custom_properties["pushed"].int_value:
         summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value

@@ -21,10 +21,11 @@ from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_artifacts, standard_component_specs
 
+from pipeline import configs
+
 METADATA_SERVICE_ENV = "IMGTFX_METADATA_SERVICE"
 PIPELINE_NAME_ENV = "IMGTFX_PIPELINE_NAME"
-# KFP's metadata gRPC service, as its standalone and full Kubeflow installs name it.
-DEFAULT_METADATA_SERVICE = "metadata-grpc-service.kubeflow:8080"
+DEFAULT_METADATA_SERVICE = configs.METADATA_SERVICE
 # How the KFP launcher records things (backend/src/v2/metadata): the pipeline context type, and
 # artifact types named after their schema title; metadata numbers become doubles.
 PIPELINE_CONTEXT_TYPE = "system.Pipeline"
