@@ -515,7 +515,11 @@ def _many_classes(
         + f"<h3>The {LIST_SHOWN} classes with the lowest eval accuracy</h3>"
         + _table(["class", "accuracy", "eval images", "mostly predicted as"], worst_rows)
         + "<h3>Most confused pairs</h3>"
-        + (_table(["true", "predicted", "eval images"], pair_rows) or "")
+        + (
+            _table(["true", "predicted", "eval images"], pair_rows)
+            if pair_rows
+            else "<p>No eval image was taken for another class.</p>"
+        )
     )
 
 

@@ -312,7 +312,12 @@ def check_image(data: bytes, max_pixels: int, transcode: bool) -> ImageInfo | Ou
         return Outcome("", REJECTED, TRUNCATED_OR_CORRUPT, f"{type(e).__name__}: {e}")
     orientation = _orientation(image)
     if orientation != 1:
-        return _upright(data, orientation, source_format, transcode)
+        try:
+            return _upright(data, orientation, source_format, transcode)
+        except Exception as e:  # noqa: BLE001 - the full-size decode failed where 1/8 did not
+            return Outcome(
+                "", REJECTED, TRUNCATED_OR_CORRUPT, f"turning upright: {type(e).__name__}: {e}"
+            )
     if _tf_decodes(image, data):
         return ImageInfo(data, TF_FORMATS[image.format], source_format, height, width, channels)
     if not transcode:

@@ -178,3 +178,22 @@ def test_labels_csv_inside_the_tree_is_skipped_also_through_a_link(tmp_path):
     entries = list(images.walk("s", str(root), str(root), ignore))
     outcomes = {e.path: e.reason for e in entries if isinstance(e, Outcome)}
     assert outcomes == {"train.csv": images.LABELS_FILE, "a/labels.csv": images.LABELS_FILE}
+
+
+def test_a_photo_that_cannot_be_turned_upright_is_a_reject_not_a_crash(monkeypatch):
+    import io
+
+    from tests.conftest import photo, with_orientation
+
+    buffer = io.BytesIO()
+    photo().save(buffer, "JPEG")
+    data = with_orientation(buffer.getvalue(), 6)
+
+    def broken(image):
+        raise OSError("broken data stream")
+
+    monkeypatch.setattr(images.ImageOps, "exif_transpose", broken)
+    outcome = images.check_image(data, 10**8, transcode=True)
+    assert isinstance(outcome, Outcome)
+    assert outcome.reason == images.TRUNCATED_OR_CORRUPT
+    assert "turning upright: OSError: broken data stream" in outcome.detail
