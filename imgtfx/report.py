@@ -27,6 +27,7 @@ from components.image_example_gen.options import ImageOptions  # noqa: E402
 from components.image_example_gen.outputs import (  # noqa: E402
     REJECTS_FILE,
     read_report,
+    read_vocabulary,
     split_warnings,
 )
 
@@ -112,7 +113,8 @@ def _class_tables(report: dict) -> str:
     header = ["label", *splits, "total"]
     if len(classes) <= MAX_CLASSES_SHOWN:
         return _table(header, [row(label) for label in classes])
-    fewest = sorted(classes, key=lambda label: (sum(classes[label].values()), label))
+    # Stable: among classes of equal size, the vocabulary's order (numeric for int labels).
+    fewest = sorted(classes, key=lambda label: sum(classes[label].values()))
     parts = [
         f"<h3>The {LIST_SHOWN} classes with the fewest examples</h3>",
         _table(header, [row(label) for label in fewest[:LIST_SHOWN]]),
@@ -189,7 +191,10 @@ def samples_section(examples_uri: str, options: ImageOptions) -> str:
     rows = []
     if len(per_class) > MAX_CLASSES_SHOWN:
         rows.append(f"<p>{MAX_CLASSES_SHOWN} of {len(per_class)} classes shown.</p>")
-    for label in sorted(per_class)[:MAX_CLASSES_SHOWN]:
+    order = {label: i for i, label in enumerate(read_vocabulary(examples_uri))}
+    for label in sorted(per_class, key=lambda label: order.get(label, len(order)))[
+        :MAX_CLASSES_SHOWN
+    ]:
         thumbs = "".join(_img(_thumbnail(b), label, "thumb") for b in per_class[label])
         rows.append(
             f"<div class='row'><span class='label'>{html.escape(label)}</span>{thumbs}</div>"

@@ -43,3 +43,16 @@ def test_many_classes_show_worst_classes_and_confused_pairs():
     pairs = html.split("Most confused pairs")[1]
     assert 1 < pairs.count("<tr>") <= report.LIST_SHOWN + 1
     assert len(html) < 100_000
+
+
+def test_classes_are_listed_in_the_vocabulary_order(tmp_path):
+    """Int landmark ids sort numerically in labels.txt; the report follows it, not text order."""
+    root = tmp_path / "images"
+    for label in (2, 10, 101, 1004):
+        for i in range(3):
+            write(root / str(label) / f"{label}_{i}.jpg", encode(size=(8, 8), seed=label + i))
+    out = tmp_path / "out"
+    run_do(root, out)
+    page = report.samples_section(str(out), report.ImageOptions())
+    names = [part.split("</span>")[0] for part in page.split("<span class='label'>")[1:]]
+    assert names == ["2", "10", "101", "1004"]
