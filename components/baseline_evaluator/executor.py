@@ -70,9 +70,11 @@ def latest_blessed_model(store, pipeline_name: str, exists=os.path.exists) -> st
     context = store.get_context_by_type_and_name(PIPELINE_CONTEXT_TYPE, pipeline_name)
     if context is None:
         return None
+    from ml_metadata import errors
+
     try:
         blessing_type = store.get_artifact_type(BLESSING_TYPE)
-    except Exception:  # noqa: BLE001 - NotFoundError: nothing of that type was ever recorded
+    except errors.NotFoundError:  # nothing was ever blessed on this cluster
         return None
     blessings = [
         a
