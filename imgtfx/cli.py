@@ -137,10 +137,11 @@ def run(args) -> int:
     if summary.get("examples_uri"):
         for line in split_warnings(read_report(summary["examples_uri"])):
             print(line, file=sys.stderr)
-    accuracy = summary["accuracy"]
+    accuracy, top_k = summary["accuracy"], summary.get("top_k_accuracy")
+    top_k_text = "" if top_k is None else f", top-{summary['top_k']} {top_k:.3f}"
     print(
         f"examples {summary['examples']}, rejected {summary['rejected']}, accuracy "
-        f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}, "
+        f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}{top_k_text}, "
         f"{'BLESSED' if summary['blessed'] else 'NOT blessed'}"
     )
     for line in blessing_lines(summary.get("blessing") or {}):
@@ -149,8 +150,12 @@ def run(args) -> int:
     print(f"summary: {local_runner.paths(summary['root'])['summary']}")
     if summary.get("examples_uri"):
         from imgtfx.report import write_report
+        from pipeline.steps import timed
 
-        print(f"report: {write_report(summary['root'])}")
+        with timed("report") as record:
+            page = write_report(summary["root"])
+        local_runner.record_step(summary["root"], "report", record)
+        print(f"report: {page}")
     return 0
 
 
@@ -305,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.steps import limit_malloc_arenas
+
+    limit_malloc_arenas()
     args = build_parser().parse_args(argv)
     from components.image_example_gen.outputs import ImageExampleGenError
 

@@ -30,6 +30,7 @@ from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
+from components import progress as counters
 from components.image_example_gen import config, outputs, plan, progress, shards
 
 
@@ -87,7 +88,11 @@ class Executor(BaseExampleGenExecutor):
         with self._make_beam_pipeline() as pipeline:
             planned = plan.plan_images(pipeline, input_base, input_config, output_config, options)
             written = shards.write_shards(
-                planned, artifact.uri, options, progress=sys.stderr.isatty()
+                planned,
+                artifact.uri,
+                options,
+                # A bar on a terminal, unless the run's watcher prints progress lines already.
+                progress=sys.stderr.isatty() and not counters.watched(),
             )
             outputs.write_outputs_step(
                 pipeline, planned, written, artifact.uri, input_base, options, split_names
