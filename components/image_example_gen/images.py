@@ -82,6 +82,8 @@ class ImageInfo(NamedTuple):
 
 def nfc(text: str) -> str:
     """Unicode NFC, so that macOS (NFD) names and CSV (NFC) ids compare equal."""
+    if unicodedata.is_normalized("NFC", text):  # most names: a check, no new string
+        return text
     return unicodedata.normalize("NFC", text)
 
 
@@ -138,11 +140,11 @@ def walk(split: str, root: str, top: str, ignore: frozenset[str] = frozenset()) 
         yield Outcome(rel, SKIPPED, LINK_INTO_TREE, alias)
     elif os.path.isdir(top):
         st = os.stat(top)
-        yield from _walk_local(split, root, top, {(st.st_dev, st.st_ino)}, set(), ignore, real_root)
+        yield from _walk_local(split, rel, top, {(st.st_dev, st.st_ino)}, set(), ignore, real_root)
     elif ignore and _is_ignored(top, ignore):
         yield Outcome(rel, SKIPPED, LABELS_FILE)
     else:
-        yield from _local_entry(split, root, top, rel)
+        yield from _local_entry(split, top, rel)
 
 
 def ignored_files(labels_csv: str | None) -> frozenset[str]:
@@ -177,7 +179,7 @@ def _relative(root: str, path: str) -> str:
     return nfc(rel.replace(os.sep, "/"))
 
 
-def _local_entry(split: str, root: str, path: str, rel: str) -> Iterator:
+def _local_entry(split: str, path: str, rel: str) -> Iterator:
     if os.path.islink(path) and not os.path.exists(path):
         yield Outcome(rel, REJECTED, BROKEN_SYMLINK, f"points to {os.readlink(path)}")
     elif not os.path.isfile(path):
@@ -186,19 +188,29 @@ def _local_entry(split: str, root: str, path: str, rel: str) -> Iterator:
         yield FoundFile(split, rel, path)
 
 
-def _walk_local(split, root, folder, ancestors, visited, ignore, real_root) -> Iterator:
+def _walk_local(split, rel_folder, folder, ancestors, visited, ignore, real_root) -> Iterator:
+    """Walks `folder`, whose path relative to the root is `rel_folder` (NFC). Relative paths
+    are built by joining NFC names ('/' never combines), not by os.path.relpath per file."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as e:
-        yield Outcome(_relative(root, folder), REJECTED, UNREADABLE, f"cannot list folder: {e}")
+        yield Outcome(rel_folder, REJECTED, UNREADABLE, f"cannot list folder: {e}")
         return
+    prefix = f"{rel_folder}/" if rel_folder and rel_folder != "." else ""
     for entry in entries:
-        rel = _relative(root, entry.path)
+        rel = prefix + nfc(entry.name)
         if is_hidden_or_system(entry.name):
             yield Outcome(rel, SKIPPED, HIDDEN_OR_SYSTEM)
             continue
+        link = entry.is_symlink()
+        if not link and entry.is_file(follow_symlinks=False):  # the common case: no more stats
+            if ignore and _is_ignored(entry.path, ignore):
+                yield Outcome(rel, SKIPPED, LABELS_FILE)
+            else:
+                yield FoundFile(split, rel, entry.path)
+            continue
         # Only links pay for a realpath; the labels CSV keeps its own reason below.
-        if entry.is_symlink() and not (ignore and _is_ignored(entry.path, ignore)):
+        if link and not (ignore and _is_ignored(entry.path, ignore)):
             alias = _alias_of(entry.path, real_root)
             if alias is not None:
                 yield Outcome(rel, SKIPPED, LINK_INTO_TREE, alias)
@@ -212,7 +224,7 @@ def _walk_local(split, root, folder, ancestors, visited, ignore, real_root) -> I
             if ignore and _is_ignored(entry.path, ignore):
                 yield Outcome(rel, SKIPPED, LABELS_FILE)
             else:
-                yield from _local_entry(split, root, entry.path, rel)
+                yield from _local_entry(split, entry.path, rel)
             continue
         try:
             st = os.stat(entry.path)
@@ -231,7 +243,7 @@ def _walk_local(split, root, folder, ancestors, visited, ignore, real_root) -> I
         else:
             visited.add(key)
             yield from _walk_local(
-                split, root, entry.path, ancestors | {key}, visited, ignore, real_root
+                split, rel, entry.path, ancestors | {key}, visited, ignore, real_root
             )
 
 

@@ -52,6 +52,10 @@ class ImageOptions:
         per core.
       images_per_shard: the average number of examples per TFRecord file; a split of n images
         is hashed into ceil(n / images_per_shard) files.
+      cover_every_split: after the hash split, a class that has no image in a split gets one
+        (train first), moved from a split holding at least two of its images, so every class
+        with at least two images is both learned and evaluated. The image moved is the one
+        whose hash lies nearest that split; every other image keeps its hash split.
       features: the feature names of the written examples.
     """
 
@@ -65,6 +69,7 @@ class ImageOptions:
     images_per_shard: int = 1000
     gzip_level: int = 0
     decode_threads: int = 0
+    cover_every_split: bool = True
     features: FeatureNames = dataclasses.field(default_factory=FeatureNames)
 
     def __post_init__(self) -> None:

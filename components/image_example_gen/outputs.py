@@ -38,6 +38,7 @@ def write_outputs(
     input_base: str,
     options: ImageOptions,
     split_names: list[str],
+    moved: int = 0,
 ) -> None:
     with tf.io.gfile.GFile(os.path.join(output_uri, LABELS_FILE), "w") as f:
         f.write("".join(f"{label}\n" for label in vocabulary))
@@ -75,6 +76,8 @@ def write_outputs(
         "csv_ids_without_image": sum(by_status[images.CSV_ROW].values()),
         "num_classes": len(vocabulary),
         "splits": splits,
+        # Images moved out of their hash split so that their class has one in every split.
+        "moved_to_cover_classes": moved,
         "classes": classes,
         # Labels a split got no example of: a class without train examples cannot be learned,
         # one without eval examples is not measured.
@@ -120,6 +123,7 @@ def write_outputs_step(
             outcomes=beam.pvalue.AsList(outcomes),
             shard_stats=beam.pvalue.AsList(written.stats),
             files_seen=beam.pvalue.AsSingleton(planned.files_seen),
+            moved=beam.pvalue.AsSingleton(planned.moved),
             input_base=input_base,
             options=options,
             split_names=split_names,

@@ -6,12 +6,13 @@ Paths are small, so every step here is cheap; images are read only when shards a
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import apache_beam as beam
 import tensorflow as tf
-from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
 from tfx.proto import example_gen_pb2
 
 from components.image_example_gen import config, images
@@ -24,6 +25,8 @@ class LabeledImage(NamedTuple):
     id: str
     label_name: str
     split: str = ""  # the output split, once assigned
+    bucket: int = -1  # TFX's hash bucket of the partition feature (hash splits only)
+    moved: bool = False  # moved out of its hash split so that its class is in every split
 
 
 def _list_split(split_and_top: tuple[str, str], root: str, ignore: frozenset[str]) -> Iterator:
@@ -110,25 +113,30 @@ class _Summary(beam.CombineFn):
     """One pass over the planned records: the label set and the number of images per split."""
 
     def create_accumulator(self):
-        return set(), {}
+        return set(), {}, 0
 
     def add_input(self, accumulator, record: LabeledImage):
-        labels, counts = accumulator
+        labels, counts, moved = accumulator
         labels.add(record.label_name)
         counts[record.split] = counts.get(record.split, 0) + 1
-        return accumulator
+        return labels, counts, moved + record.moved
 
     def merge_accumulators(self, accumulators):
-        labels, counts = set(), {}
-        for more_labels, more_counts in accumulators:
+        labels, counts, moved = set(), {}, 0
+        for more_labels, more_counts, more_moved in accumulators:
             labels |= more_labels
+            moved += more_moved
             for split, n in more_counts.items():
                 counts[split] = counts.get(split, 0) + n
-        return labels, counts
+        return labels, counts, moved
 
     def extract_output(self, accumulator):
-        labels, counts = accumulator
-        return {"vocabulary": config.sort_labels(labels), "split_counts": counts}
+        labels, counts, moved = accumulator
+        return {
+            "vocabulary": config.sort_labels(labels),
+            "split_counts": counts,
+            "moved_to_cover_classes": moved,
+        }
 
 
 def _assign_split(
@@ -136,8 +144,11 @@ def _assign_split(
     feature_name: str,
     features: FeatureNames,
     output_config: example_gen_pb2.Output,
+    bounds: list[int] | None = None,
 ) -> LabeledImage:
-    """Picks the split with TFX's own partition function, on the same feature bytes."""
+    """Picks the split with TFX's own partition function (base_example_gen_executor's
+    _PartitionFn: sha256 of the partition feature, modulo the total hash buckets), on the same
+    feature bytes, and keeps the bucket: the coverage step ranks images by it."""
     split_config = output_config.split_config
     if not split_config.splits:
         return record._replace(split=record.file.split)
@@ -151,13 +162,64 @@ def _assign_split(
             f"partition_feature_name '{feature_name}' must be one of {sorted(values)}: "
             "the split is chosen before images are read."
         )
-    key = tf.train.Example()
-    key.features.feature[feature_name].bytes_list.value.append(values[feature_name].encode())
-    buckets = []
+    bounds = bounds or _bucket_bounds(split_config)
+    bucket = int(hashlib.sha256(partition_key(values[feature_name])).hexdigest(), 16) % bounds[-1]
+    index = bisect.bisect(bounds, bucket)
+    return record._replace(split=split_config.splits[index].name, bucket=bucket)
+
+
+def partition_key(value: str) -> bytes:
+    """What TFX's _GeneratePartitionKey hashes for a bytes feature holding `value`: the
+    feature's deterministic serialization (built here without the Example around it)."""
+    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+    return feature.SerializeToString(deterministic=True)
+
+
+def _bucket_bounds(split_config: example_gen_pb2.SplitConfig) -> list[int]:
+    """Cumulative hash buckets: split i takes buckets [bounds[i-1], bounds[i])."""
+    bounds: list[int] = []
     for split in split_config.splits:
-        buckets.append((buckets[-1] if buckets else 0) + split.hash_buckets)
-    index = _PartitionFn(key, len(buckets), buckets, split_config)
-    return record._replace(split=split_config.splits[index].name)
+        bounds.append((bounds[-1] if bounds else 0) + split.hash_buckets)
+    return bounds
+
+
+def _cover_splits(
+    element: tuple[str, Iterable[LabeledImage]], split_config: example_gen_pb2.SplitConfig
+) -> Iterator[LabeledImage]:
+    """One class's images, each split holding at least one of them where the class has enough.
+
+    The hash split leaves small classes out of a split by chance (a class of two images has no
+    eval image 64% of the time at 80/20). For each split in the config's order that lacks the
+    class, the image whose hash bucket lies nearest that split's buckets moves there: into the
+    first split (train) from any other, so a class of one image is learned; into the others
+    from a split holding at least two. Every other image keeps its hash split, so adding images
+    moves an existing image only in a class that lacked a split (at most one image per split),
+    and only back to where its hash puts it once the class has its own image there.
+    """
+    _, records = element
+    bounds = _bucket_bounds(split_config)
+    names = [split.name for split in split_config.splits]
+    members: dict[str, list[LabeledImage]] = {name: [] for name in names}
+    for record in records:
+        members[record.split].append(record)
+    for index, name in enumerate(names):
+        if members[name]:
+            continue
+        spare = 1 if index == 0 else 2  # what a donor split must hold to give one
+        donors = [r for other in names if len(members[other]) >= spare for r in members[other]]
+        if not donors:
+            continue
+        low, high = (bounds[index - 1] if index else 0), bounds[index]
+
+        def distance(r: LabeledImage, low=low, high=high) -> tuple[int, str]:
+            gap = low - r.bucket if r.bucket < low else max(0, r.bucket - high + 1)
+            return gap, r.file.path
+
+        chosen = min(donors, key=distance)
+        members[chosen.split].remove(chosen)
+        members[name].append(chosen._replace(split=name, moved=True))
+    for name in names:
+        yield from members[name]
 
 
 class Plan(NamedTuple):
@@ -166,6 +228,7 @@ class Plan(NamedTuple):
     split_counts: beam.PCollection  # one element: {split: number of planned images}
     outcomes: beam.PCollection  # Outcome of everything rejected or skipped before reading
     files_seen: beam.PCollection  # one element: the number of entries listed
+    moved: beam.PCollection  # one element: images moved so that their class is in every split
 
 
 def plan_images(
@@ -230,11 +293,24 @@ def plan_images(
         outcome_parts.extend([unique.outcomes, labeled.outcomes])
 
     feature_name = config.partition_feature(options, output_config)
+    split_config = output_config.split_config
     records = labeled.records | "AssignSplit" >> beam.Map(
-        _assign_split, feature_name, options.features, output_config
+        _assign_split, feature_name, options.features, output_config, _bucket_bounds(split_config)
     )
+    if (
+        options.cover_every_split
+        and len(split_config.splits) > 1
+        and feature_name != options.features.label_name  # whole classes per split: nothing to do
+    ):
+        records = (
+            records
+            | "KeyByLabel" >> beam.Map(lambda r: (r.label_name, r))
+            | "GroupByLabel" >> beam.GroupByKey()
+            | "CoverEverySplit" >> beam.FlatMap(_cover_splits, split_config)
+        )
     summary = records | "Summarize" >> beam.CombineGlobally(_Summary())
     vocabulary = summary | "Vocabulary" >> beam.Map(lambda s: s["vocabulary"])
     split_counts = summary | "SplitCounts" >> beam.Map(lambda s: s["split_counts"])
+    moved = summary | "Moved" >> beam.Map(lambda s: s["moved_to_cover_classes"])
     outcomes = tuple(outcome_parts) | "PlanOutcomes" >> beam.Flatten()
-    return Plan(records, vocabulary, split_counts, outcomes, files_seen)
+    return Plan(records, vocabulary, split_counts, outcomes, files_seen, moved)

@@ -376,3 +376,79 @@ def test_csv_join_also_drops_nfd_spellings_of_one_path(tmp_path):
     report = outputs.read_report(str(out))
     assert report["rejected_by_reason"] == {images.DUPLICATE_PATH: 1, images.DUPLICATE_ID: 1}
     assert (report["files_seen"], report["examples"], report["reconciled"]) == (13, 11, True)
+
+
+def _splits_by_class(out):
+    classes: dict[str, dict[str, set]] = {}
+    for split in ("train", "eval"):
+        for row in examples_of(out, split):
+            entry = classes.setdefault(row["label_name"].decode(), {"train": set(), "eval": set()})
+            entry[split].add(row["path"].decode())
+    return classes
+
+
+def test_every_class_of_two_or_more_images_is_in_both_splits(tmp_path):
+    """Many small classes, as in landmark data: the hash split alone leaves most classes of two
+    or three images without an eval image, and puts some classes of one image in eval only;
+    covering every split gives each class of two or more one of each, and each lone image to
+    train (a class the model never sees cannot be predicted)."""
+    root = tmp_path / "images"
+    names = [f"명소{i:02d}" for i in range(40)]
+    lone = [f"외톨이{i}" for i in range(12)]
+    make_tree(root, classes=names[:20], per_class=2)
+    make_tree(root, classes=names[20:], per_class=3, seed=5000)
+    make_tree(root, classes=lone, per_class=1, seed=9000)
+
+    plain = tmp_path / "plain"
+    run_do(root, plain, ImageOptions(cover_every_split=False))
+    before = _splits_by_class(plain)
+    no_eval = [c for c in names if not before[c]["eval"]]
+    lone_in_eval = [c for c in lone if before[c]["eval"]]
+    assert len(no_eval) >= 10 and lone_in_eval  # what the hash split alone does
+
+    out = tmp_path / "out"
+    run_do(root, out)
+    classes = _splits_by_class(out)
+    for name in names:
+        assert classes[name]["train"] and classes[name]["eval"], name
+    for name in lone:
+        assert len(classes[name]["train"]) == 1 and not classes[name]["eval"], name
+    report = outputs.read_report(str(out))
+    assert report["classes_without_examples"] == {"train": [], "eval": sorted(lone)}
+    # Only those classes' images moved, one each; everything else kept its hash split.
+    changed = sum(len(classes[c]["eval"] ^ before[c]["eval"]) for c in classes)
+    assert changed == report["moved_to_cover_classes"] == len(no_eval) + len(lone_in_eval)
+    assert sum(report["splits"].values()) == 20 * 2 + 20 * 3 + 12
+
+
+def test_adding_images_moves_at_most_the_images_moved_for_coverage(tmp_path):
+    root = tmp_path / "images"
+    names = [f"c{i:02d}" for i in range(30)]
+    make_tree(root, classes=names, per_class=2)
+    run_do(root, tmp_path / "a")
+    before = _splits_by_class(tmp_path / "a")
+    make_tree(root, classes=names, per_class=12, seed=777)  # ten more in every class
+    run_do(root, tmp_path / "b")
+    after = _splits_by_class(tmp_path / "b")
+    changed = [
+        path
+        for c in names
+        for split, other in (("train", "eval"), ("eval", "train"))
+        for path in before[c][split] & after[c][other]
+    ]
+    report = outputs.read_report(str(tmp_path / "a"))
+    assert len(changed) <= report["moved_to_cover_classes"]
+    assert all(after[c]["train"] and after[c]["eval"] for c in names)
+
+
+def test_split_hashes_what_tfx_hashes():
+    """The plan builds the partition key without an Example; it is byte for byte TFX's own."""
+    from tfx.components.example_gen.base_example_gen_executor import _GeneratePartitionKey
+
+    from components.image_example_gen.plan import partition_key
+
+    config = example_gen_pb2.SplitConfig(partition_feature_name="id")
+    for value in ("a1", "경복궁", "x" * 300, ""):
+        example = tf.train.Example()
+        example.features.feature["id"].bytes_list.value.append(value.encode())
+        assert partition_key(value) == _GeneratePartitionKey(example, config)
