@@ -16,7 +16,9 @@ class TrainerOptions:
     image_size: images are resized to image_size x image_size.
     batch_size: examples per step.
     learning_rate: Adam's learning rate.
-    filters: channels of each convolution block.
+    filters: channels of each convolution block (the stem has the first block's).
+    convs_per_block: convolutions in each block, before its max-pool.
+    stem_stride: stride of the first convolution: 2 halves the picture before the blocks.
     dropout: dropout rate before the classifier.
     augment: random zoom, shift, contrast and brightness on train batches.
     flip: random left-right flips (off by default: they change digits and text).
@@ -28,7 +30,9 @@ class TrainerOptions:
     image_size: int = 64
     batch_size: int = 32
     learning_rate: float = 1e-3
-    filters: tuple[int, ...] = (32, 64, 128)
+    filters: tuple[int, ...] = (32, 64, 128, 256)
+    convs_per_block: int = 1
+    stem_stride: int = 2
     dropout: float = 0.3
     augment: bool = True
     flip: bool = False
@@ -42,6 +46,8 @@ class TrainerOptions:
                 f"image size must be between {SUPPORTED_IMAGE_SIZES.start} and "
                 f"{SUPPORTED_IMAGE_SIZES.stop - 1} pixels, got {self.image_size}."
             )
+        if not self.filters or self.convs_per_block < 1 or self.stem_stride < 1:
+            raise ValueError("the model needs filters, convs_per_block >= 1, stem_stride >= 1.")
         if self.batch_size <= 0:
             raise ValueError(f"batch size must be positive, got {self.batch_size}.")
         if self.class_weights not in ("none", "balanced"):
