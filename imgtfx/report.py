@@ -331,28 +331,20 @@ def curves_section(model_run_uri: str | None) -> str:
 
 
 def evaluation_section(summary: dict) -> str:
-    rows = []
+    rows, note = [], ""
     if summary.get("evaluation_uri"):
-        import tensorflow_model_analysis as tfma
-
-        result = tfma.load_eval_result(summary["evaluation_uri"])
-        for slice_key, metrics in result.slicing_metrics:
-            flat = _flatten_metrics(metrics)
-            name = "overall" if slice_key == () else ", ".join(f"{k}={v}" for k, v in slice_key)
-            rows.append([name, *[_number(flat.get(m)) for m in _METRICS]])
-    rows.sort(key=lambda r: (r[0] != "overall", r[0]))
-    note = ""
-    if len(rows) > MAX_CLASSES_SHOWN + 1:  # overall, then the worst classes
-        by_accuracy = sorted(rows[1:], key=lambda r: (_as_float(r[1]), r[0]))
-        note = (
-            f"<p>Overall and the {LIST_SHOWN} class slices with the lowest accuracy, of "
-            f"{len(rows) - 1}; every slice is in the TFMA result "
-            f"(<code>{html.escape(str(summary.get('evaluation_uri')))}</code>).</p>"
-        )
-        rows = rows[:1] + by_accuracy[:LIST_SHOWN]
+        rows, total = _slice_rows(summary["evaluation_uri"])
+        if total > len(rows) - 1:
+            note = (
+                f"<p>Overall and the {LIST_SHOWN} class slices with the lowest accuracy, of "
+                f"{total}; every slice is in the TFMA result "
+                f"(<code>{html.escape(str(summary.get('evaluation_uri')))}</code>).</p>"
+            )
     blessed = summary.get("blessed")
     verdict = {True: "BLESSED", False: "NOT blessed", None: "not evaluated"}[blessed]
     accuracy = summary.get("accuracy")
+    top_k = summary.get("top_k_accuracy")
+    top_k_text = "" if top_k is None else f", top-{summary.get('top_k', 3)} accuracy {top_k:.4f}"
     blessing = summary.get("blessing") or {}
     thresholds = blessing.get("thresholds") or {"min_accuracy": summary.get("min_accuracy")}
     failed = blessing.get("failed") or []
@@ -369,7 +361,7 @@ def evaluation_section(summary: dict) -> str:
     return (
         '<section id="evaluation"><h2>Evaluation (TFMA)</h2>'
         f"<p class='verdict {'good' if blessed else 'bad'}'>{verdict}: accuracy "
-        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, thresholds "
+        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}{top_k_text}, thresholds "
         f"{html.escape(json.dumps(thresholds))}. Pushed model: "
         f"<code>{html.escape(str(summary.get('pushed_model')))}</code></p>"
         f"<p>Baseline: <code>{html.escape(str(baseline or 'none (first blessed model)'))}"
@@ -377,11 +369,42 @@ def evaluation_section(summary: dict) -> str:
     )
 
 
-def _as_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return float("inf")
+def _slice_rows(evaluation_uri: str) -> tuple[list[list], int]:
+    """Table rows of the TFMA slices: overall first, then every class slice when there are at
+    most MAX_CLASSES_SHOWN, else the LIST_SHOWN with the lowest accuracy. Slices are streamed
+    and only those rows are kept, whatever the number of classes. Returns (rows, class slices).
+    """
+    import heapq
+
+    from pipeline.results import ACCURACY, OVERALL, slice_metrics
+
+    overall, first, worst, total = None, [], [], 0
+    for name, values in slice_metrics(evaluation_uri):
+        row = [name, *[_number(values.get(m)) for m in _METRICS]]
+        if name == OVERALL:
+            overall = row
+            continue
+        total += 1
+        if len(first) <= MAX_CLASSES_SHOWN:
+            first.append(row)
+        key = (-values.get(ACCURACY, float("inf")), _natural(name))
+        item = (key, total, row)  # total: a unique tie-breaker, rows are never compared
+        if len(worst) < LIST_SHOWN:
+            heapq.heappush(worst, item)
+        else:
+            heapq.heappushpop(worst, item)
+    if total <= MAX_CLASSES_SHOWN:
+        shown = sorted(first, key=lambda r: _natural(r[0]))
+    else:
+        shown = [row for _, _, row in sorted(worst, key=lambda item: (-item[0][0], item[0][1]))]
+    return ([overall] if overall else []) + shown, total
+
+
+def _natural(text: str) -> tuple:
+    """Sort key that orders numbers inside names as numbers ('id=2' before 'id=10')."""
+    import re
+
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
 
 
 def _number(value: float | None) -> str:
@@ -393,23 +416,17 @@ def _number(value: float | None) -> str:
 _METRICS = ["sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy", "example_count"]
 
 
-def _flatten_metrics(metrics) -> dict[str, float]:
-    flat = {}
-
-    def walk(node):
-        for key, value in node.items():
-            if isinstance(value, dict) and "doubleValue" in value:
-                flat.setdefault(key, float(value["doubleValue"]))
-            elif isinstance(value, dict):
-                walk(value)
-
-    walk(metrics)
-    return flat
-
-
 def predictions_section(summary: dict, options: ImageOptions) -> str:
     """Confusion matrix, per-class accuracy and the worst mistakes, from the trained model run
-    over (up to MAX_EVAL_PREDICTED) eval examples."""
+    over (up to MAX_EVAL_PREDICTED) eval examples.
+
+    Streamed: only the labels, the predictions and the WORST_SHOWN most confident mistakes'
+    images are kept, and confusions are counted as (true, predicted) pairs, so neither the
+    eval split's images nor an n x n matrix of n classes is ever held.
+    """
+    import heapq
+
+    from components.image_example_gen.outputs import read_vocabulary
     from trainer import model as trainer_model
 
     if not summary.get("model") or not tf.io.gfile.exists(summary["model"]):
@@ -417,28 +434,44 @@ def predictions_section(summary: dict, options: ImageOptions) -> str:
     names = options.features
     served = tf.saved_model.load(summary["model"])
     predict = served.signatures[trainer_model.IMAGES_SIGNATURE]
-    vocabulary = [
-        line.strip()
-        for line in tf.io.gfile.GFile(os.path.join(summary["examples_uri"], "labels.txt"))
-    ]
-    truth, predicted, confidence, images, paths = [], [], [], [], []
-    dataset = reader.read_examples(reader.split_pattern(summary["examples_uri"], "eval"), names)
+    vocabulary = read_vocabulary(summary["examples_uri"])
+    pairs: collections.Counter = collections.Counter()  # (true, predicted) -> eval images
+    mistakes: list = []  # min-heap of the most confident mistakes
+    seen = 0
+    dataset = reader.read_examples(
+        reader.split_pattern(summary["examples_uri"], "eval"),
+        names,
+        keys=[names.image, names.label, names.path],
+    )
     for batch in dataset.take(MAX_EVAL_PREDICTED).batch(64):
         out = predict(images=batch[names.image])
         probabilities = out[trainer_model.PROBABILITIES].numpy()
-        truth.extend(batch[names.label].numpy())
-        predicted.extend(probabilities.argmax(axis=1))
-        confidence.extend(probabilities.max(axis=1))
-        images.extend(batch[names.image].numpy())
-        paths.extend(p.decode() for p in batch[names.path].numpy())
+        truth = batch[names.label].numpy()
+        predicted = probabilities.argmax(axis=1)
+        confidence = probabilities.max(axis=1)
+        for i in range(len(truth)):
+            t, p = int(truth[i]), int(predicted[i])
+            pairs[t, p] += 1
+            if t != p:
+                item = (float(confidence[i]), seen, t, p, i)
+                if len(mistakes) < WORST_SHOWN or item > mistakes[0]:
+                    keep = (*item[:4], batch[names.image][i].numpy(), batch[names.path][i].numpy())
+                    (heapq.heappush if len(mistakes) < WORST_SHOWN else heapq.heapreplace)(
+                        mistakes, keep
+                    )
+            seen += 1
     n = len(vocabulary)
-    matrix = np.zeros((n, n), dtype=int)
-    for t, p in zip(truth, predicted, strict=True):
-        matrix[t, p] += 1
-    support = matrix.sum(axis=1)
-    per_class = matrix.diagonal() / np.maximum(support, 1)
+    support = np.zeros(n, dtype=int)
+    correct = np.zeros(n, dtype=int)
+    for (t, p), count in pairs.items():
+        support[t] += count
+        correct[t] += count if t == p else 0
+    per_class = correct / np.maximum(support, 1)
     if n <= MAX_CLASSES_SHOWN:
-        plots = _img(_png(_confusion_figure(matrix, vocabulary, len(truth))), "confusion matrix")
+        matrix = np.zeros((n, n), dtype=int)
+        for (t, p), count in pairs.items():
+            matrix[t, p] = count
+        plots = _img(_png(_confusion_figure(matrix, vocabulary, seen)), "confusion matrix")
         figure2, axis2 = plt.subplots(figsize=(8, 3))
         axis2.bar(range(n), per_class)
         axis2.set_xticks(range(n), vocabulary, rotation=60, fontsize=7)
@@ -447,17 +480,15 @@ def predictions_section(summary: dict, options: ImageOptions) -> str:
         axis2.set_title("Per-class accuracy (eval)")
         plots += _img(_png(figure2), "per-class accuracy")
     else:
-        plots = _many_classes(matrix, vocabulary, per_class, support)
-    wrong = [i for i in range(len(truth)) if truth[i] != predicted[i]]
-    wrong.sort(key=lambda i: -confidence[i])
+        plots = _many_classes(pairs, vocabulary, per_class, support)
     worst = (
         "".join(
             "<figure>"
-            + _img(_thumbnail(images[i]), paths[i], "thumb")
-            + f"<figcaption>{html.escape(vocabulary[predicted[i]])} ({confidence[i]:.0%})<br>"
-            f"true: {html.escape(vocabulary[truth[i]])}<br><code>{html.escape(paths[i])}</code>"
+            + _img(_thumbnail(image), path.decode(), "thumb")
+            + f"<figcaption>{html.escape(vocabulary[p])} ({confidence:.0%})<br>"
+            f"true: {html.escape(vocabulary[t])}<br><code>{html.escape(path.decode())}</code>"
             "</figcaption></figure>"
-            for i in wrong[:WORST_SHOWN]
+            for confidence, _, t, p, image, path in sorted(mistakes, reverse=True)
         )
         or "<p>No eval image was misclassified.</p>"
     )
@@ -488,10 +519,10 @@ def _confusion_figure(matrix: np.ndarray, vocabulary: list[str], count: int):
 
 
 def _many_classes(
-    matrix: np.ndarray, vocabulary: list[str], per_class: np.ndarray, support: np.ndarray
+    pairs: collections.Counter, vocabulary: list[str], per_class: np.ndarray, support: np.ndarray
 ) -> str:
     """What a confusion matrix says, at any class count: the accuracy distribution over
-    classes, the worst classes and the most confused pairs."""
+    classes, the worst classes and the most confused pairs (from (true, predicted) counts)."""
     evaluated = support > 0
     figure, axis = plt.subplots(figsize=(8, 3))
     axis.hist(per_class[evaluated], bins=np.linspace(0, 1, 21))
@@ -500,21 +531,18 @@ def _many_classes(
     axis.set_title(
         f"Per-class accuracy, {int(evaluated.sum())} of {len(vocabulary)} classes with eval images"
     )
+    confusions = {pair: count for pair, count in pairs.items() if pair[0] != pair[1]}
+    taken_for: dict[int, tuple[int, int]] = {}  # true class -> (count, predicted class)
+    for (t, p), count in sorted(confusions.items()):
+        if count > taken_for.get(t, (0, 0))[0]:
+            taken_for[t] = (count, p)
     worst = sorted(np.flatnonzero(evaluated), key=lambda i: (per_class[i], -support[i], i))
     worst_rows = []
     for i in worst[:LIST_SHOWN]:
-        row = matrix[i].copy()
-        row[i] = 0
-        instead = vocabulary[int(row.argmax())] if row.any() else ""
+        instead = vocabulary[taken_for[i][1]] if i in taken_for else ""
         worst_rows.append([vocabulary[i], f"{per_class[i]:.2f}", int(support[i]), instead])
-    off = matrix.copy()
-    np.fill_diagonal(off, 0)
-    pairs = np.argsort(-off, axis=None)[:LIST_SHOWN]
-    pair_rows = [
-        [vocabulary[t], vocabulary[p], int(off[t, p])]
-        for t, p in zip(*np.unravel_index(pairs, off.shape), strict=True)
-        if off[t, p]
-    ]
+    top = sorted(confusions.items(), key=lambda item: (-item[1], item[0]))[:LIST_SHOWN]
+    pair_rows = [[vocabulary[t], vocabulary[p], count] for (t, p), count in top]
     return (
         _img(_png(figure), "per-class accuracy distribution")
         + f"<h3>The {LIST_SHOWN} classes with the lowest eval accuracy</h3>"
@@ -526,6 +554,43 @@ def _many_classes(
             else "<p>No eval image was taken for another class.</p>"
         )
     )
+
+
+def steps_section(summary: dict) -> str:
+    """What each step of the run cost: state, wall time, peak resident memory, throughput."""
+    rows = []
+    for step, record in (summary.get("step_times") or {}).items():
+        rate = ""
+        if "examples_per_s" in record:
+            rate = f"{record['examples']:,} examples, {record['examples_per_s']:,.0f}/s"
+        elif "steps_per_s" in record:
+            rate = f"{record['steps']:,} steps, {record['steps_per_s']:.2f}/s"
+        peak = record.get("peak_rss_mib")
+        rows.append(
+            [
+                step,
+                record.get("state", ""),
+                _clock(record.get("seconds", 0)),
+                "" if peak is None else f"{peak / 1024:.2f} GiB",
+                rate,
+            ]
+        )
+    if not rows:
+        return '<section id="steps"><h2>Steps</h2><p>Not recorded for this run.</p></section>'
+    total = summary.get("seconds")
+    return (
+        '<section id="steps"><h2>Steps</h2>'
+        + _table(["step", "state", "wall time", "peak RSS", "throughput"], rows)
+        + (f"<p>Pipeline steps together: {_clock(total)}.</p>" if total else "")
+        + "</section>"
+    )
+
+
+def _clock(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s"
 
 
 STYLE = """
@@ -553,10 +618,11 @@ def render(summary: dict) -> str:
         curves_section(summary.get("model_run_uri")),
         evaluation_section(summary),
         predictions_section(summary, options),
+        steps_section(summary),
     ]
     nav = " · ".join(
         f'<a href="#{s}">{s}</a>'
-        for s in ("dataset", "samples", "statistics", "training", "evaluation", "errors")
+        for s in ("dataset", "samples", "statistics", "training", "evaluation", "errors", "steps")
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>imgtfx run report</title>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
@@ -11,6 +12,10 @@ from components.image_example_gen.outputs import read_report
 
 _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 ACCURACY = "sparse_categorical_accuracy"
+TOP_K_ACCURACY = "sparse_top_k_categorical_accuracy"
+EXAMPLE_COUNT = "example_count"
+OVERALL = "overall"
+CANDIDATE_MODEL = "candidate"  # TFMA's name for the evaluated model when there is a baseline
 BASELINE_MODEL = "baseline_model"  # tfx.components.evaluator.constants, without importing TFMA
 
 
@@ -52,20 +57,32 @@ def _first(nodes, node_id, type_name):
     return artifacts[0] if artifacts else None
 
 
-def overall_accuracy(evaluation_uri: str) -> float | None:
+def slice_metrics(evaluation_uri: str) -> Iterator[tuple[str, dict[str, float]]]:
+    """(slice name, {metric: value}) of the evaluated model, one slice at a time.
+
+    Streamed from TFMA's metrics records (`tfma.load_metrics`), not `tfma.load_eval_result`,
+    which holds every slice in Python dicts: one per class can be hundreds of thousands.
+    Values compared with a baseline (diffs) and the baseline's own are left out.
+    """
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(evaluation_uri)
-    for slice_key, metrics in result.slicing_metrics:
-        if slice_key == ():
-            for output in metrics.values():
-                for sub in output.values():
-                    if ACCURACY in sub:
-                        return float(sub[ACCURACY]["doubleValue"])
-                    for model_metrics in sub.values():  # keyed by model name with a baseline
-                        if isinstance(model_metrics, dict) and ACCURACY in model_metrics:
-                            return float(model_metrics[ACCURACY]["doubleValue"])
-    return None
+    for record in tfma.load_metrics(evaluation_uri):
+        values = {}
+        for item in record.metric_keys_and_values:
+            key = item.key
+            if key.is_diff or key.model_name not in ("", CANDIDATE_MODEL):
+                continue
+            if item.value.HasField("double_value"):
+                values[key.name] = item.value.double_value.value
+        yield _slice_name(record.slice_key), values
+
+
+def overall_metrics(evaluation_uri: str) -> dict[str, float]:
+    """{metric: value} of the evaluated model over all eval examples."""
+    for name, values in slice_metrics(evaluation_uri):
+        if name == OVERALL:
+            return values
+    return {}
 
 
 def _slice_name(slice_key) -> str:
@@ -74,7 +91,7 @@ def _slice_name(slice_key) -> str:
         kind = key.WhichOneof("kind")
         value = getattr(key, kind) if kind else ""
         parts.append(f"{key.column}={value.decode() if isinstance(value, bytes) else value}")
-    return ", ".join(parts) or "overall"
+    return ", ".join(parts) or OVERALL
 
 
 def _bound(threshold) -> str:
@@ -144,8 +161,11 @@ def blessing_lines(blessing: dict) -> list[str]:
     return lines or ["not blessed: the Evaluator did not bless the model (no failed check found)"]
 
 
-def summarize(metadata_path: str, pipeline_name: str, thresholds: dict | None = None) -> dict:
-    """The run summary: examples per split, rejects, accuracy, blessing (and why), paths."""
+def summarize(
+    metadata_path: str, pipeline_name: str, thresholds: dict | None = None, top_k: int = 3
+) -> dict:
+    """The run summary: examples per split, rejects, accuracy and top-k accuracy, blessing (and
+    why), paths."""
     config = metadata.sqlite_metadata_connection_config(metadata_path)
     with metadata.Metadata(config) as m:
         nodes = latest_run_outputs(m.store, pipeline_name)
@@ -159,6 +179,8 @@ def summarize(metadata_path: str, pipeline_name: str, thresholds: dict | None = 
         "examples": None,
         "rejected": None,
         "accuracy": None,
+        "top_k": top_k,
+        "top_k_accuracy": None,
         "blessed": None,
         "model": os.path.join(model.uri, "Format-Serving") if model else None,
         "pushed_model": None,
@@ -180,7 +202,9 @@ def summarize(metadata_path: str, pipeline_name: str, thresholds: dict | None = 
             examples_uri=examples.uri,
         )
     if evaluation:
-        summary["accuracy"] = overall_accuracy(evaluation.uri)
+        metrics = overall_metrics(evaluation.uri)
+        summary["accuracy"] = metrics.get(ACCURACY)
+        summary["top_k_accuracy"] = metrics.get(TOP_K_ACCURACY)
         summary["evaluation_uri"] = evaluation.uri
     if blessing:
         summary["blessed"] = bool(blessing.custom_properties["blessed"].int_value)
@@ -193,6 +217,11 @@ def summarize(metadata_path: str, pipeline_name: str, thresholds: dict | None = 
             thresholds or {},
             baseline.string_value if baseline else None,
         )
+        # What the blessing looked at, beside the accuracy it gates on.
+        summary["blessing"]["metrics"] = {
+            "accuracy": summary["accuracy"],
+            f"top_{top_k}_accuracy": summary["top_k_accuracy"],
+        }
     if pushed and pushed.custom_properties["pushed"].int_value:
         summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value
     return summary

@@ -42,9 +42,14 @@ def test_pipeline_wires_every_step(tmp_path):
 
 
 def test_eval_config_thresholds_and_slices():
+    import json
+
     config = eval_config(ImageOptions(), min_accuracy=0.75)
-    metrics = {m.class_name: m for m in config.metrics_specs[0].metrics}
-    accuracy = metrics["SparseCategoricalAccuracy"]
+    metrics = {
+        json.loads("{" + (m.config or '"name": "example_count"') + "}")["name"]: m
+        for m in config.metrics_specs[0].metrics
+    }
+    accuracy = metrics["sparse_categorical_accuracy"]
     assert not accuracy.HasField("threshold")  # it would apply to every class slice
     value, change = accuracy.per_slice_thresholds
     assert [list(s.feature_keys) for s in value.slicing_specs] == [[]]  # overall only
@@ -53,7 +58,8 @@ def test_eval_config_thresholds_and_slices():
     assert change.threshold.change_threshold.absolute.value < 0
     floor = eval_config(ImageOptions(), min_class_accuracy=0.3).metrics_specs[0].metrics[0]
     assert list(floor.per_slice_thresholds[2].slicing_specs[0].feature_keys) == ["label_name"]
-    assert "SparseTopKCategoricalAccuracy" in metrics
+    assert json.loads("{" + metrics["sparse_top_k_categorical_accuracy"].config + "}")["top_k"] == 3
+    assert metrics["example_count"].class_name == "ExampleCount"
     assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["label_name"]]
 
 
@@ -79,3 +85,36 @@ def test_bad_configuration_fails_fast_with_one_line(tmp_path):
     not_a_dir.write_text("x")
     with pytest.raises(ValueError, match="cannot write to root"):
         local_runner.check_inputs(str(images), str(not_a_dir / "run"), ImageOptions())
+
+
+def test_native_top_k_accuracy_matches_keras_metrics():
+    """The Evaluator's TFMA-native accuracy (a numpy combiner per slice) gives what tf_keras'
+    SparseCategoricalAccuracy and SparseTopKCategoricalAccuracy give on the same predictions."""
+    import numpy as np
+    import tf_keras as keras
+    from tensorflow_model_analysis.metrics import metric_types
+
+    from pipeline.metrics import TopKAccuracy
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 50, 400)
+    scores = rng.random((400, 50))
+    scores[::3, :] = 0.0
+    scores[np.arange(0, 400, 3), labels[::3]] = 1.0  # a third certainly right
+    for k, reference in ((1, keras.metrics.SparseCategoricalAccuracy()),
+                         (3, keras.metrics.SparseTopKCategoricalAccuracy(k=3))):  # fmt: skip
+        (computation,) = TopKAccuracy(top_k=k).computations()
+        combiner = computation.combiner
+        halves = []
+        for part in (slice(0, 200), slice(200, 400)):  # two accumulators, merged
+            accumulator = combiner.create_accumulator()
+            for label, score in zip(labels[part], scores[part], strict=True):
+                inputs = metric_types.StandardMetricInputs(
+                    label=np.array([label]), prediction=score, example_weight=np.array([1.0])
+                )
+                accumulator = combiner.add_input(accumulator, inputs)
+            halves.append(accumulator)
+        (value,) = combiner.extract_output(combiner.merge_accumulators(halves)).values()
+        reference.update_state(labels, scores)
+        assert value == pytest.approx(float(reference.result()), abs=1e-6), k  # Keras: float32
+        assert 0.3 < value < 1.0
