@@ -1,0 +1,289 @@
+"""Scale benchmark: the whole `imgtfx run` on contest-shaped trees at two sizes, step by step.
+
+  python bench/bench.py --scale [--scale-sizes 22000,88000] [--min-accuracy 0.1]
+  python bench/scale.py [same options]
+
+For each size it writes (once) a tree shaped like the Dacon landmark contest with its own
+generator (imgtfx/contest_data.py: 960x540 JPEGs of ~110 KB, 1,049 landmarks, a long tail of
+class sizes, train.csv with int ids), then runs `imgtfx run` in a new process as a user would
+(300 steps at 64 px by default) and reads back, per step, the wall seconds and the peak RSS the
+run recorded (pipeline/steps.py resets the high-water mark at each step), plus the whole
+command's wall time, the peak RSS of its process tree and the bytes it read from disk.
+
+It prints one table (per step: both sizes and their ratio), checks the goals of the contest
+run, and writes bench/results/scale-<date>.json. Before each run the tree is read once, so the
+photos come from the page cache as in any run after the first (the disk here reads ~50 MB/s:
+9 GB of photos alone would take three minutes cold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+GOAL_SECONDS = 600
+GOAL_PEAK_GIB = 3.0
+GOAL_RSS_RATIO = 1.25
+GOAL_REPORT_MB = 5.0
+
+
+def warm(images: str) -> float:
+    """Reads every file of the tree once (page cache); returns GB read."""
+    total = 0
+    for folder, _, names in os.walk(images):
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as f:
+                total += len(f.read())
+    return total / 1e9
+
+
+def run_pipeline(tree: dict, root: str, args) -> dict:
+    """`imgtfx run` in a new process: its summary, wall time, peak RSS and disk reads."""
+    import psutil
+
+    shutil.rmtree(root, ignore_errors=True)
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "imgtfx"), "run",
+        "--images", tree["images"], "--labels", tree["labels_csv"], "--root", root,
+        "--train-steps", str(args.train_steps), "--image-size", str(args.image_size),
+        "--min-accuracy", str(args.min_accuracy),
+    ]  # fmt: skip
+    start = time.monotonic()
+    log = open(root + ".log", "w")
+    child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, text=True)
+    peak, disk = [0], [0]
+
+    def sample():
+        process = psutil.Process(child.pid)
+        while child.poll() is None:
+            try:
+                members = [process, *process.children(recursive=True)]
+                peak[0] = max(peak[0], sum(p.memory_info().rss for p in members))
+                disk[0] = max(disk[0], process.io_counters().read_bytes)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    child.wait()
+    sampler.join()
+    seconds = time.monotonic() - start
+    log.close()
+    if child.returncode != 0:
+        raise RuntimeError(f"imgtfx run failed; see {root}.log")
+    with open(os.path.join(root, "summary.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    report = os.path.join(root, "report", "index.html")
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_mib": round(peak[0] / 2**20),
+        "disk_read_gb": round(disk[0] / 1e9, 2),
+        "report_mb": round(os.path.getsize(report) / 1e6, 2),
+        "summary": summary,
+    }
+
+
+def _table(rows: list[dict], title: str) -> str:
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    lines = [title, "  " + "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
+    for r in rows:
+        lines.append(
+            "  " + "  ".join(str(r[c]).rjust(w) for c, w in zip(columns, widths, strict=True))
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from imgtfx.contest_data import write_contest_tree
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale-sizes", default="22000,88000", help="two tree sizes")
+    parser.add_argument("--classes", type=int, default=1049)
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=0.1,
+        help="the bound a model must reach to be pushed (300 steps reach ~0.2 on this data)",
+    )
+    parser.add_argument(
+        "--classes-sweep",
+        help="instead: class counts to run (e.g. 1049,10000,40000), 2 small photos a class",
+    )
+    parser.add_argument("--sweep-train-steps", type=int, default=50)
+    parser.add_argument("--work", default=os.path.join(REPO, "bench", "work"))
+    parser.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
+    args, _ = parser.parse_known_args(argv)
+    if args.classes_sweep:
+        return class_sweep(args)
+    small, large = sorted(int(n) for n in args.scale_sizes.split(","))
+
+    runs = {}
+    for n in (small, large):
+        started = time.monotonic()
+        tree = write_contest_tree(os.path.join(args.work, f"contest-{n}"), n, args.classes)
+        print(f"tree of {n:,} photos ready in {time.monotonic() - started:.0f} s", flush=True)
+        print(f"  read once into the page cache: {warm(tree['images']):.1f} GB", flush=True)
+        runs[n] = run_pipeline(tree, os.path.join(args.work, f"run-{n}"), args)
+        run = runs[n]
+        print(f"  imgtfx run: {run['seconds']} s, peak {run['peak_rss_mib']} MiB", flush=True)
+
+    steps = list(runs[large]["summary"]["step_times"])
+    rows = []
+    for step in steps:
+        a = runs[small]["summary"]["step_times"].get(step, {})
+        b = runs[large]["summary"]["step_times"][step]
+        rows.append(
+            {
+                "step": step,
+                f"s@{small}": a.get("seconds", "-"),
+                f"s@{large}": b["seconds"],
+                "time ratio": _ratio(b.get("seconds"), a.get("seconds")),
+                f"MiB@{small}": a.get("peak_rss_mib", "-"),
+                f"MiB@{large}": b.get("peak_rss_mib", "-"),
+                "RSS ratio": _ratio(b.get("peak_rss_mib"), a.get("peak_rss_mib")),
+                f"rate@{large}": _rate(b),
+            }
+        )
+    rows.append(
+        {
+            "step": "whole run",
+            f"s@{small}": runs[small]["seconds"],
+            f"s@{large}": runs[large]["seconds"],
+            "time ratio": _ratio(runs[large]["seconds"], runs[small]["seconds"]),
+            f"MiB@{small}": runs[small]["peak_rss_mib"],
+            f"MiB@{large}": runs[large]["peak_rss_mib"],
+            "RSS ratio": _ratio(runs[large]["peak_rss_mib"], runs[small]["peak_rss_mib"]),
+            f"rate@{large}": "",
+        }
+    )
+    print(_table(rows, f"\nimgtfx run, contest-shaped trees ({args.classes:,} classes), 2 cores:"))
+
+    big = runs[large]["summary"]
+    ratios = [r["RSS ratio"] for r in rows[:-1] if isinstance(r["RSS ratio"], float)]
+    goals = {
+        f"whole run at {large:,} <= {GOAL_SECONDS} s": runs[large]["seconds"] <= GOAL_SECONDS,
+        f"peak RSS at {large:,} <= {GOAL_PEAK_GIB} GiB": runs[large]["peak_rss_mib"]
+        <= GOAL_PEAK_GIB * 1024,
+        f"every step's peak RSS within {GOAL_RSS_RATIO}x from {small:,} to {large:,}": bool(ratios)
+        and max(ratios) <= GOAL_RSS_RATIO,
+        "every photo an example": sum(big["examples"].values()) == large and big["rejected"] == 0,
+        f"blessed and pushed at --min-accuracy {args.min_accuracy}": bool(
+            big["blessed"] and big["pushed_model"]
+        ),
+        f"report <= {GOAL_REPORT_MB} MB": runs[large]["report_mb"] <= GOAL_REPORT_MB,
+    }
+    print(
+        f"\naccuracy at {large:,}: {big['accuracy']:.3f}, top-{big['top_k']} "
+        f"{big['top_k_accuracy']:.3f}; report {runs[large]['report_mb']} MB; disk read "
+        f"{runs[large]['disk_read_gb']} GB"
+    )
+    print("\nGoals:")
+    for key, ok in goals.items():
+        print(f"  {'met' if ok else 'NOT met':8} {key}")
+    results = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "sizes": [small, large],
+        "classes": args.classes,
+        "train_steps": args.train_steps,
+        "image_size": args.image_size,
+        "min_accuracy": args.min_accuracy,
+        "steps": rows,
+        "runs": {
+            str(n): {k: v for k, v in r.items() if k != "summary"}
+            | {
+                "accuracy": r["summary"]["accuracy"],
+                "top_k_accuracy": r["summary"]["top_k_accuracy"],
+                "examples": r["summary"]["examples"],
+                "blessed": r["summary"]["blessed"],
+            }
+            for n, r in runs.items()
+        },
+        "goals": goals,
+    }
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"scale-{datetime.date.today().isoformat()}.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(results, f, ensure_ascii=False, indent=2)
+    print(f"\nwritten: {path}")
+    return 0 if all(goals.values()) else 1
+
+
+def class_sweep(args) -> int:
+    """Steps against the number of classes: trees of N classes x 2 small photos, few training
+    steps, and a straight-line extrapolation of each step's seconds and peak RSS to Google
+    Landmarks v2 (203,094 classes)."""
+    from imgtfx.contest_data import write_contest_tree
+
+    counts = sorted(int(n) for n in args.classes_sweep.split(","))
+    runs = {}
+    for n in counts:
+        tree = write_contest_tree(
+            os.path.join(args.work, f"classes-{n}"), 2 * n, n, size=(96, 54), grain=4.0
+        )
+        sweep_args = argparse.Namespace(
+            train_steps=args.sweep_train_steps, image_size=32, min_accuracy=0.0
+        )
+        runs[n] = run_pipeline(tree, os.path.join(args.work, f"classes-run-{n}"), sweep_args)
+        print(f"  {n:,} classes: {runs[n]['seconds']} s, peak {runs[n]['peak_rss_mib']} MiB")
+    steps = list(runs[counts[-1]]["summary"]["step_times"])
+    target = 203_094
+    rows = []
+    for step in steps:
+        row = {"step": step}
+        for n in counts:
+            record = runs[n]["summary"]["step_times"].get(step, {})
+            row[f"s@{n}"] = record.get("seconds", "-")
+            row[f"MiB@{n}"] = record.get("peak_rss_mib", "-")
+        for key in ("s", "MiB"):
+            a, b = row[f"{key}@{counts[-2]}"], row[f"{key}@{counts[-1]}"]
+            if isinstance(a, int | float) and isinstance(b, int | float):
+                slope = (b - a) / (counts[-1] - counts[-2])
+                row[f"{key}@{target} (extrapolated)"] = round(b + slope * (target - counts[-1]))
+        rows.append(row)
+    title = f"\nSteps against classes (2 photos a class, {args.sweep_train_steps} steps):"
+    print(_table(rows, title))
+    results = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "classes": counts,
+        "steps": rows,
+        "runs": {str(n): {k: v for k, v in r.items() if k != "summary"} for n, r in runs.items()},
+    }
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"classes-{datetime.date.today().isoformat()}.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(results, f, ensure_ascii=False, indent=2)
+    print(f"\nwritten: {path}")
+    return 0
+
+
+def _ratio(a, b):
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or not b:
+        return "-"
+    return round(a / b, 2)
+
+
+def _rate(step: dict) -> str:
+    if "examples_per_s" in step:
+        return f"{step['examples_per_s']:,.0f} ex/s"
+    if "steps_per_s" in step:
+        return f"{step['steps_per_s']:.2f} steps/s"
+    return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
