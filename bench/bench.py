@@ -1,6 +1,8 @@
 """Benchmarks, measured side by side in one run on the same trees (2 cores here).
 
   python bench/bench.py [--sizes 2000,8000] [--input-pipeline] [--out bench/results]
+  python bench/bench.py --scale [--scale-sizes 22000,88000] [--classes-sweep 1049,10000,40000]
+      the whole pipeline on contest-shaped trees, step by step: see bench/scale.py
 
 1. Conversion, marginal images/s between the two tree sizes (so start-up cancels out):
    `imgtfx convert` (every image fully checked); the tutorial's method (one TFRecord file per
@@ -448,7 +450,14 @@ def main() -> int:
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)
     parser.add_argument("--to", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--scale", action="store_true", help="the scale benchmark (scale.py)")
+    args, rest = parser.parse_known_args()
+    if args.scale:
+        import scale
+
+        return scale.main(rest + ["--work", args.work, "--out", args.out])
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.measure:
         run_one(args.measure, json.loads(args.tree), args.to)
         return 0

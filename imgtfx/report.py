@@ -332,10 +332,12 @@ def curves_section(model_run_uri: str | None) -> str:
 
 def evaluation_section(summary: dict) -> str:
     rows, note = [], ""
+    if (summary.get("class_slices") or "").startswith("overall only"):
+        note = f"<p class='warn'>TFMA slices: {html.escape(summary['class_slices'])}.</p>"
     if summary.get("evaluation_uri"):
         rows, total = _slice_rows(summary["evaluation_uri"])
         if total > len(rows) - 1:
-            note = (
+            note += (
                 f"<p>Overall and the {LIST_SHOWN} class slices with the lowest accuracy, of "
                 f"{total}; every slice is in the TFMA result "
                 f"(<code>{html.escape(str(summary.get('evaluation_uri')))}</code>).</p>"

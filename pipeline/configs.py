@@ -13,7 +13,7 @@ MIN_ACCURACY = 0.9
 MAX_ACCURACY_DROP = 0.01
 # Open-source Kubeflow: KFP's metadata gRPC service, as its standalone and full installs name it;
 # the Evaluator asks it for the latest blessed model.
-METADATA_SERVICE = "metadata-grpc-service.kubeflow:8080"
+METADATA_SERVICE = "metadata-grpc-service.kubeflow:8080"  # = the BaselineEvaluator's default
 TOP_K = 3
 # Beam's DirectRunner in one process, one worker: its multi_threading mode lost 1 of 20,000
 # elements in a grouping step here (caught by ImageExampleGen's count reconciliation), and

@@ -12,6 +12,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 
 from components.baseline_evaluator import BaselineEvaluator
+from components.image_evaluator import ImageEvaluator
 from components.image_example_gen import FeatureNames, ImageExampleGen, ImageOptions
 from components.image_example_gen.component import default_output_config
 from components.label_schema import LabelSchema
@@ -218,12 +219,12 @@ def create_pipeline(
             model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
         ).with_id("latest_blessed_model_resolver")
         resolvers.append(model_resolver)
-        evaluator = tfx.components.Evaluator(
+        evaluator = ImageEvaluator(
             examples=example_gen.outputs["examples"],
             model=trainer.outputs["model"],
             baseline_model=model_resolver.outputs["model"],
             eval_config=evaluation,
-        )
+        ).with_id("Evaluator")
     else:
         evaluator = BaselineEvaluator(
             examples=example_gen.outputs["examples"],

@@ -15,6 +15,7 @@ ACCURACY = "sparse_categorical_accuracy"
 TOP_K_ACCURACY = "sparse_top_k_categorical_accuracy"
 EXAMPLE_COUNT = "example_count"
 OVERALL = "overall"
+MAX_FAILED = 100
 CANDIDATE_MODEL = "candidate"  # TFMA's name for the evaluated model when there is a baseline
 BASELINE_MODEL = "baseline_model"  # tfx.components.evaluator.constants, without importing TFMA
 
@@ -141,7 +142,9 @@ def explain_blessing(
         "blessed": blessed,
         "thresholds": thresholds,
         "baseline_model": baseline_model,
-        "failed": failed,
+        # A class floor can fail on thousands of classes: the worst MAX_FAILED are listed.
+        "failed": sorted(failed, key=lambda f: f["value"])[:MAX_FAILED],
+        "failed_count": len(failed),
     }
     if missing:
         explained["missing_slices"] = missing
@@ -202,6 +205,8 @@ def summarize(
             examples_uri=examples.uri,
         )
     if evaluation:
+        slices = evaluation.custom_properties.get("class_slices")
+        summary["class_slices"] = slices.string_value if slices else None
         metrics = overall_metrics(evaluation.uri)
         summary["accuracy"] = metrics.get(ACCURACY)
         summary["top_k_accuracy"] = metrics.get(TOP_K_ACCURACY)

@@ -163,13 +163,13 @@ class StepWatch:
             node = launcher_self._pipeline_node.node_info.id  # the constructor's pipeline_node
             if launcher_self._system_node_handler:  # resolvers: metadata queries, no work
                 return original(launcher_self)
-            watch._started(node)
+            watch._safely(watch._started, node)
             try:
                 info = original(launcher_self)
             except BaseException:
-                watch._ended(node, "FAILED", None, launcher_self)
+                watch._safely(watch._ended, node, "FAILED", None, launcher_self)
                 raise
-            watch._ended(node, None, info, launcher_self)
+            watch._safely(watch._ended, node, None, info, launcher_self)
             return info
 
         launcher.Launcher.launch = launch
@@ -192,6 +192,16 @@ class StepWatch:
             self._thread.join(timeout=5)
         progress.watch(False)
         self._stack.close()
+
+    @staticmethod
+    def _safely(fn, *args) -> None:
+        """The watch only reports: a mistake of its own never fails the run."""
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001
+            from absl import logging
+
+            logging.warning("step watch: %s: %s", type(e).__name__, e)
 
     def _say(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -224,7 +234,7 @@ class StepWatch:
         if peak_kib is not None:
             record["peak_rss_mib"] = round(peak_kib / 1024)
         if info is not None and node == "ImageExampleGen":
-            self._remember_examples(info)
+            self._remember_examples(info, state, launcher_self)
         if state == "COMPLETE":
             record.update(self._rates(node, seconds))
         self.steps[node] = record
@@ -256,14 +266,21 @@ class StepWatch:
         except Exception:  # noqa: BLE001 - the state is for the record; the run goes on
             return "COMPLETE"
 
-    def _remember_examples(self, info) -> None:
+    def _remember_examples(self, info, state: str, launcher_self) -> None:
+        """The Examples artifact's report and split sizes, for the rates of later steps. A
+        cached step's output_dict holds new, unused URIs: its artifact is read from ML
+        Metadata instead."""
         from components.image_example_gen.outputs import read_report
 
-        try:
-            uri = info.output_dict["examples"][0].uri
-            report = read_report(uri)
-        except (KeyError, IndexError, OSError, ValueError):
-            return
+        uri = info.output_dict["examples"][0].uri
+        if state == "CACHED":
+            from ml_metadata.proto import metadata_store_pb2
+
+            with launcher_self._mlmd_connection as m:
+                events = m.store.get_events_by_execution_ids([info.execution_id])
+                ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+                uri = next(iter(m.store.get_artifacts_by_id(ids))).uri
+        report = read_report(uri)
         sizes = {}
         for split in report["splits"]:
             files = glob.glob(os.path.join(uri, f"Split-{split}", "*"))

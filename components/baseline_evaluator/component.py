@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from components.baseline_evaluator import executor
+from components.image_evaluator import ImageEvaluator
 
 
-class BaselineEvaluator(tfx.components.Evaluator):
+class BaselineEvaluator(ImageEvaluator):
     """Same inputs, outputs and eval config as TFX's Evaluator; no Resolver upstream.
 
     For the open-source KFP backend, which cannot run TFX's Resolver: the baseline is the newest

@@ -18,14 +18,14 @@ from typing import Any
 
 from absl import logging
 from tfx.components.evaluator import constants
-from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_artifacts, standard_component_specs
 
-from pipeline import configs
+from components.image_evaluator import executor as image_evaluator
 
 METADATA_SERVICE_ENV = "IMGTFX_METADATA_SERVICE"
 PIPELINE_NAME_ENV = "IMGTFX_PIPELINE_NAME"
-DEFAULT_METADATA_SERVICE = configs.METADATA_SERVICE
+# KFP's metadata gRPC service, as its standalone and full installs name it.
+DEFAULT_METADATA_SERVICE = "metadata-grpc-service.kubeflow:8080"
 # How the KFP launcher records things (backend/src/v2/metadata): the pipeline context type, and
 # artifact types named after their schema title; metadata numbers become doubles.
 PIPELINE_CONTEXT_TYPE = "system.Pipeline"
@@ -118,8 +118,8 @@ def find_baseline(environ=os.environ) -> str | None:
         ) from None
 
 
-class Executor(evaluator_executor.Executor):
-    """TFX's Evaluator executor, with the baseline model looked up in ML Metadata."""
+class Executor(image_evaluator.Executor):
+    """The ImageEvaluator's executor, with the baseline model looked up in ML Metadata."""
 
     def Do(  # noqa: N802 - TFX's API
         self,
