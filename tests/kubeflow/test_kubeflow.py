@@ -23,7 +23,7 @@ EXPECTED_EXECUTORS = {
     "SchemaGen": "tfx.components.schema_gen.executor.Executor",
     "ExampleValidator": "tfx.components.example_validator.executor.Executor",
     "Trainer": "tfx.components.trainer.executor.GenericExecutor",
-    "Evaluator": "tfx.components.evaluator.executor.Executor",
+    "Evaluator": "components.image_evaluator.executor.Executor",
     "Pusher": "tfx.components.pusher.executor.Executor",
 }
 EXPECTED_DEPENDENCIES = {
