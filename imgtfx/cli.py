@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.steps import limit_malloc_arenas
+    from pipeline.local_settings import limit_malloc_arenas
 
     limit_malloc_arenas()
     args = build_parser().parse_args(argv)

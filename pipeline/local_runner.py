@@ -18,7 +18,7 @@ from components.image_example_gen.config import (
     read_labels_csv,
     split_tops,
 )
-from pipeline import configs, results, speedups, steps
+from pipeline import configs, local_settings, results, steps
 from pipeline.pipeline import create_pipeline
 from trainer.options import TrainerOptions
 
@@ -114,7 +114,7 @@ def run(
             configs.BEAM_PIPELINE_ARGS if beam_pipeline_args is None else beam_pipeline_args
         ),
     )
-    speedups.fast_tfrecord_checksums()
+    local_settings.apply()
     with steps.StepWatch() as watch:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     thresholds = {

@@ -1,8 +1,46 @@
-"""Small, named patches that make TFX's own steps faster on the local runner, each beside the
-measurement that asked for it. Applied by the local runner only; each is a no-op where its
-precondition does not hold."""
+"""Process-wide settings of the local runner, each beside the measurement that asked for it.
+
+All TFX steps of a local run share one process; these make TFX's own steps faster or keep their
+memory flat there. `apply()` is called by the local runner (pipeline/local_runner.py); each is a
+no-op where its precondition does not hold.
+"""
 
 from __future__ import annotations
+
+
+def apply() -> None:
+    limit_malloc_arenas()
+    fast_tfrecord_checksums()
+    batch_examples_by_bytes()
+
+
+def batch_examples_by_bytes() -> None:
+    """StatisticsGen and the Evaluator read examples through tfx_bsl's TFXIO, which lets Beam
+    grow its batches up to 1,000 records as throughput allows: 110 MB of contest photos per
+    batch, copied a few times on the way into TFMA, so the Evaluator's peak grew with the eval
+    split (1,291 MiB at 4,400 eval photos, 1,727 at 17,400). tfx_bsl's own flag
+    `tfxio_use_byte_size_batching` batches by size instead (20 MiB): 1,464 and 1,557 MiB, time
+    unchanged. Set here because the local run parses no absl flags."""
+    from absl import flags
+    from tfx_bsl.coders import batch_util  # noqa: F401 - defines the flag
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+    flags.FLAGS.tfxio_use_byte_size_batching = True
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Caps glibc's malloc arenas for this process (mallopt M_ARENA_MAX). glibc gives threads
+    that allocate concurrently arenas of their own, up to 8 per core, and memory freed in one
+    stays resident there; TensorFlow and Beam run many threads. Measured on the 22,000-photo
+    run: peak RSS 1.39 vs 1.53 GiB in the Trainer, 1.45 vs 1.54 GiB in the Evaluator, time
+    within noise. Affects arenas created after the call: the CLI calls it first thing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8: M_ARENA_MAX in glibc's malloc.h
+    except (OSError, AttributeError):
+        pass
 
 
 def fast_tfrecord_checksums() -> bool:

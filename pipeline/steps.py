@@ -53,20 +53,6 @@ def _reset_peak() -> bool:
         return False
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Caps glibc's malloc arenas for this process (mallopt M_ARENA_MAX). glibc gives threads
-    that allocate concurrently arenas of their own, up to 8 per core, and memory freed in one
-    stays resident there; TensorFlow and Beam run many threads. Measured on the 22,000-photo
-    run: peak RSS 1.39 vs 1.53 GiB in the Trainer, 1.45 vs 1.54 GiB in the Evaluator, time
-    within noise. Affects arenas created after the call: call it first thing."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8: M_ARENA_MAX in glibc's malloc.h
-    except (OSError, AttributeError):
-        pass
-
-
 def release_free_memory() -> None:
     """Hands the heap's free pages back to the kernel (glibc's malloc_trim), so that what one
     step freed does not stay resident under the next. No-op where glibc is absent."""
