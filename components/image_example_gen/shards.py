@@ -21,6 +21,7 @@ from components.image_example_gen import images, progress
 from components.image_example_gen.images import ImageInfo, Outcome
 from components.image_example_gen.options import FeatureNames, ImageOptions
 from components.image_example_gen.plan import LabeledImage, Plan
+from components.image_example_gen.tfrecord import GzipRecordWriter
 
 
 def _path_hash(path: str) -> int:
@@ -135,10 +136,7 @@ class WriteShard(beam.DoFn):
         classes = collections.Counter()
         formats = collections.Counter()
         orientations = collections.Counter()
-        gzip = tf.io.TFRecordOptions(
-            compression_type="GZIP", compression_level=self._options.gzip_level
-        )
-        with tf.io.TFRecordWriter(temporary, options=gzip) as writer:
+        with GzipRecordWriter(temporary, self._options.gzip_level) as writer:
             # Hash order: a deterministic shuffle, so no shard holds one class in a run.
             ordered = sorted(records, key=lambda r: _path_hash(r.file.path))
             for record, result in _convert_all(ordered, self._index, self._options):
