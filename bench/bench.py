@@ -206,12 +206,12 @@ def profile_stages(tree: dict, out: str) -> dict:
     import concurrent.futures
 
     import apache_beam as beam
-    import tensorflow as tf
 
     from components.image_example_gen import ImageOptions, images, plan, shards
     from components.image_example_gen.component import ImageExampleGen
     from components.image_example_gen.config import read_configs
     from components.image_example_gen.convert import serialized_exec_properties
+    from components.image_example_gen.tfrecord import GzipRecordWriter
     from imgtfx.cli import _beam_args
 
     options = ImageOptions(labels_csv=tree["labels_csv"])
@@ -246,9 +246,8 @@ def profile_stages(tree: dict, out: str) -> dict:
 
     start = time.perf_counter()  # building, serializing and writing examples, nothing else
     record = plan.LabeledImage(images.FoundFile("train", "a/b.jpg", ""), "b", "x", "train")
-    gzip = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=0)
     os.makedirs(out, exist_ok=True)
-    with tf.io.TFRecordWriter(os.path.join(out, "w.gz"), options=gzip) as writer:
+    with GzipRecordWriter(os.path.join(out, "w.gz")) as writer:  # as the shard writer
         for path in paths:
             info = images.ImageInfo(images.read_bytes(path), "jpeg", "jpeg", 480, 640, 3)
             example = shards.build_example(record, info, 0, options.features)
