@@ -29,6 +29,7 @@ from tfx import v1 as tfx
 
 from components.baseline_evaluator import executor as baseline
 from components.image_example_gen import ImageOptions
+from kubeflow import entrypoint
 from pipeline import configs
 from pipeline.pipeline import (
     BASELINE_FROM_METADATA_SERVICE,
@@ -40,6 +41,7 @@ from trainer.options import TrainerOptions
 IMAGES_PARAMETER = "images"
 TRAIN_ARGS_PARAMETER = "train_args"
 KFP, VERTEX = "kfp", "vertex"
+ENTRYPOINT = "kubeflow.entrypoint"  # python -m, in the image (kubeflow/Dockerfile)
 TARGETS = {".yaml": KFP, ".yml": KFP, ".json": VERTEX}
 # Accelerator names: KFP asks Kubernetes for a resource; Vertex names a machine accelerator.
 DEFAULT_GPU_TYPE = {KFP: "nvidia.com/gpu", VERTEX: "NVIDIA_TESLA_T4"}
@@ -216,7 +218,8 @@ def for_open_source_backend(
     metadata_service: str,
     parameters: dict[str, str],
 ) -> dict:
-    """The spec, adjusted for the open-source backend: ImageExampleGen's task uncached (its
+    """The spec, adjusted for the open-source backend: every task through this project's
+    entrypoint (kubeflow/entrypoint.py), ImageExampleGen's task uncached (its
     cache key would be its parameters alone: new images under the same URI would reuse stale
     examples), the Evaluator told where ML Metadata is, and the pipeline root and the runtime
     parameters' defaults in the package (TFX puts them only in a PipelineJob; without a root
@@ -232,6 +235,10 @@ def for_open_source_backend(
         {"name": baseline.METADATA_SERVICE_ENV, "value": metadata_service},
         {"name": baseline.PIPELINE_NAME_ENV, "value": pipeline_name},
     ]
+    for executor in spec["deploymentSpec"]["executors"].values():
+        command = executor.get("container", {}).get("command", [])
+        if command and command[-1] == entrypoint.TFX_ENTRYPOINT:
+            command[-1] = ENTRYPOINT  # TFX's own crashes on what the backend sends
     return spec
 
 

@@ -112,10 +112,12 @@ class LocalSpecRunner:
         env: Mapping[str, str] | None = None,
         timeout_s: int = 1200,
         metadata: str | None = None,
+        kfp_version: str = "2.15.0",
     ):
         """Args:
         spec: from load_spec.
-        root: where artifacts go when the spec names no pipeline root.
+        root: the run's pipeline root (open-source backend); where artifacts go when the spec
+          names none (Vertex).
         parameters: runtime parameter values over the spec's defaults.
         env: environment of every task; on the open-source launcher it overrides the spec's
           container env (e.g. to point the baseline lookup at a local store).
@@ -124,9 +126,17 @@ class LocalSpecRunner:
         self.pipeline = spec["pipelineSpec"]
         self.launcher = spec.get("launcher", VERTEX)
         self._v2_1 = self.pipeline.get("schemaVersion", "").startswith("2.1")
-        self.root = os.path.abspath(self.pipeline.get("defaultPipelineRoot") or root)
+        if self.launcher == OPEN_SOURCE:
+            # The run's pipeline_root; the package's defaultPipelineRoot is never read by the
+            # backend (driver/root_dag.go, 2.17.0 :97-115: the run's, else the kfp-launcher
+            # ConfigMap's, else minio://mlpipeline/v2/artifacts).
+            self.root = os.path.abspath(root)
+        else:
+            self.root = os.path.abspath(self.pipeline.get("defaultPipelineRoot") or root)
         self.run_id = uuid.uuid4().hex[:12]
         self.metadata = metadata
+        self.kfp = tuple(int(p) for p in kfp_version.split(".")[:3])
+        self._next_id = 0
         runtime = spec.get("runtimeConfig", {})
         self.parameters = {
             **runtime.get("parameterValues", {}),  # pipeline spec 2.1: plain JSON values
@@ -166,10 +176,16 @@ class LocalSpecRunner:
             task_root = os.path.join(self.root, pipeline_name, self.run_id, name)
         else:
             task_root = os.path.join(self.root, name)
+        if self.launcher == OPEN_SOURCE and self.kfp >= (2, 4, 0):
+            # driver/driver.go provisionOutputs (2.4.1 :1588): a fresh uuid per execution.
+            task_root = os.path.join(task_root, uuid.uuid4().hex)
         executor_input = self._executor_input(name, task, component, task_root)
         for artifacts in executor_input["outputs"]["artifacts"].values():
-            for artifact in artifacts["artifacts"]:  # the launcher prepares output folders
-                os.makedirs(artifact["uri"], exist_ok=True)
+            for artifact in artifacts["artifacts"]:
+                if self.launcher == OPEN_SOURCE:  # launcher_v2.go prepareOutputFolders: the parent
+                    os.makedirs(os.path.dirname(artifact["uri"]), exist_ok=True)
+                else:
+                    os.makedirs(artifact["uri"], exist_ok=True)
         env = None
         if self.launcher == OPEN_SOURCE:
             spec_env = {e["name"]: e["value"] for e in container.get("env", [])}
@@ -182,6 +198,8 @@ class LocalSpecRunner:
                 )
         self._call(name, container["command"], container.get("args", []), executor_input, env)
         self.outputs[name] = self._merge_output(executor_input)
+        if self.launcher == OPEN_SOURCE:
+            self._as_recorded(name, self.outputs[name])
         if self.launcher == OPEN_SOURCE and self.metadata:
             record_outputs(
                 self.metadata,
@@ -204,28 +222,77 @@ class LocalSpecRunner:
         for key, spec in inputs.get("artifacts", {}).items():
             source = spec["taskOutputArtifact"]
             produced = self.outputs[source["producerTask"]].get(source["outputArtifactKey"], [])
+            if self.launcher == OPEN_SOURCE:
+                produced = [_from_metadata_store(a) for a in produced]
             artifacts[key] = {"artifacts": produced}
-        outputs = {}
-        for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
-            outputs[key] = {
-                "artifacts": [
-                    {
-                        "name": f"{name}-{key}",
-                        "type": definition["artifactType"],
-                        "uri": os.path.join(task_root, key),
-                        "metadata": {},
-                    }
-                ]
+        if self.launcher == OPEN_SOURCE:
+            outputs, output_file = self._open_source_outputs(name, component, task_root)
+        else:
+            outputs = {
+                key: {
+                    "artifacts": [
+                        {
+                            "name": f"{name}-{key}",
+                            "type": definition["artifactType"],
+                            "uri": os.path.join(task_root, key),
+                            "metadata": {},
+                        }
+                    ]
+                }
+                for key, definition in _output_definitions(component).items()
             }
+            output_file = os.path.join(task_root, "executor_output.json")
         # Schema 2.1 launchers pass plain JSON values; 2.0 ones pass Value messages.
         parameters_key = "parameterValues" if self._v2_1 else "parameters"
         return {
             "inputs": {parameters_key: parameters, "artifacts": artifacts},
-            "outputs": {
-                "artifacts": outputs,
-                "outputFile": os.path.join(task_root, "executor_output.json"),
-            },
+            "outputs": {"artifacts": outputs, "outputFile": output_file},
         }
+
+    def _open_source_outputs(self, name: str, component: dict, task_root: str):
+        """Output artifacts and outputFile as the open-source driver provisions them."""
+        definitions = {
+            key: definition["artifactType"]
+            for key, definition in _output_definitions(component).items()
+        }
+        if self.kfp >= (2, 5, 0):  # driver/driver.go provisionOutputs (2.5.0 :2025), PUBLISH_LOGS
+            definitions[EXECUTOR_LOGS] = {"schemaTitle": "system.Artifact"}
+        outputs = {}
+        for key, artifact_type in definitions.items():
+            uri = os.path.join(task_root, key)
+            if key == EXECUTOR_LOGS and self.kfp >= (2, 16, 1):
+                uri += "-0"  # launcher_v2.go qualifyExecutorLogsForRetry (2.16.1): retry index
+            artifact = {"type": artifact_type, "uri": uri}
+            if self.kfp >= (2, 15, 0):
+                artifact["name"] = key  # driver/driver.go (2.17.0 :783): "Required by Pythonic"
+            outputs[key] = {"artifacts": [artifact]}
+        if self.kfp >= (2, 15, 0):  # driver/driver.go (2.17.0 :802): under the local task root
+            output_file = os.path.join(task_root, "output_metadata.json")
+        else:  # component.OutputMetadataFilepath, /tmp/kfp_outputs/output_metadata.json in a pod
+            output_file = os.path.join(
+                self.root, ".pod", name, "kfp_outputs", "output_metadata.json"
+            )
+        return outputs, output_file
+
+    def _as_recorded(self, task: str, outputs: dict[str, list[dict]]) -> None:
+        """Each output as the launcher records it in ML Metadata (metadata/client.go
+        RecordArtifact): an id, display_name and store_session_info added, each metadata value
+        converted (converter.go StructValueToMLMDValue); a null fails the task there."""
+        for key, artifacts in outputs.items():
+            for artifact in artifacts:
+                self._next_id += 1
+                artifact["id"] = str(self._next_id)
+                metadata = {"display_name": key, **artifact.get("metadata", {})}
+                if self.kfp >= (2, 3, 0):
+                    metadata["store_session_info"] = json.dumps({"Provider": "local"})
+                for name, value in metadata.items():
+                    if value is None:
+                        raise TaskFailed(
+                            f'task {task}: unable to produce MLMD artifact for output "{key}": '
+                            f"metadata {name}: unknown/unsupported value type "
+                            "*structpb.Value_NullValue"
+                        )
+                artifact["metadata"] = {k: _round_trip(v) for k, v in metadata.items()}
 
     def _call(
         self,
@@ -243,6 +310,10 @@ class LocalSpecRunner:
         done = subprocess.run(
             argv, env=env or self.env, capture_output=True, text=True, timeout=self.timeout_s
         )
+        logs = executor_input["outputs"]["artifacts"].get(EXECUTOR_LOGS)
+        if logs and self.launcher == OPEN_SOURCE:  # launcher_v2.go getLogWriter: stdout+stderr
+            with open(logs["artifacts"][0]["uri"], "w", encoding="utf-8") as f:
+                f.write(done.stdout + done.stderr)
         if done.returncode != 0:
             tail = (done.stdout + done.stderr)[-4000:]
             raise TaskFailed(f"task {label} exited {done.returncode}:\n{tail}")
@@ -257,8 +328,16 @@ class LocalSpecRunner:
         if not os.path.exists(path):
             return outputs
         with open(path, encoding="utf-8") as f:
-            reported = json.load(f).get("artifacts", {})
+            text = f.read()
+        if self.launcher == OPEN_SOURCE:  # launcher_v2.go getExecutorOutputFile: strict protojson
+            try:
+                json_format.Parse(text, pipeline_spec_pb2.ExecutorOutput())
+            except json_format.ParseError as e:
+                raise TaskFailed(f"failed to unmarshall ExecutorOutput in file {path}: {e}") from e
+        reported = json.loads(text).get("artifacts", {})
         for key, value in reported.items():
+            if self.launcher == OPEN_SOURCE and key == EXECUTOR_LOGS:
+                continue  # launcher_v2.go (2.16.1+): the launcher's own, whatever the command says
             for artifact, update in zip(
                 outputs.get(key, []), value.get("artifacts", []), strict=False
             ):
@@ -270,6 +349,40 @@ class LocalSpecRunner:
         """A resolver task: the latest blessed model of this run's history (none at first)."""
         keys = component.get("outputDefinitions", {}).get("artifacts", {})
         return {key: [] for key in keys}
+
+
+EXECUTOR_LOGS = "executor-logs"
+
+
+def _output_definitions(component: dict) -> dict:
+    return component.get("outputDefinitions", {}).get("artifacts", {})
+
+
+def _from_metadata_store(artifact: dict) -> dict:
+    """An upstream output as the driver hands it on: rebuilt from ML Metadata, named by its id,
+    with an empty schema (metadata/client.go GetOutputArtifactsByExecutionId: `Schema: "",
+    // TODO(Bobgy): figure out how to get schema`, 2.2.0 :822, 2.17.0 :1144; converter.go
+    toRuntimeArtifact: `Name: strconv.FormatInt(artifact.GetId(), 10)`)."""
+    return {
+        "name": artifact["id"],
+        "uri": artifact["uri"],
+        "type": {"instanceSchema": ""},
+        "metadata": artifact.get("metadata", {}),
+    }
+
+
+def _round_trip(value: Any) -> Any:
+    """A metadata value after ML Metadata (converter.go StructValueToMLMDValue, then
+    propertiesToMetadata): numbers come back as doubles, bools as 1/0, lists and dicts wrapped."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return {"list": value}
+    if isinstance(value, dict):
+        return {"struct": value}
+    return value
 
 
 def _mlmd_value(value: Any):

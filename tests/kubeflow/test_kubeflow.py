@@ -11,7 +11,7 @@ from google.protobuf import json_format
 
 from components.baseline_evaluator.executor import connect, latest_blessed_model
 from imgtfx.sample_data import write_digits_tree
-from kubeflow import runner, spec_runner
+from kubeflow import entrypoint, runner, spec_runner
 from trainer import model
 from trainer.options import TrainerOptions
 
@@ -66,7 +66,7 @@ def test_compiled_spec_has_every_task_image_executor_and_parameter(tmp_path):
             continue
         container = executor["container"]
         assert container["image"] == IMAGE
-        assert container["command"][-1] == RUN_EXECUTOR
+        assert container["command"][-1] == RUN_EXECUTOR  # Vertex: TFX's own entrypoint
         class_path = container["args"][container["args"].index("--executor_class_path") + 1]
         if name in EXPECTED_EXECUTORS:
             assert class_path == EXPECTED_EXECUTORS[name]
@@ -123,6 +123,8 @@ def test_yaml_package_is_what_the_open_source_backend_runs(tmp_path, capsys):
         assert kinds <= {"container", "importer"}, (label, kinds)
         container = executor.struct_value.fields["container"].struct_value.fields
         assert container["image"].string_value == IMAGE, label
+        command = [v.string_value for v in container["command"].list_value.values]
+        assert command == ["python", "-m", runner.ENTRYPOINT], label  # not TFX's bare one
     tasks = spec.root.dag.tasks
     assert "latest_blessed_model_resolver-model-resolver" not in tasks
     assert not tasks["ImageExampleGen"].caching_options.enable_cache
@@ -176,7 +178,7 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
     digits = write_digits_tree(str(tmp_path / "digits"), limit=240)
     spec_file = str(tmp_path / "pipeline.yaml")
     runner.compile_pipeline(
-        pipeline_root=str(tmp_path / "root"),
+        pipeline_root=str(tmp_path / "package-root"),  # never read by the backend
         images="gs://not/used",  # replaced by the run-time parameter below
         image=IMAGE,
         output_file=spec_file,
@@ -189,7 +191,7 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
     store = str(tmp_path / "metadata.sqlite")
     run = spec_runner.LocalSpecRunner(
         spec_runner.load_spec(spec_file),
-        root=str(tmp_path / "unused"),
+        root=str(tmp_path / "root"),  # the run's pipeline_root, as the backend takes it
         parameters={runner.IMAGES_PARAMETER: digits["images"]},
         env={
             "TF_USE_LEGACY_KERAS": "1",
@@ -254,3 +256,79 @@ def test_container_image_matches_the_sdk_and_the_local_environment():
         )
     for package in ("tfx", "apache-beam", "tensorflow", "tf-keras", "tensorflow-model-analysis"):
         assert pins[package] == importlib.metadata.version(package), package
+
+
+def _digits_package(tmp_path, entrypoint_module=None):
+    """A compiled .yaml package over a small digits tree; optionally every task's module
+    swapped (TFX's bare entrypoint, to show what the backend does to it)."""
+    digits = write_digits_tree(str(tmp_path / "digits"), limit=120)
+    spec_file = str(tmp_path / "pipeline.yaml")
+    runner.compile_pipeline(
+        pipeline_root="gs://bucket/root",
+        images="gs://not/used",
+        image=IMAGE,
+        output_file=spec_file,
+        labels_csv=digits["labels_csv"],
+        train_steps=5,
+        min_accuracy=0.0,
+    )
+    spec = spec_runner.load_spec(spec_file)
+    if entrypoint_module:
+        for executor in spec["pipelineSpec"]["deploymentSpec"]["executors"].values():
+            if "container" in executor:
+                executor["container"]["command"][-1] = entrypoint_module
+    return spec, digits
+
+
+def _run_data_steps(tmp_path, spec, digits, kfp_version):
+    run = spec_runner.LocalSpecRunner(
+        spec,
+        root=str(tmp_path / "root"),
+        parameters={runner.IMAGES_PARAMETER: digits["images"]},
+        env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+        kfp_version=kfp_version,
+    )
+    tasks = run.pipeline["root"]["dag"]["tasks"]
+    for name in ("ImageExampleGen", "StatisticsGen", "SchemaGen"):
+        run.run_task(name, tasks[name])
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kfp_version, task, crash",
+    [
+        # tensorflow/tfx#7768: inputs rebuilt from ML Metadata with an empty schema.
+        ("2.4.1", "StatisticsGen", "AttributeError: 'NoneType' object has no attribute 'get'"),
+        # The driver's executor-logs output, typed system.Artifact, from KFP 2.5.0.
+        ("2.5.0", "ImageExampleGen", "ImportError: Could not import system.Artifact"),
+    ],
+)
+def test_the_emulated_backend_crashes_tfxs_bare_entrypoint_as_a_cluster_does(
+    tmp_path, kfp_version, task, crash
+):
+    spec, digits = _digits_package(tmp_path, entrypoint.TFX_ENTRYPOINT)
+    with pytest.raises(spec_runner.TaskFailed) as failed:
+        _run_data_steps(tmp_path, spec, digits, kfp_version)
+    assert f"task {task} exited" in str(failed.value)
+    assert crash in str(failed.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kfp_version", ["2.4.1", "2.5.0"])
+def test_the_project_entrypoint_runs_under_each_backend_contract(tmp_path, kfp_version):
+    spec, digits = _digits_package(tmp_path)
+    run = _run_data_steps(tmp_path, spec, digits, kfp_version)
+    examples = run.outputs["ImageExampleGen"]["examples"][0]
+    report = json.load(open(os.path.join(examples["uri"], "report.json"), encoding="utf-8"))
+    assert examples["metadata"]["examples"] == report["examples"] > 0
+    assert examples["id"] and examples["metadata"]["display_name"] == "examples"
+    schema = run.outputs["SchemaGen"]["schema"][0]["uri"]
+    assert os.path.exists(os.path.join(schema, "schema.pbtxt"))
+    if kfp_version >= "2.5.0":
+        logs = run.outputs["StatisticsGen"]["executor-logs"][0]
+        assert logs["type"] == {"schemaTitle": "system.Artifact"}
+        assert os.path.getsize(logs["uri"]) > 0  # the launcher's copy of the task's output
+    # 2.4+: every output under its task's own uuid folder.
+    uri = run.outputs["StatisticsGen"]["statistics"][0]["uri"]
+    assert os.path.basename(os.path.dirname(os.path.dirname(uri))) == "StatisticsGen"

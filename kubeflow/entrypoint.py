@@ -1,0 +1,180 @@
+"""The container entrypoint of every task in the open-source KFP package.
+
+TFX's own v2 entrypoint (`tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor`)
+assumes the ExecutorInput Vertex sends. The open-source backend's driver and launcher send
+another one, and TFX 1.16 crashes on it before any executor runs (tensorflow/tfx#7768). This
+module repairs the ExecutorInput, hands over to TFX's entrypoint unchanged, and repairs the
+ExecutorOutput TFX writes. What it repairs, each from the KFP backend's source
+(kubeflow/pipelines, `backend/src/v2/`, tags 2.2.0 to 2.17.0):
+
+- Input artifacts arrive typed `{"instanceSchema": ""}` (metadata/client.go,
+  GetOutputArtifactsByExecutionId: `Schema: "", // TODO(Bobgy): figure out how to get schema`,
+  2.2.0 :822, 2.17.0 :1144), or untyped through a DAG input (driver/resolve.go, 2.17.0 :134);
+  TFX then fails with `'NoneType' object has no attribute 'get'`. Their types are taken from the
+  component's inputs spec, which the package passes as `--json_serialized_inputs_spec_args`.
+- From 2.5.0 the driver adds an output `executor-logs` typed `system.Artifact` to every task
+  (driver/driver.go provisionOutputs, 2.5.0 :2025, PUBLISH_LOGS on by default); TFX fails with
+  `ImportError: Could not import system.Artifact`. The launcher writes that output itself
+  (component/launcher_v2.go getLogWriter): it is set aside, and left out of the ExecutorOutput.
+- TFX writes unset metadata values as JSON null; the launcher cannot record a null
+  (metadata/converter.go StructValueToMLMDValue, `// TODO: support null`): they are dropped.
+- The launcher reads the ExecutorOutput from `outputs.outputFile`, whose folder it does not
+  create from 2.15.0 (driver/driver.go :802): it is created here.
+- Object storage: the launcher copies every input artifact to a local mirror before the command
+  and uploads every output from it after (launcher_v2.go downloadArtifacts and
+  uploadOutputArtifacts; LocalPathForURI maps gs:// -> /gcs/, minio:// -> /minio/, s3:// ->
+  /s3/). TFX's steps are pointed at those local paths, so they read and write plain files on
+  any of the three stores (TensorFlow cannot open minio:// or s3:// without extra file
+  systems), and the ExecutorOutput names the remote URIs again. Written this way, outputs carry
+  no zero-byte `dir/` marker objects (kubeflow/pipelines#13476: the launcher's download turns
+  one into a file and fails), and an input mirror that holds a zero-byte file where its folder
+  should be is made a folder again.
+
+`IMGTFX_LAUNCHER_MOUNT` moves the local mirror from `/` (as in a pod) elsewhere; the local spec
+runner (kubeflow/spec_runner.py) uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+MOUNT_ENV = "IMGTFX_LAUNCHER_MOUNT"
+# component/launcher_v2.go LocalPathForURI (2.2.0 :714, 2.17.0 :1239).
+LOCAL_MIRRORS = {"gs://": "gcs", "minio://": "minio", "s3://": "s3"}
+LAUNCHER_OUTPUTS = ("executor-logs",)  # driver/driver.go provisionOutputs, from 2.5.0
+TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+
+
+def local_path(uri: str, mount: str = "/") -> str | None:
+    """Where the KFP launcher mirrors `uri` in the pod; None for a URI it does not mirror."""
+    for scheme, folder in LOCAL_MIRRORS.items():
+        if uri.startswith(scheme):
+            return os.path.join(mount, folder, uri[len(scheme) :])
+    return None
+
+
+def _has_type(artifact_type: dict | None) -> bool:
+    artifact_type = artifact_type or {}
+    return bool(artifact_type.get("schemaTitle") or artifact_type.get("instanceSchema"))
+
+
+def repair_input(
+    executor_input: dict, inputs_spec: dict | None, mount: str = "/"
+) -> tuple[dict, dict[str, str]]:
+    """The ExecutorInput TFX can run, and {local path: remote URI} of every mapped artifact.
+
+    Raises:
+      ValueError: an input artifact with no type anywhere (not a package compiled here).
+    """
+    repaired = json.loads(json.dumps(executor_input))
+    to_remote: dict[str, str] = {}
+    spec_artifacts = (inputs_spec or {}).get("artifacts", {})
+
+    def localize(artifact: dict) -> None:
+        path = local_path(artifact.get("uri", ""), mount)
+        if path is not None:
+            to_remote[path] = artifact["uri"]
+            artifact["uri"] = path
+
+    for key, value in repaired.get("inputs", {}).get("artifacts", {}).items():
+        for artifact in value.get("artifacts", []):
+            if not _has_type(artifact.get("type")):
+                if key not in spec_artifacts:
+                    raise ValueError(
+                        f"input artifact '{key}' has no type, and the task's inputs spec does "
+                        "not name it: compile the package with `imgtfx compile`."
+                    )
+                artifact["type"] = spec_artifacts[key]["artifactType"]
+            localize(artifact)
+            _folder_again(artifact["uri"])
+    outputs = repaired.get("outputs", {})
+    artifacts = outputs.get("artifacts", {})
+    for key in LAUNCHER_OUTPUTS:
+        artifacts.pop(key, None)
+    for key in [k for k, v in artifacts.items() if _system_typed(v)]:
+        artifacts.pop(key)  # any other launcher-managed output: not TFX's to write
+    for value in artifacts.values():
+        for artifact in value.get("artifacts", []):
+            localize(artifact)
+            if artifact["uri"] in to_remote:
+                os.makedirs(artifact["uri"], exist_ok=True)
+    if outputs.get("outputFile"):
+        os.makedirs(os.path.dirname(outputs["outputFile"]), exist_ok=True)
+    return repaired, to_remote
+
+
+def _system_typed(value: dict) -> bool:
+    return any(
+        (a.get("type") or {}).get("schemaTitle", "").startswith("system.")
+        for a in value.get("artifacts", [])
+    )
+
+
+def _folder_again(path: str) -> None:
+    """An artifact mirror that is a zero-byte file (a `dir/` marker object the launcher
+    downloaded as a file, kubeflow/pipelines#13476) is an empty folder."""
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        os.remove(path)
+        os.makedirs(path)
+
+
+def repair_output(output: dict, to_remote: dict[str, str]) -> dict:
+    """The ExecutorOutput as the launcher can use it: remote URIs, no nulls, no launcher keys."""
+    for key in LAUNCHER_OUTPUTS:
+        output.get("artifacts", {}).pop(key, None)
+    for value in output.get("artifacts", {}).values():
+        for artifact in value.get("artifacts", []):
+            uri = artifact.get("uri", "")
+            artifact["uri"] = to_remote.get(uri, uri)
+            if "metadata" in artifact:
+                artifact["metadata"] = _without_nulls(artifact["metadata"])
+    return output
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
+
+
+def _main(parsed) -> None:
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+
+    from pipeline import local_settings
+
+    local_settings.apply()  # each task is its own process: the same settings as a local run
+    args, beam_args = parsed
+    inputs_spec = json.loads(args.json_serialized_inputs_spec_args or "{}")
+    executor_input, to_remote = repair_input(
+        json.loads(args.json_serialized_invocation_args),
+        inputs_spec,
+        os.environ.get(MOUNT_ENV, "/"),
+    )
+    args.json_serialized_invocation_args = json.dumps(executor_input)
+    kubeflow_v2_run_executor.main((args, beam_args))
+    output_file = executor_input["outputs"].get("outputFile")
+    if output_file and os.path.exists(output_file):
+        with open(output_file, encoding="utf-8") as f:
+            output = repair_output(json.load(f), to_remote)
+        with open(output_file, "w", encoding="utf-8") as f:
+            json.dump(output, f)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from absl import app
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+
+    app.run(
+        _main,
+        argv=[sys.argv[0], *(sys.argv[1:] if argv is None else argv)],
+        flags_parser=kubeflow_v2_run_executor._parse_flags,
+    )
+
+
+if __name__ == "__main__":
+    main()
