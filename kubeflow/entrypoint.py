@@ -30,6 +30,9 @@ ExecutorOutput TFX writes. What it repairs, each from the KFP backend's source
   one into a file and fails), and an input mirror that holds a zero-byte file where its folder
   should be is made a folder again.
 
+- A Pusher whose serving folder is on minio:// or s3:// pushes into its own `pushed_model`
+  artifact, which the launcher uploads (push_into_artifact).
+
 `IMGTFX_LAUNCHER_MOUNT` moves the local mirror from `/` (as in a pod) elsewhere; the local spec
 runner (kubeflow/spec_runner.py) uses it.
 """
@@ -53,6 +56,15 @@ def local_path(uri: str, mount: str = "/") -> str | None:
     for scheme, folder in LOCAL_MIRRORS.items():
         if uri.startswith(scheme):
             return os.path.join(mount, folder, uri[len(scheme) :])
+    return None
+
+
+def remote_uri(path: str, mount: str = "/") -> str | None:
+    """The URI whose launcher mirror `path` is (the inverse of local_path); None if none."""
+    for scheme, folder in LOCAL_MIRRORS.items():
+        prefix = os.path.join(mount, folder) + "/"
+        if path.startswith(prefix):
+            return scheme + path[len(prefix) :]
     return None
 
 
@@ -121,25 +133,54 @@ def _folder_again(path: str) -> None:
         os.makedirs(path)
 
 
-def repair_output(output: dict, to_remote: dict[str, str]) -> dict:
-    """The ExecutorOutput as the launcher can use it: remote URIs, no nulls, no launcher keys."""
+def repair_output(output: dict, to_remote: dict[str, str], mount: str = "/") -> dict:
+    """The ExecutorOutput as the launcher can use it: remote URIs (also in metadata, such as
+    the blessing's model and the pushed destination, which later runs read), no nulls, no
+    launcher keys."""
     for key in LAUNCHER_OUTPUTS:
         output.get("artifacts", {}).pop(key, None)
     for value in output.get("artifacts", {}).values():
         for artifact in value.get("artifacts", []):
             uri = artifact.get("uri", "")
-            artifact["uri"] = to_remote.get(uri, uri)
+            artifact["uri"] = to_remote.get(uri) or remote_uri(uri, mount) or uri
             if "metadata" in artifact:
-                artifact["metadata"] = _without_nulls(artifact["metadata"])
+                artifact["metadata"] = _cleaned(artifact["metadata"], mount)
     return output
 
 
-def _without_nulls(value: Any) -> Any:
+def _cleaned(value: Any, mount: str) -> Any:
     if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        return {k: _cleaned(v, mount) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_without_nulls(v) for v in value if v is not None]
+        return [_cleaned(v, mount) for v in value if v is not None]
+    if isinstance(value, str):
+        return remote_uri(value, mount) or value
     return value
+
+
+def push_into_artifact(executor_input: dict, mount: str = "/") -> bool:
+    """A Pusher whose serving folder is on minio:// or s3://, which TensorFlow in the image
+    cannot write, pushes to a folder in the pod instead; its `pushed_model` artifact, a full
+    copy of the model that the launcher uploads, is then the served copy, and its
+    `pushed_destination` names it (repair_output). Returns whether it did."""
+    parameters = executor_input.get("inputs", {}).get("parameterValues", {})
+    if not isinstance(parameters.get("push_destination"), str):
+        return False
+    destination = json.loads(parameters["push_destination"])
+    filesystem = destination.get("filesystem", {})
+    base = filesystem.get("base_directory", filesystem.get("baseDirectory", ""))
+    if not base.startswith(("minio://", "s3://")):
+        return False
+    filesystem.pop("baseDirectory", None)
+    filesystem["base_directory"] = os.path.join(mount, "tmp", "serving")
+    parameters["push_destination"] = json.dumps(destination)
+    return True
+
+
+def _pushed_here(output: dict) -> None:
+    for artifact in output.get("artifacts", {}).get("pushed_model", {}).get("artifacts", []):
+        if "pushed_destination" in artifact.get("metadata", {}):
+            artifact["metadata"]["pushed_destination"] = artifact["uri"]
 
 
 def _main(parsed) -> None:
@@ -149,18 +190,20 @@ def _main(parsed) -> None:
 
     local_settings.apply()  # each task is its own process: the same settings as a local run
     args, beam_args = parsed
+    mount = os.environ.get(MOUNT_ENV, "/")
     inputs_spec = json.loads(args.json_serialized_inputs_spec_args or "{}")
     executor_input, to_remote = repair_input(
-        json.loads(args.json_serialized_invocation_args),
-        inputs_spec,
-        os.environ.get(MOUNT_ENV, "/"),
+        json.loads(args.json_serialized_invocation_args), inputs_spec, mount
     )
+    pushed_here = push_into_artifact(executor_input, mount)
     args.json_serialized_invocation_args = json.dumps(executor_input)
     kubeflow_v2_run_executor.main((args, beam_args))
     output_file = executor_input["outputs"].get("outputFile")
     if output_file and os.path.exists(output_file):
         with open(output_file, encoding="utf-8") as f:
-            output = repair_output(json.load(f), to_remote)
+            output = repair_output(json.load(f), to_remote, mount)
+        if pushed_here:
+            _pushed_here(output)
         with open(output_file, "w", encoding="utf-8") as f:
             json.dump(output, f)
 

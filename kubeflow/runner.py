@@ -41,6 +41,7 @@ from trainer.options import TrainerOptions
 IMAGES_PARAMETER = "images"
 TRAIN_ARGS_PARAMETER = "train_args"
 KFP, VERTEX = "kfp", "vertex"
+BUCKET_SCHEMES = ("gs://", "s3://", "minio://")
 ENTRYPOINT = "kubeflow.entrypoint"  # python -m, in the image (kubeflow/Dockerfile)
 TARGETS = {".yaml": KFP, ".yml": KFP, ".json": VERTEX}
 # Accelerator names: KFP asks Kubernetes for a resource; Vertex names a machine accelerator.
@@ -69,20 +70,23 @@ def target_of(output_file: str) -> str:
     return TARGETS[extension]
 
 
-def check_pipeline_root(pipeline_root: str) -> None:
-    """TFX reads and writes artifacts itself, through TensorFlow's file systems.
+def check_pipeline_root(pipeline_root: str, target: str = KFP) -> None:
+    """The roots the target stores artifacts in: the KFP launcher's object store
+    (objectstore/config.go ParseBucketConfig: gs://, s3://, minio://; anything else fails every
+    task before its command runs), Vertex's gs://.
 
     Raises:
-      ValueError: a root those file systems cannot use (KFP's default minio://, s3:// without
-        tensorflow-io in the image, a relative path).
+      ValueError: another root, in one line.
     """
-    scheme = pipeline_root.split("://", 1)[0] if "://" in pipeline_root else ""
-    if scheme == "gs" or (not scheme and pipeline_root.startswith("/")):
+    schemes = BUCKET_SCHEMES if target == KFP else ("gs://",)
+    parts = pipeline_root.split("/")
+    if pipeline_root.startswith(schemes) and len(parts) > 2 and parts[2]:
         return
+    stores = "gs://, s3:// or minio://" if target == KFP else "gs://"
     raise ValueError(
-        f"pipeline root {pipeline_root} cannot be used: TFX's steps read and write artifacts "
-        "themselves, not through KFP's object store. Use gs://BUCKET/PATH, or an absolute path "
-        "on a volume mounted at the same place in every step's pod."
+        f"pipeline root {pipeline_root} cannot be used: "
+        f"{'the Kubeflow Pipelines launcher' if target == KFP else 'Vertex AI'} stores "
+        f"artifacts in {stores} buckets only (e.g. {schemes[-1]}BUCKET/PATH)."
     )
 
 
@@ -147,7 +151,9 @@ def compile_pipeline(
     """Writes the package for the target its extension names; returns the pipeline spec.
 
     Args:
-      pipeline_root: where artifacts go on the cluster (gs://bucket/path, or a mounted path).
+      pipeline_root: the run's artifact store (gs://, s3:// or minio://BUCKET/PATH; gs://
+        for Vertex); the open-source backend takes the root from the run, so pass the same
+        one to `imgtfx submit` (or set it in the kfp-launcher ConfigMap).
       images: default of the `images` runtime parameter.
       image: the container image every step runs in (see kubeflow/Dockerfile).
       output_file: `.yaml` (open-source KFP) or `.json` (Vertex AI PipelineJob).
@@ -163,7 +169,7 @@ def compile_pipeline(
     if not image:
         raise ValueError("give the container image (--image) the steps run in.")
     target = target_of(output_file)
-    check_pipeline_root(pipeline_root)
+    check_pipeline_root(pipeline_root, target)
     resources = trainer_resources(
         target, trainer_gpus, trainer_gpu_type, trainer_cpu, trainer_memory
     )

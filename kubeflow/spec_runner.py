@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -32,6 +33,8 @@ from typing import Any
 
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+
+from kubeflow.entrypoint import MOUNT_ENV, local_path
 
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 
@@ -113,6 +116,7 @@ class LocalSpecRunner:
         timeout_s: int = 1200,
         metadata: str | None = None,
         kfp_version: str = "2.15.0",
+        workdir: str | None = None,
     ):
         """Args:
         spec: from load_spec.
@@ -122,6 +126,11 @@ class LocalSpecRunner:
         env: environment of every task; on the open-source launcher it overrides the spec's
           container env (e.g. to point the baseline lookup at a local store).
         metadata: open-source launcher: the SQLite ML Metadata file to record into.
+        kfp_version: open-source launcher: the backend release whose driver and launcher
+          contract to follow, "2.2.0" to "2.17.0".
+        workdir: open-source launcher: a local folder standing for the cluster: `buckets/`
+          (the object store: minio://b/k is buckets/minio/b/k) and `pods/` (each task's local
+          mirror of its artifacts, as the launcher makes it in the pod).
         """
         self.pipeline = spec["pipelineSpec"]
         self.launcher = spec.get("launcher", VERTEX)
@@ -130,7 +139,15 @@ class LocalSpecRunner:
             # The run's pipeline_root; the package's defaultPipelineRoot is never read by the
             # backend (driver/root_dag.go, 2.17.0 :97-115: the run's, else the kfp-launcher
             # ConfigMap's, else minio://mlpipeline/v2/artifacts).
-            self.root = os.path.abspath(root)
+            self.root = (root or DEFAULT_PIPELINE_ROOT).rstrip("/")
+            if not self.root.startswith(BUCKET_SCHEMES):  # objectstore/config.go (2.17.0 :137)
+                raise ValueError(
+                    f'parse bucket config failed: unsupported Cloud bucket: "{self.root}"'
+                )
+            if workdir is None:
+                raise ValueError("the open-source launcher needs a workdir for its buckets.")
+            self.buckets = os.path.join(workdir, "buckets")
+            self.pods = os.path.join(workdir, "pods")
         else:
             self.root = os.path.abspath(self.pipeline.get("defaultPipelineRoot") or root)
         self.run_id = uuid.uuid4().hex[:12]
@@ -173,24 +190,23 @@ class LocalSpecRunner:
         container = executor["container"]
         if self.launcher == OPEN_SOURCE:
             pipeline_name = self.pipeline["pipelineInfo"]["name"]
-            task_root = os.path.join(self.root, pipeline_name, self.run_id, name)
+            task_root = "/".join((self.root, pipeline_name, self.run_id, name))
+            if self.kfp >= (2, 4, 0):
+                # driver/driver.go provisionOutputs (2.4.1 :1588): a fresh uuid per execution.
+                task_root += "/" + uuid.uuid4().hex
+            self.mount = os.path.join(self.pods, f"{name}-{uuid.uuid4().hex[:8]}")
         else:
             task_root = os.path.join(self.root, name)
-        if self.launcher == OPEN_SOURCE and self.kfp >= (2, 4, 0):
-            # driver/driver.go provisionOutputs (2.4.1 :1588): a fresh uuid per execution.
-            task_root = os.path.join(task_root, uuid.uuid4().hex)
         executor_input = self._executor_input(name, task, component, task_root)
-        for artifacts in executor_input["outputs"]["artifacts"].values():
-            for artifact in artifacts["artifacts"]:
-                if self.launcher == OPEN_SOURCE:  # launcher_v2.go prepareOutputFolders: the parent
-                    os.makedirs(os.path.dirname(artifact["uri"]), exist_ok=True)
-                else:
-                    os.makedirs(artifact["uri"], exist_ok=True)
         env = None
         if self.launcher == OPEN_SOURCE:
+            self._download_inputs(executor_input)
             spec_env = {e["name"]: e["value"] for e in container.get("env", [])}
-            env = {**self.env, **spec_env, **self.env_overrides}
+            env = {**self.env, **spec_env, **self.env_overrides, MOUNT_ENV: self.mount}
         else:
+            for artifacts in executor_input["outputs"]["artifacts"].values():
+                for artifact in artifacts["artifacts"]:
+                    os.makedirs(artifact["uri"], exist_ok=True)
             pre_cache = container.get("lifecycle", {}).get("preCacheCheck")
             if pre_cache:  # ExampleGen's driver: computes span and fingerprint (Vertex only)
                 self._call(
@@ -199,6 +215,7 @@ class LocalSpecRunner:
         self._call(name, container["command"], container.get("args", []), executor_input, env)
         self.outputs[name] = self._merge_output(executor_input)
         if self.launcher == OPEN_SOURCE:
+            self._upload_outputs(self.outputs[name])
             self._as_recorded(name, self.outputs[name])
         if self.launcher == OPEN_SOURCE and self.metadata:
             record_outputs(
@@ -267,12 +284,52 @@ class LocalSpecRunner:
                 artifact["name"] = key  # driver/driver.go (2.17.0 :783): "Required by Pythonic"
             outputs[key] = {"artifacts": [artifact]}
         if self.kfp >= (2, 15, 0):  # driver/driver.go (2.17.0 :802): under the local task root
-            output_file = os.path.join(task_root, "output_metadata.json")
+            output_file = os.path.join(self._local(task_root), "output_metadata.json")
         else:  # component.OutputMetadataFilepath, /tmp/kfp_outputs/output_metadata.json in a pod
-            output_file = os.path.join(
-                self.root, ".pod", name, "kfp_outputs", "output_metadata.json"
-            )
+            output_file = os.path.join(self.mount, "tmp", "kfp_outputs", "output_metadata.json")
         return outputs, output_file
+
+    def _local(self, uri: str) -> str:
+        """The launcher's mirror of `uri` in this task's pod (LocalPathForURI)."""
+        return local_path(uri, self.mount)
+
+    def stored(self, uri: str) -> str:
+        """Where the emulated object store keeps `uri`."""
+        return local_path(uri, self.buckets)
+
+    def _download_inputs(self, executor_input: dict) -> None:
+        """launcher_v2.go downloadArtifacts: every input copied whole into the pod's mirror;
+        then prepareOutputFolders: the parent folder of every output's mirror."""
+        for value in executor_input["inputs"]["artifacts"].values():
+            for artifact in value["artifacts"]:
+                stored, mirror = self.stored(artifact["uri"]), self._local(artifact["uri"])
+                os.makedirs(os.path.dirname(mirror), exist_ok=True)
+                if os.path.isdir(stored):
+                    shutil.copytree(stored, mirror)
+                elif os.path.exists(stored):
+                    shutil.copyfile(stored, mirror)
+        for value in executor_input["outputs"]["artifacts"].values():
+            for artifact in value["artifacts"]:
+                os.makedirs(os.path.dirname(self._local(artifact["uri"])), exist_ok=True)
+
+    def _upload_outputs(self, outputs: dict[str, list[dict]]) -> None:
+        """launcher_v2.go uploadOutputArtifacts: each output's mirror to the store, files only
+        (no folder markers); a missing mirror is only a warning there; a URI outside the run's
+        bucket fails (KeyFromURI)."""
+        bucket = "/".join(self.root.split("/")[:3]) + "/"
+        for artifacts in outputs.values():
+            for artifact in artifacts:
+                if not artifact["uri"].startswith(bucket):
+                    raise TaskFailed(
+                        f"failed to upload output artifact: URI {artifact['uri']} does not have "
+                        f"expected bucket prefix {bucket}"
+                    )
+                mirror, stored = self._local(artifact["uri"]), self.stored(artifact["uri"])
+                os.makedirs(os.path.dirname(stored), exist_ok=True)
+                if os.path.isdir(mirror):
+                    shutil.copytree(mirror, stored, dirs_exist_ok=True)
+                elif os.path.exists(mirror):
+                    shutil.copyfile(mirror, stored)
 
     def _as_recorded(self, task: str, outputs: dict[str, list[dict]]) -> None:
         """Each output as the launcher records it in ML Metadata (metadata/client.go
@@ -312,7 +369,7 @@ class LocalSpecRunner:
         )
         logs = executor_input["outputs"]["artifacts"].get(EXECUTOR_LOGS)
         if logs and self.launcher == OPEN_SOURCE:  # launcher_v2.go getLogWriter: stdout+stderr
-            with open(logs["artifacts"][0]["uri"], "w", encoding="utf-8") as f:
+            with open(self._local(logs["artifacts"][0]["uri"]), "w", encoding="utf-8") as f:
                 f.write(done.stdout + done.stderr)
         if done.returncode != 0:
             tail = (done.stdout + done.stderr)[-4000:]
@@ -352,6 +409,8 @@ class LocalSpecRunner:
 
 
 EXECUTOR_LOGS = "executor-logs"
+DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"  # config/env.go (2.2.0 :36, 2.17.0 :38)
+BUCKET_SCHEMES = ("gs://", "s3://", "minio://")  # objectstore/config.go ParseBucketConfig
 
 
 def _output_definitions(component: dict) -> dict:

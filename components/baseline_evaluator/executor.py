@@ -118,6 +118,18 @@ def find_baseline(environ=os.environ) -> str | None:
         ) from None
 
 
+def _readable(uri: str) -> bool:
+    """Whether TensorFlow's file systems in this image can read `uri`. KFP's minio:// and
+    s3:// artifact stores are not among them; the launcher copies only a task's inputs into the
+    pod, and the baseline is found at run time, not an input."""
+    import tensorflow as tf
+
+    try:
+        return tf.io.gfile.exists(uri)
+    except tf.errors.OpError:  # e.g. "File system scheme 'minio' not implemented"
+        return False
+
+
 class Executor(image_evaluator.Executor):
     """The ImageEvaluator's executor, with the baseline model looked up in ML Metadata."""
 
@@ -131,6 +143,13 @@ class Executor(image_evaluator.Executor):
         if not input_dict.get(key):
             uri = find_baseline()
             logging.info("Baseline model from ML Metadata: %s", uri or "none")
+            if uri and not _readable(uri):
+                logging.warning(
+                    "Evaluator: baseline skipped: %s is in storage this image cannot read "
+                    "(TensorFlow reads gs:// and local paths); evaluated without a baseline.",
+                    uri,
+                )
+                uri = None
             if uri:
                 baseline = standard_artifacts.Model()
                 baseline.uri = uri

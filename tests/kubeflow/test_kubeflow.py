@@ -86,10 +86,10 @@ def test_compiled_spec_has_every_task_image_executor_and_parameter(tmp_path):
     assert run_fn == "trainer.model.run_fn"
 
 
-def test_compiling_writes_nothing_to_the_pipeline_root(tmp_path):
-    root = tmp_path / "remote-root"
-    compile_to(tmp_path, pipeline_root=str(root))
-    assert not root.exists()
+def test_compiling_needs_no_access_to_the_pipeline_root(tmp_path):
+    # Nothing here can reach minio:// (TensorFlow has no such file system): compiling works.
+    spec = compile_to(tmp_path, "pipeline.yaml", pipeline_root="minio://mlpipeline/v2/artifacts")
+    assert spec["pipelineSpec"]["defaultPipelineRoot"] == "minio://mlpipeline/v2/artifacts"
 
 
 def test_compile_needs_an_image(tmp_path):
@@ -147,15 +147,18 @@ def test_yaml_package_is_what_the_open_source_backend_runs(tmp_path, capsys):
     assert json.loads(train_args) == {"num_steps": 77}
 
 
-def test_compile_refuses_a_root_tfx_cannot_write_and_unknown_outputs(tmp_path, capsys):
+def test_compile_refuses_a_root_the_launcher_rejects_and_unknown_outputs(tmp_path, capsys):
     from imgtfx import cli
 
     base = ["compile", "--images", "gs://b/i", "--image", IMAGE]
-    code = cli.main([*base, "--pipeline-root", "minio://mlpipeline/v2", "--output", "p.yaml"])
-    assert code == 2
-    error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and "minio://mlpipeline/v2 cannot be used" in error
-    assert "gs://BUCKET/PATH" in error
+    for root in ("/mnt/volume/root", "file:///root", "https://host/root", "minio://"):
+        code = cli.main([*base, "--pipeline-root", root, "--output", str(tmp_path / "p.yaml")])
+        assert code == 2, root
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and f"{root} cannot be used" in error
+        assert "gs://, s3:// or minio://" in error
+    code = cli.main([*base, "--pipeline-root", "s3://b/r", "--output", str(tmp_path / "p.json")])
+    assert code == 2 and "Vertex AI stores artifacts in gs://" in capsys.readouterr().err
     code = cli.main([*base, "--pipeline-root", "gs://b/r", "--output", str(tmp_path / "p.zip")])
     assert code == 2 and "end it in .yaml" in capsys.readouterr().err
     assert not (tmp_path / "p.zip").exists()
@@ -172,18 +175,18 @@ def test_vertex_json_keeps_the_resolver_and_names_a_vertex_accelerator(tmp_path)
 
 @pytest.mark.slow
 def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
-    """Every task's own command, outputs recorded in ML Metadata as the cluster records them,
-    through to a pushed model; then the Evaluator again, which now finds that model as its
-    baseline in the store."""
+    """KFP 2.15's contract with its default minio:// root: every task's own command on local
+    copies of its inputs, outputs uploaded after, recorded in ML Metadata as the cluster records
+    them, through to a pushed model; then the Evaluator again, whose baseline on minio:// the
+    image cannot read: skipped with a note, never a crash."""
     digits = write_digits_tree(str(tmp_path / "digits"), limit=240)
     spec_file = str(tmp_path / "pipeline.yaml")
     runner.compile_pipeline(
-        pipeline_root=str(tmp_path / "package-root"),  # never read by the backend
+        pipeline_root=spec_runner.DEFAULT_PIPELINE_ROOT,
         images="gs://not/used",  # replaced by the run-time parameter below
         image=IMAGE,
         output_file=spec_file,
         labels_csv=digits["labels_csv"],
-        serving_dir=str(tmp_path / "serving"),
         train_steps=10,
         trainer_options=TrainerOptions(image_size=16, batch_size=8, filters=(8, 16)),
         min_accuracy=0.0,
@@ -191,7 +194,7 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
     store = str(tmp_path / "metadata.sqlite")
     run = spec_runner.LocalSpecRunner(
         spec_runner.load_spec(spec_file),
-        root=str(tmp_path / "root"),  # the run's pipeline_root, as the backend takes it
+        root=None,  # no pipeline_root on the run, no ConfigMap: the backend's default
         parameters={runner.IMAGES_PARAMETER: digits["images"]},
         env={
             "TF_USE_LEGACY_KERAS": "1",
@@ -199,6 +202,7 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
             "IMGTFX_METADATA_SERVICE": f"sqlite:{store}",  # the cluster's service, here
         },
         metadata=store,
+        workdir=str(tmp_path / "cluster"),
     )
     outputs = run.run()
 
@@ -206,13 +210,15 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
     assert "ImageExampleGen:driver" not in ran  # the open-source backend runs no hook
     assert {"ImageExampleGen", "Trainer", "Evaluator", "Pusher"} <= set(ran)
     examples = outputs["ImageExampleGen"]["examples"][0]
-    assert examples["uri"].startswith(str(tmp_path / "root" / "image-classification"))
+    assert examples["uri"].startswith("minio://mlpipeline/v2/artifacts/image-classification/")
     assert examples["metadata"]["examples"] == 240
+    assert os.path.isdir(os.path.join(run.stored(examples["uri"]), "Split-train"))  # uploaded
     blessing = outputs["Evaluator"]["blessing"][0]
     assert blessing["metadata"]["blessed"] == 1
-    pushed = outputs["Pusher"]["pushed_model"][0]["metadata"]
-    assert pushed["pushed"] == 1
-    served = tf.saved_model.load(pushed["pushed_destination"])
+    pushed = outputs["Pusher"]["pushed_model"][0]
+    assert pushed["metadata"]["pushed"] == 1
+    assert pushed["metadata"]["pushed_destination"] == pushed["uri"]  # the served copy
+    served = tf.saved_model.load(run.stored(pushed["uri"]))
     jpg = next(
         os.path.join(folder, name)
         for folder, _, names in os.walk(digits["images"])
@@ -223,13 +229,13 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
     assert out[model.LABEL_NAME].numpy()[0].decode() in {str(d) for d in range(10)}
 
     model_uri = outputs["Trainer"]["model"][0]["uri"]
+    assert model_uri.startswith("minio://")  # in ML Metadata as the remote URI, not the pod's
     assert latest_blessed_model(connect(f"sqlite:{store}"), "image-classification") == model_uri
     tasks = run.pipeline["root"]["dag"]["tasks"]
     run.run_task("Evaluator", tasks["Evaluator"])  # the next run's evaluation
-    evaluation = outputs["Evaluator"]["evaluation"][0]["uri"]
-    config = open(os.path.join(evaluation, "eval_config.json")).read()
-    assert '"is_baseline": true' in config.replace("isBaseline", "is_baseline").lower()
-    assert model_uri in config
+    logs = open(run.stored(outputs["Evaluator"]["executor-logs"][0]["uri"])).read()
+    assert f"baseline skipped: {model_uri} is in storage this image cannot read" in logs
+    assert outputs["Evaluator"]["blessing"][0]["metadata"]["blessed"] == 1
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -258,9 +264,9 @@ def test_container_image_matches_the_sdk_and_the_local_environment():
         assert pins[package] == importlib.metadata.version(package), package
 
 
-def _digits_package(tmp_path, entrypoint_module=None):
-    """A compiled .yaml package over a small digits tree; optionally every task's module
-    swapped (TFX's bare entrypoint, to show what the backend does to it)."""
+def _digits_package(tmp_path, bare_tasks=()):
+    """A compiled .yaml package over a small digits tree; the tasks in `bare_tasks` run TFX's
+    bare entrypoint instead of the project's (to show what the backend does to it)."""
     digits = write_digits_tree(str(tmp_path / "digits"), limit=120)
     spec_file = str(tmp_path / "pipeline.yaml")
     runner.compile_pipeline(
@@ -273,17 +279,21 @@ def _digits_package(tmp_path, entrypoint_module=None):
         min_accuracy=0.0,
     )
     spec = spec_runner.load_spec(spec_file)
-    if entrypoint_module:
-        for executor in spec["pipelineSpec"]["deploymentSpec"]["executors"].values():
-            if "container" in executor:
-                executor["container"]["command"][-1] = entrypoint_module
+    pipeline = spec["pipelineSpec"]
+    for task in bare_tasks:
+        component = pipeline["components"][
+            pipeline["root"]["dag"]["tasks"][task]["componentRef"]["name"]
+        ]
+        container = pipeline["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+        container["command"][-1] = entrypoint.TFX_ENTRYPOINT
     return spec, digits
 
 
 def _run_data_steps(tmp_path, spec, digits, kfp_version):
     run = spec_runner.LocalSpecRunner(
         spec,
-        root=str(tmp_path / "root"),
+        root="s3://artifacts/v2",
+        workdir=str(tmp_path / "cluster"),
         parameters={runner.IMAGES_PARAMETER: digits["images"]},
         env={"TF_CPP_MIN_LOG_LEVEL": "3"},
         kfp_version=kfp_version,
@@ -307,7 +317,7 @@ def _run_data_steps(tmp_path, spec, digits, kfp_version):
 def test_the_emulated_backend_crashes_tfxs_bare_entrypoint_as_a_cluster_does(
     tmp_path, kfp_version, task, crash
 ):
-    spec, digits = _digits_package(tmp_path, entrypoint.TFX_ENTRYPOINT)
+    spec, digits = _digits_package(tmp_path, bare_tasks=[task])
     with pytest.raises(spec_runner.TaskFailed) as failed:
         _run_data_steps(tmp_path, spec, digits, kfp_version)
     assert f"task {task} exited" in str(failed.value)
@@ -320,15 +330,16 @@ def test_the_project_entrypoint_runs_under_each_backend_contract(tmp_path, kfp_v
     spec, digits = _digits_package(tmp_path)
     run = _run_data_steps(tmp_path, spec, digits, kfp_version)
     examples = run.outputs["ImageExampleGen"]["examples"][0]
-    report = json.load(open(os.path.join(examples["uri"], "report.json"), encoding="utf-8"))
+    report = os.path.join(run.stored(examples["uri"]), "report.json")
+    report = json.load(open(report, encoding="utf-8"))
     assert examples["metadata"]["examples"] == report["examples"] > 0
     assert examples["id"] and examples["metadata"]["display_name"] == "examples"
-    schema = run.outputs["SchemaGen"]["schema"][0]["uri"]
+    schema = run.stored(run.outputs["SchemaGen"]["schema"][0]["uri"])
     assert os.path.exists(os.path.join(schema, "schema.pbtxt"))
     if kfp_version >= "2.5.0":
         logs = run.outputs["StatisticsGen"]["executor-logs"][0]
         assert logs["type"] == {"schemaTitle": "system.Artifact"}
-        assert os.path.getsize(logs["uri"]) > 0  # the launcher's copy of the task's output
+        assert os.path.getsize(run.stored(logs["uri"])) > 0  # the task's output, kept
     # 2.4+: every output under its task's own uuid folder.
     uri = run.outputs["StatisticsGen"]["statistics"][0]["uri"]
     assert os.path.basename(os.path.dirname(os.path.dirname(uri))) == "StatisticsGen"
