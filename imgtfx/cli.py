@@ -188,6 +188,23 @@ def compile_spec(args) -> int:
     return 0
 
 
+def submit_run(args) -> int:
+    from kubeflow.submit import submit
+
+    run_id = submit(
+        args.package,
+        args.host,
+        args.pipeline_root,
+        images=args.images,
+        train_steps=args.train_steps,
+        run_name=args.run_name,
+        experiment=args.experiment,
+        namespace=args.namespace,
+    )
+    print(f"submitted: run {run_id} with pipeline root {args.pipeline_root}")
+    return 0
+
+
 def predict(args) -> int:
     from imgtfx.predict import predict as predict_files
 
@@ -261,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pipeline-root",
         required=True,
-        help="artifact root TFX can write: gs://bucket/root, or a path mounted in every pod",
+        help="artifact root: gs://, s3:// or minio://BUCKET/PATH (.json: gs:// only); the "
+        "open-source backend takes the root from the run: give it to `imgtfx submit` too",
     )
     p.add_argument("--images", required=True, help="default image root (runtime parameter)")
     p.add_argument("--labels", help="labels CSV URI")
@@ -291,6 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trainer-cpu", type=float, help="CPU limit of the Trainer's step")
     p.add_argument("--trainer-memory", help="memory limit of the Trainer's step, e.g. 16G")
     p.set_defaults(func=compile_spec)
+
+    p = commands.add_parser(
+        "submit", help="start a run of a .yaml package on Kubeflow Pipelines, with its root"
+    )
+    p.add_argument("package", help="the .yaml from `imgtfx compile`")
+    p.add_argument("--host", help="KFP endpoint, e.g. http://ml-pipeline-ui.kubeflow")
+    p.add_argument(
+        "--pipeline-root",
+        required=True,
+        help="where the run's artifacts go: gs://, s3:// or minio://BUCKET/PATH",
+    )
+    p.add_argument("--images", help="image root for this run (default: the package's)")
+    p.add_argument("--train-steps", type=int, help="training steps (default: the package's)")
+    p.add_argument("--run-name")
+    p.add_argument("--experiment", help="experiment name (default: kfp's Default)")
+    p.add_argument("--namespace", help="profile namespace, on multi-user Kubeflow")
+    p.set_defaults(func=submit_run)
 
     p = commands.add_parser("predict", help="predict images with a trained or pushed model")
     p.add_argument("--model", required=True, help="SavedModel folder, or ROOT/serving")

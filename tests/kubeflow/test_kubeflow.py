@@ -343,3 +343,53 @@ def test_the_project_entrypoint_runs_under_each_backend_contract(tmp_path, kfp_v
     # 2.4+: every output under its task's own uuid folder.
     uri = run.outputs["StatisticsGen"]["statistics"][0]["uri"]
     assert os.path.basename(os.path.dirname(os.path.dirname(uri))) == "StatisticsGen"
+
+
+def test_submit_starts_a_run_with_its_pipeline_root_through_kfps_own_client(
+    tmp_path, monkeypatch, capsys
+):
+    """The HTTP requests kfp.Client itself builds (only the network is replaced): the run
+    carries pipeline_root in its runtime config, where the backend reads it."""
+    import urllib3
+
+    from imgtfx import cli
+
+    compile_to(tmp_path, "pipeline.yaml", pipeline_root="minio://mlpipeline/v2/artifacts")
+    package = str(tmp_path / "spec" / "pipeline.yaml")
+    sent = []
+
+    def answer(self, method, url, fields=None, headers=None, **kwargs):
+        sent.append((method, url, json.loads(kwargs["body"]) if kwargs.get("body") else None))
+        data = {}
+        if method == "POST" and url.endswith("/experiments"):
+            data = {"experiment_id": "exp-1"}
+        elif method == "POST" and url.endswith("/runs"):
+            data = {"run_id": "run-1"}
+        return urllib3.HTTPResponse(
+            body=json.dumps(data).encode(), status=200, headers={"Content-Type": "application/json"}
+        )
+
+    monkeypatch.setattr(urllib3.PoolManager, "request", answer)
+    code = cli.main(
+        [
+            "submit", package, "--host", "http://ml-pipeline-ui.kubeflow",
+            "--pipeline-root", "s3://artifacts/v2", "--images", "s3://data/landmarks",
+            "--train-steps", "300", "--run-name", "contest", "--namespace", "team-a",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert "submitted: run run-1 with pipeline root s3://artifacts/v2" in capsys.readouterr().out
+    method, url, body = sent[-1]
+    assert (method, url) == ("POST", "http://ml-pipeline-ui.kubeflow/apis/v2beta1/runs")
+    assert body["runtime_config"]["pipeline_root"] == "s3://artifacts/v2"
+    assert body["runtime_config"]["parameters"] == {
+        runner.IMAGES_PARAMETER: "s3://data/landmarks",
+        runner.TRAIN_ARGS_PARAMETER: json.dumps({"num_steps": 300}),
+    }
+    assert body["display_name"] == "contest" and body["experiment_id"] == "exp-1"
+    assert body["pipeline_spec"]["pipelineInfo"]["name"] == "image-classification"
+    experiment = next(b for m, u, b in sent if m == "POST" and u.endswith("/experiments"))
+    assert experiment["namespace"] == "team-a"
+
+    code = cli.main(["submit", package, "--pipeline-root", "/mnt/root"])
+    assert code == 2 and "/mnt/root cannot be used" in capsys.readouterr().err
