@@ -26,6 +26,8 @@ import os
 import re
 
 from tfx import v1 as tfx
+from tfx import version as tfx_version
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from components.baseline_evaluator import executor as baseline
 from components.image_example_gen import ImageOptions
@@ -208,7 +210,17 @@ def compile_pipeline(
         TRAIN_ARGS_PARAMETER: train_args_json(train_steps),
     }
     if target == VERTEX:
-        return runner.run(pipeline, parameter_values=parameters)
+        job = runner.run(pipeline, parameter_values=parameters, write_out=False)
+        # Vertex runs ImageExampleGen's preCacheCheck hook, TFX's file_based_example_gen driver,
+        # whose fingerprint globs the split pattern at the root's top level only: images added
+        # deeper (train/<city>/<landmark>/) left the cache key unchanged and the run reused
+        # stale examples. Uncached, as on the open-source backend.
+        job["pipelineSpec"]["root"]["dag"]["tasks"][EXAMPLE_GEN_TASK].pop("cachingOptions", None)
+        os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
+        kubeflow_v2_dag_runner._write_pipeline_spec_to_file(
+            job, f"Compiled by imgtfx from TFX {tfx_version.__version__}.", output_file
+        )
+        return job
     job = runner.run(pipeline, parameter_values=parameters, write_out=False)
     spec = for_open_source_backend(
         job["pipelineSpec"], pipeline_root, pipeline_name, metadata_service, parameters

@@ -168,6 +168,10 @@ def test_vertex_json_keeps_the_resolver_and_names_a_vertex_accelerator(tmp_path)
     spec = compile_to(tmp_path, trainer_gpus=2)
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     assert "latest_blessed_model_resolver-model-resolver" in tasks
+    # TFX's hook fingerprints the top level only: new images deep in the tree must not hit
+    # the cache, so ImageExampleGen is uncached there too; the other steps stay cached.
+    assert "cachingOptions" not in tasks["ImageExampleGen"]
+    assert tasks["Trainer"]["cachingOptions"]["enableCache"] is True
     executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
     accelerator = executors["Trainer_executor"]["container"]["resources"]["accelerator"]
     assert accelerator == {"type": "NVIDIA_TESLA_T4", "count": "2"}
