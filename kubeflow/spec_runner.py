@@ -471,7 +471,12 @@ def _type_name(artifact_type: dict) -> str:
 
 
 def record_outputs(
-    metadata_file: str, pipeline_name: str, run_id: str, task: str, outputs: dict
+    metadata_file: str,
+    pipeline_name: str,
+    run_id: str,
+    task: str,
+    outputs: dict,
+    namespace: str = "kubeflow",
 ) -> None:
     """Records a task's execution and output artifacts in a SQLite ML Metadata store, in the
     types and contexts the KFP v2 launcher uses on a cluster."""
@@ -493,6 +498,10 @@ def record_outputs(
 
     pipeline = context("system.Pipeline", pipeline_name)
     run = context("system.PipelineRun", run_id)
+    if "namespace" not in run.custom_properties:  # metadata/client.go GetPipeline (2.17.0)
+        run.custom_properties["namespace"].string_value = namespace
+        run.custom_properties["resource_name"].string_value = "run-resource"
+        store.put_contexts([run])
     if not store.get_parent_contexts_by_context(run.id):
         store.put_parent_contexts([pb.ParentContext(child_id=run.id, parent_id=pipeline.id)])
     execution_type = store.put_execution_type(pb.ExecutionType(name="system.ContainerExecution"))

@@ -9,6 +9,8 @@ on a new cluster there is none, and the change threshold is skipped as TFX skips
 Where to look comes from the task's environment (set in the compiled package):
   IMGTFX_METADATA_SERVICE  host:port of KFP's metadata gRPC service, 'sqlite:PATH', or 'none'
   IMGTFX_PIPELINE_NAME     the pipeline whose blessed models count
+  IMGTFX_NAMESPACE         only runs of this namespace count (default: the pod's own, read
+                           from its service account; multi-user Kubeflow shares one store)
 """
 
 from __future__ import annotations
@@ -24,11 +26,17 @@ from components.image_evaluator import executor as image_evaluator
 
 METADATA_SERVICE_ENV = "IMGTFX_METADATA_SERVICE"
 PIPELINE_NAME_ENV = "IMGTFX_PIPELINE_NAME"
+NAMESPACE_ENV = "IMGTFX_NAMESPACE"
+POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 # KFP's metadata gRPC service, as its standalone and full installs name it.
 DEFAULT_METADATA_SERVICE = "metadata-grpc-service.kubeflow:8080"
 # How the KFP launcher records things (backend/src/v2/metadata): the pipeline context type, and
 # artifact types named after their schema title; metadata numbers become doubles.
 PIPELINE_CONTEXT_TYPE = "system.Pipeline"
+# The pipeline context is named by pipeline name alone, shared by every namespace; each run's
+# context carries its namespace (metadata/client.go GetPipeline: system.PipelineRun with
+# custom properties namespace, resource_name, pipeline_root, store_session_info).
+RUN_CONTEXT_TYPE = "system.PipelineRun"
 BLESSING_TYPE = "tfx.ModelBlessing"
 BLESSED = "blessed"
 CURRENT_MODEL = "current_model"
@@ -64,9 +72,12 @@ def _number(value) -> float:
     return float(getattr(value, kind)) if kind in ("int_value", "double_value") else 0.0
 
 
-def latest_blessed_model(store, pipeline_name: str, exists=os.path.exists) -> str | None:
+def latest_blessed_model(
+    store, pipeline_name: str, exists=os.path.exists, namespace: str | None = None
+) -> str | None:
     """The model URI of the newest blessing with blessed=1 in `pipeline_name`'s context whose
-    model still exists; None when there is none (a new cluster, or nothing blessed yet)."""
+    model still exists, from a run of `namespace` when one is given; None when there is none
+    (a new cluster, or nothing blessed yet)."""
     context = store.get_context_by_type_and_name(PIPELINE_CONTEXT_TYPE, pipeline_name)
     if context is None:
         return None
@@ -87,11 +98,34 @@ def latest_blessed_model(store, pipeline_name: str, exists=os.path.exists) -> st
     for blessing in sorted(
         blessings, key=lambda a: (a.create_time_since_epoch, a.id), reverse=True
     ):
+        if namespace is not None and _namespace_of(store, blessing) != namespace:
+            continue  # another team's run of a pipeline with the same name
         uri = blessing.custom_properties[CURRENT_MODEL].string_value
         if "://" in uri or exists(uri):
             return uri
         logging.warning("Blessed model %s no longer exists; looking further back.", uri)
     return None
+
+
+def _namespace_of(store, artifact) -> str | None:
+    for context in store.get_contexts_by_artifact(artifact.id):
+        if context.type == RUN_CONTEXT_TYPE or (
+            store.get_context_types_by_id([context.type_id])[0].name == RUN_CONTEXT_TYPE
+        ):
+            return context.custom_properties["namespace"].string_value
+    return None
+
+
+def pod_namespace(environ=os.environ, path: str = POD_NAMESPACE_FILE) -> str | None:
+    """This task's namespace: IMGTFX_NAMESPACE, else the pod's service account's; None outside
+    a pod (then every run of the pipeline counts)."""
+    if environ.get(NAMESPACE_ENV):
+        return environ[NAMESPACE_ENV]
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 def find_baseline(environ=os.environ) -> str | None:
@@ -109,7 +143,9 @@ def find_baseline(environ=os.environ) -> str | None:
     if not pipeline_name:
         raise MetadataServiceError(f"{PIPELINE_NAME_ENV} is not set for the Evaluator task.")
     try:
-        return latest_blessed_model(connect(address), pipeline_name)
+        return latest_blessed_model(
+            connect(address), pipeline_name, namespace=pod_namespace(environ)
+        )
     except errors.StatusError as e:
         raise MetadataServiceError(
             f"cannot read the ML Metadata service at {address} ({type(e).__name__}: {e}). "

@@ -14,13 +14,14 @@ MODEL = {"instanceSchema": "title: tfx.Model\ntype: object\n"}
 BLESSING = {"instanceSchema": "title: tfx.ModelBlessing\ntype: object\n"}
 
 
-def _evaluate(store, pipeline, run, model_uri, blessed, **extra):
+def _evaluate(store, pipeline, run, model_uri, blessed, namespace="kubeflow"):
     """Records a Trainer and an Evaluator task of one run, as the launcher does."""
     os.makedirs(model_uri, exist_ok=True)
-    record_outputs(store, pipeline, run, "Trainer", {"model": [{"type": MODEL, "uri": model_uri}]})
-    metadata = {"blessed": blessed, "current_model": model_uri, "current_model_id": 7, **extra}
+    model = {"model": [{"type": MODEL, "uri": model_uri}]}
+    record_outputs(store, pipeline, run, "Trainer", model, namespace)
+    metadata = {"blessed": blessed, "current_model": model_uri, "current_model_id": 7}
     blessing = {"type": BLESSING, "uri": f"{model_uri}-blessing", "metadata": metadata}
-    record_outputs(store, pipeline, run, "Evaluator", {"blessing": [blessing]})
+    record_outputs(store, pipeline, run, "Evaluator", {"blessing": [blessing]}, namespace)
 
 
 def test_latest_blessed_model_of_this_pipeline(tmp_path):
@@ -36,6 +37,24 @@ def test_latest_blessed_model_of_this_pipeline(tmp_path):
     os.rmdir(models / "m2")  # a deleted model is no baseline
     found = executor.latest_blessed_model(executor.connect(f"sqlite:{store}"), "images")
     assert found == str(models / "m1")
+
+
+def test_only_runs_of_this_namespace_count_on_multi_user_kubeflow(tmp_path):
+    store = str(tmp_path / "metadata.sqlite")
+    models = tmp_path / "models"
+    _evaluate(store, "images", "run1", str(models / "ours"), 1, namespace="team-a")
+    _evaluate(store, "images", "run2", str(models / "theirs"), 1, namespace="team-b")  # newer
+    environ = {
+        executor.METADATA_SERVICE_ENV: f"sqlite:{store}",
+        executor.PIPELINE_NAME_ENV: "images",
+        executor.NAMESPACE_ENV: "team-a",
+    }
+    assert executor.find_baseline(environ) == str(models / "ours")
+    assert executor.find_baseline({**environ, executor.NAMESPACE_ENV: "team-c"}) is None
+    (tmp_path / "namespace").write_text("team-b\n")  # the pod's service account file
+    no_env = {k: v for k, v in environ.items() if k != executor.NAMESPACE_ENV}
+    assert executor.pod_namespace(no_env, str(tmp_path / "namespace")) == "team-b"
+    assert executor.pod_namespace(no_env, str(tmp_path / "absent")) is None
 
 
 def test_a_new_cluster_has_no_baseline(tmp_path):
