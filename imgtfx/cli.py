@@ -55,6 +55,44 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
     )
 
 
+def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) -> None:
+    """What the Trainer and the Evaluator take: one definition for `run` and `compile`."""
+    parser.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help=f"default {configs.IMAGE_SIZE}"
+        + (f"; {configs.SAMPLE_IMAGE_SIZE} with --sample" if sample else ""),
+    )
+    parser.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=configs.MIN_ACCURACY,
+        help="overall eval accuracy needed to bless and push the model",
+    )
+    parser.add_argument(
+        "--min-class-accuracy",
+        type=float,
+        help="also require this accuracy on every class (default: no per-class floor)",
+    )
+    parser.add_argument("--class-weights", choices=["none", "balanced"], default="none")
+    parser.add_argument("--flip", action="store_true", help="random left-right flips in training")
+    parser.add_argument("--no-augment", action="store_true", help="no training augmentation")
+
+
+def _trainer_options(args, image_size: int):
+    from trainer.options import TrainerOptions
+
+    return TrainerOptions(
+        image_size=image_size,
+        batch_size=args.batch_size,
+        augment=not args.no_augment,
+        flip=args.flip,
+        class_weights=args.class_weights,
+    )
+
+
 def _options(args):
     from components.image_example_gen import ImageOptions
 
@@ -99,7 +137,6 @@ def convert(args) -> int:
 
 def run(args) -> int:
     from pipeline import local_runner
-    from trainer.options import TrainerOptions
 
     if args.sample:
         from imgtfx.sample_data import write_digits_tree
@@ -112,13 +149,7 @@ def run(args) -> int:
     elif not args.images:
         raise ValueError("give --images DIR (or --sample for the built-in digits).")
     size = args.image_size or (configs.SAMPLE_IMAGE_SIZE if args.sample else configs.IMAGE_SIZE)
-    trainer_options = TrainerOptions(
-        image_size=size,
-        batch_size=args.batch_size,
-        augment=not args.no_augment,
-        flip=args.flip,
-        class_weights=args.class_weights,
-    )
+    trainer_options = _trainer_options(args, size)
     summary = local_runner.run(
         images_root=args.images,
         root=args.root,
@@ -161,7 +192,6 @@ def run(args) -> int:
 
 def compile_spec(args) -> int:
     from kubeflow import runner
-    from trainer.options import TrainerOptions
 
     runner.compile_pipeline(
         pipeline_root=args.pipeline_root,
@@ -171,8 +201,12 @@ def compile_spec(args) -> int:
         labels_csv=args.labels,
         serving_dir=args.serving_dir,
         train_steps=args.train_steps,
-        trainer_options=TrainerOptions(image_size=args.image_size or configs.IMAGE_SIZE),
+        image_options=_options(args),
+        trainer_options=_trainer_options(args, args.image_size or configs.IMAGE_SIZE),
+        input_config=_input_config(args),
+        eval_percent=args.eval_percent,
         min_accuracy=args.min_accuracy,
+        min_class_accuracy=args.min_class_accuracy,
         beam_pipeline_args=args.beam_arg,
         metadata_service=args.metadata_service,
         trainer_gpus=args.trainer_gpus,
@@ -248,27 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_args(p, images_required=False)
     p.add_argument("--sample", action="store_true", help="use the built-in digits sample data")
     p.add_argument("--root", required=True, help="folder for artifacts, metadata and models")
-    p.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
-    p.add_argument(
-        "--image-size",
-        type=int,
-        help=f"default {configs.IMAGE_SIZE}; {configs.SAMPLE_IMAGE_SIZE} with --sample",
-    )
-    p.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
-    p.add_argument(
-        "--min-accuracy",
-        type=float,
-        default=configs.MIN_ACCURACY,
-        help="overall eval accuracy needed to bless and push the model",
-    )
-    p.add_argument(
-        "--min-class-accuracy",
-        type=float,
-        help="also require this accuracy on every class (default: no per-class floor)",
-    )
-    p.add_argument("--class-weights", choices=["none", "balanced"], default="none")
-    p.add_argument("--flip", action="store_true", help="random left-right flips in training")
-    p.add_argument("--no-augment", action="store_true", help="no training augmentation")
+    _add_training_args(p, sample=True)
     p.set_defaults(func=run)
 
     p = commands.add_parser(
@@ -281,8 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="artifact root: gs://, s3:// or minio://BUCKET/PATH (.json: gs:// only); the "
         "open-source backend takes the root from the run: give it to `imgtfx submit` too",
     )
-    p.add_argument("--images", required=True, help="default image root (runtime parameter)")
-    p.add_argument("--labels", help="labels CSV URI")
+    _add_input_args(p)  # --images: the default of the `images` runtime parameter
+    _add_training_args(p)  # --train-steps: the default of the `train_args` runtime parameter
     p.add_argument("--image", required=True, help="container image of the steps")
     p.add_argument(
         "--output",
@@ -291,10 +305,6 @@ def build_parser() -> argparse.ArgumentParser:
         "backend); NAME.json, a PipelineJob for Vertex AI Pipelines",
     )
     p.add_argument("--serving-dir", help="push destination (default PIPELINE_ROOT/serving)")
-    p.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--min-accuracy", type=float, default=configs.MIN_ACCURACY)
-    p.add_argument("--beam-arg", action="append", default=[], metavar="ARG")
     p.add_argument(
         "--metadata-service",
         default=configs.METADATA_SERVICE,

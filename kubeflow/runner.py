@@ -144,6 +144,9 @@ def compile_pipeline(
     min_accuracy: float = configs.MIN_ACCURACY,
     beam_pipeline_args: list[str] | None = None,
     pipeline_name: str = configs.PIPELINE_NAME,
+    input_config: tfx.proto.Input | None = None,
+    eval_percent: int = configs.EVAL_PERCENT,
+    min_class_accuracy: float | None = None,
     metadata_service: str = baseline.DEFAULT_METADATA_SERVICE,
     trainer_gpus: int = 0,
     trainer_gpu_type: str | None = None,
@@ -163,6 +166,8 @@ def compile_pipeline(
       serving_dir: where blessed models are pushed; default PIPELINE_ROOT/serving.
       train_steps: default of the `train_args` runtime parameter.
       beam_pipeline_args: Beam options of the data steps, e.g. for Dataflow.
+      image_options, trainer_options, input_config, eval_percent, min_accuracy,
+        min_class_accuracy: as for a local run (pipeline.create_pipeline).
       metadata_service: open-source KFP only: host:port of the metadata gRPC service the
         Evaluator asks for the latest blessed model, or 'none' for no baseline.
       trainer_gpus, trainer_gpu_type, trainer_cpu, trainer_memory: the Trainer's container
@@ -192,6 +197,9 @@ def compile_pipeline(
         trainer_options=trainer_options,
         train_steps=train_args,
         min_accuracy=min_accuracy,
+        min_class_accuracy=min_class_accuracy,
+        input_config=input_config,
+        eval_percent=eval_percent,
         beam_pipeline_args=beam_pipeline_args,
         baseline=BASELINE_FROM_METADATA_SERVICE if target == KFP else BASELINE_FROM_RESOLVER,
     )

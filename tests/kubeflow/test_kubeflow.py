@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -397,3 +398,58 @@ def test_submit_starts_a_run_with_its_pipeline_root_through_kfps_own_client(
 
     code = cli.main(["submit", package, "--pipeline-root", "/mnt/root"])
     assert code == 2 and "/mnt/root cannot be used" in capsys.readouterr().err
+
+
+def _options_of(command: str) -> set[str]:
+    from imgtfx import cli
+
+    commands = next(
+        a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    return {o for a in commands.choices[command]._actions for o in a.option_strings} - {
+        "-h",
+        "--help",
+    }
+
+
+def test_compile_takes_every_option_run_takes_but_local_paths():
+    run_only = {"--root", "--sample"}  # where a local run keeps things; its sample data
+    assert _options_of("run") - run_only <= _options_of("compile")
+    assert _options_of("convert") - {"--output"} <= _options_of("run")
+
+
+def test_compiled_package_carries_what_run_would_use(tmp_path):
+    from imgtfx import cli
+
+    output = str(tmp_path / "p.yaml")
+    code = cli.main(
+        [
+            "compile", "--pipeline-root", "gs://b/r", "--images", "gs://b/i", "--image", IMAGE,
+            "--output", output, "--labels", "gs://b/train.csv", "--id-column", "image",
+            "--label-column", "landmark_id", "--split-folders", "train,eval",
+            "--class-weights", "balanced", "--batch-size", "48", "--min-class-accuracy", "0.05",
+            "--max-reject-fraction", "0.01", "--flip",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    pipeline = spec_runner.load_spec(output)["pipelineSpec"]
+    tasks = pipeline["root"]["dag"]["tasks"]
+
+    def parameter(task, name):
+        return json.loads(tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constant"])
+
+    image_options = parameter("ImageExampleGen", "custom_config")["custom_config"]["value"]
+    assert image_options["id_column"] == "image"
+    assert image_options["label_column"] == "landmark_id"
+    assert image_options["max_reject_fraction"] == 0.01
+    splits = parameter("ImageExampleGen", "input_config")["splits"]
+    assert [s["name"] for s in splits] == ["train", "eval"]
+    trainer = parameter("Trainer", "custom_config")
+    assert (trainer["class_weights"], trainer["batch_size"], trainer["flip"]) == (
+        "balanced",
+        48,
+        True,
+    )
+    assert '"lowerBound": 0.05' in json.dumps(parameter("Evaluator", "eval_config")).replace(
+        "lower_bound", "lowerBound"
+    )
