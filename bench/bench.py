@@ -43,6 +43,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 
+from scale import table  # noqa: E402 - bench/ is the script's folder, on sys.path
+
 IMAGE_SIZE = 64
 BATCH = 32
 
@@ -460,7 +462,7 @@ def main() -> int:
                 f"peak_rss_mib@{large}": runs[large]["peak_rss_mib"],
             }
         )
-    print(_table(conversion, f"Conversion, marginal between {small} and {large} JPEGs "
+    print(table(conversion, f"Conversion, marginal between {small} and {large} JPEGs "
                              f"({results['mean_jpeg_kib']} KiB):"))  # fmt: skip
 
     stages = {}
@@ -478,7 +480,7 @@ def main() -> int:
         }
         for stage in stages[large]
     ]
-    print(_table(profile, "\nWhere convert's time goes (each stage alone, 2 cores):"))
+    print(table(profile, "\nWhere convert's time goes (each stage alone, 2 cores):"))
 
     startup = startup_seconds(trees[small], args.work)
     print("\nStart-up (new processes):")
@@ -512,7 +514,7 @@ def main() -> int:
         ):
             run = measure(name, trees[large], source)
             inputs.append({"method": name, "img_s": round(run["count"] / run["seconds"])})
-        print(_table(inputs, f"\nInput pipeline, decode + resize to {IMAGE_SIZE} + batch {BATCH}:"))
+        print(table(inputs, f"\nInput pipeline, decode + resize to {IMAGE_SIZE} + batch {BATCH}:"))
         by_input = {r["method"]: r["img_s"] for r in inputs}
         ratios["trainer_input_vs_image_dataset_from_directory"] = round(
             by_input["trainer_input_on_examples"] / by_input["image_dataset_from_directory"], 2
@@ -541,17 +543,6 @@ def main() -> int:
         json.dump(results, f, ensure_ascii=False, indent=2)
     print(f"\nwritten: {path}")
     return 0
-
-
-def _table(rows: list[dict], title: str) -> str:
-    columns = list(rows[0])
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
-    lines = [title, "  " + "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
-    for r in rows:
-        lines.append(
-            "  " + "  ".join(str(r[c]).rjust(w) for c, w in zip(columns, widths, strict=True))
-        )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def run_pipeline(tree: dict, root: str, args) -> dict:
     }
 
 
-def _table(rows: list[dict], title: str) -> str:
+def table(rows: list[dict], title: str) -> str:
     columns = list(rows[0])
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
     lines = [title, "  " + "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             f"rate@{large}": "",
         }
     )
-    print(_table(rows, f"\nimgtfx run, contest-shaped trees ({args.classes:,} classes), 2 cores:"))
+    print(table(rows, f"\nimgtfx run, contest-shaped trees ({args.classes:,} classes), 2 cores:"))
 
     big = runs[large]["summary"]
     ratios = [r["RSS ratio"] for r in rows[:-1] if isinstance(r["RSS ratio"], float)]
@@ -256,7 +256,7 @@ def class_sweep(args) -> int:
                 row[f"{key}@{target} (extrapolated)"] = round(b + slope * (target - counts[-1]))
         rows.append(row)
     title = f"\nSteps against classes (2 photos a class, {args.sweep_train_steps} steps):"
-    print(_table(rows, title))
+    print(table(rows, title))
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "classes": counts,
