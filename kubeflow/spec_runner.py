@@ -1,23 +1,28 @@
-"""Executes a compiled package on this machine, the way the KFP v2 launcher would.
+"""Executes a compiled package on this machine, the way the KFP v2 driver and launcher would.
 
-No cluster, Docker engine or network is needed: each task's own container command
-(`python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor ...`) runs in a
-subprocess of this environment, in dependency order, with the ExecutorInput JSON the launcher
-would substitute for `{{$}}`, and artifact URIs under a local root. What the spec says is what
-runs: its commands, arguments, environment, parameters and artifact wiring.
+No cluster, Docker engine or network is needed: each task's own container command (the
+package's `python -m kubeflow.entrypoint ...`, or whatever the spec names) runs in a subprocess
+of this environment, in dependency order, with the ExecutorInput JSON the driver builds and the
+launcher substitutes for `{{$}}`. What the spec says is what runs: its commands, arguments,
+environment, parameters and artifact wiring.
 
 Two launchers, chosen by the package:
-- a `.yaml` KFP package runs as the open-source backend runs it: artifacts under
-  PIPELINE_ROOT/<pipeline>/<run id>/<task>/<output>, no `preCacheCheck` hook, no resolver
-  executors (the backend rejects them), and every task's outputs recorded in an ML Metadata store
-  as the launcher records them (a `system.Pipeline` context, artifact types named by schema
-  title, metadata as custom properties: numbers as doubles, bools as ints), so that the
-  Evaluator's baseline lookup reads what a cluster would hold;
+- a `.yaml` KFP package runs as the open-source backend runs it, per release (`kfp_version`;
+  read from kubeflow/pipelines `backend/src/v2/` at tags 2.2.0-2.17.0, each behaviour cited
+  beside its code): the root from the run, never the package; an object store and a pod per
+  task (inputs copied down before the command, outputs uploaded after it); inputs rebuilt from
+  ML Metadata (named by id, empty schema, metadata round-tripped); from 2.4 a uuid in output
+  URIs, from 2.5 the `executor-logs` output, from 2.15 output names and the outputFile under
+  the task root; the ExecutorOutput parsed strictly; no `preCacheCheck` hook, no resolver
+  executors; every task's outputs recorded in an ML Metadata store as the launcher records them,
+  so that the Evaluator's baseline lookup reads what a cluster would hold;
 - a `.json` PipelineJob runs as Vertex does: ExampleGen's driver hook first, and resolver tasks
   answered from this run's history (nothing blessed before the first run, as on a new project).
 
-What is emulated rather than read from the spec: the launcher itself (building ExecutorInput,
-merging each ExecutorOutput into the artifacts passed downstream, recording into ML Metadata).
+What is emulated rather than read from the spec: the driver and launcher themselves, the object
+store (a local folder of buckets) and the metadata service (a SQLite store). Emulated behaviour
+is only as faithful as its citation: tests/kubeflow shows TFX's bare entrypoint failing under it
+as it fails on a cluster.
 """
 
 from __future__ import annotations
