@@ -73,23 +73,20 @@ def _has_type(artifact_type: dict | None) -> bool:
     return bool(artifact_type.get("schemaTitle") or artifact_type.get("instanceSchema"))
 
 
-def repair_input(
-    executor_input: dict, inputs_spec: dict | None, mount: str = "/"
-) -> tuple[dict, dict[str, str]]:
-    """The ExecutorInput TFX can run, and {local path: remote URI} of every mapped artifact.
+def repair_input(executor_input: dict, inputs_spec: dict | None, mount: str = "/") -> dict:
+    """The ExecutorInput TFX can run (a copy), on the launcher's local mirrors under `mount`.
 
     Raises:
       ValueError: an input artifact with no type anywhere (not a package compiled here).
     """
     repaired = json.loads(json.dumps(executor_input))
-    to_remote: dict[str, str] = {}
     spec_artifacts = (inputs_spec or {}).get("artifacts", {})
 
-    def localize(artifact: dict) -> None:
+    def localize(artifact: dict) -> bool:
         path = local_path(artifact.get("uri", ""), mount)
         if path is not None:
-            to_remote[path] = artifact["uri"]
             artifact["uri"] = path
+        return path is not None
 
     for key, value in repaired.get("inputs", {}).get("artifacts", {}).items():
         for artifact in value.get("artifacts", []):
@@ -110,12 +107,11 @@ def repair_input(
         artifacts.pop(key)  # any other launcher-managed output: not TFX's to write
     for value in artifacts.values():
         for artifact in value.get("artifacts", []):
-            localize(artifact)
-            if artifact["uri"] in to_remote:
+            if localize(artifact):
                 os.makedirs(artifact["uri"], exist_ok=True)
     if outputs.get("outputFile"):
         os.makedirs(os.path.dirname(outputs["outputFile"]), exist_ok=True)
-    return repaired, to_remote
+    return repaired
 
 
 def _system_typed(value: dict) -> bool:
@@ -133,7 +129,7 @@ def _folder_again(path: str) -> None:
         os.makedirs(path)
 
 
-def repair_output(output: dict, to_remote: dict[str, str], mount: str = "/") -> dict:
+def repair_output(output: dict, mount: str = "/") -> dict:
     """The ExecutorOutput as the launcher can use it: remote URIs (also in metadata, such as
     the blessing's model and the pushed destination, which later runs read), no nulls, no
     launcher keys."""
@@ -142,7 +138,7 @@ def repair_output(output: dict, to_remote: dict[str, str], mount: str = "/") -> 
     for value in output.get("artifacts", {}).values():
         for artifact in value.get("artifacts", []):
             uri = artifact.get("uri", "")
-            artifact["uri"] = to_remote.get(uri) or remote_uri(uri, mount) or uri
+            artifact["uri"] = remote_uri(uri, mount) or uri
             if "metadata" in artifact:
                 artifact["metadata"] = _cleaned(artifact["metadata"], mount)
     return output
@@ -192,7 +188,7 @@ def _main(parsed) -> None:
     args, beam_args = parsed
     mount = os.environ.get(MOUNT_ENV, "/")
     inputs_spec = json.loads(args.json_serialized_inputs_spec_args or "{}")
-    executor_input, to_remote = repair_input(
+    executor_input = repair_input(
         json.loads(args.json_serialized_invocation_args), inputs_spec, mount
     )
     pushed_here = push_into_artifact(executor_input, mount)
@@ -201,7 +197,7 @@ def _main(parsed) -> None:
     output_file = executor_input["outputs"].get("outputFile")
     if output_file and os.path.exists(output_file):
         with open(output_file, encoding="utf-8") as f:
-            output = repair_output(json.load(f), to_remote, mount)
+            output = repair_output(json.load(f), mount)
         if pushed_here:
             _pushed_here(output)
         with open(output_file, "w", encoding="utf-8") as f:

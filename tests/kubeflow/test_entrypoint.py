@@ -72,7 +72,7 @@ def test_repaired_input_parses_with_tfx_on_the_launchers_local_copies(tmp_path):
     mount = str(tmp_path)
     original = _executor_input()
     original["outputs"]["outputFile"] = str(tmp_path / "out" / "output_metadata.json")
-    repaired, to_remote = entrypoint.repair_input(original, INPUTS_SPEC, mount)
+    repaired = entrypoint.repair_input(original, INPUTS_SPEC, mount)
     message = _parse(repaired)
     inputs = tfx_utils.parse_raw_artifact_dict(message.inputs.artifacts)
     outputs = tfx_utils.parse_raw_artifact_dict(message.outputs.artifacts)
@@ -84,7 +84,8 @@ def test_repaired_input_parses_with_tfx_on_the_launchers_local_copies(tmp_path):
     assert set(outputs) == {"statistics"}  # executor-logs is the launcher's to write
     assert os.path.isdir(outputs["statistics"][0].uri)  # written locally, uploaded by the launcher
     assert os.path.isdir(tmp_path / "out")  # outputFile's folder, which 2.15+ does not create
-    assert to_remote[outputs["statistics"][0].uri].startswith("minio://mlpipeline/")
+    remote = entrypoint.remote_uri(outputs["statistics"][0].uri, mount)
+    assert remote == original["outputs"]["artifacts"]["statistics"]["artifacts"][0]["uri"]
     assert original["inputs"]["artifacts"]["examples"]["artifacts"][0]["type"] == {
         "instanceSchema": ""
     }  # the caller's copy is untouched
@@ -96,19 +97,31 @@ def test_an_input_with_no_type_anywhere_is_a_clear_error():
 
 
 def test_output_names_remote_uris_and_carries_no_nulls():
-    to_remote = {"/m/minio/b/stats": "minio://b/stats"}
     output = {
         "artifacts": {
             "statistics": {
-                "artifacts": [{"uri": "/m/minio/b/stats", "metadata": {"a": None, "b": 1.0}}]
+                "artifacts": [
+                    {
+                        "uri": "/m/minio/b/stats",
+                        # the blessing's model, as the Evaluator saw it in the pod
+                        "metadata": {"a": None, "b": 1.0, "current_model": "/m/minio/b/model"},
+                    }
+                ]
             },
             "executor-logs": {"artifacts": [{"uri": "/m/minio/b/logs"}]},
         }
     }
-    repaired = entrypoint.repair_output(output, to_remote)
+    repaired = entrypoint.repair_output(output, mount="/m")
     assert repaired == {
         "artifacts": {
-            "statistics": {"artifacts": [{"uri": "minio://b/stats", "metadata": {"b": 1.0}}]}
+            "statistics": {
+                "artifacts": [
+                    {
+                        "uri": "minio://b/stats",
+                        "metadata": {"b": 1.0, "current_model": "minio://b/model"},
+                    }
+                ]
+            }
         }
     }
     json_format.Parse(json.dumps(repaired), pipeline_spec_pb2.ExecutorOutput())  # strict, as Go
