@@ -46,7 +46,10 @@ from typing import Any
 
 MOUNT_ENV = "IMGTFX_LAUNCHER_MOUNT"
 # component/launcher_v2.go LocalPathForURI (2.2.0 :714, 2.17.0 :1239).
-LOCAL_MIRRORS = {"gs://": "gcs", "minio://": "minio", "s3://": "s3"}
+LOCAL_MIRRORS = {"gs://": "gcs", "s3://": "s3", "minio://": "minio"}
+# The stores a pipeline root may be on (objectstore/config.go ParseBucketConfig; the root
+# driver's GetStoreSessionInfo takes no other provider): the ones the launcher mirrors.
+BUCKET_SCHEMES = tuple(LOCAL_MIRRORS)
 LAUNCHER_OUTPUTS = ("executor-logs",)  # driver/driver.go provisionOutputs, from 2.5.0
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 

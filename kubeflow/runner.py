@@ -43,7 +43,6 @@ from trainer.options import TrainerOptions
 IMAGES_PARAMETER = "images"
 TRAIN_ARGS_PARAMETER = "train_args"
 KFP, VERTEX = "kfp", "vertex"
-BUCKET_SCHEMES = ("gs://", "s3://", "minio://")
 ENTRYPOINT = "kubeflow.entrypoint"  # python -m, in the image (kubeflow/Dockerfile)
 TARGETS = {".yaml": KFP, ".yml": KFP, ".json": VERTEX}
 # Accelerator names: KFP asks Kubernetes for a resource; Vertex names a machine accelerator.
@@ -80,7 +79,7 @@ def check_pipeline_root(pipeline_root: str, target: str = KFP) -> None:
     Raises:
       ValueError: another root, in one line.
     """
-    schemes = BUCKET_SCHEMES if target == KFP else ("gs://",)
+    schemes = entrypoint.BUCKET_SCHEMES if target == KFP else ("gs://",)
     parts = pipeline_root.split("/")
     if pipeline_root.startswith(schemes) and len(parts) > 2 and parts[2]:
         return

@@ -39,7 +39,7 @@ from typing import Any
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from kubeflow.entrypoint import MOUNT_ENV, local_path
+from kubeflow.entrypoint import BUCKET_SCHEMES, MOUNT_ENV, local_path
 
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 
@@ -415,7 +415,6 @@ class LocalSpecRunner:
 
 EXECUTOR_LOGS = "executor-logs"
 DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"  # config/env.go (2.2.0 :36, 2.17.0 :38)
-BUCKET_SCHEMES = ("gs://", "s3://", "minio://")  # objectstore/config.go ParseBucketConfig
 
 
 def _output_definitions(component: dict) -> dict:

@@ -95,10 +95,11 @@ def latest_blessed_model(
         and _number(a.custom_properties[BLESSED]) == 1
         and a.custom_properties[CURRENT_MODEL].string_value
     ]
+    run_type = _context_type_id(store, RUN_CONTEXT_TYPE) if namespace is not None else None
     for blessing in sorted(
         blessings, key=lambda a: (a.create_time_since_epoch, a.id), reverse=True
     ):
-        if namespace is not None and _namespace_of(store, blessing) != namespace:
+        if namespace is not None and _namespace_of(store, blessing, run_type) != namespace:
             continue  # another team's run of a pipeline with the same name
         uri = blessing.custom_properties[CURRENT_MODEL].string_value
         if "://" in uri or exists(uri):
@@ -107,11 +108,19 @@ def latest_blessed_model(
     return None
 
 
-def _namespace_of(store, artifact) -> str | None:
+def _context_type_id(store, name: str) -> int | None:
+    from ml_metadata import errors
+
+    try:
+        return store.get_context_type(name).id
+    except errors.NotFoundError:
+        return None
+
+
+def _namespace_of(store, artifact, run_type: int | None) -> str | None:
+    """The namespace of the run that produced `artifact` (its system.PipelineRun context)."""
     for context in store.get_contexts_by_artifact(artifact.id):
-        if context.type == RUN_CONTEXT_TYPE or (
-            store.get_context_types_by_id([context.type_id])[0].name == RUN_CONTEXT_TYPE
-        ):
+        if context.type_id == run_type:
             return context.custom_properties["namespace"].string_value
     return None
 
