@@ -43,7 +43,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 
-from scale import table  # noqa: E402 - bench/ is the script's folder, on sys.path
+from scale import table, write_results  # noqa: E402 - bench/ is the script's folder, on sys.path
 
 IMAGE_SIZE = 64
 BATCH = 32
@@ -537,11 +537,7 @@ def main() -> int:
         ratios=ratios,
         targets=targets,
     )
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"{datetime.date.today().isoformat()}.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(results, f, ensure_ascii=False, indent=2)
-    print(f"\nwritten: {path}")
+    write_results(results, args.out, f"{datetime.date.today().isoformat()}.json")
     return 0
 
 

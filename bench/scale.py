@@ -94,6 +94,16 @@ def run_pipeline(tree: dict, root: str, args) -> dict:
     }
 
 
+def write_results(results: dict, folder: str, name: str) -> str:
+    """Writes a benchmark's results as folder/name (JSON) and says where."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(results, f, ensure_ascii=False, indent=2)
+    print(f"\nwritten: {path}")
+    return path
+
+
 def table(rows: list[dict], title: str) -> str:
     columns = list(rows[0])
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
@@ -215,11 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "goals": goals,
     }
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"scale-{datetime.date.today().isoformat()}.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(results, f, ensure_ascii=False, indent=2)
-    print(f"\nwritten: {path}")
+    write_results(results, args.out, f"scale-{datetime.date.today().isoformat()}.json")
     return 0 if all(goals.values()) else 1
 
 
@@ -263,11 +269,7 @@ def class_sweep(args) -> int:
         "steps": rows,
         "runs": {str(n): {k: v for k, v in r.items() if k != "summary"} for n, r in runs.items()},
     }
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"classes-{datetime.date.today().isoformat()}.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(results, f, ensure_ascii=False, indent=2)
-    print(f"\nwritten: {path}")
+    write_results(results, args.out, f"classes-{datetime.date.today().isoformat()}.json")
     return 0
 
 
