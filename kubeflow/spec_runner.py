@@ -303,8 +303,8 @@ class LocalSpecRunner:
         return local_path(uri, self.buckets)
 
     def _download_inputs(self, executor_input: dict) -> None:
-        """launcher_v2.go downloadArtifacts: every input copied whole into the pod's mirror;
-        then prepareOutputFolders: the parent folder of every output's mirror."""
+        """launcher_v2.go downloadArtifacts (2.2.0 :392, 2.17.0 :691): every input copied whole
+        into the pod's mirror; then prepareOutputFolders: the parent of every output's mirror."""
         for value in executor_input["inputs"]["artifacts"].values():
             for artifact in value["artifacts"]:
                 stored, mirror = self.stored(artifact["uri"]), self._local(artifact["uri"])
@@ -318,7 +318,8 @@ class LocalSpecRunner:
                 os.makedirs(os.path.dirname(self._local(artifact["uri"])), exist_ok=True)
 
     def _upload_outputs(self, outputs: dict[str, list[dict]]) -> None:
-        """launcher_v2.go uploadOutputArtifacts: each output's mirror to the store, files only
+        """launcher_v2.go uploadOutputArtifacts (2.2.0 :419, 2.17.0 :778): each output's mirror
+        to the store, files only
         (no folder markers); a missing mirror is only a warning there; a URI outside the run's
         bucket fails (KeyFromURI)."""
         bucket = "/".join(self.root.split("/")[:3]) + "/"
@@ -338,7 +339,7 @@ class LocalSpecRunner:
 
     def _as_recorded(self, task: str, outputs: dict[str, list[dict]]) -> None:
         """Each output as the launcher records it in ML Metadata (metadata/client.go
-        RecordArtifact): an id, display_name and store_session_info added, each metadata value
+        RecordArtifact, 2.2.0 :892, 2.17.0 :1214): an id, display_name and store_session_info added, each metadata value
         converted (converter.go StructValueToMLMDValue); a null fails the task there."""
         for key, artifacts in outputs.items():
             for artifact in artifacts:
@@ -373,7 +374,7 @@ class LocalSpecRunner:
             argv, env=env or self.env, capture_output=True, text=True, timeout=self.timeout_s
         )
         logs = executor_input["outputs"]["artifacts"].get(EXECUTOR_LOGS)
-        if logs and self.launcher == OPEN_SOURCE:  # launcher_v2.go getLogWriter: stdout+stderr
+        if logs and self.launcher == OPEN_SOURCE:  # launcher_v2.go getLogWriter (2.17.0 :632)
             with open(self._local(logs["artifacts"][0]["uri"]), "w", encoding="utf-8") as f:
                 f.write(done.stdout + done.stderr)
         if done.returncode != 0:
@@ -391,7 +392,7 @@ class LocalSpecRunner:
             return outputs
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        if self.launcher == OPEN_SOURCE:  # launcher_v2.go getExecutorOutputFile: strict protojson
+        if self.launcher == OPEN_SOURCE:  # launcher_v2.go getExecutorOutputFile (2.17.0 :1208)
             try:
                 json_format.Parse(text, pipeline_spec_pb2.ExecutorOutput())
             except json_format.ParseError as e:
