@@ -319,8 +319,7 @@ class LocalSpecRunner:
 
     def _upload_outputs(self, outputs: dict[str, list[dict]]) -> None:
         """launcher_v2.go uploadOutputArtifacts (2.2.0 :419, 2.17.0 :778): each output's mirror
-        to the store, files only
-        (no folder markers); a missing mirror is only a warning there; a URI outside the run's
+        to the store, files only (no folder markers); a missing mirror is only a warning there; a URI outside the run's
         bucket fails (KeyFromURI)."""
         bucket = "/".join(self.root.split("/")[:3]) + "/"
         for artifacts in outputs.values():
@@ -339,8 +338,9 @@ class LocalSpecRunner:
 
     def _as_recorded(self, task: str, outputs: dict[str, list[dict]]) -> None:
         """Each output as the launcher records it in ML Metadata (metadata/client.go
-        RecordArtifact, 2.2.0 :892, 2.17.0 :1214): an id, display_name and store_session_info added, each metadata value
-        converted (converter.go StructValueToMLMDValue); a null fails the task there."""
+        RecordArtifact, 2.2.0 :892, 2.17.0 :1214): an id, display_name and store_session_info
+        added, each metadata value converted (converter.go StructValueToMLMDValue); a null
+        fails the task there."""
         for key, artifacts in outputs.items():
             for artifact in artifacts:
                 self._next_id += 1
