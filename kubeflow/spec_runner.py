@@ -319,8 +319,8 @@ class LocalSpecRunner:
 
     def _upload_outputs(self, outputs: dict[str, list[dict]]) -> None:
         """launcher_v2.go uploadOutputArtifacts (2.2.0 :419, 2.17.0 :778): each output's mirror
-        to the store, files only (no folder markers); a missing mirror is only a warning there; a URI outside the run's
-        bucket fails (KeyFromURI)."""
+        to the store, files only (no folder markers); a missing mirror is only a warning
+        there; a URI outside the run's bucket fails (KeyFromURI)."""
         bucket = "/".join(self.root.split("/")[:3]) + "/"
         for artifacts in outputs.values():
             for artifact in artifacts:
