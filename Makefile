@@ -29,11 +29,16 @@ $(STAMP): $(UV) uv.lock pyproject.toml
 run: setup
 	$(VENV)/bin/imgtfx run --sample --root $(RUN_ROOT)
 
+# One test process per core: most tests are single-threaded Python (Beam's local runner, TFX's
+# orchestration), so two cores run two at once. A file's tests share a process (--dist loadfile),
+# so a module's shared pipeline run is made once.
+PYTEST := $(VENV)/bin/pytest -n auto --dist loadfile
+
 test: setup
-	$(VENV)/bin/pytest
+	$(PYTEST)
 
 test-fast: setup
-	$(VENV)/bin/pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff format --check .
