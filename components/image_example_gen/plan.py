@@ -66,7 +66,7 @@ def _join_csv(element: tuple[str, dict[str, list]]) -> Iterator:
     drops same-path duplicates: no second shuffle by path is needed."""
     image_id, groups = element
     labels = sorted(set(groups["labels"]))
-    files = [FoundFile(*f) for f in groups["images"]]  # tuples through the shuffle: to_wire
+    files = [FoundFile(*f) for f in groups["images"]]  # tuples in the shuffle, as to_wire
     if not files:
         yield beam.pvalue.TaggedOutput(
             "outcomes", Outcome(image_id, images.CSV_ROW, images.CSV_ID_WITHOUT_IMAGE)
