@@ -28,7 +28,9 @@ def _beam_args(values: list[str] | None) -> list[str]:
 
 def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = True) -> None:
     parser.add_argument(
-        "--images", required=images_required, help="image root folder (or gs:// URI)"
+        "--images",
+        required=images_required,
+        help="image root folder, or gs:// URI (compile: also minio:// or s3://)",
     )
     parser.add_argument("--labels", help="labels CSV (id,label); default: labels from folders")
     parser.add_argument("--id-column", default="id", help="CSV column of image ids (file stems)")

@@ -30,6 +30,8 @@ ExecutorOutput TFX writes. What it repairs, each from the KFP backend's source
   one into a file and fails), and an input mirror that holds a zero-byte file where its folder
   should be is made a folder again.
 
+- An image tree on minio:// or s3:// reaches ImageExampleGen as an input artifact the launcher
+  copies into the pod (use_image_tree).
 - A Pusher whose serving folder is on minio:// or s3:// pushes into its own `pushed_model`
   artifact, which the launcher uploads (push_into_artifact).
 
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -50,6 +53,10 @@ LOCAL_MIRRORS = {"gs://": "gcs", "s3://": "s3", "minio://": "minio"}
 # The stores a pipeline root may be on (objectstore/config.go ParseBucketConfig; the root
 # driver's GetStoreSessionInfo takes no other provider): the ones the launcher mirrors.
 BUCKET_SCHEMES = tuple(LOCAL_MIRRORS)
+# Image trees the launcher copies into ImageExampleGen's pod (kubeflow/runner.py
+# image_tree_importer): the stores TensorFlow in the image cannot read.
+COPIED_TREE_SCHEMES = ("minio://", "s3://")
+IMAGE_TREE_INPUT = "image_tree"
 LAUNCHER_OUTPUTS = ("executor-logs",)  # driver/driver.go provisionOutputs, from 2.5.0
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 
@@ -115,6 +122,28 @@ def repair_input(executor_input: dict, inputs_spec: dict | None, mount: str = "/
     if outputs.get("outputFile"):
         os.makedirs(os.path.dirname(outputs["outputFile"]), exist_ok=True)
     return repaired
+
+
+def use_image_tree(executor_input: dict, mount: str = "/") -> bool:
+    """ImageExampleGen with an `image_tree` input (a tree on minio:// or s3://, which the
+    launcher has copied into the pod): the input is set aside, not TFX's, and every parameter
+    that names the tree or a file in it (input_base; a labels CSV inside the tree) names the
+    launcher's local copy instead. Returns whether it did."""
+    artifacts = executor_input.get("inputs", {}).get("artifacts", {})
+    tree = artifacts.pop(IMAGE_TREE_INPUT, None)
+    if not tree:
+        return False
+    uri = tree["artifacts"][0]["uri"].rstrip("/")
+    local = local_path(uri, mount)
+    if local is None:
+        raise ValueError(f"image tree {uri}: the launcher copies only {BUCKET_SCHEMES} URIs.")
+    _folder_again(local)
+    named = re.compile(re.escape(uri) + r'(?=$|/|")')  # the tree, not a sibling "uri2/"
+    parameters = executor_input["inputs"].get("parameterValues", {})
+    for key, value in parameters.items():
+        if isinstance(value, str):
+            parameters[key] = named.sub(local, value)
+    return True
 
 
 def _system_typed(value: dict) -> bool:
@@ -191,9 +220,9 @@ def _main(parsed) -> None:
     args, beam_args = parsed
     mount = os.environ.get(MOUNT_ENV, "/")
     inputs_spec = json.loads(args.json_serialized_inputs_spec_args or "{}")
-    executor_input = repair_input(
-        json.loads(args.json_serialized_invocation_args), inputs_spec, mount
-    )
+    executor_input = json.loads(args.json_serialized_invocation_args)
+    use_image_tree(executor_input, mount)
+    executor_input = repair_input(executor_input, inputs_spec, mount)
     pushed_here = push_into_artifact(executor_input, mount)
     args.json_serialized_invocation_args = json.dumps(executor_input)
     kubeflow_v2_run_executor.main((args, beam_args))

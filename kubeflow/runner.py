@@ -48,6 +48,7 @@ TARGETS = {".yaml": KFP, ".yml": KFP, ".json": VERTEX}
 # Accelerator names: KFP asks Kubernetes for a resource; Vertex names a machine accelerator.
 DEFAULT_GPU_TYPE = {KFP: "nvidia.com/gpu", VERTEX: "NVIDIA_TESLA_T4"}
 EXAMPLE_GEN_TASK = "ImageExampleGen"
+IMAGE_TREE_TASK = "ImageTree"  # the importer of a tree on minio:// or s3:// (image_tree_importer)
 TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
 
@@ -232,6 +233,8 @@ def compile_pipeline(
     spec = for_open_source_backend(
         job["pipelineSpec"], pipeline_root, pipeline_name, metadata_service, parameters
     )
+    if images.startswith(entrypoint.COPIED_TREE_SCHEMES):
+        image_tree_importer(spec)
     write_kfp_package(spec, output_file)
     return spec
 
@@ -264,6 +267,45 @@ def for_open_source_backend(
         command = executor.get("container", {}).get("command", [])
         if command and command[-1] == entrypoint.TFX_ENTRYPOINT:
             command[-1] = ENTRYPOINT  # TFX's own crashes on what the backend sends
+    return spec
+
+
+def image_tree_importer(spec: dict) -> dict:
+    """Has the launcher copy the image tree into ImageExampleGen's pod: TensorFlow in the image
+    reads gs:// but not minio:// or s3://. An importer task (ImporterSpec, its URI the `images`
+    run-time parameter) makes the tree an artifact, and ImageExampleGen takes it as its input
+    `image_tree`, which the launcher downloads before the command, every object under the
+    prefix, to /minio/... or /s3/... (component/launcher_v2.go downloadArtifacts,
+    objectstore.DownloadBlob, 2.2.0 to 2.15.0); the entrypoint points input_base there. As the
+    kfp SDK compiles `dsl.importer(artifact_uri=<pipeline parameter>)` (compiler/
+    pipeline_spec_builder.py build_importer_spec_for_task, 2.2.0 :589: runtimeParameter
+    'uri'); the backend resolves it from the root DAG's inputs (component/importer_launcher.go
+    ImportSpecToMLMDArtifact, 2.2.0 :196-221, 2.15.0 :213-238)."""
+    dataset = {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"}
+    executor = f"{IMAGE_TREE_TASK}_executor"  # TFX's naming, as the package's other tasks
+    spec["components"][IMAGE_TREE_TASK] = {
+        "executorLabel": executor,
+        "inputDefinitions": {"parameters": {"uri": {"parameterType": "STRING"}}},
+        "outputDefinitions": {"artifacts": {"artifact": {"artifactType": dataset}}},
+    }
+    spec["deploymentSpec"]["executors"][executor] = {
+        "importer": {"artifactUri": {"runtimeParameter": "uri"}, "typeSchema": dataset}
+    }
+    tasks = spec["root"]["dag"]["tasks"]
+    tasks[IMAGE_TREE_TASK] = {
+        "componentRef": {"name": IMAGE_TREE_TASK},
+        "inputs": {"parameters": {"uri": {"componentInputParameter": IMAGES_PARAMETER}}},
+        "taskInfo": {"name": IMAGE_TREE_TASK},
+    }
+    task = tasks[EXAMPLE_GEN_TASK]
+    task.setdefault("dependentTasks", []).append(IMAGE_TREE_TASK)
+    task.setdefault("inputs", {}).setdefault("artifacts", {})[entrypoint.IMAGE_TREE_INPUT] = {
+        "taskOutputArtifact": {"outputArtifactKey": "artifact", "producerTask": IMAGE_TREE_TASK}
+    }
+    component = spec["components"][task["componentRef"]["name"]]
+    component.setdefault("inputDefinitions", {}).setdefault("artifacts", {})[
+        entrypoint.IMAGE_TREE_INPUT
+    ] = {"artifactType": dataset}
     return spec
 
 

@@ -190,6 +190,17 @@ class LocalSpecRunner:
                 raise ValueError(f"task {name}: the open-source backend runs no resolver.")
             self.outputs[name] = self._resolve(component)
             return
+        if "importer" in executor and self.launcher == OPEN_SOURCE:
+            self.outputs[name] = {"artifact": [self._import(task, executor["importer"])]}
+            if self.metadata:
+                record_outputs(
+                    self.metadata,
+                    self.pipeline["pipelineInfo"]["name"],
+                    self.run_id,
+                    name,
+                    self.outputs[name],
+                )
+            return
         if "container" not in executor:
             raise ValueError(f"task {name}: executor {sorted(executor)} is not a container.")
         container = executor["container"]
@@ -230,6 +241,40 @@ class LocalSpecRunner:
                 name,
                 self.outputs[name],
             )
+
+    def _import(self, task: dict, importer: dict) -> dict:
+        """component/importer_launcher.go ImportSpecToMLMDArtifact: no pod and no download; the
+        URI is a constant, or (runtimeParameter) the task input it names, which must come from
+        the parent DAG's inputs (2.2.0 :196-221, 2.15.0 :213-238); from 2.4.1 its scheme must
+        be one the object store knows (objectstore.ParseProviderFromPath, 2.4.1 :230). The
+        object is not looked up: a missing one shows only as a missing path downstream."""
+        uri_spec = importer["artifactUri"]
+        if "runtimeParameter" in uri_spec:
+            source = task.get("inputs", {}).get("parameters", {}).get(uri_spec["runtimeParameter"])
+            if source is None:
+                raise TaskFailed(
+                    f"cannot find parameter {uri_spec['runtimeParameter']} in task input to "
+                    "fetch artifact uri"
+                )
+            name = source.get("componentInputParameter", "")
+            if name not in self.parameters:
+                raise TaskFailed(f"parent DAG does not have input parameter {name}")
+            uri = self.parameters[name]
+        elif "constant" in uri_spec:
+            uri = uri_spec["constant"]
+        else:
+            raise TaskFailed("artifact uri not provided")
+        if self.kfp >= (2, 4, 0) and not uri.startswith((*BUCKET_SCHEMES, "mem://")):
+            raise TaskFailed(f"no provider scheme found in artifact URI: {uri}")
+        metadata = dict(importer.get("metadata", {}))
+        if self.kfp >= (2, 4, 0):  # importer_launcher.go (2.4.1 :263): session from the pod's env
+            provider = uri.split("://")[0]
+            metadata["store_session_info"] = json.dumps(
+                {"Provider": provider, "Params": {"fromEnv": "true"}}
+            )
+        self._next_id += 1  # recorded in ML Metadata, an id as every artifact there
+        artifact = {"id": str(self._next_id), "type": importer["typeSchema"], "uri": uri}
+        return {**artifact, "metadata": {k: _round_trip(v) for k, v in metadata.items()}}
 
     def _executor_input(self, name: str, task: dict, component: dict, task_root: str) -> dict:
         inputs = task.get("inputs", {})
@@ -307,12 +352,26 @@ class LocalSpecRunner:
         into the pod's mirror; then prepareOutputFolders: the parent of every output's mirror."""
         for value in executor_input["inputs"]["artifacts"].values():
             for artifact in value["artifacts"]:
-                stored, mirror = self.stored(artifact["uri"]), self._local(artifact["uri"])
+                uri = artifact["uri"]
+                stored, mirror = self.stored(uri), self._local(uri)
                 os.makedirs(os.path.dirname(mirror), exist_ok=True)
                 if os.path.isdir(stored):
-                    shutil.copytree(stored, mirror)
+                    shutil.copytree(stored, mirror, dirs_exist_ok=True)
                 elif os.path.exists(stored):
                     shutil.copyfile(stored, mirror)
+                if self.kfp < (2, 17, 0) and not uri.endswith("/"):
+                    # objectstore/object_store.go DownloadBlob (2.2.0 :122-149, 2.15.0
+                    # :127-154) lists by a plain string prefix: "data/train" also brings
+                    # "data/train2/..." beside it (path-prefix match from 2.17.0, #12928).
+                    folder, base = os.path.split(stored.rstrip("/"))
+                    for sibling in os.listdir(folder) if os.path.isdir(folder) else []:
+                        if sibling.startswith(base) and sibling != base:
+                            found = os.path.join(folder, sibling)
+                            beside = os.path.join(os.path.dirname(mirror.rstrip("/")), sibling)
+                            if os.path.isdir(found):
+                                shutil.copytree(found, beside, dirs_exist_ok=True)
+                            else:
+                                shutil.copyfile(found, beside)
         for value in executor_input["outputs"]["artifacts"].values():
             for artifact in value["artifacts"]:
                 os.makedirs(os.path.dirname(self._local(artifact["uri"])), exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 
 import pytest
 import tensorflow as tf
@@ -13,6 +14,7 @@ from google.protobuf import json_format
 from components.baseline_evaluator.executor import connect, latest_blessed_model
 from imgtfx.sample_data import write_digits_tree
 from kubeflow import entrypoint, runner, spec_runner
+from tests.conftest import write
 from trainer import model
 from trainer.options import TrainerOptions
 
@@ -148,6 +150,36 @@ def test_yaml_package_is_what_the_open_source_backend_runs(tmp_path, capsys):
     assert json.loads(train_args) == {"num_steps": 77}
 
 
+def test_a_tree_on_minio_reaches_image_example_gen_through_an_importer(tmp_path):
+    """As kfp compiles dsl.importer(artifact_uri=<pipeline parameter>), read back by kfp's own
+    package loader; a tree on gs:// gets none (TensorFlow reads it in place)."""
+    from kfp.client.client import _extract_pipeline_yaml
+
+    compile_to(tmp_path, "pipeline.yaml", images="s3://bucket/landmarks/train/")
+    package = _extract_pipeline_yaml(str(tmp_path / "spec" / "pipeline.yaml"))
+    spec = json_format.MessageToDict(package.pipeline_spec)
+    executor = spec["deploymentSpec"]["executors"]["ImageTree_executor"]
+    assert executor == {
+        "importer": {
+            "artifactUri": {"runtimeParameter": "uri"},
+            "typeSchema": {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"},
+        }
+    }
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["ImageTree"]["inputs"]["parameters"]["uri"] == {
+        "componentInputParameter": runner.IMAGES_PARAMETER
+    }
+    example_gen = tasks["ImageExampleGen"]
+    assert "ImageTree" in example_gen["dependentTasks"]
+    assert example_gen["inputs"]["artifacts"][entrypoint.IMAGE_TREE_INPUT] == {
+        "taskOutputArtifact": {"outputArtifactKey": "artifact", "producerTask": "ImageTree"}
+    }
+    component = spec["components"][example_gen["componentRef"]["name"]]
+    assert entrypoint.IMAGE_TREE_INPUT in component["inputDefinitions"]["artifacts"]
+    on_gcs = compile_to(tmp_path, "gcs.yaml", images="gs://bucket/landmarks/train")
+    assert "ImageTree" not in on_gcs["pipelineSpec"]["root"]["dag"]["tasks"]
+
+
 def test_compile_refuses_a_root_the_launcher_rejects_and_unknown_outputs(tmp_path, capsys):
     from imgtfx import cli
 
@@ -180,18 +212,20 @@ def test_vertex_json_keeps_the_resolver_and_names_a_vertex_accelerator(tmp_path)
 
 @pytest.mark.slow
 def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
-    """KFP 2.15's contract with its default minio:// root: every task's own command on local
-    copies of its inputs, outputs uploaded after, recorded in ML Metadata as the cluster records
+    """KFP 2.15's contract with its default minio:// root and the image tree in that MinIO:
+    every task's own command on local copies of its inputs (the tree through an importer),
+    outputs uploaded after, recorded in ML Metadata as the cluster records
     them, through to a pushed model; then the Evaluator again, whose baseline on minio:// the
     image cannot read: skipped with a note, never a crash."""
     digits = write_digits_tree(str(tmp_path / "digits"), limit=240)
+    tree = "minio://mlpipeline/datasets/digits"  # where a MinIO install keeps data
     spec_file = str(tmp_path / "pipeline.yaml")
     runner.compile_pipeline(
         pipeline_root=spec_runner.DEFAULT_PIPELINE_ROOT,
-        images="gs://not/used",  # replaced by the run-time parameter below
+        images=tree,
         image=IMAGE,
         output_file=spec_file,
-        labels_csv=digits["labels_csv"],
+        labels_csv=tree + "/labels.csv",
         train_steps=10,
         trainer_options=TrainerOptions(image_size=16, batch_size=8, filters=(8, 16)),
         min_accuracy=0.0,
@@ -200,7 +234,6 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
     run = spec_runner.LocalSpecRunner(
         spec_runner.load_spec(spec_file),
         root=None,  # no pipeline_root on the run, no ConfigMap: the backend's default
-        parameters={runner.IMAGES_PARAMETER: digits["images"]},
         env={
             "TF_USE_LEGACY_KERAS": "1",
             "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -209,6 +242,11 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
         metadata=store,
         workdir=str(tmp_path / "cluster"),
     )
+    # The tree uploaded to the bucket, the labels CSV inside it, and a sibling folder whose
+    # name extends the tree's, which the launcher before 2.17 also downloads beside it.
+    shutil.copytree(digits["images"], run.stored(tree))
+    shutil.copyfile(digits["labels_csv"], run.stored(tree + "/labels.csv"))
+    write(run.stored(tree + "-more/0/x.jpg"), b"not read")
     outputs = run.run()
 
     ran = [label for label, _ in run.log]
@@ -216,7 +254,9 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
     assert {"ImageExampleGen", "Trainer", "Evaluator", "Pusher"} <= set(ran)
     examples = outputs["ImageExampleGen"]["examples"][0]
     assert examples["uri"].startswith("minio://mlpipeline/v2/artifacts/image-classification/")
-    assert examples["metadata"]["examples"] == 240
+    assert examples["metadata"]["examples"] == 240  # every digit read from the bucket's copy
+    in_tree = sum(len(names) for _, _, names in os.walk(run.stored(tree)))  # images, CSV
+    assert examples["metadata"]["files_seen"] == in_tree  # the sibling folder's not among them
     assert os.path.isdir(os.path.join(run.stored(examples["uri"]), "Split-train"))  # uploaded
     blessing = outputs["Evaluator"]["blessing"][0]
     assert blessing["metadata"]["blessed"] == 1
