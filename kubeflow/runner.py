@@ -8,6 +8,8 @@ The target follows from the output file's extension:
                 Evaluator finds its baseline in the cluster's ML Metadata service
                 (components/baseline_evaluator). It never runs the `preCacheCheck` hook that
                 fingerprints the image tree, so ImageExampleGen's task is not cached there.
+                A tree on minio:// or s3:// comes into ImageExampleGen's pod through an
+                importer task (image_tree_importer).
   .json         Vertex AI Pipelines: the PipelineJob JSON, with TFX's Resolver and the
                 fingerprinting driver, both of which Vertex runs.
 
