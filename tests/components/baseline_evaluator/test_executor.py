@@ -75,3 +75,72 @@ def test_an_unreachable_service_is_a_clear_error():
         executor.find_baseline({**environ, executor.METADATA_SERVICE_ENV: "nohost"})
     with pytest.raises(executor.MetadataServiceError, match="IMGTFX_PIPELINE_NAME"):
         executor.find_baseline({executor.METADATA_SERVICE_ENV: "127.0.0.1:1"})
+
+
+def _grpc_service(path: str):
+    """KFP's metadata gRPC service in miniature: every RPC of ML Metadata's own service
+    definition (ml_metadata/proto/metadata_store_service.proto), served by ML Metadata's own
+    store on the SQLite file. Only the transport is this test's: the client under test is
+    ml_metadata's gRPC client, as in the Evaluator's pod."""
+    from concurrent import futures
+
+    import grpc
+    from ml_metadata import errors
+    from ml_metadata.proto import metadata_store_service_pb2
+
+    store = executor.connect(f"sqlite:{path}")
+    service = metadata_store_service_pb2.DESCRIPTOR.services_by_name["MetadataStoreService"]
+
+    def handler(method):
+        response_class = getattr(metadata_store_service_pb2, method.output_type.name)
+
+        def serve(request, context):
+            response = response_class()
+            try:
+                store._call_method(method.name, request, response)
+            except errors.StatusError as e:
+                context.abort(grpc.StatusCode(_grpc_code(e.error_code)), str(e))
+            return response
+
+        request_class = getattr(metadata_store_service_pb2, method.input_type.name)
+        return grpc.unary_unary_rpc_method_handler(
+            serve,
+            request_deserializer=request_class.FromString,
+            response_serializer=response_class.SerializeToString,
+        )
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                service.full_name, {m.name: handler(m) for m in service.methods}
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+def _grpc_code(error_code: int):
+    import grpc
+
+    return next(c for c in grpc.StatusCode if c.value[0] == error_code)
+
+
+def test_the_grpc_client_path_reads_the_clusters_service(tmp_path):
+    store = str(tmp_path / "metadata.sqlite")
+    models = tmp_path / "models"
+    _evaluate(store, "images", "run1", str(models / "ours"), 1, namespace="team-a")
+    _evaluate(store, "images", "run2", str(models / "theirs"), 1, namespace="team-b")
+    server, port = _grpc_service(store)
+    try:
+        environ = {
+            executor.METADATA_SERVICE_ENV: f"127.0.0.1:{port}",  # as --metadata-service sets it
+            executor.PIPELINE_NAME_ENV: "images",
+            executor.NAMESPACE_ENV: "team-a",
+        }
+        assert executor.find_baseline(environ) == str(models / "ours")
+        assert executor.find_baseline({**environ, executor.PIPELINE_NAME_ENV: "other"}) is None
+    finally:
+        server.stop(None)
