@@ -192,14 +192,7 @@ class LocalSpecRunner:
             return
         if "importer" in executor and self.launcher == OPEN_SOURCE:
             self.outputs[name] = {"artifact": [self._import(task, executor["importer"])]}
-            if self.metadata:
-                record_outputs(
-                    self.metadata,
-                    self.pipeline["pipelineInfo"]["name"],
-                    self.run_id,
-                    name,
-                    self.outputs[name],
-                )
+            self._record(name)
             return
         if "container" not in executor:
             raise ValueError(f"task {name}: executor {sorted(executor)} is not a container.")
@@ -233,14 +226,13 @@ class LocalSpecRunner:
         if self.launcher == OPEN_SOURCE:
             self._upload_outputs(self.outputs[name])
             self._as_recorded(name, self.outputs[name])
-        if self.launcher == OPEN_SOURCE and self.metadata:
-            record_outputs(
-                self.metadata,
-                self.pipeline["pipelineInfo"]["name"],
-                self.run_id,
-                name,
-                self.outputs[name],
-            )
+            self._record(name)
+
+    def _record(self, task: str) -> None:
+        """The task's outputs into the ML Metadata store, when the run has one."""
+        if self.metadata:
+            pipeline_name = self.pipeline["pipelineInfo"]["name"]
+            record_outputs(self.metadata, pipeline_name, self.run_id, task, self.outputs[task])
 
     def _import(self, task: dict, importer: dict) -> dict:
         """component/importer_launcher.go ImportSpecToMLMDArtifact: no pod and no download; the
