@@ -347,23 +347,16 @@ class LocalSpecRunner:
                 uri = artifact["uri"]
                 stored, mirror = self.stored(uri), self._local(uri)
                 os.makedirs(os.path.dirname(mirror), exist_ok=True)
-                if os.path.isdir(stored):
-                    shutil.copytree(stored, mirror, dirs_exist_ok=True)
-                elif os.path.exists(stored):
-                    shutil.copyfile(stored, mirror)
+                _copy(stored, mirror)
                 if self.kfp < (2, 17, 0) and not uri.endswith("/"):
                     # objectstore/object_store.go DownloadBlob (2.2.0 :122-149, 2.15.0
                     # :127-154) lists by a plain string prefix: "data/train" also brings
                     # "data/train2/..." beside it (path-prefix match from 2.17.0, #12928).
                     folder, base = os.path.split(stored.rstrip("/"))
+                    beside = os.path.dirname(mirror.rstrip("/"))
                     for sibling in os.listdir(folder) if os.path.isdir(folder) else []:
                         if sibling.startswith(base) and sibling != base:
-                            found = os.path.join(folder, sibling)
-                            beside = os.path.join(os.path.dirname(mirror.rstrip("/")), sibling)
-                            if os.path.isdir(found):
-                                shutil.copytree(found, beside, dirs_exist_ok=True)
-                            else:
-                                shutil.copyfile(found, beside)
+                            _copy(os.path.join(folder, sibling), os.path.join(beside, sibling))
         for value in executor_input["outputs"]["artifacts"].values():
             for artifact in value["artifacts"]:
                 os.makedirs(os.path.dirname(self._local(artifact["uri"])), exist_ok=True)
@@ -382,10 +375,7 @@ class LocalSpecRunner:
                     )
                 mirror, stored = self._local(artifact["uri"]), self.stored(artifact["uri"])
                 os.makedirs(os.path.dirname(stored), exist_ok=True)
-                if os.path.isdir(mirror):
-                    shutil.copytree(mirror, stored, dirs_exist_ok=True)
-                elif os.path.exists(mirror):
-                    shutil.copyfile(mirror, stored)
+                _copy(mirror, stored)
 
     def _as_recorded(self, task: str, outputs: dict[str, list[dict]]) -> None:
         """Each output as the launcher records it in ML Metadata (metadata/client.go
@@ -467,6 +457,14 @@ class LocalSpecRunner:
 
 EXECUTOR_LOGS = "executor-logs"
 DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"  # config/env.go (2.2.0 :36, 2.17.0 :38)
+
+
+def _copy(source: str, target: str) -> None:
+    """An object (a file) or a prefix (a folder) from store to pod or back; nothing if absent."""
+    if os.path.isdir(source):
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    elif os.path.exists(source):
+        shutil.copyfile(source, target)
 
 
 def _output_definitions(component: dict) -> dict:
