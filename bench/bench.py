@@ -238,7 +238,7 @@ def profile_stages(tree: dict, out: str) -> dict:
 
     import apache_beam as beam
 
-    from components.image_example_gen import ImageOptions, images, plan, shards
+    from components.image_example_gen import ImageOptions, images, plan, shards, wire
     from components.image_example_gen.component import ImageExampleGen
     from components.image_example_gen.config import read_configs
     from components.image_example_gen.convert import serialized_exec_properties
@@ -281,7 +281,7 @@ def profile_stages(tree: dict, out: str) -> dict:
     with GzipRecordWriter(os.path.join(out, "w.gz")) as writer:  # as the shard writer
         for path in paths:
             info = images.ImageInfo(images.read_bytes(path), "jpeg", "jpeg", 480, 640, 3)
-            writer.write(shards.serialize_example(record, info, 0, options.features))
+            writer.write(wire.serialize_example(record, info, 0, options.features))
     seconds["build_and_write"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -12,10 +12,9 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import apache_beam as beam
-import tensorflow as tf
 from tfx.proto import example_gen_pb2
 
-from components.image_example_gen import config, images
+from components.image_example_gen import config, images, wire
 from components.image_example_gen.images import FoundFile, Outcome
 from components.image_example_gen.options import FeatureNames, ImageOptions
 
@@ -183,8 +182,7 @@ def _assign_split(
 def partition_key(value: str) -> bytes:
     """What TFX's _GeneratePartitionKey hashes for a bytes feature holding `value`: the
     feature's deterministic serialization (built here without the Example around it)."""
-    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
-    return feature.SerializeToString(deterministic=True)
+    return wire.feature_bytes(value.encode())
 
 
 def _bucket_bounds(split_config: example_gen_pb2.SplitConfig) -> list[int]:

@@ -21,7 +21,8 @@ from components.image_example_gen import images, progress
 from components.image_example_gen.images import ImageInfo, Outcome
 from components.image_example_gen.options import FeatureNames, ImageOptions
 from components.image_example_gen.plan import LabeledImage, Plan, from_wire, to_wire
-from components.image_example_gen.tfrecord import GzipRecordWriter
+from components.image_example_gen.tfrecord import GzipRecordWriter, frame
+from components.image_example_gen.wire import serialize_example
 
 
 def _path_hash(path: str) -> int:
@@ -31,77 +32,6 @@ def _path_hash(path: str) -> int:
 def _shard_key(record: LabeledImage, counts: dict[str, int], per_shard: int):
     num_shards = max(1, math.ceil(counts[record.split] / per_shard))
     return (record.split, _path_hash(record.file.path) % num_shards, num_shards), to_wire(record)
-
-
-_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
-
-
-def _varint(n: int) -> bytes:
-    if 0 <= n < 0x80:  # most lengths and numbers in an example
-        return _ONE_BYTE[n]
-    n &= (1 << 64) - 1  # int64 as protobuf writes it: negatives in ten bytes
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _entry(name: str, kind: bytes, items: bytes, value: bytes = b"") -> tuple[list, int]:
-    """The pieces and length of one `features.feature` map entry: key `name`, value a Feature
-    whose `kind` list (0x0A bytes_list, 0x1A int64_list) holds `items` then `value` (the image
-    bytes go in `value` so that they are copied once, in the final join)."""
-    inner = len(items) + len(value)
-    listed = _varint(inner)
-    feature = len(kind) + len(listed) + inner
-    key = name.encode()
-    head = b"\x0a" + _varint(len(key)) + key + b"\x12" + _varint(feature) + kind + listed
-    body = len(head) + inner
-    head = b"\x0a" + _varint(body) + head
-    return [head, items, value], len(head) + inner
-
-
-def serialize_example(
-    record: LabeledImage, info: ImageInfo, label_index: int, features: FeatureNames
-) -> bytes:
-    """The example's tf.train.Example wire bytes, exactly as protobuf's
-    `SerializeToString(deterministic=True)` writes them (map entries sorted by key), built
-    without protobuf objects: building and serializing one copied each 110 KB photo twice more
-    (about 0.3 ms a photo on the shard writer's thread, against 2.2 ms of decode).
-
-    Wire format (tensorflow/core/example/{example,feature}.proto): Example.features (1) ->
-    Features.feature (1, map<string, Feature>: entry key 1, value 2) -> Feature.bytes_list (1)
-    or int64_list (3) -> value (1; int64s packed).
-    """
-    entries = []
-    for name, value in (
-        (features.label_name, record.label_name.encode()),
-        (features.id, record.id.encode()),
-        (features.path, record.file.path.encode()),
-        (features.format, info.format.encode()),
-        (features.source_format, info.source_format.encode()),
-    ):
-        entries.append((name, _entry(name, b"\x0a", b"\x0a" + _varint(len(value)) + value)))
-    data = info.data
-    entries.append(
-        (features.image, _entry(features.image, b"\x0a", b"\x0a" + _varint(len(data)), data))
-    )
-    for name, number in (
-        (features.label, label_index),
-        (features.height, info.height),
-        (features.width, info.width),
-        (features.channels, info.channels),
-        (features.orientation, info.orientation),
-    ):
-        packed = _varint(number)
-        entries.append((name, _entry(name, b"\x1a", b"\x0a" + _varint(len(packed)) + packed)))
-    entries.sort(key=lambda e: e[0].encode())
-    size = sum(length for _, (_, length) in entries)
-    pieces = [b"\x0a", _varint(size)]
-    for _, (parts, _) in entries:
-        pieces.extend(parts)
-    return b"".join(pieces)
 
 
 def build_example(
@@ -125,8 +55,17 @@ def convert_image(
     return serialize_example(record, checked, label, options.features), checked
 
 
+def _convert_framed(record: LabeledImage, label_index: dict[str, int], options: ImageOptions):
+    """convert_image, with the example framed as a TFRecord (on the decode thread)."""
+    result = convert_image(record, label_index, options)
+    if isinstance(result, Outcome):
+        return result
+    serialized, info = result
+    return frame(serialized), info
+
+
 def _convert_all(records: list[LabeledImage], index: dict[str, int], options: ImageOptions):
-    """(record, convert_image(record)) in order. Images are read and checked on a thread pool:
+    """(record, _convert_framed(record)) in order. Images are read and checked on a thread pool:
     decoding and file reads release the GIL, so one worker uses every core, whatever the
     runner's own parallelism. At most 4 results per thread wait in memory."""
     # One thread per core. Opening an image (PIL parses headers in Python) holds the GIL, so
@@ -135,12 +74,12 @@ def _convert_all(records: list[LabeledImage], index: dict[str, int], options: Im
     threads = options.decode_threads or (os.cpu_count() or 1)
     if threads == 1:
         for record in records:
-            yield record, convert_image(record, index, options)
+            yield record, _convert_framed(record, index, options)
         return
     with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="imgcheck") as pool:
         window: collections.deque = collections.deque()
         for record in records:
-            window.append((record, pool.submit(convert_image, record, index, options)))
+            window.append((record, pool.submit(_convert_framed, record, index, options)))
             if len(window) >= 4 * threads:
                 done, future = window.popleft()
                 yield done, future.result()
@@ -198,8 +137,8 @@ class WriteShard(beam.DoFn):
                 if isinstance(result, Outcome):
                     yield beam.pvalue.TaggedOutput("outcomes", result)
                     continue
-                serialized, info = result
-                writer.write(serialized)
+                framed, info = result
+                writer.write_frame(framed)
                 stats["examples"] += 1
                 classes[record.label_name] += 1
                 formats[info.source_format] += 1
