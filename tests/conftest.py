@@ -74,3 +74,22 @@ def tree(tmp_path):
     root = tmp_path / "images"
     make_tree(root)
     return str(root)
+
+
+def pytest_collection_modifyitems(items):
+    """Files with the most end-to-end (slow) tests first, each file's tests kept together and
+    in order. `make test` hands whole files to one worker per core (pytest-xdist, loadfile),
+    first round robin, then to whichever is free: the long runs start at once, on both cores,
+    and the short files fill in after, instead of a long run starting last on a busy core."""
+    slow_in_file: dict[str, int] = {}
+    for item in items:
+        slow_in_file.setdefault(item.nodeid.split("::")[0], 0)
+        if item.get_closest_marker("slow"):
+            slow_in_file[item.nodeid.split("::")[0]] += 1
+    order = {path: rank for rank, path in enumerate(slow_in_file)}
+    items.sort(
+        key=lambda item: (
+            -slow_in_file[item.nodeid.split("::")[0]],
+            order[item.nodeid.split("::")[0]],
+        )
+    )
