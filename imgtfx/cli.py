@@ -215,6 +215,8 @@ def compile_spec(args) -> int:
         trainer_gpu_type=args.trainer_gpu_type,
         trainer_cpu=args.trainer_cpu,
         trainer_memory=args.trainer_memory,
+        object_store_secret=args.object_store_secret,
+        object_store_endpoint=args.object_store_endpoint,
     )
     target = {
         runner.KFP: "open-source Kubeflow Pipelines (kfp.Client().upload_pipeline)",
@@ -312,6 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=configs.METADATA_SERVICE,
         help=".yaml only: host:port of KFP's metadata gRPC service, where the Evaluator finds "
         "the latest blessed model; 'none' for no baseline (default: %(default)s)",
+    )
+    p.add_argument(
+        "--object-store-secret",
+        help=".yaml only: Kubernetes secret (keys accesskey, secretkey) with which the Evaluator "
+        "copies its baseline model out of minio:// or s3:// (default: mlpipeline-minio-artifact "
+        "for a minio:// root, none otherwise; 'none' for none)",
+    )
+    p.add_argument(
+        "--object-store-endpoint",
+        help=".yaml only: that store's URL when not KFP's MinIO (minio-service.kubeflow:9000) "
+        "or AWS S3, e.g. http://minio.example:9000",
     )
     p.add_argument("--trainer-gpus", type=int, default=0, help="GPUs for the Trainer's step")
     p.add_argument(

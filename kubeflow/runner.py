@@ -32,6 +32,7 @@ from tfx import version as tfx_version
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from components.baseline_evaluator import executor as baseline
+from components.baseline_evaluator import object_store
 from components.image_example_gen import ImageOptions
 from kubeflow import entrypoint
 from pipeline import configs
@@ -53,6 +54,10 @@ EXAMPLE_GEN_TASK = "ImageExampleGen"
 IMAGE_TREE_TASK = "ImageTree"  # the importer of a tree on minio:// or s3:// (image_tree_importer)
 TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
+# The secret the KFP launcher reads MinIO credentials from (backend/src/v2/config/env.go,
+# 2.2.0 to 2.15.0: minioArtifactSecretName, minioArtifactAccessKeyKey/SecretKeyKey).
+OBJECT_STORE_SECRET = "mlpipeline-minio-artifact"
+OBJECT_STORE_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
 
 
 def train_args_json(train_steps: int) -> str:
@@ -154,6 +159,8 @@ def compile_pipeline(
     trainer_gpu_type: str | None = None,
     trainer_cpu: float | None = None,
     trainer_memory: str | None = None,
+    object_store_secret: str | None = None,
+    object_store_endpoint: str | None = None,
 ) -> dict:
     """Writes the package for the target its extension names; returns the pipeline spec.
 
@@ -174,6 +181,12 @@ def compile_pipeline(
         Evaluator asks for the latest blessed model, or 'none' for no baseline.
       trainer_gpus, trainer_gpu_type, trainer_cpu, trainer_memory: the Trainer's container
         resources on the cluster.
+      object_store_secret: open-source KFP only: the Kubernetes secret (keys accesskey,
+        secretkey) whose credentials the Evaluator copies a baseline model out of minio:// or
+        s3:// with; default KFP's own `mlpipeline-minio-artifact` for a minio:// root, none
+        otherwise; 'none' for none.
+      object_store_endpoint: open-source KFP only: that store's endpoint URL, when not the
+        launcher's default MinIO (minio-service.kubeflow:9000) or AWS.
     """
     if not image:
         raise ValueError("give the container image (--image) the steps run in.")
@@ -237,8 +250,53 @@ def compile_pipeline(
     )
     if images.startswith(entrypoint.COPIED_TREE_SCHEMES):
         image_tree_importer(spec)
-    write_kfp_package(spec, output_file)
+    if object_store_endpoint:
+        evaluator_container(spec)["env"].append(
+            {"name": object_store.ENDPOINT_ENV, "value": object_store_endpoint}
+        )
+    if object_store_secret is None and pipeline_root.startswith("minio://"):
+        object_store_secret = OBJECT_STORE_SECRET
+    platform = None
+    if object_store_secret and object_store_secret.lower() != "none":
+        platform = secret_as_env(spec, object_store_secret)
+    write_kfp_package(spec, output_file, platform)
     return spec
+
+
+def evaluator_container(spec: dict) -> dict:
+    component = spec["components"][spec["root"]["dag"]["tasks"][EVALUATOR]["componentRef"]["name"]]
+    return spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+
+
+def secret_as_env(spec: dict, secret: str) -> dict:
+    """The package's Kubernetes platform spec: the Evaluator's pod gets the object store's
+    credentials from `secret` as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, to copy its
+    baseline model (components/baseline_evaluator/object_store.py).
+
+    Written as kfp-kubernetes' `use_secret_as_env` writes it, with only the fields every
+    backend from 2.2 reads (kubernetes_platform/proto/kubernetes_executor_config.proto
+    SecretAsEnv: secret_name, key_to_env at 2.2.0; the driver's extendPodSpecPatch adds the
+    env, driver/driver.go 2.2.0 :554, 2.5.0 :893, driver/k8s.go 2.15.0 :333). Not the newer
+    `secretNameParameter` (2.5) or `optional` (2.15): the 2.2 driver parses strictly and
+    refuses unknown fields (kubeflow/pipelines#11935, #12495). Without `optional`, a missing
+    secret keeps the pod from starting, which is why it is only named for a store that has
+    one: KFP's `mlpipeline-minio-artifact` (config/env.go, keys accesskey and secretkey) is
+    in the kubeflow namespace and, synced by the profile controller, in every profile's."""
+    component = spec["components"][spec["root"]["dag"]["tasks"][EVALUATOR]["componentRef"]["name"]]
+    keys = [{"secretKey": key, "envVar": env} for key, env in OBJECT_STORE_SECRET_KEYS.items()]
+    return {
+        "platforms": {
+            "kubernetes": {
+                "deploymentSpec": {
+                    "executors": {
+                        component["executorLabel"]: {
+                            "secretAsEnv": [{"secretName": secret, "keyToEnv": keys}]
+                        }
+                    }
+                }
+            }
+        }
+    }
 
 
 def for_open_source_backend(
@@ -259,8 +317,7 @@ def for_open_source_backend(
         spec["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
     tasks = spec["root"]["dag"]["tasks"]
     tasks[EXAMPLE_GEN_TASK].pop("cachingOptions", None)  # absent: not cached
-    component = spec["components"][tasks[EVALUATOR]["componentRef"]["name"]]
-    container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+    container = evaluator_container(spec)
     container["env"] = [
         {"name": baseline.METADATA_SERVICE_ENV, "value": metadata_service},
         {"name": baseline.PIPELINE_NAME_ENV, "value": pipeline_name},
@@ -311,7 +368,9 @@ def image_tree_importer(spec: dict) -> dict:
     return spec
 
 
-def write_kfp_package(spec: dict, output_file: str) -> None:
+def write_kfp_package(spec: dict, output_file: str, platform: dict | None = None) -> None:
+    """The pipeline spec, then the platform spec as a second YAML document (as kfp's compiler
+    writes a package, and as kfp's loader and the API server's v2_template.go read one)."""
     import yaml
 
     os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
@@ -321,3 +380,6 @@ def write_kfp_package(spec: dict, output_file: str) -> None:
             "# compiled by `imgtfx compile`: upload it, or create_run_from_pipeline_package.\n"
         )
         yaml.safe_dump(spec, f, sort_keys=True, allow_unicode=True)
+        if platform:
+            f.write("---\n")
+            yaml.safe_dump(platform, f, sort_keys=True, allow_unicode=True)

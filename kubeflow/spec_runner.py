@@ -70,6 +70,7 @@ def load_spec(path: str) -> dict:
         return {
             "pipelineSpec": spec,
             "runtimeConfig": {"parameterValues": defaults},
+            "platformSpec": json_format.MessageToDict(doc.platform_spec),
             "launcher": OPEN_SOURCE,
         }
     with open(path, encoding="utf-8") as f:
@@ -122,6 +123,7 @@ class LocalSpecRunner:
         metadata: str | None = None,
         kfp_version: str = "2.15.0",
         workdir: str | None = None,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
     ):
         """Args:
         spec: from load_spec.
@@ -136,8 +138,12 @@ class LocalSpecRunner:
         workdir: open-source launcher: a local folder standing for the cluster: `buckets/`
           (the object store: minio://b/k is buckets/minio/b/k) and `pods/` (each task's local
           mirror of its artifacts, as the launcher makes it in the pod).
+        secrets: open-source launcher: the namespace's Kubernetes secrets, {name: {key:
+          value}}, for the package's platform spec (secretAsEnv).
         """
         self.pipeline = spec["pipelineSpec"]
+        self.platform = spec.get("platformSpec", {}).get("platforms", {}).get("kubernetes", {})
+        self.secrets = {name: dict(data) for name, data in (secrets or {}).items()}
         self.launcher = spec.get("launcher", VERTEX)
         self._v2_1 = self.pipeline.get("schemaVersion", "").startswith("2.1")
         if self.launcher == OPEN_SOURCE:
@@ -211,6 +217,7 @@ class LocalSpecRunner:
         if self.launcher == OPEN_SOURCE:
             self._download_inputs(executor_input)
             spec_env = {e["name"]: e["value"] for e in container.get("env", [])}
+            spec_env.update(self._secret_env(name, component["executorLabel"]))
             env = {**self.env, **spec_env, **self.env_overrides, MOUNT_ENV: self.mount}
         else:
             for artifacts in executor_input["outputs"]["artifacts"].values():
@@ -334,6 +341,47 @@ class LocalSpecRunner:
     def _local(self, uri: str) -> str:
         """The launcher's mirror of `uri` in this task's pod (LocalPathForURI)."""
         return local_path(uri, self.mount)
+
+    def _secret_env(self, name: str, executor_label: str) -> dict[str, str]:
+        """The pod's env from the platform spec's secretAsEnv, as the driver's
+        extendPodSpecPatch adds it (driver/driver.go 2.2.0 :554, 2.5.0 :893; driver/k8s.go
+        2.15.0 :333: an env var per keyToEnv, valueFrom secretKeyRef). A secret or key the
+        namespace lacks keeps the pod from starting: Kubernetes' CreateContainerConfigError."""
+        config = self.platform.get("deploymentSpec", {}).get("executors", {}).get(executor_label)
+        env = {}
+        for entry in (config or {}).get("secretAsEnv", []):
+            known = {"secretName", "keyToEnv"}  # kubernetes_executor_config.proto at 2.2.0
+            if self.kfp >= (2, 5, 0):
+                known.add("secretNameParameter")  # PR #11621
+            if self.kfp >= (2, 15, 0):
+                known.add("optional")  # PR #12216
+            unknown = sorted(set(entry) - known)
+            # The 2.2 driver and the 2.14 compiler parse the config strictly; 2.4 to 2.13 drop
+            # what they do not know (kubeflow/pipelines#11935, #12495).
+            strict = self.kfp < (2, 4, 0) or (2, 14, 0) <= self.kfp < (2, 15, 0)
+            if unknown and strict:
+                raise TaskFailed(
+                    f'task {name}: unknown field "{unknown[0]}" in kfp_kubernetes.SecretAsEnv'
+                )
+            entry = {k: v for k, v in entry.items() if k in known}
+            parameter = entry.get("secretNameParameter", {}).get("runtimeValue", {})
+            if "constant" in parameter:
+                entry["secretName"] = parameter["constant"]
+            secret = entry.get("secretName")
+            if secret not in self.secrets and entry.get("optional"):
+                continue
+            if secret not in self.secrets:
+                raise TaskFailed(
+                    f'task {name}: CreateContainerConfigError: secret "{secret}" not found'
+                )
+            for pair in entry.get("keyToEnv", []):
+                if pair["secretKey"] not in self.secrets[secret]:
+                    raise TaskFailed(
+                        f"task {name}: CreateContainerConfigError: couldn't find key "
+                        f"{pair['secretKey']} in Secret {secret}"
+                    )
+                env[pair["envVar"]] = self.secrets[secret][pair["secretKey"]]
+        return env
 
     def stored(self, uri: str) -> str:
         """Where the emulated object store keeps `uri`."""

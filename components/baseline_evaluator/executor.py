@@ -16,12 +16,14 @@ Where to look comes from the task's environment (set in the compiled package):
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 from absl import logging
 from tfx.components.evaluator import constants
 from tfx.types import standard_artifacts, standard_component_specs
 
+from components.baseline_evaluator import object_store
 from components.image_evaluator import executor as image_evaluator
 
 METADATA_SERVICE_ENV = "IMGTFX_METADATA_SERVICE"
@@ -164,15 +166,34 @@ def find_baseline(environ=os.environ) -> str | None:
 
 
 def _readable(uri: str) -> bool:
-    """Whether TensorFlow's file systems in this image can read `uri`. KFP's minio:// and
-    s3:// artifact stores are not among them; the launcher copies only a task's inputs into the
-    pod, and the baseline is found at run time, not an input."""
+    """Whether TensorFlow's file systems in this image can read `uri`."""
     import tensorflow as tf
 
     try:
         return tf.io.gfile.exists(uri)
     except tf.errors.OpError:  # e.g. "File system scheme 'minio' not implemented"
         return False
+
+
+def local_baseline(uri: str, workdir: str, environ=os.environ) -> str | None:
+    """A path TensorFlow can load the baseline model from, or None (then evaluated without
+    a baseline, said in the log). KFP's minio:// and s3:// stores are copied into `workdir`:
+    the launcher copies only a task's inputs into the pod, and the baseline is found at run
+    time, not an input."""
+    if uri.startswith(object_store.SCHEMES):
+        try:
+            return object_store.copy_folder(uri, os.path.join(workdir, "baseline"), environ)
+        except object_store.ObjectStoreError as e:
+            logging.warning("Evaluator: baseline skipped: cannot copy %s: %s", uri, e)
+            return None
+    if not _readable(uri):
+        logging.warning(
+            "Evaluator: baseline skipped: %s is in storage this image cannot read "
+            "(it reads gs://, minio://, s3:// and local paths).",
+            uri,
+        )
+        return None
+    return uri
 
 
 class Executor(image_evaluator.Executor):
@@ -185,25 +206,25 @@ class Executor(image_evaluator.Executor):
         exec_properties: dict[str, Any],
     ) -> None:
         key = standard_component_specs.BASELINE_MODEL_KEY
-        if not input_dict.get(key):
-            uri = find_baseline()
-            logging.info("Baseline model from ML Metadata: %s", uri or "none")
-            if uri and not _readable(uri):
-                logging.warning(
-                    "Evaluator: baseline skipped: %s is in storage this image cannot read "
-                    "(TensorFlow reads gs:// and local paths); evaluated without a baseline.",
-                    uri,
-                )
-                uri = None
-            if uri:
-                baseline = standard_artifacts.Model()
-                baseline.uri = uri
-                input_dict = {**input_dict, key: [baseline]}
-        super().Do(input_dict, output_dict, exec_properties)
+        with tempfile.TemporaryDirectory(prefix="baseline-") as workdir:
+            uri = None
+            if not input_dict.get(key):
+                uri = find_baseline()
+                logging.info("Baseline model from ML Metadata: %s", uri or "none")
+                path = local_baseline(uri, workdir) if uri else None
+                if path:
+                    baseline = standard_artifacts.Model()
+                    baseline.uri = path
+                    input_dict = {**input_dict, key: [baseline]}
+            super().Do(input_dict, output_dict, exec_properties)
         # The blessing names its baseline by URI and by artifact id; this baseline is no input
         # artifact of the task, and TFX's Kubeflow entrypoint can only translate the ids of
-        # those (KeyError otherwise). The URI stays.
+        # those (KeyError otherwise). The URI is the store's, not the pod's copy.
         for blessing in output_dict.get(standard_component_specs.BLESSING_KEY, []):
             properties = blessing.mlmd_artifact.custom_properties
             if constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY in properties:
                 del properties[constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY]
+            if uri and constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY in properties:
+                blessing.set_string_custom_property(
+                    constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, uri
+                )

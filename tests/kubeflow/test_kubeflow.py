@@ -11,10 +11,12 @@ import pytest
 import tensorflow as tf
 from google.protobuf import json_format
 
+from components.baseline_evaluator import object_store
 from components.baseline_evaluator.executor import connect, latest_blessed_model
 from imgtfx.sample_data import write_digits_tree
 from kubeflow import entrypoint, runner, spec_runner
 from tests.conftest import write
+from tests.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from trainer import model
 from trainer.options import TrainerOptions
 
@@ -180,6 +182,71 @@ def test_a_tree_on_minio_reaches_image_example_gen_through_an_importer(tmp_path)
     assert "ImageTree" not in on_gcs["pipelineSpec"]["root"]["dag"]["tasks"]
 
 
+def test_evaluator_gets_the_minio_secret_every_backend_applies(tmp_path):
+    """The platform spec as kfp's own loader reads it; the emulated driver (2.2.0, strict,
+    to 2.15.0) maps it into the Evaluator's env, and fails as a cluster would without the
+    secret or with a field the 2.2 driver does not know (kubeflow/pipelines#12495)."""
+    from kfp.client.client import _extract_pipeline_yaml
+
+    compile_to(tmp_path, "minio.yaml", pipeline_root="minio://mlpipeline/v2/artifacts")
+    package = str(tmp_path / "spec" / "minio.yaml")
+    platform = json_format.MessageToDict(_extract_pipeline_yaml(package).platform_spec)
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors == {
+        "Evaluator_executor": {
+            "secretAsEnv": [
+                {
+                    "secretName": "mlpipeline-minio-artifact",
+                    "keyToEnv": [
+                        {"secretKey": "accesskey", "envVar": "AWS_ACCESS_KEY_ID"},
+                        {"secretKey": "secretkey", "envVar": "AWS_SECRET_ACCESS_KEY"},
+                    ],
+                }
+            ]
+        }
+    }
+    secrets = {"mlpipeline-minio-artifact": {"accesskey": "a", "secretkey": "s"}}
+    for version in ("2.2.0", "2.4.1", "2.5.0", "2.14.3", "2.15.0"):
+        run = spec_runner.LocalSpecRunner(
+            spec_runner.load_spec(package),
+            root=None,
+            workdir=str(tmp_path / version),
+            kfp_version=version,
+            secrets=secrets,
+        )
+        env = run._secret_env("Evaluator", "Evaluator_executor")
+        assert env == {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}, version
+        run.secrets = {}
+        with pytest.raises(spec_runner.TaskFailed, match="secret .* not found"):
+            run._secret_env("Evaluator", "Evaluator_executor")
+        run.secrets = secrets
+        entry = run.platform["deploymentSpec"]["executors"]["Evaluator_executor"]["secretAsEnv"][0]
+        entry["optional"] = False  # as kfp-kubernetes 2.15 writes it
+        if version in ("2.2.0", "2.14.3"):
+            with pytest.raises(spec_runner.TaskFailed, match='unknown field "optional"'):
+                run._secret_env("Evaluator", "Evaluator_executor")
+        else:
+            assert run._secret_env("Evaluator", "Evaluator_executor") == env
+
+    assert not compile_to(tmp_path, "gcs.yaml", pipeline_root="gs://b/r")["platformSpec"]
+    compile_to(
+        tmp_path,
+        "s3.yaml",
+        pipeline_root="s3://b/r",
+        object_store_secret="s3-creds",
+        object_store_endpoint="https://s3.example:9000",
+    )
+    spec = spec_runner.load_spec(str(tmp_path / "spec" / "s3.yaml"))
+    executors = spec["platformSpec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["Evaluator_executor"]["secretAsEnv"][0]["secretName"] == "s3-creds"
+    env = runner.evaluator_container(spec["pipelineSpec"])["env"]
+    assert {"name": object_store.ENDPOINT_ENV, "value": "https://s3.example:9000"} in env
+    none = compile_to(
+        tmp_path, "none.yaml", pipeline_root="minio://b/r", object_store_secret="none"
+    )
+    assert not none["platformSpec"]
+
+
 def test_compile_refuses_a_root_the_launcher_rejects_and_unknown_outputs(tmp_path, capsys):
     from imgtfx import cli
 
@@ -215,8 +282,9 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
     """KFP 2.15's contract with its default minio:// root and the image tree in that MinIO:
     every task's own command on local copies of its inputs (the tree through an importer),
     outputs uploaded after, recorded in ML Metadata as the cluster records
-    them, through to a pushed model; then the Evaluator again, whose baseline on minio:// the
-    image cannot read: skipped with a note, never a crash."""
+    them, through to a pushed model; then the Evaluator again, which copies its baseline out
+    of MinIO (S3's API, tests/s3_server.py, over the emulated bucket) with the credentials the
+    package maps from KFP's secret, and compares against it."""
     digits = write_digits_tree(str(tmp_path / "digits"), limit=240)
     tree = "minio://mlpipeline/datasets/digits"  # where a MinIO install keeps data
     spec_file = str(tmp_path / "pipeline.yaml")
@@ -231,6 +299,7 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
         min_accuracy=0.0,
     )
     store = str(tmp_path / "metadata.sqlite")
+    minio = S3Server(str(tmp_path / "cluster" / "buckets" / "minio"))  # the launcher's buckets
     run = spec_runner.LocalSpecRunner(
         spec_runner.load_spec(spec_file),
         root=None,  # no pipeline_root on the run, no ConfigMap: the backend's default
@@ -238,9 +307,11 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
             "TF_USE_LEGACY_KERAS": "1",
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "IMGTFX_METADATA_SERVICE": f"sqlite:{store}",  # the cluster's service, here
+            object_store.ENDPOINT_ENV: minio.url,  # the cluster's MinIO, here
         },
         metadata=store,
         workdir=str(tmp_path / "cluster"),
+        secrets={runner.OBJECT_STORE_SECRET: {"accesskey": ACCESS_KEY, "secretkey": SECRET_KEY}},
     )
     # The tree uploaded to the bucket, the labels CSV inside it, and a sibling folder whose
     # name extends the tree's, which the launcher before 2.17 also downloads beside it.
@@ -277,10 +348,14 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path):
     assert model_uri.startswith("minio://")  # in ML Metadata as the remote URI, not the pod's
     assert latest_blessed_model(connect(f"sqlite:{store}"), "image-classification") == model_uri
     tasks = run.pipeline["root"]["dag"]["tasks"]
+    requests = minio.requests
     run.run_task("Evaluator", tasks["Evaluator"])  # the next run's evaluation
+    minio.close()
     logs = open(run.stored(outputs["Evaluator"]["executor-logs"][0]["uri"])).read()
-    assert f"baseline skipped: {model_uri} is in storage this image cannot read" in logs
-    assert outputs["Evaluator"]["blessing"][0]["metadata"]["blessed"] == 1
+    assert "baseline skipped" not in logs
+    assert minio.requests > requests  # the model copied out of the bucket
+    blessing = outputs["Evaluator"]["blessing"][0]["metadata"]
+    assert blessing["blessed"] == 1 and blessing["baseline_model"] == model_uri
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -417,7 +492,13 @@ def test_submit_starts_a_run_with_its_pipeline_root_through_kfps_own_client(
         runner.TRAIN_ARGS_PARAMETER: json.dumps({"num_steps": 300}),
     }
     assert body["display_name"] == "contest" and body["experiment_id"] == "exp-1"
-    assert body["pipeline_spec"]["pipelineInfo"]["name"] == "image-classification"
+    # With a platform spec (the Evaluator's secret), kfp sends both, each a sub-struct; the API
+    # server joins them into the two-document YAML (server/api_util.go
+    # pipelineSpecStructToYamlString, 2.2.0 :119-148, the same at 2.15.0).
+    sent_spec = body["pipeline_spec"]
+    assert sent_spec["pipeline_spec"]["pipelineInfo"]["name"] == "image-classification"
+    kubernetes = sent_spec["platform_spec"]["platforms"]["kubernetes"]
+    assert "secretAsEnv" in kubernetes["deploymentSpec"]["executors"]["Evaluator_executor"]
     experiment = next(b for m, u, b in sent if m == "POST" and u.endswith("/experiments"))
     assert experiment["namespace"] == "team-a"
 

@@ -1,0 +1,189 @@
+"""Copying a model folder out of MinIO or S3 (KFP's artifact stores) for the Evaluator.
+
+TensorFlow in the image reads gs:// and local paths only, and the KFP launcher copies a task's
+declared inputs only; the baseline model is found in ML Metadata at run time, so the Evaluator
+copies it itself. S3's REST API (ListObjectsV2 and GetObject), signed with AWS Signature
+Version 4, is what MinIO and S3 both answer; the project ships no S3 client library for it.
+
+Where and as whom, from the task's environment, with the KFP launcher's defaults
+(backend/src/v2/config/env.go, 2.2.0 to 2.15.0):
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN)   the credentials; the compiled
+      package maps them from the secret the launcher reads, `mlpipeline-minio-artifact` (keys
+      accesskey, secretkey), present in every profile namespace of multi-user Kubeflow
+  IMGTFX_OBJECT_STORE_ENDPOINT   e.g. http://minio.example:9000 (path-style requests, as the
+      launcher's default forcePathStyle); for minio:// by default, as the launcher's
+      MinioDefaultEndpoint: $MINIO_SERVICE_SERVICE_HOST:$MINIO_SERVICE_SERVICE_PORT, else
+      minio-service.kubeflow:9000, over plain HTTP (disableSSL true); for s3://, AWS's
+      regional endpoint
+  AWS_REGION / AWS_DEFAULT_REGION   default: 'minio' for minio:// (the launcher's
+      getDefaultMinioSessionInfo region), us-east-1 for s3://
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import os
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+ENDPOINT_ENV = "IMGTFX_OBJECT_STORE_ENDPOINT"
+DEFAULT_MINIO_ENDPOINT = "minio-service.kubeflow:9000"
+SCHEMES = ("minio://", "s3://")
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+class ObjectStoreError(RuntimeError):
+    """The store refused or failed a request; the message says which and why."""
+
+
+def _quote(text: str, safe: str = "-_.~") -> str:
+    return urllib.parse.quote(text, safe=safe)
+
+
+def _key(secret: bytes, text: str) -> bytes:
+    return hmac.new(secret, text.encode(), hashlib.sha256).digest()
+
+
+def sign(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    credentials: dict[str, str],
+    region: str,
+    now: datetime.datetime,
+    payload_sha256: str = EMPTY_SHA256,
+) -> dict[str, str]:
+    """`headers` plus the Signature Version 4 headers of a request (service s3)."""
+    parts = urllib.parse.urlsplit(url)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    headers = {
+        **headers,
+        "host": parts.netloc,
+        "x-amz-date": stamp,
+        "x-amz-content-sha256": payload_sha256,
+    }
+    if credentials.get("session_token"):
+        headers["x-amz-security-token"] = credentials["session_token"]
+    canonical_headers = {name.lower(): " ".join(str(v).split()) for name, v in headers.items()}
+    signed = ";".join(sorted(canonical_headers))
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    canonical_query = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(query))
+    canonical = "\n".join(
+        [
+            method,
+            _quote(urllib.parse.unquote(parts.path) or "/", safe="-_.~/"),
+            canonical_query,
+            "".join(f"{name}:{canonical_headers[name]}\n" for name in sorted(canonical_headers)),
+            signed,
+            payload_sha256,
+        ]
+    )
+    scope = f"{stamp[:8]}/{region}/s3/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = ("AWS4" + credentials["secret_key"]).encode()
+    for part in (stamp[:8], region, "s3", "aws4_request"):
+        key = _key(key, part)
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={credentials['access_key']}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}"
+    )
+    return headers
+
+
+def _minio_endpoint(environ) -> str:
+    host, port = (
+        environ.get("MINIO_SERVICE_SERVICE_HOST"),
+        environ.get("MINIO_SERVICE_SERVICE_PORT"),
+    )
+    return f"http://{host}:{port}" if host and port else f"http://{DEFAULT_MINIO_ENDPOINT}"
+
+
+class Store:
+    """One bucket's objects over S3's REST API."""
+
+    def __init__(self, uri: str, environ=os.environ):
+        scheme, _, rest = uri.partition("://")
+        self.bucket, _, self.prefix = rest.partition("/")
+        self.region = (
+            environ.get("AWS_REGION")
+            or environ.get("AWS_DEFAULT_REGION")
+            or ("minio" if scheme == "minio" else "us-east-1")
+        )
+        endpoint = environ.get(ENDPOINT_ENV) or (
+            _minio_endpoint(environ) if scheme == "minio" else None
+        )
+        if endpoint:  # MinIO and S3-compatible stores: path-style
+            self._base = f"{endpoint.rstrip('/')}/{self.bucket}"
+        else:  # AWS: virtual-hosted style
+            self._base = f"https://{self.bucket}.s3.{self.region}.amazonaws.com"
+        access, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+        if not access or not secret:
+            raise ObjectStoreError(
+                f"no credentials to read {uri}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "for the Evaluator (the compiled package takes them from the "
+                "mlpipeline-minio-artifact secret; see kubeflow/README.md)."
+            )
+        self._credentials = {
+            "access_key": access,
+            "secret_key": secret,
+            "session_token": environ.get("AWS_SESSION_TOKEN", ""),
+        }
+
+    def _get(self, path: str, query: dict[str, str] | None = None):
+        import requests
+
+        url = self._base + _quote(path, safe="-_.~/")
+        if query:
+            url += "?" + "&".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(query.items()))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        headers = sign("GET", url, {}, self._credentials, self.region, now)
+        try:
+            response = requests.get(url, headers=headers, timeout=60, stream=True)
+        except requests.RequestException as e:
+            raise ObjectStoreError(f"cannot reach {url}: {e}") from None
+        if response.status_code != 200:
+            code = ET.fromstring(response.content).findtext("Code") if response.content else ""
+            raise ObjectStoreError(f"GET {url}: HTTP {response.status_code} {code}".rstrip())
+        return response
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every object key under `prefix` (ListObjectsV2, page by page)."""
+        keys, token = [], None
+        while True:
+            query = {"list-type": "2", "prefix": prefix}
+            if token:
+                query["continuation-token"] = token
+            page = ET.fromstring(self._get("/", query).content)
+            keys.extend(e.findtext(f"{_S3_NS}Key") for e in page.iter(f"{_S3_NS}Contents"))
+            token = page.findtext(f"{_S3_NS}NextContinuationToken")
+            if page.findtext(f"{_S3_NS}IsTruncated") != "true" or not token:
+                return keys
+
+    def download(self, key: str, path: str) -> None:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with self._get("/" + key) as response, open(path, "wb") as f:
+            for chunk in response.iter_content(1 << 20):
+                f.write(chunk)
+
+
+def copy_folder(uri: str, destination: str, environ=os.environ) -> str:
+    """Copies every object under folder `uri` (minio://bucket/path or s3://...) into
+    `destination`; returns `destination`.
+
+    Raises:
+      ObjectStoreError: no credentials, the store unreachable or refusing, or nothing there.
+    """
+    store = Store(uri, environ)
+    prefix = store.prefix.rstrip("/") + "/"
+    keys = [k for k in store.keys(prefix) if not k.endswith("/")]  # not folder markers
+    if not keys:
+        raise ObjectStoreError(f"nothing under {uri}")
+    for key in keys:
+        store.download(key, os.path.join(destination, *key[len(prefix) :].split("/")))
+    return destination

@@ -1,0 +1,127 @@
+"""A MinIO stand-in for tests: S3's ListObjectsV2 and GetObject over HTTP, on a local folder.
+
+What the client under test meets on a cluster, as S3's API reference states it: path-style
+requests (/BUCKET/KEY), Signature Version 4 in the Authorization header (a wrong one answers
+403 SignatureDoesNotMatch, an unknown key 403 InvalidAccessKeyId), ListObjectsV2 pages of at
+most max-keys (here 2 by default, so that paging is exercised) with IsTruncated and
+NextContinuationToken, keys in UTF-8 binary order, 404 NoSuchKey. The signature is checked by
+recomputing it with the client's `sign`, which tests check against AWS's published example.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import os
+import threading
+import urllib.parse
+from xml.sax.saxutils import escape
+
+from components.baseline_evaluator import object_store
+
+ACCESS_KEY, SECRET_KEY = "minio", "minio123"  # KFP's standalone install's MinIO keys
+
+
+def _error(handler, status: int, code: str) -> None:
+    body = f"<?xml version='1.0'?><Error><Code>{code}</Code></Error>".encode()
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class S3Server:
+    """Serves `folder/<bucket>/<key>`; `url` is its endpoint; `requests` counts GETs."""
+
+    def __init__(self, folder: str, region: str = "minio", page_size: int = 2):
+        self.folder, self.region, self.page_size = folder, region, page_size
+        self.requests = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802 - http.server's API
+                server.requests += 1
+                if not server._signed(self):
+                    return
+                parts = urllib.parse.urlsplit(self.path)
+                bucket, _, key = urllib.parse.unquote(parts.path).lstrip("/").partition("/")
+                query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+                if not os.path.isdir(os.path.join(server.folder, bucket)):
+                    return _error(self, 404, "NoSuchBucket")
+                if query.get("list-type") == "2":
+                    return server._list(self, bucket, query)
+                path = os.path.join(server.folder, bucket, *key.split("/"))
+                if not key or not os.path.isfile(path):
+                    return _error(self, 404, "NoSuchKey")
+                with open(path, "rb") as f:
+                    data = f.read()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    def _signed(self, handler) -> bool:
+        auth = handler.headers.get("Authorization", "")
+        fields = dict(
+            item.strip().split("=", 1) for item in auth.partition(" ")[2].split(",") if "=" in item
+        )
+        access_key = fields.get("Credential", "").split("/")[0]
+        if access_key != ACCESS_KEY:
+            _error(handler, 403, "InvalidAccessKeyId")
+            return False
+        names = fields.get("SignedHeaders", "").split(";")
+        headers = {n: handler.headers.get(n, "") for n in names if n not in _SIGNER_HEADERS}
+        stamp = handler.headers.get("x-amz-date", "")
+        now = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ")
+        expected = object_store.sign(
+            "GET",
+            f"http://{handler.headers['Host']}{handler.path}",
+            headers,
+            {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY},
+            self.region,
+            now,
+        )["Authorization"]
+        if expected != auth:
+            _error(handler, 403, "SignatureDoesNotMatch")
+            return False
+        return True
+
+    def _list(self, handler, bucket: str, query: dict) -> None:
+        base = os.path.join(self.folder, bucket)
+        keys = []
+        for folder, _, names in os.walk(base):
+            for name in names:
+                key = os.path.relpath(os.path.join(folder, name), base).replace(os.sep, "/")
+                if key.startswith(query.get("prefix", "")):
+                    keys.append(key)
+        keys.sort(key=lambda k: k.encode())
+        start = int(query.get("continuation-token") or 0)
+        page = keys[start : start + self.page_size]
+        truncated = start + self.page_size < len(keys)
+        body = "".join(f"<Contents><Key>{escape(k)}</Key></Contents>" for k in page)
+        if truncated:
+            body += f"<NextContinuationToken>{start + self.page_size}</NextContinuationToken>"
+        xml = (
+            "<?xml version='1.0' encoding='UTF-8'?>"
+            "<ListBucketResult xmlns='http://s3.amazonaws.com/doc/2006-03-01/'>"
+            f"<Name>{bucket}</Name><IsTruncated>{str(truncated).lower()}</IsTruncated>{body}"
+            "</ListBucketResult>"
+        ).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(xml)))
+        handler.end_headers()
+        handler.wfile.write(xml)
+
+
+_SIGNER_HEADERS = {"host", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"}
