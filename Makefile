@@ -31,8 +31,10 @@ run: setup
 
 # One test process per core: most tests are single-threaded Python (Beam's local runner, TFX's
 # orchestration), so two cores run two at once. A file's tests share a process (--dist loadfile),
-# so a module's shared pipeline run is made once.
-PYTEST := $(VENV)/bin/pytest -n auto --dist loadfile
+# so a module's shared pipeline run is made once. Files go out in collection order, which
+# tests/conftest.py sets to the end-to-end files first (xdist's default reorder, by number of
+# tests per file, started the long single-test runs last, on a busy core).
+PYTEST := $(VENV)/bin/pytest -n auto --dist loadfile --no-loadscope-reorder
 
 test: setup
 	$(PYTEST)

@@ -78,9 +78,9 @@ def tree(tmp_path):
 
 def pytest_collection_modifyitems(items):
     """Files with the most end-to-end (slow) tests first, each file's tests kept together and
-    in order. `make test` hands whole files to one worker per core (pytest-xdist, loadfile),
-    first round robin, then to whichever is free: the long runs start at once, on both cores,
-    and the short files fill in after, instead of a long run starting last on a busy core."""
+    in order. `make test` hands whole files, in this order, to one worker per core
+    (pytest-xdist: --dist loadfile --no-loadscope-reorder), each the next file as it runs
+    out: the long runs start at once on both cores and the short files fill in after."""
     slow_in_file: dict[str, int] = {}
     for item in items:
         slow_in_file.setdefault(item.nodeid.split("::")[0], 0)

@@ -10,6 +10,7 @@ recomputing it with the client's `sign`, which tests check against AWS's publish
 
 from __future__ import annotations
 
+import base64
 import datetime
 import http.server
 import os
@@ -31,11 +32,15 @@ def _error(handler, status: int, code: str) -> None:
 
 
 class S3Server:
-    """Serves `folder/<bucket>/<key>`; `url` is its endpoint; `requests` counts GETs."""
+    """Serves `folder/<bucket>/<key>`; `url` is its endpoint; `requests` counts GETs.
+    Faults to set: `outage` (status, body) answers every request so (a proxy's error page);
+    `cut_short` keys are sent with their whole length announced and half their bytes."""
 
     def __init__(self, folder: str, region: str = "minio", page_size: int = 2):
         self.folder, self.region, self.page_size = folder, region, page_size
         self.requests = 0
+        self.outage: tuple[int, bytes] | None = None
+        self.cut_short: set[str] = set()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -44,6 +49,13 @@ class S3Server:
 
             def do_GET(self):  # noqa: N802 - http.server's API
                 server.requests += 1
+                if server.outage:
+                    status, body = server.outage
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 if not server._signed(self):
                     return
                 parts = urllib.parse.urlsplit(self.path)
@@ -61,7 +73,8 @@ class S3Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(data[: len(data) // 2] if key in server.cut_short else data)
+                self.close_connection = True
 
         self._http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
@@ -106,12 +119,14 @@ class S3Server:
                 if key.startswith(query.get("prefix", "")):
                     keys.append(key)
         keys.sort(key=lambda k: k.encode())
-        start = int(query.get("continuation-token") or 0)
+        token = query.get("continuation-token")
+        start = int(base64.b64decode(token[: -len(_TOKEN_TAIL)])) if token else 0
         page = keys[start : start + self.page_size]
         truncated = start + self.page_size < len(keys)
         body = "".join(f"<Contents><Key>{escape(k)}</Key></Contents>" for k in page)
-        if truncated:
-            body += f"<NextContinuationToken>{start + self.page_size}</NextContinuationToken>"
+        if truncated:  # opaque, with the characters a query string must escape
+            token = base64.b64encode(str(start + self.page_size).encode()).decode() + _TOKEN_TAIL
+            body += f"<NextContinuationToken>{escape(token)}</NextContinuationToken>"
         xml = (
             "<?xml version='1.0' encoding='UTF-8'?>"
             "<ListBucketResult xmlns='http://s3.amazonaws.com/doc/2006-03-01/'>"
@@ -124,4 +139,5 @@ class S3Server:
         handler.wfile.write(xml)
 
 
+_TOKEN_TAIL = "/+="
 _SIGNER_HEADERS = {"host", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"}

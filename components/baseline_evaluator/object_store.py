@@ -145,31 +145,60 @@ class Store:
         headers = sign("GET", url, {}, self._credentials, self.region, now)
         try:
             response = requests.get(url, headers=headers, timeout=60, stream=True)
+            if response.status_code != 200:
+                body = response.content
+                response.close()
+                raise ObjectStoreError(f"GET {url}: HTTP {response.status_code} {_reason(body)}")
         except requests.RequestException as e:
             raise ObjectStoreError(f"cannot reach {url}: {e}") from None
-        if response.status_code != 200:
-            code = ET.fromstring(response.content).findtext("Code") if response.content else ""
-            raise ObjectStoreError(f"GET {url}: HTTP {response.status_code} {code}".rstrip())
-        return response
+        return url, response
 
     def keys(self, prefix: str) -> list[str]:
         """Every object key under `prefix` (ListObjectsV2, page by page)."""
+        import requests
+
         keys, token = [], None
         while True:
             query = {"list-type": "2", "prefix": prefix}
             if token:
                 query["continuation-token"] = token
-            page = ET.fromstring(self._get("/", query).content)
+            url, response = self._get("/", query)
+            try:
+                with response:
+                    page = ET.fromstring(response.content)
+            except (requests.RequestException, ET.ParseError) as e:
+                raise ObjectStoreError(f"GET {url}: not a bucket listing ({e})") from None
             keys.extend(e.findtext(f"{_S3_NS}Key") for e in page.iter(f"{_S3_NS}Contents"))
             token = page.findtext(f"{_S3_NS}NextContinuationToken")
             if page.findtext(f"{_S3_NS}IsTruncated") != "true" or not token:
                 return keys
 
     def download(self, key: str, path: str) -> None:
+        """Writes object `key` to `path`, whole: a connection that ends early is an error
+        (requests does not check the length)."""
+        import requests
+
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with self._get("/" + key) as response, open(path, "wb") as f:
-            for chunk in response.iter_content(1 << 20):
-                f.write(chunk)
+        url, response = self._get("/" + key)
+        written = 0
+        try:
+            with response, open(path, "wb") as f:
+                for chunk in response.iter_content(1 << 20):
+                    written += f.write(chunk)
+        except (requests.RequestException, OSError) as e:
+            raise ObjectStoreError(f"GET {url}: {type(e).__name__}: {e}") from None
+        expected = response.headers.get("Content-Length")
+        if expected is not None and int(expected) != written:
+            raise ObjectStoreError(f"GET {url}: {written} of {expected} bytes arrived")
+
+
+def _reason(body: bytes) -> str:
+    """S3's error code from an error body, or the start of whatever else answered."""
+    try:
+        code = ET.fromstring(body).findtext("Code")
+    except ET.ParseError:
+        code = None
+    return code or body[:100].decode("utf-8", "replace").strip()
 
 
 def copy_folder(uri: str, destination: str, environ=os.environ) -> str:
@@ -185,5 +214,8 @@ def copy_folder(uri: str, destination: str, environ=os.environ) -> str:
     if not keys:
         raise ObjectStoreError(f"nothing under {uri}")
     for key in keys:
-        store.download(key, os.path.join(destination, *key[len(prefix) :].split("/")))
+        parts = key[len(prefix) :].split("/")
+        if any(part in ("", ".", "..") for part in parts):  # would land elsewhere, or not be
+            raise ObjectStoreError(f"object {key!r} under {uri} has no safe local name")
+        store.download(key, os.path.join(destination, *parts))
     return destination

@@ -33,6 +33,34 @@ def test_signature_is_aws_published_example():
     )
 
 
+@pytest.mark.parametrize(
+    "url, signature",
+    [
+        (  # a Korean key with spaces, path-style, MinIO's region
+            "http://127.0.0.1:9000/mlpipeline/m/a%20b/%EA%B2%BD%EB%B3%B5%EA%B6%81%20labels.txt",
+            "1a72eceea30f5496c1316779a0c7d19d2326aed01e56c7b37fea43c34cf8d4e0",
+        ),
+        (  # a listing page: a continuation token with '=', '/' and '+', a prefix with '/'
+            "http://127.0.0.1:9000/mlpipeline?continuation-token=MQ%3D%3D%2F%2B&list-type=2"
+            "&prefix=v2%2Fartifacts%2Fm%2F",
+            "e76814918784513e481e9511f606abdfb3c274834634a2daa4dd3dd77dd71d0f",
+        ),
+    ],
+)
+def test_signature_is_botocores(url, signature):
+    """Signatures botocore 1.44.8's S3SigV4Auth made for these requests (keys minio/minio123,
+    region minio, at 2026-11-26T01:18:32Z), where AWS's example has no query or odd key."""
+    headers = object_store.sign(
+        "GET",
+        url,
+        {},
+        {"access_key": "minio", "secret_key": "minio123"},
+        "minio",
+        datetime.datetime(2026, 11, 26, 1, 18, 32),
+    )
+    assert headers["Authorization"].endswith(f"Signature={signature}")
+
+
 @pytest.fixture
 def minio(tmp_path):
     model = tmp_path / "store" / "mlpipeline" / "v2" / "artifacts" / "run" / "Trainer" / "model"
@@ -92,12 +120,27 @@ def test_refusals_and_absences_are_clear_errors(minio, tmp_path):
         object_store.copy_folder(uri, str(tmp_path / "f"), unreachable)
 
 
-def test_where_the_launcher_would_look():
-    creds = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
-    store = object_store.Store("minio://mlpipeline/v2/x", creds)
-    assert store._base == "http://minio-service.kubeflow:9000/mlpipeline"
-    assert store.region == "minio" and store.prefix == "v2/x"
-    service = {"MINIO_SERVICE_SERVICE_HOST": "10.0.0.7", "MINIO_SERVICE_SERVICE_PORT": "9000"}
-    assert object_store.Store("minio://b/p", {**creds, **service})._base == "http://10.0.0.7:9000/b"
-    aws = object_store.Store("s3://bucket/p", {**creds, "AWS_REGION": "eu-west-1"})
-    assert aws._base == "https://bucket.s3.eu-west-1.amazonaws.com" and aws.region == "eu-west-1"
+def test_a_short_answer_or_a_proxys_page_is_an_error_not_a_model(minio, tmp_path):
+    server, _ = minio
+    uri = "minio://mlpipeline/v2/artifacts/run/Trainer/model"
+    server.cut_short = {"v2/artifacts/run/Trainer/model/Format-Serving/saved_model.pb"}
+    with pytest.raises(object_store.ObjectStoreError, match="2 of 5 bytes arrived"):
+        object_store.copy_folder(uri, str(tmp_path / "a"), _environ(server))
+    server.cut_short = set()
+    server.outage = (502, b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+    with pytest.raises(object_store.ObjectStoreError, match="HTTP 502 <html>"):
+        object_store.copy_folder(uri, str(tmp_path / "b"), _environ(server))
+    server.outage = (200, b"<html>a captive portal</html")
+    with pytest.raises(object_store.ObjectStoreError, match="not a bucket listing"):
+        object_store.copy_folder(uri, str(tmp_path / "c"), _environ(server))
+
+
+@pytest.mark.parametrize("key", ["m/../../etc/x", "m/a/./b", "m/a//b"])
+def test_keys_that_would_land_outside_the_copy_are_refused(key, tmp_path, monkeypatch):
+    """S3 keys may hold '..' segments; requests would also fetch another object than the one
+    signed (it removes dot segments from the URL)."""
+    monkeypatch.setattr(object_store.Store, "keys", lambda self, prefix: [key])
+    environ = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
+    with pytest.raises(object_store.ObjectStoreError, match="no safe local name"):
+        object_store.copy_folder("minio://b/m", str(tmp_path / "copy"), environ)
+    assert not os.path.exists(tmp_path / "copy")
