@@ -263,9 +263,13 @@ def compile_pipeline(
     return spec
 
 
+def _evaluator_executor(spec: dict) -> str:
+    component = spec["root"]["dag"]["tasks"][EVALUATOR]["componentRef"]["name"]
+    return spec["components"][component]["executorLabel"]
+
+
 def evaluator_container(spec: dict) -> dict:
-    component = spec["components"][spec["root"]["dag"]["tasks"][EVALUATOR]["componentRef"]["name"]]
-    return spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+    return spec["deploymentSpec"]["executors"][_evaluator_executor(spec)]["container"]
 
 
 def secret_as_env(spec: dict, secret: str) -> dict:
@@ -282,14 +286,13 @@ def secret_as_env(spec: dict, secret: str) -> dict:
     secret keeps the pod from starting, which is why it is only named for a store that has
     one: KFP's `mlpipeline-minio-artifact` (config/env.go, keys accesskey and secretkey) is
     in the kubeflow namespace and, synced by the profile controller, in every profile's."""
-    component = spec["components"][spec["root"]["dag"]["tasks"][EVALUATOR]["componentRef"]["name"]]
     keys = [{"secretKey": key, "envVar": env} for key, env in OBJECT_STORE_SECRET_KEYS.items()]
     return {
         "platforms": {
             "kubernetes": {
                 "deploymentSpec": {
                     "executors": {
-                        component["executorLabel"]: {
+                        _evaluator_executor(spec): {
                             "secretAsEnv": [{"secretName": secret, "keyToEnv": keys}]
                         }
                     }

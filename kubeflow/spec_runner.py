@@ -356,8 +356,9 @@ class LocalSpecRunner:
             if self.kfp >= (2, 15, 0):
                 known.add("optional")  # PR #12216
             unknown = sorted(set(entry) - known)
-            # The 2.2 driver and the 2.14 compiler parse the config strictly; 2.4 to 2.13 drop
-            # what they do not know (kubeflow/pipelines#11935, #12495).
+            # The 2.2 driver and the 2.14 compiler (argocompiler/container.go 2.14.3 :285) parse
+            # the config strictly; the 2.4 to 2.13 drivers drop what they do not know
+            # (util.UnmarshalString; kubeflow/pipelines#11935, #12495).
             strict = self.kfp < (2, 4, 0) or (2, 14, 0) <= self.kfp < (2, 15, 0)
             if unknown and strict:
                 raise TaskFailed(
