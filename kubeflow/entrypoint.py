@@ -53,9 +53,6 @@ LOCAL_MIRRORS = {"gs://": "gcs", "s3://": "s3", "minio://": "minio"}
 # The stores a pipeline root may be on (objectstore/config.go ParseBucketConfig; the root
 # driver's GetStoreSessionInfo takes no other provider): the ones the launcher mirrors.
 BUCKET_SCHEMES = tuple(LOCAL_MIRRORS)
-# Image trees the launcher copies into ImageExampleGen's pod (kubeflow/runner.py
-# image_tree_importer): the stores TensorFlow in the image cannot read.
-COPIED_TREE_SCHEMES = ("minio://", "s3://")
 IMAGE_TREE_INPUT = "image_tree"
 LAUNCHER_OUTPUTS = ("executor-logs",)  # driver/driver.go provisionOutputs, from 2.5.0
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"

@@ -248,7 +248,7 @@ def compile_pipeline(
     spec = for_open_source_backend(
         job["pipelineSpec"], pipeline_root, pipeline_name, metadata_service, parameters
     )
-    if images.startswith(entrypoint.COPIED_TREE_SCHEMES):
+    if images.startswith(object_store.SCHEMES):  # TensorFlow in the image cannot read them
         image_tree_importer(spec)
     if object_store_endpoint:
         evaluator_container(spec)["env"].append(

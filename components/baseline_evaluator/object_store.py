@@ -30,7 +30,7 @@ import xml.etree.ElementTree as ET
 
 ENDPOINT_ENV = "IMGTFX_OBJECT_STORE_ENDPOINT"
 DEFAULT_MINIO_ENDPOINT = "minio-service.kubeflow:9000"
-SCHEMES = ("minio://", "s3://")
+SCHEMES = ("minio://", "s3://")  # the stores TensorFlow in the image cannot read
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -41,6 +41,11 @@ class ObjectStoreError(RuntimeError):
 
 def _quote(text: str, safe: str = "-_.~") -> str:
     return urllib.parse.quote(text, safe=safe)
+
+
+def _query(pairs) -> str:
+    """A query string as SigV4 canonicalizes it: each name and value percent-encoded, sorted."""
+    return "&".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(pairs))
 
 
 def _key(secret: bytes, text: str) -> bytes:
@@ -69,8 +74,7 @@ def sign(
         headers["x-amz-security-token"] = credentials["session_token"]
     canonical_headers = {name.lower(): " ".join(str(v).split()) for name, v in headers.items()}
     signed = ";".join(sorted(canonical_headers))
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    canonical_query = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(query))
+    canonical_query = _query(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
     canonical = "\n".join(
         [
             method,
@@ -140,7 +144,7 @@ class Store:
 
         url = self._base + _quote(path, safe="-_.~/")
         if query:
-            url += "?" + "&".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(query.items()))
+            url += "?" + _query(query.items())  # sent as signed
         now = datetime.datetime.now(datetime.timezone.utc)
         headers = sign("GET", url, {}, self._credentials, self.region, now)
         try:

@@ -19,7 +19,7 @@ from tfx.components.example_gen.write_split import DEFAULT_FILE_NAME
 from components import progress as counters
 from components.image_example_gen import images, progress
 from components.image_example_gen.images import ImageInfo, Outcome
-from components.image_example_gen.options import FeatureNames, ImageOptions
+from components.image_example_gen.options import ImageOptions
 from components.image_example_gen.plan import LabeledImage, Plan, from_wire, to_wire
 from components.image_example_gen.tfrecord import GzipRecordWriter, frame
 from components.image_example_gen.wire import serialize_example
@@ -32,12 +32,6 @@ def _path_hash(path: str) -> int:
 def _shard_key(record: LabeledImage, counts: dict[str, int], per_shard: int):
     num_shards = max(1, math.ceil(counts[record.split] / per_shard))
     return (record.split, _path_hash(record.file.path) % num_shards, num_shards), to_wire(record)
-
-
-def build_example(
-    record: LabeledImage, info: ImageInfo, label_index: int, features: FeatureNames
-) -> tf.train.Example:
-    return tf.train.Example.FromString(serialize_example(record, info, label_index, features))
 
 
 def convert_image(
