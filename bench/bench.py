@@ -432,9 +432,18 @@ def run_one(name: str, tree: dict, out: str) -> None:
         # Input pipelines serve many epochs: time the second pass, as training sees it
         # (the first pays one-off start-up of TensorFlow's thread pools and autotuning).
         fn(tree, out)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     count = fn(tree, out)
-    print(json.dumps({"count": count, "seconds": time.perf_counter() - start}))
+    seconds = time.perf_counter() - start
+    print(json.dumps({"count": count, "seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu}))
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, every thread, user and system."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def startup_seconds(tree: dict, work: str) -> dict:
@@ -503,6 +512,7 @@ def main() -> int:
     # The goal's three methods run ROUNDS times, interleaved, and report their median: runs of
     # one build on this machine move by 10-15% from minute to minute.
     marginals: dict[str, list[float]] = {name: [] for name in CONVERSIONS}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in CONVERSIONS}  # per image, marginal
     last: dict[str, dict] = {}
     for round_ in range(ROUNDS):
         for name in CONVERSIONS:  # interleaved sizes, one process per run
@@ -515,6 +525,9 @@ def main() -> int:
             marginals[name].append(
                 (large - small) / (runs[large]["seconds"] - runs[small]["seconds"])
             )
+            cpu_ms[name].append(
+                1000 * (runs[large]["cpu_seconds"] - runs[small]["cpu_seconds"]) / (large - small)
+            )
             last[name] = runs
     conversion = []
     for name in CONVERSIONS:
@@ -526,6 +539,11 @@ def main() -> int:
                 f"seconds@{large}": round(runs[large]["seconds"], 2),
                 "marginal_img_s": round(statistics.median(marginals[name])),
                 "runs_img_s": " ".join(str(round(m)) for m in marginals[name]),
+                "cpu_ms_per_img": round(statistics.median(cpu_ms[name]), 3),
+                # cores busy on average: below the machine's count, some waited
+                "cores_busy": round(
+                    statistics.median(cpu_ms[name]) * statistics.median(marginals[name]) / 1000, 2
+                ),
                 f"peak_rss_mib@{large}": runs[large]["peak_rss_mib"],
             }
         )
@@ -563,6 +581,12 @@ def main() -> int:
         "convert_vs_plain_writer": round(by["imgtfx_convert"] / by["plain_writer_uncompressed"], 2),
         "convert_vs_decode_bound": round(by["imgtfx_convert"] / by["decode_bound"], 2),
         "convert_vs_decode_write_bound": round(by["imgtfx_convert"] / by["decode_write_bound"], 2),
+        # With every core busy, no overlap can beat the ratio of CPU spent per image: the
+        # ceiling of convert_vs_decode_bound on this machine, whatever the scheduling.
+        "decode_bound_cpu_vs_convert_cpu": round(
+            statistics.median(cpu_ms["decode_bound"]) / statistics.median(cpu_ms["imgtfx_convert"]),
+            2,
+        ),
     }
     targets = {
         "convert_vs_tutorial >= 4": ratios["convert_vs_tutorial"] >= 4,
