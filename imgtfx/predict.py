@@ -54,12 +54,12 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
     error."""
     import tensorflow as tf
 
+    from components.image_example_gen import outputs
     from trainer import model as trainer_model
 
     model_dir = resolve_model_dir(model_dir)
     signature = tf.saved_model.load(model_dir).signatures[trainer_model.IMAGES_SIGNATURE]
-    with open(os.path.join(model_dir, "labels.txt"), encoding="utf-8") as f:
-        vocabulary = [line.rstrip("\n") for line in f if line.strip()]
+    vocabulary = outputs.read_labels_file(os.path.join(model_dir, outputs.LABELS_FILE))
     limits = ImageOptions()
     files = list(expand(paths))
     bar = None

@@ -18,7 +18,7 @@ import tf_keras as keras  # noqa: E402
 from absl import logging  # noqa: E402
 
 from components import progress  # noqa: E402
-from components.image_example_gen import reader  # noqa: E402
+from components.image_example_gen import outputs, reader  # noqa: E402
 from trainer import data  # noqa: E402
 from trainer.options import TrainerOptions  # noqa: E402
 
@@ -175,8 +175,7 @@ def export(model: keras.Model, vocabulary: list[str], options: TrainerOptions, p
             EVAL_SIGNATURE: module.serve_image_feature.get_concrete_function(),
         },
     )
-    with tf.io.gfile.GFile(os.path.join(path, "labels.txt"), "w") as f:
-        f.write("".join(f"{label}\n" for label in vocabulary))
+    outputs.write_labels_file(os.path.join(path, outputs.LABELS_FILE), vocabulary)
 
 
 class StepProgress(keras.callbacks.Callback):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -92,6 +94,21 @@ def read_labels_csv(path: str, id_column: str, label_column: str) -> Iterator[tu
             chunk.columns = [nfc_strip(c) for c in chunk.columns]
             for raw_id, label in zip(chunk[id_column], chunk[label_column], strict=True):
                 yield images.csv_id(raw_id), nfc_strip(label)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # called per image; labels repeat
+def label_problem(label: str) -> str | None:
+    """Why `label` cannot name a class (a reject reason of images.py), or None when it can.
+
+    A blank label would be an empty line of labels.txt and a line break would split one label
+    in two: either shifts every later label's index. Other control characters (tabs included)
+    print as nothing or break the report's tables, so they are refused too.
+    """
+    if not label.strip():
+        return images.BLANK_LABEL
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in label):
+        return images.UNPRINTABLE_LABEL
+    return None
 
 
 def sort_labels(labels: Iterable[str]) -> list[str]:

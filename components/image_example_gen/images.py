@@ -20,7 +20,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 TF_FORMATS = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
 # Names that operating systems and photo tools leave in folders; never images of the dataset.
 SYSTEM_NAMES = {"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin"}
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_EXTENSIONS = {
+    *(".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".gif", ".bmp", ".dib", ".webp"),
+    *(".tif", ".tiff", ".heic", ".heif", ".avif"),
+}
 # EXIF tag 0x0112: how the stored pixels must be turned to show the picture upright (1: as is).
 EXIF_ORIENTATION = 0x0112
 # Quality of a JPEG re-encoded after turning it upright; high, as it is encoded a second time.
@@ -40,6 +43,8 @@ ID_NOT_IN_CSV = "id_not_in_csv"
 CONFLICTING_LABELS = "conflicting_labels"
 DUPLICATE_ID = "duplicate_id"
 DUPLICATE_PATH = "duplicate_path"
+BLANK_LABEL = "blank_label"
+UNPRINTABLE_LABEL = "unprintable_label"
 # Reasons for skipping (not an error of the data).
 HIDDEN_OR_SYSTEM = "hidden_or_system"
 LABELS_FILE = "labels_file"
@@ -94,6 +99,12 @@ def is_hidden_or_system(name: str) -> bool:
 def image_id(path: str) -> str:
     """The id of an image: its file name without extension."""
     return os.path.splitext(path.rsplit("/", 1)[-1])[0]
+
+
+def other_extension(path: str) -> bool:
+    """Whether the file name ends in an extension that is not an image's (notes.txt, a.csv)."""
+    extension = os.path.splitext(path)[1].lower()
+    return bool(extension) and extension not in IMAGE_EXTENSIONS
 
 
 def csv_id(raw: str) -> str:

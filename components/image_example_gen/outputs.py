@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
-from components.image_example_gen import images
+from components.image_example_gen import config, images
 from components.image_example_gen.images import Outcome
 from components.image_example_gen.options import ImageOptions
 
@@ -40,8 +40,7 @@ def write_outputs(
     split_names: list[str],
     moved: int = 0,
 ) -> None:
-    with tf.io.gfile.GFile(os.path.join(output_uri, LABELS_FILE), "w") as f:
-        f.write("".join(f"{label}\n" for label in vocabulary))
+    write_labels_file(os.path.join(output_uri, LABELS_FILE), vocabulary)
     outcomes = sorted(outcomes, key=lambda o: (o.status, o.path, o.reason))
     # One write, even of nothing: GFile creates a file only on its first write, and every output
     # the README lists must exist on every run.
@@ -139,8 +138,39 @@ def read_report(examples_uri: str) -> dict:
 
 def read_vocabulary(examples_uri: str) -> list[str]:
     """The label vocabulary of an Examples artifact: label index i names vocabulary[i]."""
-    with tf.io.gfile.GFile(os.path.join(examples_uri, LABELS_FILE)) as f:
-        return [line.rstrip("\n") for line in f if line.rstrip("\n")]
+    return read_labels_file(os.path.join(examples_uri, LABELS_FILE))
+
+
+def write_labels_file(path: str, vocabulary: list[str]) -> None:
+    """labels.txt: label i on line i, UTF-8, each line ended by '\\n'. The plan rejects blank
+    labels and labels holding line breaks, so every label is one non-empty line."""
+    for label in vocabulary:
+        if config.label_problem(label):
+            raise ValueError(
+                f"label {label!r} cannot be written to {path}: {config.label_problem(label)}"
+            )
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("".join(f"{label}\n" for label in vocabulary))
+
+
+def read_labels_file(path: str) -> list[str]:
+    """The one reader of labels.txt (the Examples' and the exported model's): line i is label i.
+
+    Split on '\\n' only, as it was written; a blank line is an error, never skipped, since
+    skipping one would shift every later label's index.
+    """
+    with tf.io.gfile.GFile(path, "rb") as f:
+        text = f.read().decode("utf-8")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        if config.label_problem(line):
+            raise ValueError(
+                f"{path} line {number}: {config.label_problem(line)}; labels.txt is "
+                "written by ImageExampleGen, one label per line: rerun the conversion."
+            )
+    return lines
 
 
 def split_warnings(report: dict, shown: int = 5) -> list[str]:

@@ -55,6 +55,11 @@ def _label_from_folder(found: FoundFile, level: int) -> Iterator:
             "outcomes",
             Outcome(found.path, images.REJECTED, images.NO_LABEL_FOLDER, f"label_level={level}"),
         )
+    elif config.label_problem(label):
+        yield beam.pvalue.TaggedOutput(
+            "outcomes",
+            Outcome(found.path, images.REJECTED, config.label_problem(label), f"folder {label!r}"),
+        )
     else:
         yield LabeledImage(found, images.image_id(found.path), label)
 
@@ -75,9 +80,19 @@ def _join_csv(element: tuple[str, dict[str, list]]) -> Iterator:
     for same_path in _by_path(files):
         found.append(same_path[0])
         yield from _same_path_outcomes(same_path)
-    if not labels or len(labels) > 1:
-        reason = images.ID_NOT_IN_CSV if not labels else images.CONFLICTING_LABELS
-        detail = "" if not labels else f"labels {labels}"
+    if not labels or len(labels) > 1 or config.label_problem(labels[0]):
+        if not labels and all(images.other_extension(f.path) for f in found):
+            # notes.txt, a CSV, a README inside the tree: not an image, whatever its id
+            reason, detail = (
+                images.NOT_AN_IMAGE,
+                "not an image file name, and no row in the labels CSV",
+            )
+        elif not labels:
+            reason, detail = images.ID_NOT_IN_CSV, ""
+        elif len(labels) > 1:
+            reason, detail = images.CONFLICTING_LABELS, f"labels {labels}"
+        else:
+            reason, detail = config.label_problem(labels[0]), f"CSV label {labels[0]!r}"
         for f in found:
             yield beam.pvalue.TaggedOutput(
                 "outcomes", Outcome(f.path, images.REJECTED, reason, detail)

@@ -7,6 +7,7 @@ import os
 import unicodedata
 
 import apache_beam as beam
+import pandas as pd
 import pytest
 import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
@@ -452,3 +453,74 @@ def test_split_hashes_what_tfx_hashes():
         example = tf.train.Example()
         example.features.feature["id"].bytes_list.value.append(value.encode())
         assert partition_key(value) == _GeneratePartitionKey(example, config)
+
+
+def test_blank_and_multiline_labels_are_rejects_and_labels_txt_round_trips(tmp_path):
+    """A blank or multi-line label would add a line to labels.txt and shift every later index."""
+    root = tmp_path / "images"
+    awkward = [" leading space", "trailing space ", "a,b", '"quoted"', "#hash", "경복궁 정문"]
+    for i, label in enumerate(awkward):
+        write(root / f"k{i}.jpg", encode(seed=i))
+    for name in ("blank", "spaces", "newline", "crlf", "tab", "notes.txt"):
+        write(root / (name if name.endswith(".txt") else f"{name}.jpg"), encode(seed=9))
+    rows = [(f"k{i}", label) for i, label in enumerate(awkward)]
+    rows += [("blank", ""), ("spaces", "   "), ("newline", "two\nlines")]
+    rows += [("crlf", "two\r\nlines"), ("tab", "a\tb")]
+    csv = tmp_path / "labels.csv"
+    pd.DataFrame(rows, columns=["id", "label"]).to_csv(csv, index=False)
+    out = tmp_path / "out"
+    one_split = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1)]
+        )
+    )
+    options = ImageOptions(labels_csv=str(csv), max_reject_fraction=0.9)
+    run_do(root, out, options, output_config=one_split)
+
+    vocabulary = outputs.read_vocabulary(str(out))
+    assert vocabulary == sorted(label.strip() for label in awkward)  # CSV cells are trimmed
+    rejects = {
+        r["path"]: r["reason"]
+        for r in map(json.loads, open(out / outputs.REJECTS_FILE, encoding="utf-8"))
+    }
+    assert rejects == {
+        "blank.jpg": images.BLANK_LABEL,
+        "spaces.jpg": images.BLANK_LABEL,
+        "newline.jpg": images.UNPRINTABLE_LABEL,
+        "crlf.jpg": images.UNPRINTABLE_LABEL,
+        "tab.jpg": images.UNPRINTABLE_LABEL,
+        "notes.txt": images.NOT_AN_IMAGE,  # not "id_not_in_csv": it is no image at all
+    }
+    for row in examples_of(out, "train"):  # every index names the example's own label
+        assert vocabulary[row["label"]] == row["label_name"].decode()
+
+
+def test_label_folders_with_line_breaks_or_blank_names_are_rejects(tmp_path):
+    root = tmp_path / "images"
+    make_tree(root, per_class=3)
+    write(root / "train" / "two\nlines" / "a.jpg", encode(seed=1))
+    write(root / "train" / " " / "b.jpg", encode(seed=2))
+    out = tmp_path / "out"
+    run_do(root, out, ImageOptions(max_reject_fraction=0.9))
+    assert outputs.read_vocabulary(str(out)) == ["cat", "dog"]
+    rejects = {
+        r["path"]: r["reason"]
+        for r in map(json.loads, open(out / outputs.REJECTS_FILE, encoding="utf-8"))
+    }
+    assert rejects == {
+        "train/two\nlines/a.jpg": images.UNPRINTABLE_LABEL,
+        "train/ /b.jpg": images.BLANK_LABEL,
+    }
+
+
+def test_labels_file_reader_never_skips_a_line(tmp_path):
+    path = str(tmp_path / "labels.txt")
+    labels = ["b ", " a", "가", "1,2"]
+    outputs.write_labels_file(path, labels)
+    assert outputs.read_labels_file(path) == labels
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\nafter a blank line\n")
+    with pytest.raises(ValueError, match="line 5: blank_label"):
+        outputs.read_labels_file(path)
+    with pytest.raises(ValueError, match="unprintable_label"):
+        outputs.write_labels_file(path, ["a\nb"])
