@@ -18,8 +18,9 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def _beam_args(values: list[str] | None) -> list[str]:
-    """The user's Beam arguments; the local default (DirectRunner, a worker process per core)
-    when they name no runner and no DirectRunner option."""
+    """The user's Beam arguments; when they name no runner and no DirectRunner option, the local
+    default (pipeline/configs.py): the DirectRunner in this process, one worker, since
+    ImageExampleGen uses every core through its own decode threads."""
     args = list(values or [])
     if any(a.startswith(("--runner", "--direct_")) for a in args):
         return args
@@ -48,6 +49,13 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
         help="comma-separated top folders that are splits already (e.g. train,eval)",
     )
     parser.add_argument("--max-reject-fraction", type=float, default=0.2)
+    parser.add_argument(
+        "--no-follow-external-links",
+        dest="follow_external_links",
+        action="store_false",
+        help="skip links whose target is outside the image root (default: follow them); "
+        "links into the tree are never followed",
+    )
     parser.add_argument(
         "--beam-arg",
         action="append",
@@ -104,6 +112,7 @@ def _options(args):
         label_column=args.label_column,
         label_level=args.label_level,
         max_reject_fraction=args.max_reject_fraction,
+        follow_external_links=args.follow_external_links,
     )
 
 

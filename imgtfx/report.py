@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import glob
 import html
 import io
 import json
@@ -209,7 +210,7 @@ def statistics_section(statistics_uri: str | None, anomalies_uri: str | None) ->
     if not statistics_uri:
         return '<section id="statistics"><h2>Statistics</h2><p>Not computed.</p></section>'
     parts = []
-    for split_dir in sorted(tf.io.gfile.glob(os.path.join(statistics_uri, "Split-*"))):
+    for split_dir in sorted(tf.io.gfile.glob(os.path.join(glob.escape(statistics_uri), "Split-*"))):
         split = os.path.basename(split_dir)[len("Split-") :]
         stats = load_stats_binary(os.path.join(split_dir, "FeatureStats.pb")).datasets[0]
         rows = []
@@ -265,7 +266,7 @@ def statistics_section(statistics_uri: str | None, anomalies_uri: str | None) ->
     anomaly_rows = []
     if anomalies_uri:
         for path in sorted(
-            tf.io.gfile.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb"))
+            tf.io.gfile.glob(os.path.join(glob.escape(anomalies_uri), "Split-*", "SchemaDiff.pb"))
         ):
             split = os.path.basename(os.path.dirname(path))[len("Split-") :]
             with tf.io.gfile.GFile(path, "rb") as f:
@@ -291,7 +292,9 @@ def read_curves(model_run_uri: str) -> dict[str, dict[str, list[tuple[int, float
     curves: dict[str, dict[str, list]] = {}
     for run in ("train", "validation"):
         for path in sorted(
-            tf.io.gfile.glob(os.path.join(model_run_uri, run, "events.out.tfevents.*"))
+            tf.io.gfile.glob(
+                os.path.join(glob.escape(os.path.join(model_run_uri, run)), "events.out.tfevents.*")
+            )
         ):
             for record in tf.data.TFRecordDataset(path):
                 event = tf.compat.v1.Event.FromString(record.numpy())

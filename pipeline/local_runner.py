@@ -54,7 +54,7 @@ def check_inputs(images_root: str, root: str, options: ImageOptions) -> None:
         csv_ids = {i for i, _ in read_labels_csv(options.labels_csv, id_column, label_column)}
         ignore = images.ignored_files(options.labels_csv)
         for top in split_tops(images_root, "*"):
-            for entry in images.walk("", images_root, top, ignore):
+            for entry in images.walk("", images_root, top, ignore, options.follow_external_links):
                 if isinstance(entry, images.FoundFile) and images.image_id(entry.path) in csv_ids:
                     return
         raise ValueError(

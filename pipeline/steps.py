@@ -269,7 +269,7 @@ class StepWatch:
         report = read_report(uri)
         sizes = {}
         for split in report["splits"]:
-            files = glob.glob(os.path.join(uri, f"Split-{split}", "*"))
+            files = glob.glob(os.path.join(glob.escape(uri), f"Split-{split}", "*"))
             sizes[split] = sum(os.path.getsize(f) for f in files)
         self._examples = {"uri": uri, "splits": report["splits"], "bytes": sizes}
 

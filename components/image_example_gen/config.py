@@ -40,8 +40,9 @@ def read_configs(exec_properties: dict[str, Any]):
 
 
 def split_tops(input_base: str, pattern: str) -> list[str]:
-    """The files and folders a split pattern names under the image root, sorted."""
-    full = os.path.join(input_base, pattern)
+    """The files and folders a split pattern names under the image root, sorted. The pattern is
+    a glob; the root is taken literally (a folder named `photos [2024]` is not a pattern)."""
+    full = os.path.join(glob.escape(input_base), pattern)
     if "://" in full:
         return sorted(tf.io.gfile.glob(full))
     return sorted(glob.glob(full))

@@ -6,6 +6,7 @@ pipeline; then its executor runs as TFX's launcher would run it.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 
@@ -49,7 +50,7 @@ def convert(
     )
     exec_properties = serialized_exec_properties(component)
     tf.io.gfile.makedirs(output)
-    if tf.io.gfile.glob(os.path.join(output, "Split-*")):
+    if tf.io.gfile.glob(os.path.join(glob.escape(output), "Split-*")):
         raise ValueError(f"output {output} already holds converted splits; choose an empty folder.")
     examples = standard_artifacts.Examples()
     examples.uri = output

@@ -19,7 +19,12 @@ from tfx.types import standard_component_specs
 from components.image_example_gen import config, images
 
 
-def tree_fingerprint(input_base: str, input_config: example_gen_pb2.Input, labels_csv: str | None):
+def tree_fingerprint(
+    input_base: str,
+    input_config: example_gen_pb2.Input,
+    labels_csv: str | None,
+    follow_external: bool = True,
+):
     """A fingerprint that changes when any file under the split folders is added, removed,
     resized or touched, or when the labels CSV changes.
 
@@ -33,7 +38,7 @@ def tree_fingerprint(input_base: str, input_config: example_gen_pb2.Input, label
     for split in input_config.splits:
         digest.update(f"split:{split.name}:{split.pattern}".encode())
         for top in config.split_tops(input_base, split.pattern):
-            for entry in images.walk(split.name, input_base, top, ignore):
+            for entry in images.walk(split.name, input_base, top, ignore, follow_external):
                 if not isinstance(entry, images.FoundFile):
                     digest.update(f"{entry.path}\0{entry.status}:{entry.reason}\n".encode())
                     continue
@@ -72,5 +77,6 @@ class Driver(driver.FileBasedDriver):
             exec_properties[standard_component_specs.INPUT_BASE_KEY],
             input_config,
             options.labels_csv,
+            options.follow_external_links,
         )
         return exec_properties

@@ -43,7 +43,9 @@ def ImageTreeToExample(  # noqa: N802 - Beam's naming for ptransform_fn
     """The TFX extension point: the images of one split pattern as tf.train.Examples.
 
     Labels index the vocabulary of all input splits, so pre-split trees share one vocabulary.
-    Rejected files are dropped here; the executor's own `Do` also reports them.
+    TFX's base executor has nowhere to put rejects, so each is logged as a warning with its
+    reason (the plan's once, with the first split pattern); the executor's own `Do`, which the
+    component runs, writes them to rejects.jsonl and report.json.
     """
     input_config, output_config, options = config.read_configs(exec_properties)
     planned = plan.plan_images(
@@ -54,14 +56,29 @@ def ImageTreeToExample(  # noqa: N802 - Beam's naming for ptransform_fn
         options,
     )
     wanted = {s.name for s in input_config.splits if s.pattern == split_pattern}
-    return (
+    converted = (
         planned.records
         | "OfSplit" >> beam.Filter(lambda r: r.file.split in wanted)
         | "ReadImages"
         >> beam.ParDo(
             shards.ReadImages(options), beam.pvalue.AsSingleton(planned.vocabulary)
         ).with_outputs("outcomes", main="examples")
-    ).examples
+    )
+    rejects = [converted.outcomes]
+    if split_pattern == input_config.splits[0].pattern:
+        rejects.append(planned.outcomes)
+    _ = tuple(rejects) | "AllRejects" >> beam.Flatten() | "LogRejects" >> beam.Map(_log_reject)
+    return converted.examples
+
+
+def _log_reject(outcome) -> None:
+    logging.warning(
+        "ImageExampleGen: %s %s: %s %s",
+        outcome.status,
+        outcome.path,
+        outcome.reason,
+        outcome.detail,
+    )
 
 
 class Executor(BaseExampleGenExecutor):

@@ -50,6 +50,7 @@ HIDDEN_OR_SYSTEM = "hidden_or_system"
 LABELS_FILE = "labels_file"
 ALREADY_WALKED = "already_walked"
 LINK_INTO_TREE = "link_into_tree"
+LINK_OUTSIDE_TREE = "link_outside_tree"
 # Not a file: a row of the labels CSV that matched no image.
 CSV_ID_WITHOUT_IMAGE = "csv_id_without_image"
 
@@ -127,13 +128,20 @@ def _is_remote(uri: str) -> bool:
     return "://" in uri
 
 
-def walk(split: str, root: str, top: str, ignore: frozenset[str] = frozenset()) -> Iterator:
+def walk(
+    split: str,
+    root: str,
+    top: str,
+    ignore: frozenset[str] = frozenset(),
+    follow_external: bool = True,
+) -> Iterator:
     """Yields a FoundFile or an Outcome for every entry under `top`, in a stable order.
 
     A link whose target lies inside the image root is an alias of files that are walked (or
     deliberately left out) anyway: it is skipped as `link_into_tree`, naming its target, and
-    never followed, so no image is listed twice. Links that leave the root are followed; a
-    loop among them is reported, and a folder reached twice through them is walked once.
+    never followed, so no image is listed twice. Links that leave the root are followed unless
+    `follow_external` is false (then skipped as `link_outside_tree`); a loop among them is
+    reported, and a folder reached twice through them is walked once.
 
     Args:
       split: the input split these files belong to.
@@ -149,9 +157,13 @@ def walk(split: str, root: str, top: str, ignore: frozenset[str] = frozenset()) 
     alias = _alias_of(top, real_root)
     if alias is not None:
         yield Outcome(rel, SKIPPED, LINK_INTO_TREE, alias)
+    elif not follow_external and _leaves_root(top):
+        yield Outcome(rel, SKIPPED, LINK_OUTSIDE_TREE, f"points to {os.path.realpath(top)}")
     elif os.path.isdir(top):
         st = os.stat(top)
-        yield from _walk_local(split, rel, top, {(st.st_dev, st.st_ino)}, set(), ignore, real_root)
+        yield from _walk_local(
+            split, rel, top, {(st.st_dev, st.st_ino)}, set(), ignore, real_root, follow_external
+        )
     elif ignore and _is_ignored(top, ignore):
         yield Outcome(rel, SKIPPED, LABELS_FILE)
     else:
@@ -171,6 +183,11 @@ def _is_ignored(path: str, ignore: frozenset[str]) -> bool:
     name = os.path.basename(path)
     could_match = os.path.islink(path) or any(os.path.basename(i) == name for i in ignore)
     return could_match and os.path.realpath(path) in ignore
+
+
+def _leaves_root(path: str) -> bool:
+    """A link that exists and whose target is outside the root (`_alias_of` was None)."""
+    return os.path.islink(path) and os.path.exists(path)
 
 
 def _alias_of(path: str, real_root: str) -> str | None:
@@ -199,7 +216,9 @@ def _local_entry(split: str, path: str, rel: str) -> Iterator:
         yield FoundFile(split, rel, path)
 
 
-def _walk_local(split, rel_folder, folder, ancestors, visited, ignore, real_root) -> Iterator:
+def _walk_local(
+    split, rel_folder, folder, ancestors, visited, ignore, real_root, follow_external=True
+) -> Iterator:
     """Walks `folder`, whose path relative to the root is `rel_folder` (NFC). Relative paths
     are built by joining NFC names ('/' never combines), not by os.path.relpath per file."""
     try:
@@ -225,6 +244,10 @@ def _walk_local(split, rel_folder, folder, ancestors, visited, ignore, real_root
             alias = _alias_of(entry.path, real_root)
             if alias is not None:
                 yield Outcome(rel, SKIPPED, LINK_INTO_TREE, alias)
+                continue
+            if not follow_external and _leaves_root(entry.path):
+                target = os.path.realpath(entry.path)
+                yield Outcome(rel, SKIPPED, LINK_OUTSIDE_TREE, f"points to {target}")
                 continue
         try:
             is_dir = entry.is_dir(follow_symlinks=True)
@@ -254,7 +277,14 @@ def _walk_local(split, rel_folder, folder, ancestors, visited, ignore, real_root
         else:
             visited.add(key)
             yield from _walk_local(
-                split, rel, entry.path, ancestors | {key}, visited, ignore, real_root
+                split,
+                rel,
+                entry.path,
+                ancestors | {key},
+                visited,
+                ignore,
+                real_root,
+                follow_external,
             )
 
 

@@ -39,9 +39,11 @@ def from_wire(wired: tuple) -> LabeledImage:
     return LabeledImage(FoundFile(*wired[0]), *wired[1:])
 
 
-def _list_split(split_and_top: tuple[str, str], root: str, ignore: frozenset[str]) -> Iterator:
+def _list_split(
+    split_and_top: tuple[str, str], root: str, ignore: frozenset[str], follow_external: bool
+) -> Iterator:
     split, top = split_and_top
-    for entry in images.walk(split, root, top, ignore):
+    for entry in images.walk(split, root, top, ignore, follow_external):
         if isinstance(entry, FoundFile):
             yield entry
         else:
@@ -279,9 +281,12 @@ def plan_images(
         pipeline
         | "Tops" >> beam.Create(tops)
         | "ListFiles"
-        >> beam.FlatMap(_list_split, root=input_base, ignore=ignore).with_outputs(
-            "outcomes", main="files"
-        )
+        >> beam.FlatMap(
+            _list_split,
+            root=input_base,
+            ignore=ignore,
+            follow_external=options.follow_external_links,
+        ).with_outputs("outcomes", main="files")
     )
     files_seen = (
         (listed.files, listed.outcomes)

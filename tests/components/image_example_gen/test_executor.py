@@ -16,7 +16,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.image_example_gen import executor, images, outputs, reader
+from components.image_example_gen import driver, executor, images, outputs, reader, shards
 from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.convert import serialized_exec_properties
 from components.image_example_gen.options import FeatureNames, ImageOptions
@@ -53,7 +53,7 @@ def ids_by_split(out, splits=("train", "eval")):
     return {s: sorted(r["path"].decode() for r in examples_of(out, s)) for s in splits}
 
 
-def test_ptransform_yields_examples_inside_pipeline(tree):
+def test_ptransform_yields_examples_inside_pipeline(tree, caplog):
     props = exec_properties(
         tree,
         input_config=example_gen_pb2.Input(
@@ -79,6 +79,8 @@ def test_ptransform_yields_examples_inside_pipeline(tree):
     with beam.Pipeline() as p:
         examples = p | executor.ImageTreeToExample(props, "train")  # pylint: disable=no-value-for-parameter
         assert_that(examples | beam.Map(summary), equal_to(expected))
+    # No silent loss: the broken file is named with its reason (TFX's path has no report).
+    assert "rejected train/cat/broken.jpg: empty_file" in caplog.text
 
 
 def test_do_writes_splits_vocabulary_report_and_rejects(tree, tmp_path):
@@ -459,7 +461,7 @@ def test_blank_and_multiline_labels_are_rejects_and_labels_txt_round_trips(tmp_p
     """A blank or multi-line label would add a line to labels.txt and shift every later index."""
     root = tmp_path / "images"
     awkward = [" leading space", "trailing space ", "a,b", '"quoted"', "#hash", "경복궁 정문"]
-    for i, label in enumerate(awkward):
+    for i in range(len(awkward)):
         write(root / f"k{i}.jpg", encode(seed=i))
     for name in ("blank", "spaces", "newline", "crlf", "tab", "notes.txt"):
         write(root / (name if name.endswith(".txt") else f"{name}.jpg"), encode(seed=9))
@@ -524,3 +526,64 @@ def test_labels_file_reader_never_skips_a_line(tmp_path):
         outputs.read_labels_file(path)
     with pytest.raises(ValueError, match="unprintable_label"):
         outputs.write_labels_file(path, ["a\nb"])
+
+
+def test_image_root_with_glob_characters_in_its_name(tmp_path):
+    root = tmp_path / "photos [2024] *"
+    make_tree(root, per_class=3)
+    out = tmp_path / "out [1]"
+    run_do(root, out)
+    assert outputs.read_report(str(out))["examples"] == 6
+
+
+def test_links_that_leave_the_root_are_followed_unless_told_not_to(tmp_path):
+    library = tmp_path / "library"  # outside the image root
+    make_tree(library, classes=("beach",), prefix="", per_class=4, seed=30)
+    root = tmp_path / "images"
+    make_tree(root, classes=("palace", "tower"), prefix="", per_class=4)
+    os.symlink(library / "beach", root / "beach")  # a folder link
+    os.symlink(library / "beach" / "beach_0.jpg", root / "palace" / "linked.jpg")  # a file link
+
+    run_do(root, tmp_path / "followed")
+    followed = outputs.read_report(str(tmp_path / "followed"))
+    assert (followed["examples"], followed["skipped"]) == (13, 0)
+
+    options = ImageOptions(follow_external_links=False)
+    run_do(root, tmp_path / "not_followed", options)
+    report = outputs.read_report(str(tmp_path / "not_followed"))
+    assert (report["examples"], report["skipped"]) == (8, 2)
+    skipped = {
+        r["path"]: (r["reason"], r["detail"])
+        for r in map(
+            json.loads, open(tmp_path / "not_followed" / outputs.REJECTS_FILE, encoding="utf-8")
+        )
+    }
+    assert skipped == {
+        "beach": (images.LINK_OUTSIDE_TREE, f"points to {library / 'beach'}"),
+        "palace/linked.jpg": (
+            images.LINK_OUTSIDE_TREE,
+            f"points to {library / 'beach' / 'beach_0.jpg'}",
+        ),
+    }
+    # The driver's fingerprint lists what the executor reads: the option changes it.
+    config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*")])
+    assert driver.tree_fingerprint(str(root), config, None, True) != driver.tree_fingerprint(
+        str(root), config, None, False
+    )
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"cpu.max": "50000 100000\n"}, 1),  # half a CPU still gets one thread
+        ({"cpu.max": "max 100000\n"}, None),  # no limit: the affinity's cores
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # no cgroup files at all
+    ],
+)
+def test_decode_threads_follow_the_containers_cpu_limit(tmp_path, files, expected):
+    for name, text in files.items():
+        write(tmp_path / name, text.encode())
+    affinity = len(os.sched_getaffinity(0))
+    assert shards.usable_cores(str(tmp_path)) == (expected or affinity)
