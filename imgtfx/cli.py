@@ -46,7 +46,8 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
     parser.add_argument("--eval-percent", type=int, default=20, help="hash split eval share")
     parser.add_argument(
         "--split-folders",
-        help="comma-separated top folders that are splits already (e.g. train,eval)",
+        help="comma-separated top folders that are splits already: train,eval, or any two "
+        "names (the first is trained on, the second evaluated, e.g. training,validation)",
     )
     parser.add_argument("--max-reject-fraction", type=float, default=0.2)
     parser.add_argument(
@@ -117,14 +118,11 @@ def _options(args):
 
 
 def _input_config(args):
-    from tfx.proto import example_gen_pb2
+    from components.image_example_gen.config import split_folders_config
 
     if not args.split_folders:
         return None
-    names = [n.strip() for n in args.split_folders.split(",") if n.strip()]
-    return example_gen_pb2.Input(
-        splits=[example_gen_pb2.Input.Split(name=n, pattern=n) for n in names]
-    )
+    return split_folders_config(args.split_folders.split(","))
 
 
 def convert(args) -> int:

@@ -16,7 +16,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.image_example_gen import driver, executor, images, outputs, reader, shards
+from components.image_example_gen import config, driver, executor, images, outputs, reader, shards
 from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.convert import serialized_exec_properties
 from components.image_example_gen.options import FeatureNames, ImageOptions
@@ -587,3 +587,33 @@ def test_decode_threads_follow_the_containers_cpu_limit(tmp_path, files, expecte
         write(tmp_path / name, text.encode())
     affinity = len(os.sched_getaffinity(0))
     assert shards.usable_cores(str(tmp_path)) == (expected or affinity)
+
+
+@pytest.mark.parametrize(
+    "folders, names",
+    [
+        (["train", "eval"], ["train", "eval"]),
+        (["eval", "train", "test"], ["eval", "train", "test"]),
+        (["training", "validation"], ["train", "eval"]),
+        (["학습", "검증", "test"], ["train", "eval", "test"]),
+    ],
+)
+def test_split_folders_of_any_names_become_train_and_eval(tmp_path, folders, names):
+    root = tmp_path / "images"
+    for i, folder in enumerate(folders):
+        make_tree(root, prefix=folder, per_class=2, seed=10 * i)
+    input_config = config.split_folders_config(folders)
+    assert [s.name for s in input_config.splits] == names
+    out = tmp_path / "out"
+    run_do(root, out, input_config=input_config)
+    by_split = ids_by_split(out, names)
+    for name, folder in zip(names, folders, strict=True):  # each split holds its folder only
+        assert len(by_split[name]) == 4 and all(p.startswith(f"{folder}/") for p in by_split[name])
+
+
+@pytest.mark.parametrize(
+    "folders", [["train"], ["train", "validation"], ["a", "a"], ["학습", "검증", "시험"]]
+)
+def test_split_folders_that_cannot_train_and_evaluate_fail_early(folders):
+    with pytest.raises(ValueError, match="split folders must|cannot name a TFX split"):
+        config.split_folders_config(folders)
