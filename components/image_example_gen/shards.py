@@ -165,7 +165,7 @@ class WriteShard(beam.DoFn):
                 stats["examples"] += 1
                 classes[record.label_name] += 1
                 formats[info.source_format] += 1
-                stats["transcoded"] += info.format != info.source_format
+                stats["transcoded"] += info.transcoded
                 if info.orientation != 1:
                     orientations[str(info.orientation)] += 1
         if stats["examples"]:
