@@ -19,6 +19,9 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")
+# Labels are text: a '$' in a class name is not the start of a formula (read when each
+# text is made, so set for every chart of this module).
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -52,12 +55,18 @@ def _img(src: str, alt: str, cls: str = "plot") -> str:
 
 
 def _thumbnail(encoded: bytes) -> str:
+    """The picture as the trainer sees it: decoded by the trainer's own decoder (RGB, 8 bits,
+    upright), so 16-bit, CMYK, palette and grayscale images all show as what was learned."""
     from PIL import Image
 
-    image = Image.open(io.BytesIO(encoded))
+    try:
+        pixels = reader.decode_image(tf.constant(encoded)).numpy()
+    except tf.errors.OpError:  # never for a converted example; a thumbnail must not fail a run
+        pixels = np.full((THUMBNAIL, THUMBNAIL, 3), 200, np.uint8)
+    image = Image.fromarray(pixels)
     image.thumbnail((THUMBNAIL, THUMBNAIL))
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "PNG")
+    image.save(buffer, "PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -639,13 +648,21 @@ def render(summary: dict) -> str:
 
 
 def write_report(root: str) -> str:
-    """Writes ROOT/report/index.html from ROOT/summary.json; returns its path."""
-    with open(os.path.join(root, "summary.json"), encoding="utf-8") as f:
-        summary = json.load(f)
+    """Writes ROOT/report/index.html from ROOT/summary.json; returns its path. The page is
+    rendered before the file is opened, so a failure never leaves an empty report behind."""
+    try:
+        with open(os.path.join(root, "summary.json"), encoding="utf-8") as f:
+            summary = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(
+            f"{root} holds no imgtfx run (no summary.json): give the --root of `imgtfx run`."
+        ) from None
     if not summary.get("examples_uri"):
         raise ValueError(f"the run in {root} produced no examples: nothing to report.")
+    page = render(summary)
     path = os.path.join(root, "report", "index.html")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(render(summary))
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(page)
+    os.replace(path + ".tmp", path)
     return path

@@ -82,3 +82,39 @@ def test_confusions_at_200000_classes_need_no_square_matrix():
     worst = html.split("lowest eval accuracy")[1].split("Most confused")[0]
     assert worst.count("<tr>") == report.LIST_SHOWN + 1
     assert html.startswith('<img class="plot"')  # the accuracy distribution over classes
+
+
+def test_any_image_mode_and_any_label_text_render(tmp_path):
+    """16-bit PNGs crashed the thumbnails (PIL resizes no I;16) and a '$' in a label crashed
+    the charts (matplotlib read it as a formula), failing runs after the model was pushed."""
+    import io
+
+    from PIL import Image
+
+    root = tmp_path / "images"
+    modes = {
+        "deep": ("I;16", "PNG"),
+        "print": ("CMYK", "JPEG"),
+        "gray": ("L", "JPEG"),
+        "palette": ("P", "PNG"),
+    }
+    labels = ["cost $\\frac$", "<img src=x onerror=alert(1)>", "경복궁 🏯", "a" * 200]
+    for i, label in enumerate(labels):
+        for j, (name, (mode, fmt)) in enumerate(modes.items()):
+            pixels = np.random.default_rng(i * 10 + j).integers(0, 255, (20, 24, 3), np.uint8)
+            image = Image.fromarray(pixels)
+            if mode == "I;16":
+                image = Image.fromarray(pixels[..., 0].astype(np.uint16) * 257)
+            else:
+                image = image.convert(mode)
+            buffer = io.BytesIO()
+            image.save(buffer, fmt)
+            write(root / label / f"{name}.{fmt.lower()}", buffer.getvalue())
+    out = tmp_path / "out"
+    run_do(root, out)
+    page = report.dataset_section(str(out)) + report.samples_section(
+        str(out), report.ImageOptions()
+    )
+    train = report.read_report(str(out))["splits"]["train"]  # samples show train examples
+    assert page.count('class="thumb"') == train > len(labels)
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
