@@ -11,6 +11,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 
+from components import code_version
 from components.baseline_evaluator import BaselineEvaluator
 from components.image_evaluator import ImageEvaluator
 from components.image_example_gen import FeatureNames, ImageExampleGen, ImageOptions
@@ -24,6 +25,22 @@ TRAINER_RUN_FN = "trainer.model.run_fn"
 # Where the Evaluator's baseline (the latest blessed model) comes from.
 BASELINE_FROM_RESOLVER = "resolver"  # TFX's Resolver: LocalDagRunner, Vertex AI Pipelines
 BASELINE_FROM_METADATA_SERVICE = "metadata_service"  # the Evaluator asks (open-source KFP)
+# The project code each of our steps runs (folders and files under the source root): its hash is
+# the step's `code_version` execution property, so TFX's cache key changes with the code and an
+# edit or an upgrade reruns the step (components/code_version.py).
+# ImageExampleGen's code: every later step of ours imports it (options, the labels.txt reader).
+_EXAMPLES_CODE = ("components/image_example_gen", "components/progress.py")
+STEP_CODE = {
+    "ImageExampleGen": _EXAMPLES_CODE,
+    "LabelSchema": ("components/label_schema", *_EXAMPLES_CODE),
+    "Trainer": ("trainer", *_EXAMPLES_CODE),
+    "Evaluator": (
+        "components/image_evaluator",
+        "components/baseline_evaluator",
+        "pipeline/metrics.py",  # the eval config's metric module
+        *_EXAMPLES_CODE,
+    ),
+}
 
 
 def statistics_options(features: FeatureNames = FeatureNames()) -> tfdv.StatsOptions:
@@ -181,6 +198,7 @@ def create_pipeline(
     input_config = input_config or tfx.proto.Input(
         splits=[tfx.proto.Input.Split(name="single_split", pattern="*")]
     )
+    _check_split_names(input_config)
     example_gen = ImageExampleGen(
         input_base=images,
         options=image_options,
@@ -238,6 +256,8 @@ def create_pipeline(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
         ),
     )
+    for step in (example_gen, label_schema, trainer, evaluator):
+        code_version.stamp(step, STEP_CODE[step.id])
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
@@ -256,6 +276,18 @@ def create_pipeline(
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or []),
     )
+
+
+def _check_split_names(input_config: tfx.proto.Input) -> None:
+    """A pre-split tree must give the Trainer its train split and the Evaluator its eval split;
+    said here, before anything runs, not by the Trainer after conversion and statistics."""
+    names = [split.name for split in input_config.splits]
+    if len(names) > 1 and not {"train", "eval"} <= set(names):
+        raise ValueError(
+            f"input splits {names} need a 'train' and an 'eval' split (the Trainer learns from "
+            "train, the Evaluator blesses on eval): name them so, e.g. with "
+            "components.image_example_gen.options.split_folders_config(['training', 'validation'])."
+        )
 
 
 def _train_args(train_steps):

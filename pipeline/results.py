@@ -18,6 +18,7 @@ OVERALL = "overall"
 MAX_FAILED = 100
 CANDIDATE_MODEL = "candidate"  # TFMA's name for the evaluated model when there is a baseline
 BASELINE_MODEL = "baseline_model"  # tfx.components.evaluator.constants, without importing TFMA
+BASELINE_NOTE = "baseline_note"  # components.image_evaluator.executor, without importing TFX's
 
 
 def latest_run_outputs(store, pipeline_name: str) -> dict[str, dict]:
@@ -112,9 +113,11 @@ def explain_blessing(
     blessed: bool | None,
     thresholds: dict,
     baseline_model: str | None,
+    baseline_note: str | None = None,
 ) -> dict:
     """Why a model was (not) blessed, from TFMA's validation result: the thresholds, the
-    baseline it was compared with, and each failed check (metric, slice, value, bound)."""
+    baseline it was compared with (or why none was: `baseline_note`, "baseline skipped: ..."),
+    and each failed check (metric, slice, value, bound)."""
     failed = []
     missing = []
     if evaluation_uri:
@@ -124,7 +127,12 @@ def explain_blessing(
         try:
             validation = tfma.load_validation_result(evaluation_uri)
         except (OSError, tf.errors.OpError) as e:  # an Evaluator that failed writes none
-            return {"blessed": blessed, "thresholds": thresholds, "error": str(e)}
+            return {
+                "blessed": blessed,
+                "thresholds": thresholds,
+                "baseline_note": baseline_note,
+                "error": str(e),
+            }
         for per_slice in validation.metric_validations_per_slice:
             for failure in per_slice.failures:
                 failed.append(
@@ -142,6 +150,7 @@ def explain_blessing(
         "blessed": blessed,
         "thresholds": thresholds,
         "baseline_model": baseline_model,
+        "baseline_note": baseline_note,
         # A class floor can fail on thousands of classes: the worst MAX_FAILED are listed.
         "failed": sorted(failed, key=lambda f: f["value"])[:MAX_FAILED],
         "failed_count": len(failed),
@@ -152,16 +161,20 @@ def explain_blessing(
 
 
 def blessing_lines(blessing: dict) -> list[str]:
-    """The blessing in words, for the command line."""
+    """The blessing in words, for the command line; a skipped baseline is said even when the
+    model was blessed (it was not compared with the last blessed one)."""
+    note = [blessing["baseline_note"]] if blessing and blessing.get("baseline_note") else []
     if not blessing or blessing.get("blessed"):
-        return []
+        return note
     lines = [
         f"not blessed: {f['metric']} on {f['slice']} is {f['value']:g}, needs {f['bound']}"
         for f in blessing.get("failed", [])
     ]
     if blessing.get("error"):
         lines.append(f"not blessed: the evaluation could not be read: {blessing['error']}")
-    return lines or ["not blessed: the Evaluator did not bless the model (no failed check found)"]
+    return note + (
+        lines or ["not blessed: the Evaluator did not bless the model (no failed check found)"]
+    )
 
 
 def summarize(
@@ -216,11 +229,13 @@ def summarize(
         # The Evaluator names its baseline on the blessing (input events cannot: when the
         # baseline is the candidate model itself, ML Metadata keeps one event of the two keys).
         baseline = blessing.custom_properties.get(BASELINE_MODEL)
+        skipped = blessing.custom_properties.get(BASELINE_NOTE)
         summary["blessing"] = explain_blessing(
             evaluation.uri if evaluation else None,
             summary["blessed"],
             thresholds or {},
             baseline.string_value if baseline else None,
+            skipped.string_value if skipped else None,
         )
         # What the blessing looked at, beside the accuracy it gates on.
         summary["blessing"]["metrics"] = {

@@ -4,7 +4,9 @@ TFX's latest-blessed-model Resolver compiles to `resolver` executors, ML Metadat
 Vertex AI Pipelines runs and the open-source KFP backend rejects ("resolver not implemented yet").
 Here the Evaluator task asks the cluster's ML Metadata service, where the KFP launcher records
 every task's outputs, for the newest blessed model of this pipeline, and evaluates against it;
-on a new cluster there is none, and the change threshold is skipped as TFX skips it then.
+on a new cluster there is none, and the change threshold is skipped as TFX skips it then. A
+baseline that cannot be had, or that knows other classes, is skipped the same way, and the
+blessing says "baseline skipped: <why>" (components/image_evaluator/executor.py).
 
 Where to look comes from the task's environment (set in the compiled package):
   IMGTFX_METADATA_SERVICE  host:port of KFP's metadata gRPC service, 'sqlite:PATH', or 'none'
@@ -175,25 +177,22 @@ def _readable(uri: str) -> bool:
         return False
 
 
-def local_baseline(uri: str, workdir: str, environ=os.environ) -> str | None:
-    """A path TensorFlow can load the baseline model from, or None (then evaluated without
-    a baseline, said in the log). KFP's minio:// and s3:// stores are copied into `workdir`:
-    the launcher copies only a task's inputs into the pod, and the baseline is found at run
-    time, not an input."""
+def local_baseline(uri: str, workdir: str, environ=os.environ) -> tuple[str | None, str | None]:
+    """(a path TensorFlow can load the baseline model from, None), or (None, why it cannot be
+    had; then the model is evaluated without a baseline and the blessing says why). KFP's
+    minio:// and s3:// stores are copied into `workdir`: the launcher copies only a task's
+    inputs into the pod, and the baseline is found at run time, not an input."""
     if uri.startswith(object_store.SCHEMES):
         try:
-            return object_store.copy_folder(uri, os.path.join(workdir, "baseline"), environ)
+            return object_store.copy_folder(uri, os.path.join(workdir, "baseline"), environ), None
         except object_store.ObjectStoreError as e:
-            logging.warning("Evaluator: baseline skipped: cannot copy %s: %s", uri, e)
-            return None
+            return None, f"cannot copy {uri}: {e}"
     if not _readable(uri):
-        logging.warning(
-            "Evaluator: baseline skipped: %s is in storage this image cannot read "
-            "(it reads gs://, minio://, s3:// and local paths).",
-            uri,
+        return None, (
+            f"{uri} is in storage this image cannot read "
+            "(it reads gs://, minio://, s3:// and local paths)"
         )
-        return None
-    return uri
+    return uri, None
 
 
 class Executor(image_evaluator.Executor):
@@ -207,16 +206,17 @@ class Executor(image_evaluator.Executor):
     ) -> None:
         key = standard_component_specs.BASELINE_MODEL_KEY
         with tempfile.TemporaryDirectory(prefix="baseline-") as workdir:
-            uri = None
+            uri = skipped = None
             if not input_dict.get(key):
                 uri = find_baseline()
                 logging.info("Baseline model from ML Metadata: %s", uri or "none")
-                path = local_baseline(uri, workdir) if uri else None
+                path, skipped = local_baseline(uri, workdir) if uri else (None, None)
                 if path:
+                    # The copy's labels.txt is what the vocabulary check reads.
                     baseline = standard_artifacts.Model()
                     baseline.uri = path
                     input_dict = {**input_dict, key: [baseline]}
-            super().Do(input_dict, output_dict, exec_properties)
+            self.evaluate(input_dict, output_dict, exec_properties, baseline_skipped=skipped)
         # The blessing names its baseline by URI and by artifact id; this baseline is no input
         # artifact of the task, and TFX's Kubeflow entrypoint can only translate the ids of
         # those (KeyError otherwise). The URI is the store's, not the pod's copy.

@@ -6,6 +6,13 @@ slice's size; with one slice per class that grows with the number of classes, no
 specs, and the per-class accuracy floor on them, are left out of the eval config; the overall
 slice, its thresholds and the blessing are unchanged. The evaluation artifact says what was
 done in its `class_slices` custom property, and the run's summary and report repeat it.
+
+A baseline model is compared only when it was trained on the same vocabulary as the examples
+(its labels.txt, written by trainer/model.py `export`, against the examples' labels.txt): label
+index i must name the same class in both, or the change threshold compares different classes.
+Otherwise the model is evaluated without the baseline, as on a first run, and the blessing and
+the evaluation say "baseline skipped: <why>" in their `baseline_note` custom property, which the
+run's summary repeats.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from tfx.utils import proto_utils
 # it near 2 GiB, under the 3 GiB the contest run is held to.
 MAX_CLASS_SLICES = int(os.environ.get("IMGTFX_MAX_CLASS_SLICES", "10000"))
 CLASS_SLICES = "class_slices"
+BASELINE_NOTE = "baseline_note"
 
 
 def num_classes(examples) -> int | None:
@@ -63,8 +71,42 @@ def cap_class_slices(eval_config, classes: int | None, limit: int = MAX_CLASS_SL
     )
 
 
+def vocabulary_change(examples_uri: str, baseline_model) -> str | None:
+    """Why `baseline_model` cannot be compared with a model of the examples at `examples_uri`:
+    its labels.txt names other classes, or either labels.txt cannot be read (then nothing says
+    the indices agree); None when both list the same labels in the same order."""
+    import tensorflow as tf
+    from tfx.utils import path_utils
+
+    from components.image_example_gen.outputs import LABELS_FILE, read_labels_file, read_vocabulary
+
+    model_dir = path_utils.serving_model_path(
+        baseline_model.uri, path_utils.is_old_model_artifact(baseline_model)
+    )
+    readers = (
+        ("the examples'", lambda: read_vocabulary(examples_uri)),
+        ("the baseline model's", lambda: read_labels_file(os.path.join(model_dir, LABELS_FILE))),
+    )
+    vocabularies = []
+    for whose, read in readers:
+        try:
+            vocabularies.append(read())
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            return f"vocabulary unknown: {whose} labels.txt cannot be read ({e})"
+    ours, baseline = vocabularies
+    if ours == baseline:
+        return None
+    added, removed = set(ours) - set(baseline), set(baseline) - set(ours)
+    return (
+        f"vocabulary changed ({len(baseline)} classes in the baseline, {len(ours)} now: "
+        f"{len(added)} added, {len(removed)} removed"
+        + ("; the same classes under other indices)" if not added and not removed else ")")
+    )
+
+
 class Executor(evaluator_executor.Executor):
-    """TFX's Evaluator executor, with per-class slices capped."""
+    """TFX's Evaluator executor, with per-class slices capped and a baseline of another
+    vocabulary left out."""
 
     def Do(  # noqa: N802 - TFX's API
         self,
@@ -72,11 +114,37 @@ class Executor(evaluator_executor.Executor):
         output_dict: dict[str, list],
         exec_properties: dict[str, Any],
     ) -> None:
+        self.evaluate(input_dict, output_dict, exec_properties)
+
+    def evaluate(
+        self,
+        input_dict: dict[str, list],
+        output_dict: dict[str, list],
+        exec_properties: dict[str, Any],
+        baseline_skipped: str | None = None,
+    ) -> None:
+        """Do, for a caller that looked for a baseline itself: `baseline_skipped` says why it
+        has none to give (recorded as this executor records a vocabulary change)."""
         import tensorflow_model_analysis as tfma
 
         examples = artifact_utils.get_single_instance(
             input_dict[standard_component_specs.EXAMPLES_KEY]
         )
+        baseline_key = standard_component_specs.BASELINE_MODEL_KEY
+        if input_dict.get(baseline_key):
+            change = vocabulary_change(examples.uri, input_dict[baseline_key][0])
+            if change:
+                baseline_skipped = change
+                input_dict = {k: v for k, v in input_dict.items() if k != baseline_key}
+        if baseline_skipped:
+            skipped = f"baseline skipped: {baseline_skipped}"
+            logging.warning("Evaluator: %s.", skipped)
+            for key in (
+                standard_component_specs.EVALUATION_KEY,
+                standard_component_specs.BLESSING_KEY,
+            ):
+                for artifact in output_dict.get(key, []):
+                    artifact.set_string_custom_property(BASELINE_NOTE, skipped)
         key = standard_component_specs.EVAL_CONFIG_KEY
         note = "as configured"
         if exec_properties.get(key):

@@ -18,7 +18,9 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
+from components.image_evaluator import executor as image_evaluator
 from components.image_example_gen import ImageOptions
+from components.image_example_gen.outputs import write_labels_file
 from pipeline.pipeline import eval_config
 from pipeline.results import blessing_lines, explain_blessing
 
@@ -46,10 +48,20 @@ def _examples(tmp_path) -> standard_artifacts.Examples:
                 features["label_name"].bytes_list.value.append(str(label).encode())
                 features["probabilities"].float_list.value.extend(probabilities)
                 writer.write(example.SerializeToString())
+    write_labels_file(os.path.join(artifact.uri, "labels.txt"), [str(c) for c in range(CLASSES)])
     return artifact
 
 
 def _evaluate(tmp_path, name, **thresholds):
+    evaluation_uri, blessed, _ = _run(
+        tmp_path, name, evaluator_executor.Executor(), {}, **thresholds
+    )
+    return evaluation_uri, blessed
+
+
+def _run(tmp_path, name, executor, inputs, **thresholds):
+    """Evaluates with `executor`, `inputs` added to the examples; returns the evaluation's URI,
+    whether it blessed, and the blessing artifact."""
     config = eval_config(ImageOptions(), **thresholds)
     del config.model_specs[:]  # no model: TFMA reads the stored probabilities
     config.model_specs.add(label_key="label", prediction_key="probabilities")
@@ -60,8 +72,8 @@ def _evaluate(tmp_path, name, **thresholds):
     # After evaluating and validating, the executor labels the blessing with the model's URI,
     # which a model-agnostic run has none of; what it blesses on is the validation result.
     with pytest.raises(KeyError, match="model"):
-        evaluator_executor.Executor().Do(
-            {standard_component_specs.EXAMPLES_KEY: [_examples(tmp_path / name)]},
+        executor.Do(
+            {standard_component_specs.EXAMPLES_KEY: [_examples(tmp_path / name)], **inputs},
             {
                 standard_component_specs.EVALUATION_KEY: [evaluation],
                 standard_component_specs.BLESSING_KEY: [blessing],
@@ -72,7 +84,7 @@ def _evaluate(tmp_path, name, **thresholds):
             },
         )
     blessed = tfma.load_validation_result(evaluation.uri).validation_ok
-    return evaluation.uri, blessed
+    return evaluation.uri, blessed, blessing
 
 
 def test_min_accuracy_is_the_overall_accuracy_whatever_one_class_scores(tmp_path):
@@ -101,3 +113,23 @@ def test_opt_in_class_floor_fails_on_the_weak_class_only(tmp_path):
     assert not blessed
     why = explain_blessing(evaluation_uri, blessed, {}, None)
     assert [(f["slice"], f["value"]) for f in why["failed"]] == [("label_name=3", 0.25)]
+
+
+def test_a_baseline_trained_on_other_classes_is_skipped_and_the_summary_says_so(tmp_path):
+    """The blessed baseline knew class 'cat' where these examples have '9': label 9 means
+    another class in each, so the model is evaluated as on a first run, and says why."""
+    baseline = standard_artifacts.Model()
+    baseline.uri = str(tmp_path / "baseline")
+    os.makedirs(os.path.join(baseline.uri, "Format-Serving"))
+    labels = [str(c) for c in range(CLASSES - 1)] + ["cat"]
+    write_labels_file(os.path.join(baseline.uri, "Format-Serving", "labels.txt"), labels)
+    inputs = {standard_component_specs.BASELINE_MODEL_KEY: [baseline]}
+    evaluation_uri, blessed, blessing = _run(
+        tmp_path, "changed", image_evaluator.Executor(), inputs, min_accuracy=0.9
+    )
+    note = blessing.get_string_custom_property(image_evaluator.BASELINE_NOTE)
+    assert note.startswith("baseline skipped: vocabulary changed (10 classes in the baseline")
+    assert blessed  # on the accuracy bound alone: no change threshold without a baseline
+    why = explain_blessing(evaluation_uri, blessed, {}, None, note)
+    assert why["baseline_note"] == note and why["baseline_model"] is None
+    assert blessing_lines(why) == [note]

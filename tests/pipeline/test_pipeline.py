@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from tfx import v1 as tfx
 
 from components.image_example_gen import ImageOptions
 from pipeline import local_runner
@@ -85,6 +86,11 @@ def test_bad_configuration_fails_fast_with_one_line(tmp_path):
     not_a_dir.write_text("x")
     with pytest.raises(ValueError, match="cannot write to root"):
         local_runner.check_inputs(str(images), str(not_a_dir / "run"), ImageOptions())
+    named_otherwise = tfx.proto.Input(
+        splits=[tfx.proto.Input.Split(name=n, pattern=n) for n in ("training", "validation")]
+    )
+    with pytest.raises(ValueError, match="need a 'train' and an 'eval' split"):
+        create_pipeline("p", str(tmp_path / "root"), "/images", "/s", input_config=named_otherwise)
 
 
 def test_native_top_k_accuracy_matches_keras_metrics():
@@ -118,3 +124,18 @@ def test_native_top_k_accuracy_matches_keras_metrics():
         reference.update_state(labels, scores)
         assert value == pytest.approx(float(reference.result()), abs=1e-6), k  # Keras: float32
         assert 0.3 < value < 1.0
+
+
+def test_components_do_not_import_the_pipeline_that_uses_them():
+    import ast
+    from pathlib import Path
+
+    components = Path(__file__).resolve().parents[2] / "components"
+    offending = []
+    for path in sorted(components.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            offending += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "pipeline"]
+    assert offending == []

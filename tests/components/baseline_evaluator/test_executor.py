@@ -144,3 +144,77 @@ def test_the_grpc_client_path_reads_the_clusters_service(tmp_path):
         assert executor.find_baseline({**environ, executor.PIPELINE_NAME_ENV: "other"}) is None
     finally:
         server.stop(None)
+
+
+def _labels(folder, labels) -> None:
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "labels.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(f"{label}\n" for label in labels))
+
+
+def _run_evaluator(tmp_path, monkeypatch, baseline_labels, example_labels=("cat", "dog")):
+    """The BaselineEvaluator's Do with the newest blessed model's labels.txt holding
+    `baseline_labels` (None: no labels.txt), TFX's own evaluation replaced by a recorder;
+    returns the inputs TFX's executor got and the blessing."""
+    from tfx.components.evaluator import executor as tfx_evaluator
+    from tfx.types import standard_artifacts, standard_component_specs
+
+    store = str(tmp_path / "metadata.sqlite")
+    model_uri = str(tmp_path / "models" / "blessed")
+    _evaluate(store, "images", "run1", model_uri, 1)
+    if baseline_labels is not None:
+        _labels(os.path.join(model_uri, "Format-Serving"), baseline_labels)
+    monkeypatch.setenv(executor.METADATA_SERVICE_ENV, f"sqlite:{store}")
+    monkeypatch.setenv(executor.PIPELINE_NAME_ENV, "images")
+    monkeypatch.setenv(executor.NAMESPACE_ENV, "kubeflow")
+    seen = {}
+
+    def evaluate(self, input_dict, output_dict, exec_properties):
+        baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY)
+        seen["baseline"] = baseline[0].uri if baseline else None
+
+    monkeypatch.setattr(tfx_evaluator.Executor, "Do", evaluate)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    _labels(examples.uri, example_labels)
+    blessing = standard_artifacts.ModelBlessing()
+    executor.Executor().Do(
+        {standard_component_specs.EXAMPLES_KEY: [examples]},
+        {standard_component_specs.BLESSING_KEY: [blessing]},
+        {},
+    )
+    return seen["baseline"], blessing, model_uri
+
+
+def test_the_baseline_is_compared_only_when_it_knows_the_same_classes(tmp_path, monkeypatch):
+    from components.image_evaluator.executor import BASELINE_NOTE
+
+    baseline, blessing, model_uri = _run_evaluator(tmp_path / "same", monkeypatch, ["cat", "dog"])
+    assert baseline == model_uri
+    assert not blessing.has_custom_property(BASELINE_NOTE)
+
+    baseline, blessing, _ = _run_evaluator(tmp_path / "new", monkeypatch, ["cat", "bird"])
+    assert baseline is None
+    assert blessing.get_string_custom_property(BASELINE_NOTE) == (
+        "baseline skipped: vocabulary changed (2 classes in the baseline, 2 now: "
+        "1 added, 1 removed)"
+    )
+
+    baseline, blessing, _ = _run_evaluator(tmp_path / "order", monkeypatch, ["dog", "cat"])
+    assert baseline is None  # label 0 would mean 'dog' to the baseline and 'cat' here
+    assert "the same classes under other indices" in blessing.get_string_custom_property(
+        BASELINE_NOTE
+    )
+
+    baseline, blessing, _ = _run_evaluator(tmp_path / "unknown", monkeypatch, None)
+    assert baseline is None
+    note = blessing.get_string_custom_property(BASELINE_NOTE)
+    assert note.startswith("baseline skipped: vocabulary unknown: the baseline model's labels.txt")
+
+
+def test_a_baseline_in_storage_the_image_cannot_read_is_skipped_and_said(tmp_path):
+    path, why = executor.local_baseline("hdfs://cluster/models/1", str(tmp_path))
+    assert path is None and "in storage this image cannot read" in why
+    local = str(tmp_path / "model")
+    os.makedirs(local)
+    assert executor.local_baseline(local, str(tmp_path)) == (local, None)
