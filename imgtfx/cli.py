@@ -49,7 +49,12 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
         help="comma-separated top folders that are splits already: train,eval, or any two "
         "names (the first is trained on, the second evaluated, e.g. training,validation)",
     )
-    parser.add_argument("--max-reject-fraction", type=float, default=0.2)
+    parser.add_argument(
+        "--max-reject-fraction",
+        type=float,
+        default=0.2,
+        help="fail when more of the files found are rejected (broken, unlabeled ...)",
+    )
     parser.add_argument(
         "--no-follow-external-links",
         dest="follow_external_links",
@@ -68,14 +73,18 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
 
 def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) -> None:
     """What the Trainer and the Evaluator take: one definition for `run` and `compile`."""
-    parser.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
+    parser.add_argument(
+        "--train-steps", type=int, default=configs.TRAIN_STEPS, help="training steps (batches)"
+    )
     parser.add_argument(
         "--image-size",
         type=int,
         help=f"default {configs.IMAGE_SIZE}"
         + (f"; {configs.SAMPLE_IMAGE_SIZE} with --sample" if sample else ""),
     )
-    parser.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
+    parser.add_argument(
+        "--batch-size", type=int, default=configs.BATCH_SIZE, help="images per training step"
+    )
     parser.add_argument(
         "--min-accuracy",
         type=float,
@@ -87,7 +96,12 @@ def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) ->
         type=float,
         help="also require this accuracy on every class (default: no per-class floor)",
     )
-    parser.add_argument("--class-weights", choices=["none", "balanced"], default="none")
+    parser.add_argument(
+        "--class-weights",
+        choices=["none", "balanced"],
+        default="none",
+        help="balanced: weigh each class by the inverse of its size (uneven classes)",
+    )
     parser.add_argument("--flip", action="store_true", help="random left-right flips in training")
     parser.add_argument("--no-augment", action="store_true", help="no training augmentation")
 
@@ -118,7 +132,7 @@ def _options(args):
 
 
 def _input_config(args):
-    from components.image_example_gen.config import split_folders_config
+    from components.image_example_gen.options import split_folders_config
 
     if not args.split_folders:
         return None
@@ -155,8 +169,6 @@ def run(args) -> int:
             write_digits_tree(sample_root)
         args.images = os.path.join(sample_root, "images")
         args.labels = os.path.join(sample_root, "train.csv")
-    elif not args.images:
-        raise ValueError("give --images DIR (or --sample for the built-in digits).")
     size = args.image_size or (configs.SAMPLE_IMAGE_SIZE if args.sample else configs.IMAGE_SIZE)
     trainer_options = _trainer_options(args, size)
     summary = local_runner.run(
@@ -278,11 +290,43 @@ def sample(args) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default, unless it has none or its help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (
+            not action.option_strings
+            or "default" in text
+            or action.default in (None, False, [], argparse.SUPPRESS)
+        ):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("imgtfx")
+    except metadata.PackageNotFoundError:  # run from a source tree without installing
+        return "(source tree)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="imgtfx", description="TFX image-classification pipeline for labelled image trees."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"imgtfx {_version()}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     p = commands.add_parser("convert", help="image tree (+ labels CSV) -> TFRecord examples")
     _add_input_args(p)
@@ -354,14 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--images", help="image root for this run (default: the package's)")
     p.add_argument("--train-steps", type=int, help="training steps (default: the package's)")
-    p.add_argument("--run-name")
+    p.add_argument("--run-name", help="the run's name in the KFP UI (default: kfp's)")
     p.add_argument("--experiment", help="experiment name (default: kfp's Default)")
     p.add_argument("--namespace", help="profile namespace, on multi-user Kubeflow")
     p.set_defaults(func=submit_run)
 
     p = commands.add_parser("predict", help="predict images with a trained or pushed model")
     p.add_argument("--model", required=True, help="SavedModel folder, or ROOT/serving")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument(
+        "--top-k", type=int, default=3, help="labels listed per image, most likely first"
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
     p.set_defaults(func=predict)
 
@@ -370,17 +416,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=report)
 
     p = commands.add_parser("sample", help="write the built-in sample image tree (digits)")
-    p.add_argument("--output", required=True)
-    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--output", required=True, help="folder to write the tree and its CSV to")
+    p.add_argument("--image-size", type=int, default=32, help="side of each digit image, pixels")
     p.set_defaults(func=sample)
     return parser
+
+
+def check_args(args) -> None:
+    """The checks that need no TensorFlow, before it is imported (7-25 s): a mistyped path or
+    number is answered at once. The components check everything again where they run.
+
+    Raises:
+      ValueError: what is wrong, in the flag's own words.
+    """
+    from trainer.options import SUPPORTED_IMAGE_SIZES
+
+    if args.command == "run":
+        if args.sample and (args.images or args.labels):
+            raise ValueError(
+                "--sample trains on the built-in digits: leave out --images and --labels, or "
+                "leave out --sample."
+            )
+        if not args.sample and not args.images:
+            raise ValueError("give --images DIR (or --sample for the built-in digits).")
+    images, labels = getattr(args, "images", None), getattr(args, "labels", None)
+    if args.command in ("run", "convert") and images and "://" not in images:
+        if not os.path.isdir(images):
+            raise ValueError(f"image root {images} is not a folder.")
+    if labels and "://" not in labels and not os.path.isfile(labels):
+        raise ValueError(f"labels CSV {labels} does not exist.")
+    if getattr(args, "split_folders", None):
+        _input_config(args)  # raises on folders that cannot train and evaluate
+    if getattr(args, "eval_percent", None) is not None and not 0 < args.eval_percent < 100:
+        raise ValueError(f"--eval-percent must be between 1 and 99, got {args.eval_percent}.")
+    size = getattr(args, "image_size", None)
+    if args.command != "sample" and size is not None and size not in SUPPORTED_IMAGE_SIZES:
+        raise ValueError(
+            f"--image-size must be between {SUPPORTED_IMAGE_SIZES.start} and "
+            f"{SUPPORTED_IMAGE_SIZES.stop - 1} pixels, got {size}."
+        )
+    for name in ("train_steps", "batch_size", "top_k"):
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")
+    for name in ("min_accuracy", "min_class_accuracy", "max_reject_fraction"):
+        value = getattr(args, name, None)
+        if value is not None and not 0 <= value <= 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}.")
+    if args.command == "report" and not os.path.isfile(os.path.join(args.root, "summary.json")):
+        raise ValueError(
+            f"{args.root} holds no imgtfx run (no summary.json): give the --root of `imgtfx run`."
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     from pipeline.local_settings import limit_malloc_arenas
 
     limit_malloc_arenas()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # a bare `imgtfx`: what it can do
+        parser.print_help()
+        return 2
+    args = parser.parse_args(argv)
+    try:
+        check_args(args)
+    except ValueError as e:
+        print(f"imgtfx {args.command}: error: {e}", file=sys.stderr)
+        return 2
     from components.image_example_gen.outputs import ImageExampleGenError
 
     try:
@@ -388,6 +491,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ImageExampleGenError, FileNotFoundError, PermissionError) as e:
         print(f"imgtfx {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"\nimgtfx {args.command}: interrupted."
+            + (
+                " Run the same command again to resume: finished steps are reused from the cache."
+                if args.command == "run"
+                else ""
+            ),
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

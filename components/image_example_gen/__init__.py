@@ -1,14 +1,35 @@
-"""ImageExampleGen: a labelled image folder tree (plus optional labels CSV) as TFX Examples."""
+"""ImageExampleGen: a labelled image folder tree (plus optional labels CSV) as TFX Examples.
 
-from components.image_example_gen.component import ImageExampleGen, hash_split_config
-from components.image_example_gen.options import FeatureNames, ImageOptions
-from components.image_example_gen.outputs import read_report, read_vocabulary
+The names below load on first use (PEP 562), so that importing one light module of the package
+(images.py, options.py) does not import TFX and TensorFlow: the command line checks its
+arguments in a fraction of a second that way.
+"""
 
-__all__ = [
-    "FeatureNames",
-    "ImageExampleGen",
-    "ImageOptions",
-    "hash_split_config",
-    "read_report",
-    "read_vocabulary",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "ImageExampleGen": "components.image_example_gen.component",
+    "hash_split_config": "components.image_example_gen.component",
+    "FeatureNames": "components.image_example_gen.options",
+    "ImageOptions": "components.image_example_gen.options",
+    "read_report": "components.image_example_gen.outputs",
+    "read_vocabulary": "components.image_example_gen.outputs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ loads them
+    from components.image_example_gen.component import ImageExampleGen, hash_split_config  # noqa: F401
+    from components.image_example_gen.options import FeatureNames, ImageOptions  # noqa: F401
+    from components.image_example_gen.outputs import read_report, read_vocabulary  # noqa: F401
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

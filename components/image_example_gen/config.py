@@ -48,49 +48,6 @@ def split_tops(input_base: str, pattern: str) -> list[str]:
     return sorted(glob.glob(full))
 
 
-# tfx/types/standard_artifact_utils.py (TFX 1.16) refuses any other split name.
-_TFX_SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-
-
-def split_folders_config(folders: list[str]) -> example_gen_pb2.Input:
-    """Input splits for a pre-split tree, named as the Trainer and the Evaluator read them.
-
-    Folders named train and eval keep their names. Otherwise the first folder becomes the
-    train split and the second the eval split (training/validation, 학습/검증 ...); any further
-    folder keeps its own name (converted and in the statistics, neither trained on nor
-    evaluated), which TFX needs to be ASCII letters, digits, '-' and '_'.
-
-    Raises:
-      ValueError: fewer than two folders, a repeated folder, only one of train and eval, or a
-        further folder whose name cannot name a TFX split.
-    """
-    folders = [f.strip().strip("/") for f in folders if f.strip().strip("/")]
-    if len(set(folders)) != len(folders):
-        raise ValueError(f"split folders must differ, got {folders}.")
-    if {"train", "eval"} <= set(folders):
-        names = folders
-    elif len(folders) >= 2 and not {"train", "eval"} & set(folders):
-        names = ["train", "eval", *folders[2:]]
-    else:
-        raise ValueError(
-            "split folders must be train and eval, or two other folders (the first is trained "
-            f"on, the second evaluated), got {folders}."
-        )
-    for name in names[2:]:
-        if not _TFX_SPLIT_NAME.fullmatch(name):
-            raise ValueError(
-                f"split folder '{name}' cannot name a TFX split (ASCII letters, digits, - and _; "
-                "the first two folders are named train and eval for you): rename it or leave "
-                "it out of the split folders."
-            )
-    return example_gen_pb2.Input(
-        splits=[
-            example_gen_pb2.Input.Split(name=name, pattern=glob.escape(folder))
-            for name, folder in zip(names, folders, strict=True)
-        ]
-    )
-
-
 def labels_csv_columns(options: ImageOptions) -> tuple[str, str]:
     """Checks the labels CSV header and returns (id_column, label_column).
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 from imgtfx import cli
 from imgtfx.sample_data import DIGIT_NAMES, write_digits_tree
 from tests.conftest import make_tree
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 IN_PROCESS = ["--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1"]
 
@@ -59,7 +62,48 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
 
     argv = ["run", "--images", str(images), "--root", str(tmp_path / "r"), "--image-size", "3"]
     assert cli.main(argv) == 2
-    assert "image size must be between" in capsys.readouterr().err
+    assert "--image-size must be between 16 and 512" in capsys.readouterr().err
+
+
+ARGUMENT_ERRORS = [
+    (["run", "--root", "r"], "give --images DIR"),
+    (["run", "--root", "r", "--sample", "--images", "."], "--sample trains on the built-in"),
+    (["run", "--root", "r", "--images", "nope"], "image root nope is not a folder"),
+    (["run", "--root", "r", "--sample", "--train-steps", "0"], "--train-steps must be positive"),
+    (["run", "--root", "r", "--sample", "--min-accuracy", "90"], "between 0 and 1, got 90.0"),
+    (["convert", "--images", ".", "--output", "o", "--eval-percent", "0"], "between 1 and 99"),
+    (["convert", "--images", ".", "--output", "o", "--split-folders", "train"], "split folders"),
+    (["report", "."], "holds no imgtfx run"),
+]
+
+
+def test_argument_errors_are_answered_before_tensorflow_is_imported(tmp_path):
+    """TensorFlow takes 7-25 s to import: a mistyped flag must not wait for it."""
+    import subprocess
+    import sys
+
+    program = (
+        "import json, sys\n"
+        "from imgtfx import cli\n"
+        "codes = [cli.main(argv) for argv in json.loads(sys.argv[1])]\n"
+        "print(json.dumps([codes, 'tensorflow' in sys.modules]))\n"
+    )
+    argvs = [argv for argv, _ in ARGUMENT_ERRORS]
+    done = subprocess.run(
+        [sys.executable, "-c", program, json.dumps(argvs)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
+    codes, imported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert codes == [2] * len(ARGUMENT_ERRORS)
+    assert imported is False
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == len(ARGUMENT_ERRORS)  # one line each
+    for line, (argv, message) in zip(lines, ARGUMENT_ERRORS, strict=True):
+        assert line.startswith(f"imgtfx {argv[0]}: error: ") and message in line
 
 
 def test_compile_writes_the_spec(tmp_path, capsys):

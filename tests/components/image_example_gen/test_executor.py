@@ -16,10 +16,10 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.image_example_gen import config, driver, executor, images, outputs, reader, shards
+from components.image_example_gen import driver, executor, images, outputs, reader, shards
 from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.convert import serialized_exec_properties
-from components.image_example_gen.options import FeatureNames, ImageOptions
+from components.image_example_gen.options import FeatureNames, ImageOptions, split_folders_config
 from tests.conftest import encode, make_tree, write
 
 
@@ -602,7 +602,7 @@ def test_split_folders_of_any_names_become_train_and_eval(tmp_path, folders, nam
     root = tmp_path / "images"
     for i, folder in enumerate(folders):
         make_tree(root, prefix=folder, per_class=2, seed=10 * i)
-    input_config = config.split_folders_config(folders)
+    input_config = split_folders_config(folders)
     assert [s.name for s in input_config.splits] == names
     out = tmp_path / "out"
     run_do(root, out, input_config=input_config)
@@ -616,4 +616,4 @@ def test_split_folders_of_any_names_become_train_and_eval(tmp_path, folders, nam
 )
 def test_split_folders_that_cannot_train_and_evaluate_fail_early(folders):
     with pytest.raises(ValueError, match="split folders must|cannot name a TFX split"):
-        config.split_folders_config(folders)
+        split_folders_config(folders)
