@@ -371,16 +371,42 @@ def evaluation_section(summary: dict) -> str:
                 for f in failed[:LIST_SHOWN]
             ],
         )
+    pushed = summary.get("pushed_model")
+    pushed_text = (
+        f"<code>{html.escape(pushed)}</code>"
+        if pushed
+        else "none" + ("" if blessed else " (not blessed)")
+    )
     baseline = blessing.get("baseline_model")
+    if blessing.get("baseline_note"):  # a baseline was found but not compared
+        baseline_text = html.escape(blessing["baseline_note"])
+    elif baseline:
+        baseline_text = f"<code>{html.escape(str(baseline))}</code>"
+    else:
+        baseline_text = "none (first blessed model)"
     return (
         '<section id="evaluation"><h2>Evaluation (TFMA)</h2>'
         f"<p class='verdict {'good' if blessed else 'bad'}'>{verdict}: accuracy "
-        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}{top_k_text}, thresholds "
-        f"{html.escape(json.dumps(thresholds))}. Pushed model: "
-        f"<code>{html.escape(str(summary.get('pushed_model')))}</code></p>"
-        f"<p>Baseline: <code>{html.escape(str(baseline or 'none (first blessed model)'))}"
-        "</code></p>" + why + note + _table(["slice", *_METRICS], rows) + "</section>"
+        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}{top_k_text}; needs "
+        f"{html.escape(_thresholds_text(thresholds))}.</p>"
+        f"<p>Pushed model: {pushed_text}<br>Baseline: {baseline_text}</p>"
+        + why
+        + note
+        + _table(["slice", *_METRICS], rows)
+        + "</section>"
     )
+
+
+def _thresholds_text(thresholds: dict) -> str:
+    """{"min_accuracy": 0.9, "min_class_accuracy": None, ...} in words."""
+    parts = []
+    if thresholds.get("min_accuracy") is not None:
+        parts.append(f"accuracy >= {thresholds['min_accuracy']:g}")
+    if thresholds.get("min_class_accuracy") is not None:
+        parts.append(f">= {thresholds['min_class_accuracy']:g} on every class")
+    if thresholds.get("max_accuracy_drop") is not None:
+        parts.append(f"at most {thresholds['max_accuracy_drop']:g} below the baseline")
+    return ", ".join(parts) or "no threshold"
 
 
 def _slice_rows(evaluation_uri: str) -> tuple[list[list], int]:

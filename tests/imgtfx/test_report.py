@@ -118,3 +118,27 @@ def test_any_image_mode_and_any_label_text_render(tmp_path):
     train = report.read_report(str(out))["splits"]["train"]  # samples show train examples
     assert page.count('class="thumb"') == train > len(labels)
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_verdict_is_words_and_says_why_the_baseline_was_skipped():
+    summary = {
+        "blessed": False,
+        "accuracy": 0.93,
+        "top_k_accuracy": 0.99,
+        "pushed_model": None,
+        "blessing": {
+            "thresholds": {
+                "min_accuracy": 0.9,
+                "max_accuracy_drop": 0.01,
+                "min_class_accuracy": None,
+            },
+            "baseline_model": "/runs/x/Trainer/model/7",
+            "baseline_note": "baseline skipped: vocabulary changed (10 classes in the baseline, "
+            "11 now: 1 added, 0 removed)",
+        },
+    }
+    page = report.evaluation_section(summary)
+    assert "needs accuracy &gt;= 0.9, at most 0.01 below the baseline." in page
+    assert "Baseline: baseline skipped: vocabulary changed" in page
+    assert "Pushed model: none (not blessed)" in page
+    assert "None" not in page and "{" not in page and "null" not in page
