@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import functools
 import glob
 import html
 import io
@@ -22,6 +23,10 @@ matplotlib.use("Agg")
 # Labels are text: a '$' in a class name is not the start of a formula (read when each
 # text is made, so set for every chart of this module).
 matplotlib.rcParams["text.parse_math"] = False
+# Class names are Korean in the seed's data: matplotlib ships DejaVu Sans only, which has no
+# Hangul. NanumGothic (Hangul, Hanja, Latin; from the koreanize-matplotlib package, no system
+# font needed) takes each glyph DejaVu lacks.
+_FALLBACK_FONT = ("koreanize_matplotlib", "fonts/NanumGothic.ttf", "NanumGothic")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -41,6 +46,33 @@ LIST_SHOWN = 20  # rows of each "fewest", "worst" and "most confused" table
 MAX_EVAL_PREDICTED = 5000
 WORST_SHOWN = 12
 THUMBNAIL = 96
+
+
+@functools.lru_cache(maxsize=1)
+def _fonts() -> frozenset[int]:
+    """Registers the fonts of every chart; returns the code points they can draw."""
+    from importlib import resources
+
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    package, name, family = _FALLBACK_FONT
+    path = str(resources.files(package) / name)
+    font_manager.fontManager.addfont(path)
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", family]
+    dejavu = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
+    return frozenset().union(*(FT2Font(p).get_charmap() for p in (dejavu, path)))
+
+
+_fonts()  # before any chart: a figure's ticks keep the fonts they were made with
+
+
+def _drawable(text: str) -> str:
+    """`text` for a chart: a character no chart font has (emoji, scripts beyond Korean, Chinese
+    and Latin) is drawn as U+FFFD, never an empty box and a warning; the HTML around the
+    charts shows every name as it is."""
+    drawable = _fonts()
+    return "".join(c if ord(c) in drawable or c.isspace() else "\ufffd" for c in text)
 
 
 def _png(figure) -> str:
@@ -94,7 +126,7 @@ def _class_counts_figure(report: dict) -> str:
             values = np.array([classes[label].get(split, 0) for label in labels])
             axis.bar(range(len(labels)), values, bottom=bottom, label=split)
             bottom += values
-        axis.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+        axis.set_xticks(range(len(labels)), map(_drawable, labels), rotation=60, fontsize=7)
         axis.set_ylabel("examples")
         axis.legend()
         axis.set_title("Examples per class")
@@ -514,7 +546,7 @@ def predictions_section(summary: dict, options: ImageOptions) -> str:
         plots = _img(_png(_confusion_figure(matrix, vocabulary, seen)), "confusion matrix")
         figure2, axis2 = plt.subplots(figsize=(8, 3))
         axis2.bar(range(n), per_class)
-        axis2.set_xticks(range(n), vocabulary, rotation=60, fontsize=7)
+        axis2.set_xticks(range(n), map(_drawable, vocabulary), rotation=60, fontsize=7)
         axis2.set_ylim(0, 1)
         axis2.set_ylabel("accuracy")
         axis2.set_title("Per-class accuracy (eval)")
@@ -550,8 +582,8 @@ def _confusion_figure(matrix: np.ndarray, vocabulary: list[str], count: int):
             if matrix[i, j]:
                 color = "white" if matrix[i, j] > matrix.max() / 2 else "black"
                 axis.text(j, i, matrix[i, j], ha="center", va="center", fontsize=7, color=color)
-    axis.set_xticks(range(n), vocabulary, rotation=60, fontsize=7)
-    axis.set_yticks(range(n), vocabulary, fontsize=7)
+    axis.set_xticks(range(n), map(_drawable, vocabulary), rotation=60, fontsize=7)
+    axis.set_yticks(range(n), map(_drawable, vocabulary), fontsize=7)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     axis.set_title(f"Confusion matrix ({count} eval images)")

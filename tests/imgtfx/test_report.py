@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from imgtfx import report
@@ -112,9 +114,17 @@ def test_any_image_mode_and_any_label_text_render(tmp_path):
             write(root / label / f"{name}.{fmt.lower()}", buffer.getvalue())
     out = tmp_path / "out"
     run_do(root, out)
-    page = report.dataset_section(str(out)) + report.samples_section(
-        str(out), report.ImageOptions()
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        page = report.dataset_section(str(out)) + report.samples_section(
+            str(out), report.ImageOptions()
+        )
+        pairs = {(0, 1): 2, (2, 2): 3}
+        page += report._many_classes(pairs, labels, np.array([0.5] * 4), np.array([2] * 4))
+        report._png(report._confusion_figure(np.eye(4, dtype=int), labels, 4))
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert not missing  # Hangul drawn with NanumGothic; the emoji as U+FFFD
+    assert report._drawable("경복궁 🏯") == "경복궁 \ufffd"
     train = report.read_report(str(out))["splits"]["train"]  # samples show train examples
     assert page.count('class="thumb"') == train > len(labels)
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
