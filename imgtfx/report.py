@@ -30,6 +30,7 @@ _FALLBACK_FONT = ("koreanize_matplotlib", "fonts/NanumGothic.ttf", "NanumGothic"
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from components.image_example_gen import reader  # noqa: E402
 from components.image_example_gen.options import ImageOptions  # noqa: E402
@@ -128,6 +129,7 @@ def _class_counts_figure(report: dict) -> str:
             bottom += values
         axis.set_xticks(range(len(labels)), map(_drawable, labels), rotation=60, fontsize=7)
         axis.set_ylabel("examples")
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
         axis.set_title("Examples per class")
         return _img(_png(figure), "examples per class")
@@ -136,6 +138,8 @@ def _class_counts_figure(report: dict) -> str:
     axis.hist(totals, bins=bins)
     axis.set_xlabel("examples in the class")
     axis.set_ylabel("classes")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     title = (
         f"Examples per class, {len(classes)} classes: min {totals.min()}, "
         f"median {np.median(totals):g}, max {totals.max()}"
@@ -199,14 +203,24 @@ def _rejects(examples_uri: str) -> str:
 
 def dataset_section(examples_uri: str) -> str:
     report = read_report(examples_uri)
-    upright = report.get("turned_upright", 0)
+    facts = [
+        f"{_count(report['files_seen'], 'file')} seen: "
+        f"<b>{_count(report['examples'], 'example')}</b> "
+        f"({', '.join(f'{s} {n}' for s, n in report['splits'].items())})",
+        f"{report['rejected']} rejected, {report['skipped']} skipped",
+        _count(report["num_classes"], "label"),
+    ]
+    if report.get("csv_ids_without_image"):
+        facts.append(f"{_count(report['csv_ids_without_image'], 'CSV id')} without an image")
+    if report.get("turned_upright"):
+        turns = ", ".join(
+            f"{n} with orientation {o}" for o, n in sorted(report["exif_orientations"].items())
+        )
+        facts.append(f"{_count(report['turned_upright'], 'photo')} turned upright ({turns})")
+    if report.get("transcoded"):
+        facts.append(f"{_count(report['transcoded'], 'image')} transcoded for TensorFlow")
     counts = (
-        f"<p>{report['files_seen']} files seen: <b>{report['examples']} examples</b> "
-        f"({', '.join(f'{s} {n}' for s, n in report['splits'].items())}), "
-        f"{report['rejected']} rejected, {report['skipped']} skipped; "
-        f"{report['num_classes']} labels; {report['csv_ids_without_image']} CSV ids without "
-        f"an image; {upright} photos turned upright (EXIF orientation "
-        f"{html.escape(json.dumps(report.get('exif_orientations', {})))}). "
+        f"<p>{'; '.join(facts)}. "
         f"Image root: <code>{html.escape(str(report['image_root']))}</code></p>"
     )
     warnings = "".join(f"<p class='warn'>{html.escape(w)}</p>" for w in split_warnings(report))
@@ -358,6 +372,23 @@ def curves_section(model_run_uri: str | None) -> str:
     if not curves:
         return '<section id="training"><h2>Training</h2><p>No training logs found.</p></section>'
     metrics = sorted({m for run in curves.values() for m in run})
+    if all(len(values) < 2 for run in curves.values() for values in run.values()):
+        # One evaluation round (a short run): a curve would be one dot; the numbers say it.
+        rows = [
+            [
+                metric,
+                *[
+                    _number(curves[run][metric][-1][1]) if metric in curves[run] else "n/a"
+                    for run in sorted(curves)
+                ],
+            ]
+            for metric in metrics
+        ]
+        return (
+            '<section id="training"><h2>Training</h2><p>One evaluation round: no curves.</p>'
+            + _table(["metric", *sorted(curves)], rows)
+            + "</section>"
+        )
     figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3))
     for axis, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         for run, values in curves.items():
@@ -452,7 +483,7 @@ def _slice_rows(evaluation_uri: str) -> tuple[list[list], int]:
 
     overall, first, worst, total = None, [], [], 0
     for name, values in slice_metrics(evaluation_uri):
-        row = [name, *[_number(values.get(m)) for m in _METRICS]]
+        row = [name, *[_number(values.get(m), m == "example_count") for m in _METRICS]]
         if name == OVERALL:
             overall = row
             continue
@@ -479,10 +510,21 @@ def _natural(text: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
 
 
-def _number(value: float | None) -> str:
+def _number(value: float | None, count: bool = False) -> str:
+    """A metric for a table: counts as whole numbers, rates with four decimals."""
     if value is None:
         return "n/a"
-    return str(int(value)) if float(value).is_integer() and value > 1 else f"{value:.4f}"
+    return f"{int(value):,}" if count else f"{value:.4f}"
+
+
+def _breakable_path(path: str) -> str:
+    """A path that wraps after its slashes, not inside a name."""
+    return "/<wbr>".join(html.escape(part) for part in path.split("/"))
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 photo', '2 photos', '1,049 labels'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 _METRICS = ["sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy", "example_count"]
@@ -558,7 +600,7 @@ def predictions_section(summary: dict, options: ImageOptions) -> str:
             "<figure>"
             + _img(_thumbnail(image), path.decode(), "thumb")
             + f"<figcaption>{html.escape(vocabulary[p])} ({confidence:.0%})<br>"
-            f"true: {html.escape(vocabulary[t])}<br><code>{html.escape(path.decode())}</code>"
+            f"true: {html.escape(vocabulary[t])}<br><code>{_breakable_path(path.decode())}</code>"
             "</figcaption></figure>"
             for confidence, _, t, p, image, path in sorted(mistakes, reverse=True)
         )
@@ -674,6 +716,7 @@ img.plot{max-width:100%;display:block;margin:.5em 0}
 img.thumb{width:64px;height:64px;object-fit:contain;margin:2px;border:1px solid #eee}
 .row{display:flex;align-items:center}.label{width:9em;font-weight:bold}
 .grid{display:flex;flex-wrap:wrap}figure{width:150px;font-size:11px;margin:4px}
+figure code,.label{overflow-wrap:break-word}
 .verdict{font-size:1.2em;font-weight:bold}.good{color:#176417}.bad{color:#a11}
 .warn{background:#fff4d6;padding:4px 8px;border-left:4px solid #e0a000}
 .names{font-size:12px;max-height:8em;overflow:auto}

@@ -125,6 +125,10 @@ def test_any_image_mode_and_any_label_text_render(tmp_path):
     missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
     assert not missing  # Hangul drawn with NanumGothic; the emoji as U+FFFD
     assert report._drawable("경복궁 🏯") == "경복궁 \ufffd"
+    # Zero counts are not news, and a count of one is singular.
+    assert "CSV id" not in page and "turned upright" not in page and "{}" not in page
+    assert "16 files seen" in page and "4 labels" in page
+    assert (report._count(1, "photo"), report._count(1049, "label")) == ("1 photo", "1,049 labels")
     train = report.read_report(str(out))["splits"]["train"]  # samples show train examples
     assert page.count('class="thumb"') == train > len(labels)
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
