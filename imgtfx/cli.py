@@ -443,6 +443,8 @@ def check_args(args) -> None:
     if args.command in ("run", "convert") and images and "://" not in images:
         if not os.path.isdir(images):
             raise ValueError(f"image root {images} is not a folder.")
+        if not any(True for _ in os.scandir(images)):
+            raise ValueError(f"image root {images} is empty.")
     if labels and "://" not in labels and not os.path.isfile(labels):
         raise ValueError(f"labels CSV {labels} does not exist.")
     if getattr(args, "split_folders", None):

@@ -41,6 +41,27 @@ def check_inputs(images_root: str, root: str, options: ImageOptions) -> None:
     """
     if not os.path.isdir(images_root):
         raise ValueError(f"image root {images_root} is not a folder.")
+    if not any(True for _ in os.scandir(images_root)):
+        raise ValueError(f"image root {images_root} is empty.")
+    if options.labels_csv:
+        id_column, label_column = labels_csv_columns(options)
+        csv_ids = {i for i, _ in read_labels_csv(options.labels_csv, id_column, label_column)}
+        ignore = images.ignored_files(options.labels_csv)
+        found = (
+            isinstance(entry, images.FoundFile) and images.image_id(entry.path) in csv_ids
+            for top in split_tops(images_root, "*")
+            for entry in images.walk("", images_root, top, ignore, options.follow_external_links)
+        )
+        if not any(found):  # stops at the first match
+            raise ValueError(
+                f"labels CSV {options.labels_csv} matches no image under {images_root}: its "
+                f"'{id_column}' column must hold file names without extension."
+            )
+    _check_root_writable(root)
+
+
+def _check_root_writable(root: str) -> None:
+    """Creates `root` (last, once every other check passed: a failed check leaves nothing)."""
     try:
         os.makedirs(root, exist_ok=True)
         probe = os.path.join(root, ".write-test")
@@ -49,18 +70,6 @@ def check_inputs(images_root: str, root: str, options: ImageOptions) -> None:
         os.remove(probe)
     except OSError as e:
         raise ValueError(f"cannot write to root {root}: {e.strerror or e}.") from None
-    if options.labels_csv:
-        id_column, label_column = labels_csv_columns(options)
-        csv_ids = {i for i, _ in read_labels_csv(options.labels_csv, id_column, label_column)}
-        ignore = images.ignored_files(options.labels_csv)
-        for top in split_tops(images_root, "*"):
-            for entry in images.walk("", images_root, top, ignore, options.follow_external_links):
-                if isinstance(entry, images.FoundFile) and images.image_id(entry.path) in csv_ids:
-                    return
-        raise ValueError(
-            f"labels CSV {options.labels_csv} matches no image under {images_root}: its "
-            f"'{id_column}' column must hold file names without extension."
-        )
 
 
 def record_step(root: str, name: str, record: dict) -> None:

@@ -49,17 +49,23 @@ def convert(
         output_config=default_output_config(input_config, options, eval_percent),
     )
     exec_properties = serialized_exec_properties(component)
+    created = not tf.io.gfile.exists(output)
     tf.io.gfile.makedirs(output)
     if tf.io.gfile.glob(os.path.join(glob.escape(output), "Split-*")):
         raise ValueError(f"output {output} already holds converted splits; choose an empty folder.")
     examples = standard_artifacts.Examples()
     examples.uri = output
-    with tempfile.TemporaryDirectory() as tmp:
-        context = base_beam_executor.BaseBeamExecutor.Context(
-            beam_pipeline_args=beam_pipeline_args or [], tmp_dir=tmp, unique_id="imgtfx-convert"
-        )
-        executor = component.executor_spec.executor_class(context)
-        executor.Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            context = base_beam_executor.BaseBeamExecutor.Context(
+                beam_pipeline_args=beam_pipeline_args or [], tmp_dir=tmp, unique_id="imgtfx-convert"
+            )
+            executor = component.executor_spec.executor_class(context)
+            executor.Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
+    except ValueError:  # bad arguments found before anything was written: leave no folder
+        if created and not tf.io.gfile.listdir(output):
+            tf.io.gfile.rmtree(output)
+        raise
     return read_report(output)
 
 

@@ -122,9 +122,9 @@ class Executor(BaseExampleGenExecutor):
         )
         report = outputs.read_report(artifact.uri)
         _record_counts(artifact, report)
+        outputs.check_report(report, options)  # the real error first, when there is one
         for line in outputs.split_warnings(report):
             logging.warning("ImageExampleGen: %s", line)
-        outputs.check_report(report, options)
 
 
 def _record_counts(artifact: types.Artifact, report: dict) -> None:

@@ -270,6 +270,8 @@ def plan_images(
     tops = []
     for split in input_config.splits:
         matched = config.split_tops(input_base, split.pattern)
+        if not matched and split.pattern == "*":  # the default: one split of the whole tree
+            raise ValueError(f"image root {input_base} is empty.")
         if not matched:
             raise ValueError(
                 f"input split '{split.name}' pattern '{split.pattern}' matches nothing under "

@@ -59,6 +59,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
     ]
     assert cli.main([*argv, *IN_PROCESS]) == 2
     assert "no id column 'id'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # a failed check leaves no empty output folder
 
     argv = ["run", "--images", str(images), "--root", str(tmp_path / "r"), "--image-size", "3"]
     assert cli.main(argv) == 2
@@ -74,6 +75,7 @@ ARGUMENT_ERRORS = [
     (["convert", "--images", ".", "--output", "o", "--eval-percent", "0"], "between 1 and 99"),
     (["convert", "--images", ".", "--output", "o", "--split-folders", "train"], "split folders"),
     (["report", "."], "holds no imgtfx run"),
+    (["convert", "--images", "empty", "--output", "o"], "image root empty is empty"),
 ]
 
 
@@ -89,6 +91,7 @@ def test_argument_errors_are_answered_before_tensorflow_is_imported(tmp_path):
         "print(json.dumps([codes, 'tensorflow' in sys.modules]))\n"
     )
     argvs = [argv for argv, _ in ARGUMENT_ERRORS]
+    (tmp_path / "empty").mkdir()
     done = subprocess.run(
         [sys.executable, "-c", program, json.dumps(argvs)],
         cwd=tmp_path,
