@@ -1,8 +1,9 @@
 """Prediction from the command line: images (or folders of images) -> one JSON line each.
 
 Uses the pushed model's raw-bytes signature (`serving_images`), so what is predicted here is
-what TF Serving answers. Files are checked first with ImageExampleGen's own rules: a bad file
-gets an error line of its own and never stops the others.
+what TF Serving answers. Files are checked first with ImageExampleGen's own rules, then by the
+model's graph (which answers an `error` per image): a bad file gets an error line of its own and
+never stops the others.
 """
 
 from __future__ import annotations
@@ -20,9 +21,18 @@ BATCH = 32
 
 
 def resolve_model_dir(path: str) -> str:
-    """A SavedModel folder, or a Pusher destination holding versions (the newest is used)."""
+    """A SavedModel folder, a Pusher destination holding versions (the newest is used), or the
+    root of an `imgtfx run` (its pushed models, ROOT/serving)."""
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return path
+    if os.path.isfile(os.path.join(path, "summary.json")):  # a run's root
+        serving = os.path.join(path, "serving")
+        if not os.path.isdir(serving) or not os.listdir(serving):
+            raise ValueError(
+                f"the run in {path} pushed no model (none was blessed): its trained models are "
+                f"under {os.path.join(path, 'pipeline', 'Trainer', 'model')}/*/Format-Serving."
+            )
+        return resolve_model_dir(serving)
     versions = (
         sorted(
             (d for d in os.listdir(path) if d.isdigit() and os.path.isdir(os.path.join(path, d))),
@@ -72,10 +82,14 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
     def flush():
         good = [line for line in pending if "data" in line]
         if good:
-            probabilities = signature(images=tf.constant([line.pop("data") for line in good]))[
-                trainer_model.PROBABILITIES
-            ].numpy()
-            for line, row in zip(good, probabilities, strict=True):
+            answer = signature(images=tf.constant([line.pop("data") for line in good]))
+            probabilities = answer[trainer_model.PROBABILITIES].numpy()
+            errors = answer.get(trainer_model.ERROR)  # models exported before it have none
+            errors = [b""] * len(good) if errors is None else errors.numpy()
+            for line, row, error in zip(good, probabilities, errors, strict=True):
+                if error:  # refused by the model itself, e.g. over its own pixel limit
+                    line["error"] = error.decode("utf-8", "replace")
+                    continue
                 best = np.argsort(-row)[: max(1, top_k)]
                 line.update(
                     label=vocabulary[best[0]],

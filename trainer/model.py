@@ -25,6 +25,9 @@ from trainer.options import TrainerOptions  # noqa: E402
 PROBABILITIES = "probabilities"
 CLASS_INDEX = "class_index"
 LABEL_NAME = "label_name"
+ERROR = "error"  # per image: "" when predicted, else the reason (reason: detail)
+TOO_MANY_PIXELS = "too_many_pixels"  # the converter's reason for the same refusal
+UNDECODABLE = "undecodable"
 EXAMPLES_SIGNATURE = "serving_default"
 IMAGES_SIGNATURE = "serving_images"
 # The Evaluator's signature: the encoded image, its input named after the image feature. TFMA
@@ -117,6 +120,11 @@ class ServingModule(tf.Module):
     saving a tracked Keras model makes TensorFlow trace every layer's call for Keras' own
     loading path, through AutoGraph (48 of a 66 s export here). The signatures are traced
     without AutoGraph for the same reason; their graphs have no Python control flow on tensors.
+
+    Every signature answers per image: `error` is "" for an image that was predicted, or says why
+    it was not (then probabilities are zeros, class_index -1 and label_name ""); one bad image
+    never fails the batch. Images over `options.max_pixels` are refused from their header,
+    before any pixel is decoded.
     """
 
     def __init__(self, model: keras.Model, vocabulary: list[str], options: TrainerOptions):
@@ -132,36 +140,84 @@ class ServingModule(tf.Module):
         )
 
     def _serve_encoded(self, encoded):
-        return self._predict(self._decode(encoded))
+        return self._predict(*self._decode(encoded))
 
-    def _predict(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _predict(self, images: tf.Tensor, errors: tf.Tensor) -> dict[str, tf.Tensor]:
+        ok = tf.equal(errors, "")
         probabilities = self._keras.model(images, training=False)
-        index = tf.argmax(probabilities, axis=-1)
+        probabilities = tf.where(ok[:, None], probabilities, tf.zeros_like(probabilities))
+        index = tf.where(ok, tf.argmax(probabilities, axis=-1), -1)
         return {
             PROBABILITIES: probabilities,
             CLASS_INDEX: index,
-            LABEL_NAME: tf.gather(self.vocabulary, index),
+            LABEL_NAME: tf.where(ok, tf.gather(self.vocabulary, tf.maximum(index, 0)), ""),
+            ERROR: errors,
         }
 
-    def _decode(self, encoded: tf.Tensor) -> tf.Tensor:
-        size = self._options.image_size
-        return tf.map_fn(
-            lambda b: reader.decode_image(b, size),
-            encoded,
-            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+    def _decode(self, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Decoded images [n, size, size, 3] (zeros where refused) and an error per image.
+
+        A graph cannot catch a decoder's error except inside tf.data, so the images go through
+        a dataset of (index, bytes) whose map reads the header, decodes only what is within the
+        pixel limit, and whose ignore_errors drops what fails; results go back by index, and an
+        index that did not come back failed to decode. A last element (index n) makes sure
+        the batch that collects them is never empty.
+        """
+        size, limit = self._options.image_size, self._options.max_pixels
+        count = tf.shape(encoded, out_type=tf.int64)[0]
+        kind = reader.image_format(encoded)
+        known = tf.not_equal(kind, "")
+        blank = tf.zeros([size, size, 3], tf.float32)
+        zero = tf.constant(0, tf.int64)
+
+        @tf.autograph.experimental.do_not_convert  # tf.data would run AutoGraph on it
+        def check_and_decode(index, data):
+            height, width = reader.image_dimensions(data)
+            image = tf.cond(
+                height * width <= limit, lambda: reader.decode_image(data, size), lambda: blank
+            )
+            return index, height, width, image
+
+        answered = (
+            tf.data.Dataset.from_tensor_slices(
+                (tf.boolean_mask(tf.range(count), known), tf.boolean_mask(encoded, known))
+            )
+            .map(check_and_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+            .ignore_errors()
+            .concatenate(tf.data.Dataset.from_tensors((count, zero, zero, blank)))
         )
+        index, height, width, image = answered.batch(count + 1).get_single_element()
+        slots = index[:, None]
+        images = tf.scatter_nd(slots, image, [count + 1, size, size, 3])[:count]
+        decoded = tf.scatter_nd(slots, tf.ones_like(index), [count + 1])[:count] > 0
+        height = tf.scatter_nd(slots, height, [count + 1])[:count]
+        width = tf.scatter_nd(slots, width, [count + 1])[:count]
+        too_many = tf.logical_and(decoded, height * width > limit)
+        errors = tf.where(
+            known,
+            tf.strings.join([UNDECODABLE, ": ", kind, " data that cannot be decoded"]),
+            f"{UNDECODABLE}: not JPEG, PNG, GIF or BMP data",
+        )
+        errors = tf.where(decoded, "", errors)
+        pixels = tf.strings.join(
+            [TOO_MANY_PIXELS, ": ", tf.strings.as_string(width), "x", tf.strings.as_string(height)]
+        )
+        errors = tf.where(too_many, pixels + f" is over max_pixels={limit}", errors)
+        return images, errors
 
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
     )
     def serve_examples(self, serialized):
-        spec = {self._options.features.image: tf.io.FixedLenFeature([], tf.string)}
+        # An example without the image is answered with an error, not a failed batch.
+        image = tf.io.FixedLenFeature([], tf.string, default_value="")
+        spec = {self._options.features.image: image}
         parsed = tf.io.parse_example(serialized, spec)
-        return self._predict(self._decode(parsed[self._options.features.image]))
+        return self._predict(*self._decode(parsed[self._options.features.image]))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")], autograph=False)
     def serve_images(self, encoded):
-        return self._predict(self._decode(encoded))
+        return self._predict(*self._decode(encoded))
 
 
 def export(model: keras.Model, vocabulary: list[str], options: TrainerOptions, path: str) -> None:

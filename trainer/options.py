@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from components.image_example_gen.options import FeatureNames
+from components.image_example_gen.options import FeatureNames, ImageOptions
 
 SUPPORTED_IMAGE_SIZES = range(16, 513)
 
@@ -24,6 +24,9 @@ class TrainerOptions:
     flip: random left-right flips (off by default: they change digits and text).
     class_weights: 'balanced' weighs classes by inverse frequency, 'none' does not.
     early_stopping_patience: evaluation rounds without improvement before training stops.
+    max_pixels: the serving signatures refuse an image with more pixels (read from its header,
+      before decoding) with an error for that image; the converter's limit by default. Lower it
+      to bound the memory one request can take (decoding needs at least 3 bytes per pixel).
     features: feature names written by ImageExampleGen.
     """
 
@@ -38,6 +41,7 @@ class TrainerOptions:
     flip: bool = False
     class_weights: str = "none"
     early_stopping_patience: int = 5
+    max_pixels: int = ImageOptions.max_pixels
     features: FeatureNames = dataclasses.field(default_factory=FeatureNames)
 
     def __post_init__(self) -> None:
@@ -48,6 +52,8 @@ class TrainerOptions:
             )
         if not self.filters or self.convs_per_block < 1 or self.stem_stride < 1:
             raise ValueError("the model needs filters, convs_per_block >= 1, stem_stride >= 1.")
+        if self.max_pixels <= 0:
+            raise ValueError(f"max_pixels must be positive, got {self.max_pixels}.")
         if self.batch_size <= 0:
             raise ValueError(f"batch size must be positive, got {self.batch_size}.")
         if self.class_weights not in ("none", "balanced"):

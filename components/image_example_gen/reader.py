@@ -101,6 +101,66 @@ def upright(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
     return tf.switch_case(tf.clip_by_value(orientation, 1, 8) - 1, turns)
 
 
+# The signatures TensorFlow's decoder classifies bytes by (decode_image_op.cc), most specific first.
+IMAGE_MAGIC = (
+    ("JPEG", b"\xff\xd8\xff"),
+    ("PNG", b"\x89PNG\r\n\x1a\n"),
+    ("GIF", b"GIF8"),
+    ("BMP", b"BM"),
+)
+_HEADER_BYTES = 26  # the PNG, GIF and BMP dimensions all lie within the first 26 bytes
+
+
+def image_format(encoded: tf.Tensor) -> tf.Tensor:
+    """The format of encoded bytes (any shape) as TensorFlow's decoder will see it: "JPEG",
+    "PNG", "GIF", "BMP", or "" for bytes it cannot decode at all."""
+    names = tf.fill(tf.shape(encoded), "")
+    for name, magic in reversed(IMAGE_MAGIC):
+        names = tf.where(tf.strings.substr(encoded, 0, len(magic)) == magic, name, names)
+    return names
+
+
+def header_dimensions(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(height, width) as int64, read from the header of PNG, GIF or BMP bytes (any shape)
+    without decoding, so that a decompression bomb is refused before its pixels exist; 0 for
+    other bytes. Never fails: short bytes are padded with zeros.
+
+    The fields are those TensorFlow's decoders allocate from: PNG's IHDR, GIF's logical screen,
+    BMP's info header (a negative height means top-down rows).
+    """
+    head = tf.strings.substr(encoded, 0, _HEADER_BYTES) + b"\x00" * _HEADER_BYTES
+    head = tf.strings.substr(head, 0, _HEADER_BYTES)
+    digits = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+    def number(offset: int, width: int, big_endian: bool) -> tf.Tensor:
+        value = tf.zeros_like(digits[..., 0])
+        for i in range(width):
+            value += digits[..., offset + i] * 256 ** ((width - 1 - i) if big_endian else i)
+        return value
+
+    def signed32(value: tf.Tensor) -> tf.Tensor:
+        return tf.abs(tf.where(value >= 2**31, value - 2**32, value))
+
+    kind = image_format(encoded)
+    height = tf.where(kind == "PNG", number(20, 4, True), 0)
+    height = tf.where(kind == "GIF", number(8, 2, False), height)
+    height = tf.where(kind == "BMP", signed32(number(22, 4, False)), height)
+    width = tf.where(kind == "PNG", number(16, 4, True), 0)
+    width = tf.where(kind == "GIF", number(6, 2, False), width)
+    width = tf.where(kind == "BMP", signed32(number(18, 4, False)), width)
+    return height, width
+
+
+def image_dimensions(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(height, width) as int64 of one encoded image, from its header only; 0 for bytes that are
+    no JPEG/PNG/GIF/BMP. Raises (InvalidArgumentError) for a JPEG whose header is corrupt."""
+    return tf.cond(
+        tf.io.is_jpeg(encoded),
+        lambda: tuple(tf.unstack(tf.cast(tf.io.extract_jpeg_shape(encoded)[:2], tf.int64))),
+        lambda: header_dimensions(encoded),
+    )
+
+
 def decode_image(encoded: tf.Tensor, image_size: int | None = None) -> tf.Tensor:
     """Encoded JPEG/PNG/GIF/BMP bytes -> uint8 RGB (1/3/4 channels and animations handled);
     resized to image_size x image_size (float32 in [0, 255]) when a size is given.

@@ -1,0 +1,255 @@
+"""The serving signatures answer per image: a bad or oversized image gets its own error, and the
+rest of the batch is predicted as if it had come alone."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from components.image_example_gen import images, reader
+from components.image_example_gen.options import ImageOptions
+from tests.conftest import encode, photo, write
+from trainer import model
+from trainer.options import TrainerOptions
+
+SIZE = 32
+VOCABULARY = ["a", "b", "c"]
+LIMIT = 1000  # pixels, for the model exported with a lowered limit
+
+
+def linear_model():
+    """A linear model on the pixels: unlike an untrained CNN, its answer moves with the picture,
+    so a mixed-up row in a batch would show."""
+    keras = model.keras
+    pixels = keras.Input((SIZE, SIZE, 3))
+    scores = keras.layers.Dense(
+        len(VOCABULARY), kernel_initializer=keras.initializers.RandomNormal(stddev=0.02, seed=1)
+    )(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(pixels)))
+    return keras.Model(pixels, keras.layers.Softmax()(scores))
+
+
+def jpeg(size=(64, 40), seed=0) -> bytes:
+    buffer = io.BytesIO()
+    photo(size=size, seed=seed).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header (valid IHDR and CRC) claiming width x height, followed by no pixels."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk + b"garbage"
+
+
+@pytest.fixture(scope="module")
+def huge_png():
+    """A real 12000x12000 PNG: 137 KiB on disk, 412 MiB of RGB pixels once decoded."""
+    buffer = io.BytesIO()
+    Image.new("L", (12000, 12000)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(SavedModel path, Keras model, path of the same model with max_pixels=LIMIT)."""
+    keras_model = linear_model()
+    root = tmp_path_factory.mktemp("serving")
+    paths = []
+    for name, options in (
+        ("default", TrainerOptions(image_size=SIZE, filters=(4, 8))),
+        ("limited", TrainerOptions(image_size=SIZE, filters=(4, 8), max_pixels=LIMIT)),
+    ):
+        paths.append(str(root / name / "1"))
+        model.export(keras_model, VOCABULARY, options, paths[-1])
+    return paths[0], keras_model, paths[1]
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    """Both SavedModels loaded once (a load takes seconds): (default, limited)."""
+    return tf.saved_model.load(exported[0]), tf.saved_model.load(exported[2])
+
+
+def reference(keras_model, encoded: list[bytes]) -> np.ndarray:
+    """Probabilities of the Keras model on the training decoder's pixels, one image at a time."""
+    return np.concatenate(
+        [keras_model(reader.decode_image(tf.constant(b), SIZE)[None]).numpy() for b in encoded]
+    )
+
+
+def as_text(values) -> list[str]:
+    return [v.decode() for v in values.numpy()]
+
+
+def assert_refused(out, rows: list[int]) -> None:
+    """The placeholder answer of refused images."""
+    np.testing.assert_array_equal(out[model.PROBABILITIES].numpy()[rows], 0.0)
+    assert list(out[model.CLASS_INDEX].numpy()[rows]) == [-1] * len(rows)
+    assert [as_text(out[model.LABEL_NAME])[i] for i in rows] == [""] * len(rows)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_bad_images_get_their_own_error_and_the_rest_are_predicted(exported, loaded, huge_png):
+    keras_model = exported[1]
+    good_jpeg, good_png = jpeg(seed=1), encode("PNG", size=(50, 30), seed=2)
+    truncated = good_jpeg[: len(good_jpeg) // 2]
+    serve = loaded[0].signatures[model.IMAGES_SIGNATURE]
+
+    out = serve(images=tf.constant([good_jpeg, truncated, huge_png, good_png]))
+    alone = serve(images=tf.constant([good_jpeg, good_png]))
+
+    errors = as_text(out[model.ERROR])
+    assert errors[0] == errors[3] == ""
+    assert errors[1].startswith(f"{model.UNDECODABLE}: JPEG")
+    # Worded as the converter words its own refusal of the same file.
+    refusal = images.check_image(huge_png, ImageOptions().max_pixels, transcode=True)
+    assert errors[2] == f"{refusal.reason}: {refusal.detail}"
+    assert errors[2] == "too_many_pixels: 12000x12000 is over max_pixels=89478485"
+    assert_refused(out, [1, 2])
+    predicted = out[model.PROBABILITIES].numpy()[[0, 3]]
+    np.testing.assert_allclose(predicted, alone[model.PROBABILITIES].numpy(), atol=1e-6)
+    np.testing.assert_allclose(predicted, reference(keras_model, [good_jpeg, good_png]), atol=1e-5)
+    assert list(out[model.CLASS_INDEX].numpy()[[0, 3]]) == list(predicted.argmax(axis=1))
+    assert [as_text(out[model.LABEL_NAME])[i] for i in (0, 3)] == [
+        VOCABULARY[i] for i in predicted.argmax(axis=1)
+    ]
+
+
+def test_oversized_images_are_refused_from_their_header_before_decoding(loaded):
+    """A header claiming 12000x12000 over bytes that hold no pixels: a decoder would call it
+    corrupt; the graph refuses it for its size, so it never reached the decoder."""
+    serve = loaded[0].signatures[model.IMAGES_SIGNATURE]
+    out = serve(images=tf.constant([png_claiming(12000, 12000), png_claiming(20, 10)]))
+    assert as_text(out[model.ERROR]) == [
+        "too_many_pixels: 12000x12000 is over max_pixels=89478485",
+        f"{model.UNDECODABLE}: PNG data that cannot be decoded",
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP"])
+def test_lowered_pixel_limit_is_read_from_each_format_header(exported, loaded, fmt):
+    """TrainerOptions.max_pixels bounds serving: 40x25 (exactly the limit) is predicted, 41x25 is
+    refused, in every format TensorFlow decodes."""
+    serve = loaded[1].signatures[model.IMAGES_SIGNATURE]
+    at_limit, over = encode(fmt, size=(40, 25), seed=3), encode(fmt, size=(41, 25), seed=4)
+    out = serve(images=tf.constant([over, at_limit]))
+    assert as_text(out[model.ERROR]) == ["too_many_pixels: 41x25 is over max_pixels=1000", ""]
+    np.testing.assert_allclose(
+        out[model.PROBABILITIES].numpy()[1:], reference(exported[1], [at_limit]), atol=1e-5
+    )
+
+
+def test_header_dimensions_agree_with_pil():
+    bottom_up = encode("BMP", size=(33, 23), seed=5)
+    top_down = bytearray(bottom_up)
+    top_down[22:26] = struct.pack("<i", -23)  # a negative height: rows stored top-down
+    encoded = [
+        encode("JPEG", size=(30, 20)),
+        encode("PNG", size=(31, 21), mode="RGBA"),
+        encode("GIF", size=(32, 22)),
+        bottom_up,
+        bytes(top_down),
+    ]
+    for data in encoded:
+        width, height = Image.open(io.BytesIO(data)).size
+        assert [int(v) for v in reader.image_dimensions(tf.constant(data))] == [height, width]
+    assert tf.io.decode_image(bytes(top_down)).shape == (23, 33, 3)
+    kinds = reader.image_format(tf.constant(encoded + [b"RIFF....WEBP", b"", b"BM"]))
+    assert as_text(kinds) == ["JPEG", "PNG", "GIF", "BMP", "BMP", "", "", "BMP"]
+    heights, widths = reader.header_dimensions(tf.constant([b"", b"BM", b"\x89PNG\r\n\x1a\n"]))
+    assert list(heights.numpy()) == list(widths.numpy()) == [0, 0, 0]
+
+
+def test_examples_signature_answers_per_example(exported, loaded):
+    keras_model = exported[1]
+    good = jpeg(seed=6)
+
+    def example(**features) -> bytes:
+        return tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+                    for k, v in features.items()
+                }
+            )
+        ).SerializeToString()
+
+    serialized = [example(image_raw=good), example(image_raw=b"not an image"), example(id=b"x")]
+    out = loaded[0].signatures[model.EXAMPLES_SIGNATURE](examples=tf.constant(serialized))
+    assert as_text(out[model.ERROR]) == [
+        "",
+        f"{model.UNDECODABLE}: not JPEG, PNG, GIF or BMP data",
+        f"{model.UNDECODABLE}: not JPEG, PNG, GIF or BMP data",
+    ]
+    assert_refused(out, [1, 2])
+    np.testing.assert_allclose(
+        out[model.PROBABILITIES].numpy()[:1], reference(keras_model, [good]), atol=1e-5
+    )
+    evaluate = loaded[0].signatures[model.EVAL_SIGNATURE](image_raw=tf.constant([good, b"x"]))
+    assert as_text(evaluate[model.ERROR]) == [
+        "",
+        f"{model.UNDECODABLE}: not JPEG, PNG, GIF or BMP data",
+    ]
+
+
+def test_batches_of_only_bad_images_and_empty_batches(loaded):
+    serve = loaded[0].signatures[model.IMAGES_SIGNATURE]
+    out = serve(images=tf.constant([b"", b"\xff\xd8\xff\xe0broken"]))
+    assert out[model.PROBABILITIES].shape == (2, len(VOCABULARY))
+    assert_refused(out, [0, 1])
+    empty = serve(images=tf.constant([], tf.string))
+    assert empty[model.PROBABILITIES].shape == (0, len(VOCABULARY))
+    assert empty[model.ERROR].shape == (0,)
+
+
+def test_a_tf1_session_runs_the_signature_as_tf_serving_does(exported, huge_png):
+    """TF Serving loads a SavedModel into a C++ Session and runs the signature's tensors, with no
+    Python in the process: the per-image answers must come from graph ops alone."""
+    path, _, _ = exported
+    batch = [jpeg(seed=7), b"garbage", huge_png]
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+        signature = meta.signature_def[model.IMAGES_SIGNATURE]
+        fetches = {k: v.name for k, v in signature.outputs.items()}
+        out = session.run(fetches, {signature.inputs["images"].name: batch})
+    assert [e.decode().split(":")[0] for e in out[model.ERROR]] == [
+        "",
+        model.UNDECODABLE,
+        model.TOO_MANY_PIXELS,
+    ]
+    assert list(out[model.CLASS_INDEX][1:]) == [-1, -1]
+
+
+def test_predict_prints_an_error_line_for_an_image_the_model_refuses(exported, tmp_path):
+    """A file that passes predict's own checks but is over the model's lowered pixel limit gets
+    the model's error line; the files around it are predicted."""
+    from imgtfx import predict
+
+    _, keras_model, limited = exported
+    small, large = encode("JPEG", size=(30, 20), seed=8), encode("JPEG", size=(60, 40), seed=9)
+    files = [
+        write(tmp_path / "a.jpg", small),
+        write(tmp_path / "b.jpg", large),
+        write(tmp_path / "c.jpg", small),
+    ]
+    lines = list(predict.predict(limited, files, top_k=1))
+    assert [line["path"] for line in lines] == files
+    assert lines[1] == {"path": files[1], "error": "too_many_pixels: 60x40 is over max_pixels=1000"}
+    expected = reference(keras_model, [small])[0]
+    for line in (lines[0], lines[2]):
+        assert line["label"] == VOCABULARY[int(expected.argmax())]
+        assert line["probability"] == pytest.approx(float(expected.max()), abs=1e-5)
+
+
+def test_options_carry_the_pixel_limit():
+    assert TrainerOptions().max_pixels == ImageOptions().max_pixels
+    lowered = TrainerOptions(max_pixels=4_000_000)
+    assert TrainerOptions.from_dict(lowered.to_dict()) == lowered
+    with pytest.raises(ValueError, match="max_pixels must be positive"):
+        TrainerOptions(max_pixels=0)
