@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import warnings
 
 from pipeline import configs
@@ -171,42 +172,53 @@ def run(args) -> int:
         args.labels = os.path.join(sample_root, "train.csv")
     size = args.image_size or (configs.SAMPLE_IMAGE_SIZE if args.sample else configs.IMAGE_SIZE)
     trainer_options = _trainer_options(args, size)
-    summary = local_runner.run(
-        images_root=args.images,
-        root=args.root,
-        image_options=_options(args),
-        trainer_options=trainer_options,
-        input_config=_input_config(args),
-        train_steps=args.train_steps,
-        eval_percent=args.eval_percent,
-        min_accuracy=args.min_accuracy,
-        min_class_accuracy=args.min_class_accuracy,
-        beam_pipeline_args=_beam_args(args.beam_arg),
-    )
+    image_options = _options(args)
     from components.image_example_gen.outputs import read_report, split_warnings
+    from pipeline import steps
     from pipeline.results import blessing_lines
 
+    # Checked before the log exists under ROOT: a failed check leaves no folder behind.
+    local_runner.check_inputs(os.path.abspath(args.images), args.root, image_options)
+    log = os.path.join(args.root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+    page = None
+    with steps.quiet_console(log, args.verbose) as console:
+        if not args.verbose:
+            print(f"log: {log} (library messages; --verbose shows them here)", file=console)
+        summary = local_runner.run(
+            images_root=args.images,
+            root=args.root,
+            image_options=image_options,
+            trainer_options=trainer_options,
+            input_config=_input_config(args),
+            train_steps=args.train_steps,
+            eval_percent=args.eval_percent,
+            min_accuracy=args.min_accuracy,
+            min_class_accuracy=args.min_class_accuracy,
+            beam_pipeline_args=_beam_args(args.beam_arg),
+            console=console,
+        )
+        if summary.get("examples_uri"):
+            from imgtfx.report import write_report
+
+            with steps.timed("report") as record:
+                page = write_report(summary["root"])
+            local_runner.record_step(summary["root"], "report", record)
     if summary.get("examples_uri"):
         for line in split_warnings(read_report(summary["examples_uri"])):
             print(line, file=sys.stderr)
     accuracy, top_k = summary["accuracy"], summary.get("top_k_accuracy")
     top_k_text = "" if top_k is None else f", top-{summary['top_k']} {top_k:.3f}"
+    splits = ", ".join(f"{split} {n:,}" for split, n in (summary["examples"] or {}).items())
     print(
-        f"examples {summary['examples']}, rejected {summary['rejected']}, accuracy "
-        f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}{top_k_text}, "
+        f"examples: {splits or 'none'}; rejected {summary['rejected']:,}; accuracy "
+        f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}{top_k_text}; "
         f"{'BLESSED' if summary['blessed'] else 'NOT blessed'}"
     )
     for line in blessing_lines(summary.get("blessing") or {}):
         print(line)
     print(f"pushed model: {summary['pushed_model'] or 'none (not blessed)'}")
     print(f"summary: {local_runner.paths(summary['root'])['summary']}")
-    if summary.get("examples_uri"):
-        from imgtfx.report import write_report
-        from pipeline.steps import timed
-
-        with timed("report") as record:
-            page = write_report(summary["root"])
-        local_runner.record_step(summary["root"], "report", record)
+    if page:
         print(f"report: {page}")
     return 0
 
@@ -337,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_args(p, images_required=False)
     p.add_argument("--sample", action="store_true", help="use the built-in digits sample data")
     p.add_argument("--root", required=True, help="folder for artifacts, metadata and models")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the libraries' messages (TFX, Beam, TensorFlow) on the terminal too; by "
+        "default they go to ROOT/logs/run-*.log",
+    )
     _add_training_args(p, sample=True)
     p.set_defaults(func=run)
 

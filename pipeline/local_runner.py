@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import IO
 
 from tfx import v1 as tfx
 
@@ -95,8 +96,10 @@ def run(
     min_class_accuracy: float | None = None,
     beam_pipeline_args: list[str] | None = None,
     pipeline_name: str = configs.PIPELINE_NAME,
+    console: IO[str] | None = None,
 ) -> dict:
-    """Runs the whole pipeline and writes ROOT/summary.json; returns the summary."""
+    """Runs the whole pipeline and writes ROOT/summary.json; returns the summary. The steps'
+    start, end and progress lines go to `console` (default: stderr)."""
     root = os.path.abspath(root)
     images_root = os.path.abspath(images_root)
     check_inputs(images_root, root, image_options)
@@ -124,7 +127,7 @@ def run(
         ),
     )
     local_settings.apply()
-    with steps.StepWatch() as watch:
+    with steps.StepWatch(out=console) as watch:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     thresholds = {
         "min_accuracy": min_accuracy,

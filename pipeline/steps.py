@@ -118,6 +118,37 @@ def timed(name: str, out: IO[str] | None = None) -> Iterator[dict]:
     print(f"[{time.strftime('%H:%M:%S')}] {', '.join(words)}", file=out, flush=True)
 
 
+@contextlib.contextmanager
+def quiet_console(log_path: str, verbose: bool = False) -> Iterator[IO[str]]:
+    """Yields the stream for the user's own lines (the terminal's stderr). Unless `verbose`,
+    everything else this process writes to its stdout and stderr meanwhile goes to `log_path`:
+    Python logging and warnings, TensorFlow's and ML Metadata's C++ logs (written straight to
+    file descriptor 2, which only redirecting the descriptor catches), Keras' epoch lines and
+    library tracebacks. The descriptors are restored on the way out, failure or not.
+    """
+    if verbose:
+        yield sys.stderr
+        return
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    user = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding="utf-8")
+    with open(log_path, "a", encoding="utf-8") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield user
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            user.close()
+
+
 class StepWatch:
     """Prints and records the steps of a LocalDagRunner run (a context manager).
 

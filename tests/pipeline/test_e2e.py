@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,6 +173,16 @@ def test_killed_run_completes_on_rerun_reusing_finished_steps(digits, tmp_path):
         _cli(digits, root, steps=600), capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # The terminal shows the user's lines only: where the log is, one line per step event,
+    # split warnings; then the results. TFX's, Beam's, TensorFlow's and Keras' messages are in
+    # the log.
+    errors = done.stderr.strip().splitlines()
+    assert errors[0].startswith("log: ") and os.path.getsize(errors[0].split()[1]) > 0
+    for line in errors[1:]:
+        assert re.match(r"(\[\d\d:\d\d:\d\d\] [A-Za-z]+: |warning: )", line), errors
+    results = done.stdout.strip().splitlines()
+    assert results[0].startswith("examples: train ") and len(results) <= 6, results
+    assert [line.split(":")[0] for line in results[-3:]] == ["pushed model", "summary", "report"]
     with open(local_runner.paths(root)["summary"]) as f:
         steps = json.load(f)["steps"]
     for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "LabelSchema"):
@@ -231,3 +242,5 @@ def test_predict_on_good_and_bad_files(digits, first_run, tmp_path, capsys):
     assert "error" in printed[0] and printed[1]["label"]
     assert cli.main(["predict", "--model", serving, str(bad)]) == 1
     assert "no image could be predicted" in capsys.readouterr().err
+    # The run's root stands for its pushed models.
+    assert predict.resolve_model_dir(summary["root"]) == summary["pushed_model"]
