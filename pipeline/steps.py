@@ -149,6 +149,11 @@ def quiet_console(log_path: str, verbose: bool = False) -> Iterator[IO[str]]:
             user.close()
 
 
+def _rate(per_second: float) -> str:
+    """1,234 or 5.6: whole numbers where they say enough, never a rate of 0 for a slow step."""
+    return f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.1f}"
+
+
 class StepWatch:
     """Prints and records the steps of a LocalDagRunner run (a context manager).
 
@@ -262,7 +267,7 @@ class StepWatch:
             f"{node}: {'done' if state == 'COMPLETE' else state.lower()} in {duration(seconds)}"
         ]
         if "examples" in record:
-            words.append(f"{record['examples']:,} examples ({record['examples_per_s']:,.0f}/s)")
+            words.append(f"{record['examples']:,} examples ({_rate(record['examples_per_s'])}/s)")
         if "steps" in record:
             words.append(f"{record['steps']:,} steps ({record['steps_per_s']:.2f}/s)")
         if peak_kib is not None:
@@ -338,7 +343,7 @@ class StepWatch:
         if "images" in counts:
             n, since = counts["images"]["value"], counts["images"]["since"]
             rate = n / max(time.monotonic() - since, 1e-6)
-            words.append(f"{n:,} images checked and written ({rate:,.0f}/s)")
+            words.append(f"{n:,} images checked and written ({_rate(rate)}/s)")
         if "train_steps" in counts:
             c = counts["train_steps"]
             rate = c["value"] / max(time.monotonic() - c["since"], 1e-6)

@@ -531,7 +531,7 @@ def _options_of(command: str) -> set[str]:
 
 
 def test_compile_takes_every_option_run_takes_but_local_paths():
-    run_only = {"--root", "--sample"}  # where a local run keeps things; its sample data
+    run_only = {"--root", "--sample", "--verbose"}  # a local run's folder, sample, terminal
     assert _options_of("run") - run_only <= _options_of("compile")
     assert _options_of("convert") - {"--output"} <= _options_of("run")
 

@@ -211,9 +211,12 @@ def test_report_has_every_section_with_decodable_pictures(first_run):
         image = Image.open(io.BytesIO(base64.b64decode(data)))
         image.load()
         assert image.width > 1 and image.height > 1
-    for section in ("dataset", "training", "errors"):
+    for section in ("dataset", "errors"):
         body = page.split(f'<section id="{section}">')[1].split("</section>")[0]
         assert 'class="plot"' in body, section
+    # 30 steps are one evaluation round: its numbers in a table, not a curve of one dot.
+    training = page.split('<section id="training">')[1].split("</section>")[0]
+    assert "One evaluation round" in training and "<td>accuracy</td>" in training
 
 
 def test_predict_on_good_and_bad_files(digits, first_run, tmp_path, capsys):
@@ -242,5 +245,5 @@ def test_predict_on_good_and_bad_files(digits, first_run, tmp_path, capsys):
     assert "error" in printed[0] and printed[1]["label"]
     assert cli.main(["predict", "--model", serving, str(bad)]) == 1
     assert "no image could be predicted" in capsys.readouterr().err
-    # The run's root stands for its pushed models.
-    assert predict.resolve_model_dir(summary["root"]) == summary["pushed_model"]
+    # The run's root stands for its pushed models (the newest, as for the Pusher's folder).
+    assert predict.resolve_model_dir(summary["root"]) == predict.resolve_model_dir(serving)
