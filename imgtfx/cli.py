@@ -38,6 +38,12 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
     parser.add_argument("--id-column", default="id", help="CSV column of image ids (file stems)")
     parser.add_argument("--label-column", help="CSV label column (default: the other column)")
     parser.add_argument(
+        "--label-names",
+        metavar="CSV",
+        help="CSV of label,name (like the contest's category.csv: landmark_id,landmark_name): "
+        "names shown in the report and predictions (default: a label's one folder name)",
+    )
+    parser.add_argument(
         "--label-level",
         type=int,
         default=-1,
@@ -126,6 +132,7 @@ def _options(args):
         labels_csv=args.labels,
         id_column=args.id_column,
         label_column=args.label_column,
+        label_names_csv=args.label_names,
         label_level=args.label_level,
         max_reject_fraction=args.max_reject_fraction,
         follow_external_links=args.follow_external_links,
@@ -465,6 +472,9 @@ def check_args(args) -> None:
             raise ValueError(f"image root {images} is empty.")
     if labels and "://" not in labels and not os.path.isfile(labels):
         raise ValueError(f"labels CSV {labels} does not exist.")
+    names = getattr(args, "label_names", None)
+    if names and "://" not in names and not os.path.isfile(names):
+        raise ValueError(f"label names CSV {names} does not exist.")
     if getattr(args, "split_folders", None):
         _input_config(args)  # raises on folders that cannot train and evaluate
     if getattr(args, "eval_percent", None) is not None and not 0 < args.eval_percent < 100:

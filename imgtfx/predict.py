@@ -59,9 +59,18 @@ def expand(paths: Iterable[str]) -> Iterator[str]:
             yield path
 
 
+def _answer(vocabulary: list[str], names: list[str] | None, row, index: int) -> dict:
+    """label, name (when the model has names) and probability of class `index`."""
+    answer = {"label": vocabulary[index]}
+    if names is not None:
+        answer["name"] = names[index]
+    answer["probability"] = round(float(row[index]), 6)
+    return answer
+
+
 def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool = False):
-    """Yields one dict per file, in input order: path, label, probability, top_k; or path and
-    error."""
+    """Yields one dict per file, in input order: path, label, name (models with names),
+    probability, top_k; or path and error."""
     import tensorflow as tf
 
     from components.image_example_gen import outputs
@@ -70,6 +79,9 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
     model_dir = resolve_model_dir(model_dir)
     signature = tf.saved_model.load(model_dir).signatures[trainer_model.IMAGES_SIGNATURE]
     vocabulary = outputs.read_labels_file(os.path.join(model_dir, outputs.LABELS_FILE))
+    names = None  # models exported before label_names.json print labels only
+    if os.path.exists(os.path.join(model_dir, outputs.LABEL_NAMES_FILE)):
+        names = outputs.read_label_names(model_dir)
     limits = ImageOptions()
     files = list(expand(paths))
     bar = None
@@ -91,14 +103,8 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
                     line["error"] = error.decode("utf-8", "replace")
                     continue
                 best = np.argsort(-row)[: max(1, top_k)]
-                line.update(
-                    label=vocabulary[best[0]],
-                    probability=round(float(row[best[0]]), 6),
-                    top_k=[
-                        {"label": vocabulary[i], "probability": round(float(row[i]), 6)}
-                        for i in best
-                    ],
-                )
+                line.update(_answer(vocabulary, names, row, best[0]))
+                line["top_k"] = [_answer(vocabulary, names, row, i) for i in best]
         if bar:
             bar.update(len(pending))
         yield from pending

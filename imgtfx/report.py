@@ -36,6 +36,7 @@ from components.image_example_gen import reader  # noqa: E402
 from components.image_example_gen.options import ImageOptions  # noqa: E402
 from components.image_example_gen.outputs import (  # noqa: E402
     REJECTS_FILE,
+    read_label_names,
     read_report,
     read_vocabulary,
     split_warnings,
@@ -103,6 +104,16 @@ def _thumbnail(encoded: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def _shown(label: str, name: str) -> str:
+    """How a class is named in the page: "name (label)" where it has a name of its own."""
+    return label if name == label else f"{name} ({label})"
+
+
+def _names(examples_uri: str) -> dict[str, str]:
+    """{label: display name} of an Examples artifact (the label itself where it has none)."""
+    return dict(zip(read_vocabulary(examples_uri), read_label_names(examples_uri), strict=True))
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join(
@@ -115,8 +126,9 @@ def _table(header: list[str], rows: list[list]) -> str:
 # Sections.
 
 
-def _class_counts_figure(report: dict) -> str:
+def _class_counts_figure(report: dict, names: dict[str, str] | None = None) -> str:
     """Examples per class: stacked bars per split for a few classes, else the distribution."""
+    names = names or {}
     splits = list(report["splits"])
     classes = report["classes"]
     figure, axis = plt.subplots(figsize=(8, 3))
@@ -127,7 +139,8 @@ def _class_counts_figure(report: dict) -> str:
             values = np.array([classes[label].get(split, 0) for label in labels])
             axis.bar(range(len(labels)), values, bottom=bottom, label=split)
             bottom += values
-        axis.set_xticks(range(len(labels)), map(_drawable, labels), rotation=60, fontsize=7)
+        ticks = [_drawable(names.get(label, label)) for label in labels]
+        axis.set_xticks(range(len(labels)), ticks, rotation=60, fontsize=7)
         axis.set_ylabel("examples")
         axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
@@ -148,13 +161,17 @@ def _class_counts_figure(report: dict) -> str:
     return _img(_png(figure), "examples per class") + f"<p>{html.escape(title)}.</p>"
 
 
-def _class_tables(report: dict) -> str:
+def _class_tables(report: dict, names: dict[str, str] | None = None) -> str:
     splits = list(report["splits"])
     classes = report["classes"]
+    names = names or {}
+
+    def shown(label):
+        return _shown(label, names.get(label, label))
 
     def row(label):
         counts = classes[label]
-        return [label, *[counts.get(s, 0) for s in splits], sum(counts.values())]
+        return [shown(label), *[counts.get(s, 0) for s in splits], sum(counts.values())]
 
     header = ["label", *splits, "total"]
     if len(classes) <= MAX_CLASSES_SHOWN:
@@ -167,11 +184,11 @@ def _class_tables(report: dict) -> str:
     ]
     for split, labels in report.get("classes_without_examples", {}).items():
         if labels:
-            shown = ", ".join(html.escape(label) for label in labels[:100])
+            listed = ", ".join(html.escape(shown(label)) for label in labels[:100])
             more = f" ... and {len(labels) - 100} more" if len(labels) > 100 else ""
             parts.append(
                 f"<h3>Classes without {html.escape(split)} examples ({len(labels)})</h3>"
-                f"<p class='names'>{shown}{more}</p>"
+                f"<p class='names'>{listed}{more}</p>"
             )
     return "".join(parts)
 
@@ -224,12 +241,13 @@ def dataset_section(examples_uri: str) -> str:
         f"Image root: <code>{html.escape(str(report['image_root']))}</code></p>"
     )
     warnings = "".join(f"<p class='warn'>{html.escape(w)}</p>" for w in split_warnings(report))
+    names = _names(examples_uri)
     return (
         '<section id="dataset"><h2>Dataset</h2>'
         + counts
         + warnings
-        + _class_counts_figure(report)
-        + _class_tables(report)
+        + _class_counts_figure(report, names)
+        + _class_tables(report, names)
         + "<h3>Rejected and skipped files</h3>"
         + _rejects(examples_uri)
         + "</section>"
@@ -247,13 +265,15 @@ def samples_section(examples_uri: str, options: ImageOptions) -> str:
     rows = []
     if len(per_class) > MAX_CLASSES_SHOWN:
         rows.append(f"<p>{MAX_CLASSES_SHOWN} of {len(per_class)} classes shown.</p>")
-    order = {label: i for i, label in enumerate(read_vocabulary(examples_uri))}
+    display = _names(examples_uri)
+    order = {label: i for i, label in enumerate(display)}
     for label in sorted(per_class, key=lambda label: order.get(label, len(order)))[
         :MAX_CLASSES_SHOWN
     ]:
-        thumbs = "".join(_img(_thumbnail(b), label, "thumb") for b in per_class[label])
+        shown = _shown(label, display.get(label, label))
+        thumbs = "".join(_img(_thumbnail(b), shown, "thumb") for b in per_class[label])
         rows.append(
-            f"<div class='row'><span class='label'>{html.escape(label)}</span>{thumbs}</div>"
+            f"<div class='row'><span class='label'>{html.escape(shown)}</span>{thumbs}</div>"
         )
     return '<section id="samples"><h2>Sample images per class</h2>' + "".join(rows) + "</section>"
 
@@ -549,6 +569,8 @@ def predictions_section(summary: dict, options: ImageOptions) -> str:
     served = tf.saved_model.load(summary["model"])
     predict = served.signatures[trainer_model.IMAGES_SIGNATURE]
     vocabulary = read_vocabulary(summary["examples_uri"])
+    display = read_label_names(summary["examples_uri"])
+    shown = [_shown(label, name) for label, name in zip(vocabulary, display, strict=True)]
     pairs: collections.Counter = collections.Counter()  # (true, predicted) -> eval images
     mistakes: list = []  # min-heap of the most confident mistakes
     seen = 0
@@ -585,22 +607,22 @@ def predictions_section(summary: dict, options: ImageOptions) -> str:
         matrix = np.zeros((n, n), dtype=int)
         for (t, p), count in pairs.items():
             matrix[t, p] = count
-        plots = _img(_png(_confusion_figure(matrix, vocabulary, seen)), "confusion matrix")
+        plots = _img(_png(_confusion_figure(matrix, display, seen)), "confusion matrix")
         figure2, axis2 = plt.subplots(figsize=(8, 3))
         axis2.bar(range(n), per_class)
-        axis2.set_xticks(range(n), map(_drawable, vocabulary), rotation=60, fontsize=7)
+        axis2.set_xticks(range(n), map(_drawable, display), rotation=60, fontsize=7)
         axis2.set_ylim(0, 1)
         axis2.set_ylabel("accuracy")
         axis2.set_title("Per-class accuracy (eval)")
         plots += _img(_png(figure2), "per-class accuracy")
     else:
-        plots = _many_classes(pairs, vocabulary, per_class, support)
+        plots = _many_classes(pairs, shown, per_class, support)
     worst = (
         "".join(
             "<figure>"
             + _img(_thumbnail(image), path.decode(), "thumb")
-            + f"<figcaption>{html.escape(vocabulary[p])} ({confidence:.0%})<br>"
-            f"true: {html.escape(vocabulary[t])}<br><code>{_breakable_path(path.decode())}</code>"
+            + f"<figcaption>{html.escape(shown[p])} ({confidence:.0%})<br>"
+            f"true: {html.escape(shown[t])}<br><code>{_breakable_path(path.decode())}</code>"
             "</figcaption></figure>"
             for confidence, _, t, p, image, path in sorted(mistakes, reverse=True)
         )
@@ -636,7 +658,8 @@ def _many_classes(
     pairs: collections.Counter, vocabulary: list[str], per_class: np.ndarray, support: np.ndarray
 ) -> str:
     """What a confusion matrix says, at any class count: the accuracy distribution over
-    classes, the worst classes and the most confused pairs (from (true, predicted) counts)."""
+    classes, the worst classes and the most confused pairs (from (true, predicted) counts).
+    `vocabulary[i]` is class i as the page names it."""
     evaluated = support > 0
     figure, axis = plt.subplots(figsize=(8, 3))
     axis.hist(per_class[evaluated], bins=np.linspace(0, 1, 21))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from components.image_example_gen import reader
-from components.image_example_gen.outputs import read_report, read_vocabulary
+from components.image_example_gen.outputs import read_label_names, read_report, read_vocabulary
 from trainer.options import TrainerOptions
 
 
@@ -22,6 +22,11 @@ def examples_root(file_patterns: Sequence[str]) -> str:
 
 def vocabulary_of(file_patterns: Sequence[str]) -> list[str]:
     return read_vocabulary(examples_root(file_patterns))
+
+
+def label_names_of(file_patterns: Sequence[str]) -> list[str]:
+    """Display names aligned with the vocabulary (the labels where the examples have none)."""
+    return read_label_names(examples_root(file_patterns))
 
 
 def class_counts(file_patterns: Sequence[str], split: str = "train") -> dict[str, int]:

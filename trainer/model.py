@@ -25,6 +25,7 @@ from trainer.options import TrainerOptions  # noqa: E402
 PROBABILITIES = "probabilities"
 CLASS_INDEX = "class_index"
 LABEL_NAME = "label_name"
+LABEL_DISPLAY_NAME = "label_display_name"  # the label's name for people (label_names.json)
 ERROR = "error"  # per image: "" when predicted, else the reason (reason: detail)
 TOO_MANY_PIXELS = "too_many_pixels"  # the converter's reason for the same refusal
 UNDECODABLE = "undecodable"
@@ -122,16 +123,24 @@ class ServingModule(tf.Module):
     without AutoGraph for the same reason; their graphs have no Python control flow on tensors.
 
     Every signature answers per image: `error` is "" for an image that was predicted, or says why
-    it was not (then probabilities are zeros, class_index -1 and label_name ""); one bad image
-    never fails the batch. Images over `options.max_pixels` are refused from their header,
-    before any pixel is decoded.
+    it was not (then probabilities are zeros, class_index -1, label_name and label_display_name
+    ""); one bad image never fails the batch. Images over `options.max_pixels` are refused from
+    their header, before any pixel is decoded. `label_display_name` is the label's name for
+    people (label_names.json), beside `label_name`, the class.
     """
 
-    def __init__(self, model: keras.Model, vocabulary: list[str], options: TrainerOptions):
+    def __init__(
+        self,
+        model: keras.Model,
+        vocabulary: list[str],
+        options: TrainerOptions,
+        label_names: list[str] | None = None,
+    ):
         super().__init__()
         self.weights = list(model.variables)  # what the SavedModel saves of the model
         self._keras = _Untracked(model)
         self.vocabulary = tf.constant(vocabulary)
+        self.label_names = tf.constant(label_names or vocabulary)
         self._options = options
         self.serve_image_feature = tf.function(
             self._serve_encoded,
@@ -147,10 +156,12 @@ class ServingModule(tf.Module):
         probabilities = self._keras.model(images, training=False)
         probabilities = tf.where(ok[:, None], probabilities, tf.zeros_like(probabilities))
         index = tf.where(ok, tf.argmax(probabilities, axis=-1), -1)
+        found = tf.maximum(index, 0)
         return {
             PROBABILITIES: probabilities,
             CLASS_INDEX: index,
-            LABEL_NAME: tf.where(ok, tf.gather(self.vocabulary, tf.maximum(index, 0)), ""),
+            LABEL_NAME: tf.where(ok, tf.gather(self.vocabulary, found), ""),
+            LABEL_DISPLAY_NAME: tf.where(ok, tf.gather(self.label_names, found), ""),
             ERROR: errors,
         }
 
@@ -220,8 +231,17 @@ class ServingModule(tf.Module):
         return self._predict(*self._decode(encoded))
 
 
-def export(model: keras.Model, vocabulary: list[str], options: TrainerOptions, path: str) -> None:
-    module = ServingModule(model, vocabulary, options)
+def export(
+    model: keras.Model,
+    vocabulary: list[str],
+    options: TrainerOptions,
+    path: str,
+    label_names: list[str] | None = None,
+) -> None:
+    """Saves the serving signatures, labels.txt and label_names.json (`label_names` aligned with
+    `vocabulary`; default the labels), so that readers of the model need no Examples."""
+    label_names = label_names or vocabulary
+    module = ServingModule(model, vocabulary, options, label_names)
     tf.saved_model.save(
         module,
         path,
@@ -232,6 +252,9 @@ def export(model: keras.Model, vocabulary: list[str], options: TrainerOptions, p
         },
     )
     outputs.write_labels_file(os.path.join(path, outputs.LABELS_FILE), vocabulary)
+    outputs.write_label_names_file(
+        os.path.join(path, outputs.LABEL_NAMES_FILE), vocabulary, label_names
+    )
 
 
 class StepProgress(keras.callbacks.Callback):
@@ -295,4 +318,10 @@ def run_fn(fn_args) -> None:
         callbacks=callbacks,
         verbose=2,
     )
-    export(model, vocabulary, options, fn_args.serving_model_dir)
+    export(
+        model,
+        vocabulary,
+        options,
+        fn_args.serving_model_dir,
+        data.label_names_of(fn_args.train_files),
+    )

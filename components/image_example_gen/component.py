@@ -15,8 +15,9 @@ class ImageExampleGen(component.FileBasedExampleGen):
     """Turns `input_base/**/<id>.<ext>` (plus an optional labels CSV) into tf.Example splits.
 
     Outputs one `Examples` artifact with `Split-<name>/` gzipped TFRecords, `labels.txt` (the label
-    vocabulary), `report.json` (counts that reconcile every file seen) and `rejects.jsonl` (every
-    file that did not become an example, and why).
+    vocabulary), `label_names.json` (a display name per label, for people), `report.json` (counts
+    that reconcile every file seen) and `rejects.jsonl` (every file that did not become an
+    example, and why).
     """
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)

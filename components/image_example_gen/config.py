@@ -1,4 +1,5 @@
-"""Configuration read back from exec_properties, and the labels CSV: what the plan works from."""
+"""Configuration read back from exec_properties, and the labels and label names CSVs: what the
+plan works from."""
 
 from __future__ import annotations
 
@@ -95,6 +96,43 @@ def read_labels_csv(path: str, id_column: str, label_column: str) -> Iterator[tu
             chunk.columns = [nfc_strip(c) for c in chunk.columns]
             for raw_id, label in zip(chunk[id_column], chunk[label_column], strict=True):
                 yield images.csv_id(raw_id), nfc_strip(label)
+
+
+def check_label_names_csv(path: str) -> None:
+    """Fails before the job runs when the names CSV is missing or has fewer than two columns.
+
+    Raises:
+      ValueError: the message names the file and what it has.
+    """
+    import pandas as pd
+
+    if not tf.io.gfile.exists(path):
+        raise ValueError(f"label names CSV {path} does not exist.")
+    with tf.io.gfile.GFile(path, "r") as f:
+        columns = list(pd.read_csv(f, nrows=0, dtype=str).columns)
+    if len(columns) < 2:
+        raise ValueError(
+            f"label names CSV {path} has columns {columns}: it needs two, the label and its "
+            "name (like landmark_id,landmark_name)."
+        )
+
+
+def read_label_names_csv(path: str, labels: Iterable[str]) -> dict[str, str]:
+    """{label: name} from a names CSV (first column the label, second its name), for `labels`
+    only, so that memory follows the vocabulary, not the file. Labels are compared after the
+    labels CSV's own normalisation (NFC, stripped), so `902` matches `902` written either way;
+    the first row of a label wins."""
+    import pandas as pd
+
+    wanted = {nfc_strip(label): label for label in labels}
+    names: dict[str, str] = {}
+    with tf.io.gfile.GFile(path, "r") as f:
+        for chunk in pd.read_csv(f, dtype=str, keep_default_na=False, chunksize=50_000):
+            for key, name in zip(chunk.iloc[:, 0], chunk.iloc[:, 1], strict=True):
+                label = wanted.get(nfc_strip(key))
+                if label is not None and label not in names:
+                    names[label] = nfc_strip(name)
+    return names
 
 
 @functools.lru_cache(maxsize=1 << 16)  # called per image; labels repeat

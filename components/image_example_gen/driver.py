@@ -24,9 +24,10 @@ def tree_fingerprint(
     input_config: example_gen_pb2.Input,
     labels_csv: str | None,
     follow_external: bool = True,
+    label_names_csv: str | None = None,
 ):
     """A fingerprint that changes when any file under the split folders is added, removed,
-    resized or touched, or when the labels CSV changes.
+    resized or touched, or when the labels CSV or the label names CSV changes.
 
     It lists the tree with the executor's own walk, so it sees exactly the files the executor
     reads: links that leave the root are followed, aliases inside it are not, and a skipped or
@@ -49,9 +50,10 @@ def tree_fingerprint(
                 count += 1
                 total += max(length, 0)
                 digest.update(f"{entry.path}\0{length}\0{mtime}\n".encode())
-    if labels_csv:
-        length, mtime = _stat(labels_csv)
-        digest.update(f"csv:{labels_csv}\0{length}\0{mtime}".encode())
+    for kind, csv in (("csv", labels_csv), ("names", label_names_csv)):
+        if csv:
+            length, mtime = _stat(csv)
+            digest.update(f"{kind}:{csv}\0{length}\0{mtime}".encode())
     return f"files:{count},total_bytes:{total},sha256:{digest.hexdigest()}"
 
 
@@ -78,5 +80,6 @@ class Driver(driver.FileBasedDriver):
             input_config,
             options.labels_csv,
             options.follow_external_links,
+            options.label_names_csv,
         )
         return exec_properties

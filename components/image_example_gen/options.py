@@ -41,6 +41,11 @@ class ImageOptions:
       id_column: the CSV column holding the image id (the file name without extension).
       label_column: the CSV column holding the label; when unset and the CSV has two columns,
         the column that is not `id_column`.
+      label_names_csv: CSV of label -> display name (a header row, then the label as the labels
+        CSV writes it and its name, like the contest's `category.csv` of
+        `landmark_id,landmark_name`). The labels stay the classes; names are for people (report,
+        `imgtfx predict`, serving's `label_display_name`) and override the names read from
+        folders. When unset, a CSV label whose images all lie in one folder is named after it.
       label_level: which folder of an image's path (relative to the image root) names its label,
         as a Python index into the folders: -1 is the folder holding the file.
       max_pixels: images with more pixels are rejected before decoding (decompression bombs).
@@ -68,6 +73,7 @@ class ImageOptions:
     labels_csv: str | None = None
     id_column: str = "id"
     label_column: str | None = None
+    label_names_csv: str | None = None
     label_level: int = -1
     max_pixels: int = 89_478_485
     max_reject_fraction: float = 0.2

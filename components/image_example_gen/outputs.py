@@ -1,5 +1,6 @@
 """What ImageExampleGen writes beside the shards, read back, and checked: labels.txt,
-report.json (counts that reconcile every file seen) and rejects.jsonl."""
+label_names.json (a display name per label), report.json (counts that reconcile every file
+seen) and rejects.jsonl."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     import apache_beam as beam
 
 LABELS_FILE = "labels.txt"
+
+LABEL_NAMES_FILE = "label_names.json"
 
 REPORT_FILE = "report.json"
 
@@ -39,8 +42,12 @@ def write_outputs(
     options: ImageOptions,
     split_names: list[str],
     moved: int = 0,
+    label_names: list[str] | None = None,
 ) -> None:
     write_labels_file(os.path.join(output_uri, LABELS_FILE), vocabulary)
+    write_label_names_file(
+        os.path.join(output_uri, LABEL_NAMES_FILE), vocabulary, label_names or vocabulary
+    )
     outcomes = sorted(outcomes, key=lambda o: (o.status, o.path, o.reason))
     # One write, even of nothing: GFile creates a file only on its first write, and every output
     # the README lists must exist on every run.
@@ -106,8 +113,9 @@ def write_outputs_step(
     options: ImageOptions,
     split_names: list[str],
 ) -> None:
-    """The Beam step that writes labels.txt, rejects.jsonl and report.json once every shard is
-    written: the plan's and the shards' outcomes and counts arrive as side inputs."""
+    """The Beam step that writes labels.txt, label_names.json, rejects.jsonl and report.json once
+    every shard is written: the plan's and the shards' outcomes and counts arrive as side
+    inputs."""
     import apache_beam as beam  # here only: readers of the outputs need no Beam
 
     outcomes = (planned.outcomes, written.outcomes) | "AllOutcomes" >> beam.Flatten()
@@ -123,6 +131,7 @@ def write_outputs_step(
             shard_stats=beam.pvalue.AsList(written.stats),
             files_seen=beam.pvalue.AsSingleton(planned.files_seen),
             moved=beam.pvalue.AsSingleton(planned.moved),
+            label_names=beam.pvalue.AsSingleton(planned.label_names),
             input_base=input_base,
             options=options,
             split_names=split_names,
@@ -139,6 +148,40 @@ def read_report(examples_uri: str) -> dict:
 def read_vocabulary(examples_uri: str) -> list[str]:
     """The label vocabulary of an Examples artifact: label index i names vocabulary[i]."""
     return read_labels_file(os.path.join(examples_uri, LABELS_FILE))
+
+
+def read_label_names(examples_uri: str) -> list[str]:
+    """Display names aligned with the vocabulary (name i is label i's), of an Examples artifact
+    or an exported model's folder: the labels themselves where label_names.json is absent
+    (made before names were written).
+
+    Raises:
+      ValueError: label_names.json is not a list of one text per label.
+    """
+    vocabulary = read_vocabulary(examples_uri)
+    path = os.path.join(examples_uri, LABEL_NAMES_FILE)
+    if not tf.io.gfile.exists(path):
+        return vocabulary
+    with tf.io.gfile.GFile(path, "rb") as f:
+        names = json.loads(f.read().decode("utf-8"))
+    if (
+        not isinstance(names, list)
+        or len(names) != len(vocabulary)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(
+            f"{path} must list one name per line of {LABELS_FILE} ({len(vocabulary)}); it is "
+            "written with it: rerun the conversion."
+        )
+    return names
+
+
+def write_label_names_file(path: str, vocabulary: list[str], names: list[str]) -> None:
+    """label_names.json: a JSON list, name i for label i of labels.txt (same length, order)."""
+    if len(names) != len(vocabulary):
+        raise ValueError(f"{len(names)} label names for {len(vocabulary)} labels in {path}.")
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps(list(names), ensure_ascii=False))
 
 
 def write_labels_file(path: str, vocabulary: list[str]) -> None:

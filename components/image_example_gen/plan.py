@@ -7,6 +7,7 @@ Paths are small, so every step here is cheap; images are read only when shards a
 from __future__ import annotations
 
 import bisect
+import collections
 import hashlib
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -137,22 +138,38 @@ def _first_of_same_path(element: tuple[str, Iterable[FoundFile]]) -> Iterator:
     yield from _same_path_outcomes(same_path)
 
 
+FOLDERS_KEPT = 2  # per label: one folder names it, two say it has no folder name
+
+
 class _Summary(beam.CombineFn):
-    """One pass over the planned records: the label set and the number of images per split."""
+    """One pass over the planned records: the label set, the number of images per split and,
+    with CSV labels, the folders holding each label's images (at most FOLDERS_KEPT distinct
+    a label, so memory follows the labels, not the images)."""
+
+    def __init__(self, folder_names: bool = False):
+        self._folder_names = folder_names
 
     def create_accumulator(self):
-        return set(), {}, 0
+        return {}, {}, 0
 
     def add_input(self, accumulator, record: LabeledImage):
         labels, counts, moved = accumulator
-        labels.add(record.label_name)
+        folders = labels.setdefault(record.label_name, [])
+        if self._folder_names and len(folders) < FOLDERS_KEPT:
+            folder = images.folder_label(record.file.path, -1) or ""
+            if folder not in folders:
+                folders.append(folder)
         counts[record.split] = counts.get(record.split, 0) + 1
         return labels, counts, moved + record.moved
 
     def merge_accumulators(self, accumulators):
-        labels, counts, moved = set(), {}, 0
+        labels, counts, moved = {}, {}, 0
         for more_labels, more_counts, more_moved in accumulators:
-            labels |= more_labels
+            for label, more_folders in more_labels.items():
+                folders = labels.setdefault(label, [])
+                for folder in more_folders:
+                    if len(folders) < FOLDERS_KEPT and folder not in folders:
+                        folders.append(folder)
             moved += more_moved
             for split, n in more_counts.items():
                 counts[split] = counts.get(split, 0) + n
@@ -160,11 +177,40 @@ class _Summary(beam.CombineFn):
 
     def extract_output(self, accumulator):
         labels, counts, moved = accumulator
+        vocabulary = config.sort_labels(labels)
         return {
-            "vocabulary": config.sort_labels(labels),
+            "vocabulary": vocabulary,
+            "label_names": folder_names(vocabulary, labels),
             "split_counts": counts,
             "moved_to_cover_classes": moved,
         }
+
+
+def folder_names(vocabulary: list[str], folders: dict[str, list[str]]) -> list[str]:
+    """Display names aligned with `vocabulary`: the one folder holding all of a label's images,
+    else the label. A folder that holds several labels (a flat `train/`, two landmarks of one
+    name in two cities) names none of them: a name must tell its label apart."""
+    only = {label: f[0] for label, f in folders.items() if len(f) == 1 and f[0]}
+    shared = collections.Counter(only.values())
+    return [
+        only[label]
+        if label in only and shared[only[label]] == 1 and not config.label_problem(only[label])
+        else label
+        for label in vocabulary
+    ]
+
+
+def _with_names_csv(summary: dict, label_names_csv: str | None) -> list[str]:
+    """The summary's display names, each overridden by the names CSV's row for its label; a
+    blank name or one holding a line break or control character keeps the label's own."""
+    names = summary["label_names"]
+    if not label_names_csv:
+        return names
+    listed = config.read_label_names_csv(label_names_csv, summary["vocabulary"])
+    return [
+        listed[label] if label in listed and not config.label_problem(listed[label]) else name
+        for label, name in zip(summary["vocabulary"], names, strict=True)
+    ]
 
 
 def _assign_split(
@@ -256,6 +302,7 @@ class Plan(NamedTuple):
     outcomes: beam.PCollection  # Outcome of everything rejected or skipped before reading
     files_seen: beam.PCollection  # one element: the number of entries listed
     moved: beam.PCollection  # one element: images moved so that their class is in every split
+    label_names: beam.PCollection  # one element: a display name per label, aligned with vocabulary
 
 
 def plan_images(
@@ -266,7 +313,11 @@ def plan_images(
     options: ImageOptions,
 ) -> Plan:
     """Lists, labels and splits every image of every input split, without reading images."""
-    ignore = images.ignored_files(options.labels_csv)
+    ignore = images.ignored_files(options.labels_csv) | images.ignored_files(
+        options.label_names_csv
+    )
+    if options.label_names_csv:  # a missing file fails here, before any work
+        config.check_label_names_csv(options.label_names_csv)
     tops = []
     for split in input_config.splits:
         matched = config.split_tops(input_base, split.pattern)
@@ -340,9 +391,10 @@ def plan_images(
             | "GroupByLabel" >> beam.GroupByKey()
             | "CoverEverySplit" >> beam.FlatMap(_cover_splits, split_config)
         )
-    summary = records | "Summarize" >> beam.CombineGlobally(_Summary())
+    summary = records | "Summarize" >> beam.CombineGlobally(_Summary(bool(options.labels_csv)))
     vocabulary = summary | "Vocabulary" >> beam.Map(lambda s: s["vocabulary"])
     split_counts = summary | "SplitCounts" >> beam.Map(lambda s: s["split_counts"])
     moved = summary | "Moved" >> beam.Map(lambda s: s["moved_to_cover_classes"])
+    label_names = summary | "LabelNames" >> beam.Map(_with_names_csv, options.label_names_csv)
     outcomes = tuple(outcome_parts) | "PlanOutcomes" >> beam.Flatten()
-    return Plan(records, vocabulary, split_counts, outcomes, files_seen, moved)
+    return Plan(records, vocabulary, split_counts, outcomes, files_seen, moved, label_names)

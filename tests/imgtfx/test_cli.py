@@ -76,7 +76,15 @@ ARGUMENT_ERRORS = [
     (["convert", "--images", ".", "--output", "o", "--split-folders", "train"], "split folders"),
     (["report", "."], "holds no imgtfx run"),
     (["convert", "--images", "empty", "--output", "o"], "image root empty is empty"),
+    (["convert", "--images", ".", "--output", "o", "--label-names", "no.csv"], "CSV no.csv does"),
 ]
+
+
+def test_label_names_flag_reaches_the_options():
+    argv = ["convert", "--images", ".", "--output", "o", "--label-names", "category.csv"]
+    assert cli._options(cli.build_parser().parse_args(argv)).label_names_csv == "category.csv"
+    no_names = cli.build_parser().parse_args(argv[:-2])
+    assert cli._options(no_names).label_names_csv is None
 
 
 def test_argument_errors_are_answered_before_tensorflow_is_imported(tmp_path):

@@ -156,3 +156,53 @@ def test_verdict_is_words_and_says_why_the_baseline_was_skipped():
     assert "Baseline: baseline skipped: vocabulary changed" in page
     assert "Pushed model: none (not blessed)" in page
     assert "None" not in page and "{" not in page and "null" not in page
+
+
+def test_classes_with_names_show_name_and_label(tmp_path):
+    """CSV ids are shown with their landmark's name, escaped; a label without a name of its own
+    (one id over two folders) is shown as itself."""
+    from components.image_example_gen.options import ImageOptions
+    from tests.components.image_example_gen.test_label_names import ONE_SPLIT, contest_tree
+
+    root, csv = contest_tree(tmp_path)
+    names = tmp_path / "category.csv"
+    names.write_text("landmark_id,landmark_name\n20,<b>Seomun</b>\n", encoding="utf-8")
+    out = tmp_path / "out"
+    options = ImageOptions(labels_csv=str(csv), label_names_csv=str(names))
+    run_do(root, out, options, output_config=ONE_SPLIT)
+
+    page = report.dataset_section(str(out))
+    assert "<td>경복궁 (902)</td><td>2</td>" in page and "<td>남산타워 (15)</td>" in page
+    assert "<td>3</td><td>2</td>" in page and "<td>21</td>" in page
+    assert "<td>&lt;b&gt;Seomun&lt;/b&gt; (20)</td>" in page and "<b>Seomun" not in page
+    samples = report.samples_section(str(out), options)
+    shown = [part.split("</span>")[0] for part in samples.split("<span class='label'>")[1:]]
+    assert shown == ["3", "남산타워 (15)", "&lt;b&gt;Seomun&lt;/b&gt; (20)", "21", "경복궁 (902)"]
+
+
+def test_mistakes_name_the_classes(tmp_path):
+    """The most confidently misclassified images say both classes as "name (label)"."""
+    from components.image_example_gen.options import ImageOptions
+    from tests.components.image_example_gen.test_label_names import contest_tree
+    from trainer import model
+    from trainer.options import TrainerOptions
+
+    root, csv = contest_tree(tmp_path)
+    out = tmp_path / "out"
+    options = ImageOptions(labels_csv=str(csv))
+    run_do(root, out, options)  # 80/20: one eval image of each class of two (3, 15, 902)
+    small = TrainerOptions(image_size=16, filters=(4, 8))
+    vocabulary = ["3", "15", "20", "21", "902"]
+    classifier = model.build_model(len(vocabulary), small)
+    head = classifier.get_layer(model.PROBABILITIES)
+    kernel = head.get_weights()[0]
+    head.set_weights([np.zeros_like(kernel), np.eye(len(vocabulary))[4] * 10])  # always 902
+    path = str(tmp_path / "model")
+    model.export(classifier, vocabulary, small, path, ["3", "남산타워", "20", "21", "경복궁"])
+
+    page = report.predictions_section({"model": path, "examples_uri": str(out)}, options)
+    captions = sorted(c.split("<br><code>")[0] for c in page.split("<figcaption>")[1:])
+    assert captions == [
+        "경복궁 (902) (100%)<br>true: 3",
+        "경복궁 (902) (100%)<br>true: 남산타워 (15)",
+    ]

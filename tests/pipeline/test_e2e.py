@@ -155,7 +155,7 @@ def test_killed_run_completes_on_rerun_reusing_finished_steps(digits, tmp_path):
     root = str(tmp_path / "run")
     trainer_dir = os.path.join(root, "pipeline", "Trainer")
     process = subprocess.Popen(
-        _cli(digits, root, steps=600),
+        _cli(digits, root, steps=300),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -170,7 +170,7 @@ def test_killed_run_completes_on_rerun_reusing_finished_steps(digits, tmp_path):
     assert not os.path.exists(local_runner.paths(root)["summary"])
 
     done = subprocess.run(
-        _cli(digits, root, steps=600), capture_output=True, text=True, timeout=900
+        _cli(digits, root, steps=300), capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stderr[-3000:]
     # The terminal shows the user's lines only: where the log is, one line per step event,

@@ -67,7 +67,7 @@ def test_exported_model_answers_both_signatures_with_label_names(examples, tmp_p
     m = model.build_model(len(vocabulary), SMALL)
     m.fit(data.make_dataset(patterns, SMALL, training=True), steps_per_epoch=2, epochs=1, verbose=0)
     path = str(tmp_path / "serving")
-    model.export(m, vocabulary, SMALL, path)
+    model.export(m, vocabulary, SMALL, path, data.label_names_of(patterns))
 
     loaded = tf.saved_model.load(path)
     serialized = [
@@ -83,10 +83,13 @@ def test_exported_model_answers_both_signatures_with_label_names(examples, tmp_p
         assert out[model.PROBABILITIES].shape == (3, 3)
         names = [n.decode() for n in out[model.LABEL_NAME].numpy()]
         assert names == [vocabulary[i] for i in out[model.CLASS_INDEX].numpy()]
+        # Folder labels are their own display names.
+        assert [n.decode() for n in out[model.LABEL_DISPLAY_NAME].numpy()] == names
     np.testing.assert_allclose(
         by_example[model.PROBABILITIES].numpy(), by_image[model.PROBABILITIES].numpy(), rtol=1e-5
     )
     assert open(f"{path}/labels.txt").read().split() == vocabulary
+    assert open(f"{path}/label_names.json").read() == '["cat", "dog", "owl"]'
 
 
 def test_raw_phone_photos_are_served_upright(tmp_path):

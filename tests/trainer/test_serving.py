@@ -4,6 +4,7 @@ rest of the batch is predicted as if it had come alone."""
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 
@@ -20,6 +21,7 @@ from trainer.options import TrainerOptions
 
 SIZE = 32
 VOCABULARY = ["a", "b", "c"]
+NAMES = ["경복궁", "b", "Namsan <Tower>"]  # display names; "b" has none of its own
 LIMIT = 1000  # pixels, for the model exported with a lowered limit
 
 
@@ -57,16 +59,17 @@ def huge_png():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(SavedModel path, Keras model, path of the same model with max_pixels=LIMIT)."""
+    """(SavedModel path, Keras model, path of the same model with max_pixels=LIMIT); the first
+    has NAMES, the second the labels as names (export's default)."""
     keras_model = linear_model()
     root = tmp_path_factory.mktemp("serving")
     paths = []
-    for name, options in (
-        ("default", TrainerOptions(image_size=SIZE, filters=(4, 8))),
-        ("limited", TrainerOptions(image_size=SIZE, filters=(4, 8), max_pixels=LIMIT)),
+    for name, options, names in (
+        ("default", TrainerOptions(image_size=SIZE, filters=(4, 8)), NAMES),
+        ("limited", TrainerOptions(image_size=SIZE, filters=(4, 8), max_pixels=LIMIT), None),
     ):
         paths.append(str(root / name / "1"))
-        model.export(keras_model, VOCABULARY, options, paths[-1])
+        model.export(keras_model, VOCABULARY, options, paths[-1], label_names=names)
     return paths[0], keras_model, paths[1]
 
 
@@ -92,6 +95,7 @@ def assert_refused(out, rows: list[int]) -> None:
     np.testing.assert_array_equal(out[model.PROBABILITIES].numpy()[rows], 0.0)
     assert list(out[model.CLASS_INDEX].numpy()[rows]) == [-1] * len(rows)
     assert [as_text(out[model.LABEL_NAME])[i] for i in rows] == [""] * len(rows)
+    assert [as_text(out[model.LABEL_DISPLAY_NAME])[i] for i in rows] == [""] * len(rows)
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -118,6 +122,9 @@ def test_bad_images_get_their_own_error_and_the_rest_are_predicted(exported, loa
     assert list(out[model.CLASS_INDEX].numpy()[[0, 3]]) == list(predicted.argmax(axis=1))
     assert [as_text(out[model.LABEL_NAME])[i] for i in (0, 3)] == [
         VOCABULARY[i] for i in predicted.argmax(axis=1)
+    ]
+    assert [as_text(out[model.LABEL_DISPLAY_NAME])[i] for i in (0, 3)] == [
+        NAMES[i] for i in predicted.argmax(axis=1)
     ]
 
 
@@ -224,6 +231,8 @@ def test_a_tf1_session_runs_the_signature_as_tf_serving_does(exported, huge_png)
         model.TOO_MANY_PIXELS,
     ]
     assert list(out[model.CLASS_INDEX][1:]) == [-1, -1]
+    best = int(out[model.CLASS_INDEX][0])
+    assert [n.decode() for n in out[model.LABEL_DISPLAY_NAME]] == [NAMES[best], "", ""]
 
 
 def test_predict_prints_an_error_line_for_an_image_the_model_refuses(exported, tmp_path):
@@ -245,6 +254,34 @@ def test_predict_prints_an_error_line_for_an_image_the_model_refuses(exported, t
     for line in (lines[0], lines[2]):
         assert line["label"] == VOCABULARY[int(expected.argmax())]
         assert line["probability"] == pytest.approx(float(expected.max()), abs=1e-5)
+
+
+def test_predict_names_each_answer_when_the_model_has_names(exported, tmp_path):
+    """Each line and each top_k entry gains the label's display name; a model exported before
+    label_names.json existed answers with labels only."""
+    import shutil
+
+    from components.image_example_gen import outputs
+    from imgtfx import predict
+
+    path, keras_model, limited = exported
+    image = write(tmp_path / "a.jpg", encode("JPEG", size=(30, 20), seed=10))
+    expected = reference(keras_model, [open(image, "rb").read()])[0]
+    order = [int(i) for i in (-expected).argsort()]
+
+    (line,) = predict.predict(path, [image], top_k=3)
+    assert (line["label"], line["name"]) == (VOCABULARY[order[0]], NAMES[order[0]])
+    assert [(k["label"], k["name"]) for k in line["top_k"]] == [
+        (VOCABULARY[i], NAMES[i]) for i in order
+    ]
+    (plain,) = predict.predict(limited, [image], top_k=1)
+    assert plain["name"] == plain["label"]  # exported without names: the labels
+    older = tmp_path / "older"
+    shutil.copytree(path, older)
+    os.remove(older / outputs.LABEL_NAMES_FILE)
+    (old,) = predict.predict(str(older), [image], top_k=2)
+    assert "name" not in old and all("name" not in k for k in old["top_k"])
+    assert old["label"] == line["label"]
 
 
 def test_options_carry_the_pixel_limit():

@@ -285,7 +285,12 @@ def test_clean_tree_writes_every_output_and_the_report_renders(tree, tmp_path):
 
     out = tmp_path / "out"
     run_do(tree, out)
-    for name in (outputs.LABELS_FILE, outputs.REPORT_FILE, outputs.REJECTS_FILE):
+    for name in (
+        outputs.LABELS_FILE,
+        outputs.LABEL_NAMES_FILE,
+        outputs.REPORT_FILE,
+        outputs.REJECTS_FILE,
+    ):
         assert (out / name).exists(), name
     assert (out / outputs.REJECTS_FILE).read_text() == ""
     assert "No file was rejected or skipped" in dataset_section(str(out))
