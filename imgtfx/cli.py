@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import traceback
 import warnings
 
 from pipeline import configs
@@ -16,6 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # google-cloud's notices about Python 3.10, here and in Beam's worker processes.
 os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+class RunFailed(RuntimeError):
+    """A step failed for a reason other than the data or the arguments (a full disk, a bug):
+    one line on the terminal, the traceback in the run's log."""
 
 
 def _beam_args(values: list[str] | None) -> list[str]:
@@ -180,7 +186,11 @@ def run(args) -> int:
     size = args.image_size or (configs.SAMPLE_IMAGE_SIZE if args.sample else configs.IMAGE_SIZE)
     trainer_options = _trainer_options(args, size)
     image_options = _options(args)
-    from components.image_example_gen.outputs import read_report, split_warnings
+    from components.image_example_gen.outputs import (
+        ImageExampleGenError,
+        read_report,
+        split_warnings,
+    )
     from pipeline import steps
     from pipeline.results import blessing_lines
 
@@ -191,25 +201,34 @@ def run(args) -> int:
     with steps.quiet_console(log, args.verbose) as console:
         if not args.verbose:
             print(f"log: {log} (library messages; --verbose shows them here)", file=console)
-        summary = local_runner.run(
-            images_root=args.images,
-            root=args.root,
-            image_options=image_options,
-            trainer_options=trainer_options,
-            input_config=_input_config(args),
-            train_steps=args.train_steps,
-            eval_percent=args.eval_percent,
-            min_accuracy=args.min_accuracy,
-            min_class_accuracy=args.min_class_accuracy,
-            beam_pipeline_args=_beam_args(args.beam_arg),
-            console=console,
-        )
-        if summary.get("examples_uri"):
-            from imgtfx.report import write_report
+        try:
+            summary = local_runner.run(
+                images_root=args.images,
+                root=args.root,
+                image_options=image_options,
+                trainer_options=trainer_options,
+                input_config=_input_config(args),
+                train_steps=args.train_steps,
+                eval_percent=args.eval_percent,
+                min_accuracy=args.min_accuracy,
+                min_class_accuracy=args.min_class_accuracy,
+                beam_pipeline_args=_beam_args(args.beam_arg),
+                console=console,
+            )
+            if summary.get("examples_uri"):
+                from imgtfx.report import write_report
 
-            with steps.timed("report") as record:
-                page = write_report(summary["root"])
-            local_runner.record_step(summary["root"], "report", record)
+                with steps.timed("report") as record:
+                    page = write_report(summary["root"])
+                local_runner.record_step(summary["root"], "report", record)
+        except (ValueError, ImageExampleGenError):
+            raise  # the data or the arguments: their own one-line message
+        except Exception as e:
+            traceback.print_exc()  # into the log
+            raise RunFailed(
+                f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__} "
+                f"(the traceback is in {log}; once fixed, the same command resumes the run)"
+            ) from None
     if summary.get("examples_uri"):
         for line in split_warnings(read_report(summary["examples_uri"])):
             print(line, file=sys.stderr)
@@ -521,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ImageExampleGenError, FileNotFoundError, PermissionError) as e:
         print(f"imgtfx {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RunFailed as e:
+        print(f"imgtfx {args.command}: failed: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             f"\nimgtfx {args.command}: interrupted."

@@ -223,7 +223,7 @@ def dataset_section(examples_uri: str) -> str:
     facts = [
         f"{_count(report['files_seen'], 'file')} seen: "
         f"<b>{_count(report['examples'], 'example')}</b> "
-        f"({', '.join(f'{s} {n}' for s, n in report['splits'].items())})",
+        f"({', '.join(f'{s} {n:,}' for s, n in report['splits'].items())})",
         f"{report['rejected']} rejected, {report['skipped']} skipped",
         _count(report["num_classes"], "label"),
     ]

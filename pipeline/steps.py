@@ -134,14 +134,15 @@ def quiet_console(log_path: str, verbose: bool = False) -> Iterator[IO[str]]:
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     user = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding="utf-8")
-    with open(log_path, "a", encoding="utf-8") as log:
+    streams = sys.stdout, sys.stderr
+    with open(log_path, "a", encoding="utf-8", buffering=1) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+        sys.stdout = sys.stderr = log  # Python's own writers too, whatever they were
         try:
             yield user
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            sys.stdout, sys.stderr = streams
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             for fd in saved:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from imgtfx import cli
 from imgtfx.sample_data import DIGIT_NAMES, write_digits_tree
@@ -126,3 +127,24 @@ def test_compile_writes_the_spec(tmp_path, capsys):
         capsys.readouterr().out.strip()
         == f"compiled: {output} for Vertex AI Pipelines (aiplatform.PipelineJob)"
     )
+
+
+def test_a_failed_step_is_one_line_and_its_traceback_is_in_the_log(tmp_path, capfd, monkeypatch):
+    from pipeline import local_runner
+
+    def full_disk(**kwargs):
+        print("a library's chatter", file=sys.stderr)
+        raise RuntimeError("OSError: [Errno 28] No space left on device [while running 'X']")
+
+    monkeypatch.setattr(local_runner, "run", full_disk)
+    images = tmp_path / "images"
+    make_tree(images, per_class=2)
+    root = tmp_path / "run"
+    assert cli.main(["run", "--images", str(images), "--root", str(root)]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err[0].startswith("log: ") and len(err) == 2, err
+    assert err[1].startswith("imgtfx run: failed: OSError: [Errno 28] No space left on device")
+    (log,) = (root / "logs").iterdir()
+    assert str(log) in err[1]
+    logged = log.read_text()
+    assert "a library's chatter" in logged and "Traceback" in logged
