@@ -315,8 +315,12 @@ def predict(args) -> int:
 
 def report(args) -> int:
     from imgtfx.report import write_report
+    from pipeline import steps
 
-    print(f"report: {write_report(args.root)}")
+    log = os.path.join(args.root, "logs", time.strftime("report-%Y%m%d-%H%M%S.log"))
+    with steps.quiet_console(log, verbose=False):  # TensorFlow's and TFMA's notices
+        page = write_report(args.root)
+    print(f"report: {page}")
     return 0
 
 

@@ -310,6 +310,10 @@ def statistics_section(statistics_uri: str | None, anomalies_uri: str | None) ->
                 kind = "text"
                 if s.top_values and s.top_values[0].value == "__BYTES_VALUE__":
                     kind, top = "bytes", "binary values (the encoded images)"
+                if s.top_values or s.unique:
+                    note = f"{s.unique:,} unique: {top}"
+                else:  # id and path: one value per example, so not counted (see the pipeline)
+                    note = f"one value per example, not counted; {s.avg_length:.0f} characters"
                 rows.append(
                     [
                         name,
@@ -318,7 +322,7 @@ def statistics_section(statistics_uri: str | None, anomalies_uri: str | None) ->
                         "",
                         "",
                         "",
-                        f"{s.unique} unique: {top}",
+                        note,
                     ]
                 )
             elif feature.HasField("bytes_stats"):
