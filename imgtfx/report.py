@@ -154,8 +154,8 @@ def _class_counts_figure(report: dict, names: dict[str, str] | None = None) -> s
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     title = (
-        f"Examples per class, {len(classes)} classes: min {totals.min()}, "
-        f"median {np.median(totals):g}, max {totals.max()}"
+        f"Examples per class, {len(classes):,} classes: min {totals.min():,}, "
+        f"median {np.median(totals):g}, max {totals.max():,}"
     )
     axis.set_title(title)
     return _img(_png(figure), "examples per class") + f"<p>{html.escape(title)}.</p>"

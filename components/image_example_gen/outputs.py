@@ -229,7 +229,7 @@ def split_warnings(report: dict, shown: int = 5) -> list[str]:
             else "they are not evaluated; raise --eval-percent or add images"
         )
         lines.append(
-            f"warning: {len(labels)} of {report['num_classes']} classes have no {split} "
+            f"warning: {len(labels):,} of {report['num_classes']:,} classes have no {split} "
             f"example ({names}): {hint}."
         )
     return lines
