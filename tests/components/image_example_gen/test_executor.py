@@ -49,6 +49,12 @@ def examples_of(out, split, features=FeatureNames()):
     return rows
 
 
+def rejects_of(out) -> dict[str, str]:
+    """{path: reason} of rejects.jsonl."""
+    with open(os.path.join(out, outputs.REJECTS_FILE), encoding="utf-8") as f:
+        return {r["path"]: r["reason"] for r in map(json.loads, f)}
+
+
 def ids_by_split(out, splits=("train", "eval")):
     return {s: sorted(r["path"].decode() for r in examples_of(out, s)) for s in splits}
 
@@ -486,10 +492,7 @@ def test_blank_and_multiline_labels_are_rejects_and_labels_txt_round_trips(tmp_p
 
     vocabulary = outputs.read_vocabulary(str(out))
     assert vocabulary == sorted(label.strip() for label in awkward)  # CSV cells are trimmed
-    rejects = {
-        r["path"]: r["reason"]
-        for r in map(json.loads, open(out / outputs.REJECTS_FILE, encoding="utf-8"))
-    }
+    rejects = rejects_of(out)
     assert rejects == {
         "blank.jpg": images.BLANK_LABEL,
         "spaces.jpg": images.BLANK_LABEL,
@@ -510,10 +513,7 @@ def test_label_folders_with_line_breaks_or_blank_names_are_rejects(tmp_path):
     out = tmp_path / "out"
     run_do(root, out, ImageOptions(max_reject_fraction=0.9))
     assert outputs.read_vocabulary(str(out)) == ["cat", "dog"]
-    rejects = {
-        r["path"]: r["reason"]
-        for r in map(json.loads, open(out / outputs.REJECTS_FILE, encoding="utf-8"))
-    }
+    rejects = rejects_of(out)
     assert rejects == {
         "train/two\nlines/a.jpg": images.UNPRINTABLE_LABEL,
         "train/ /b.jpg": images.BLANK_LABEL,
