@@ -214,6 +214,7 @@ def run(args) -> int:
                 min_class_accuracy=args.min_class_accuracy,
                 beam_pipeline_args=_beam_args(args.beam_arg),
                 console=console,
+                inputs_checked=True,
             )
             if summary.get("examples_uri"):
                 from imgtfx.report import write_report
@@ -488,11 +489,10 @@ def check_args(args) -> None:
         if not args.sample and not args.images:
             raise ValueError("give --images DIR (or --sample for the built-in digits).")
     images, labels = getattr(args, "images", None), getattr(args, "labels", None)
-    if args.command in ("run", "convert") and images and "://" not in images:
-        if not os.path.isdir(images):
-            raise ValueError(f"image root {images} is not a folder.")
-        if not any(True for _ in os.scandir(images)):
-            raise ValueError(f"image root {images} is empty.")
+    if args.command in ("run", "convert") and images:
+        from components.image_example_gen.images import check_local_root
+
+        check_local_root(images)
     if labels and "://" not in labels and not os.path.isfile(labels):
         raise ValueError(f"labels CSV {labels} does not exist.")
     names = getattr(args, "label_names", None)

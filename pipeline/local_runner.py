@@ -40,10 +40,7 @@ def check_inputs(images_root: str, root: str, options: ImageOptions) -> None:
       ValueError: missing image folder, a root that cannot be written, a labels CSV without the
         needed columns or that matches no image.
     """
-    if not os.path.isdir(images_root):
-        raise ValueError(f"image root {images_root} is not a folder.")
-    if not any(True for _ in os.scandir(images_root)):
-        raise ValueError(f"image root {images_root} is empty.")
+    images.check_local_root(images_root)
     if options.labels_csv:
         id_column, label_column = labels_csv_columns(options)
         csv_ids = {i for i, _ in read_labels_csv(options.labels_csv, id_column, label_column)}
@@ -97,12 +94,15 @@ def run(
     beam_pipeline_args: list[str] | None = None,
     pipeline_name: str = configs.PIPELINE_NAME,
     console: IO[str] | None = None,
+    inputs_checked: bool = False,
 ) -> dict:
     """Runs the whole pipeline and writes ROOT/summary.json; returns the summary. The steps'
-    start, end and progress lines go to `console` (default: stderr)."""
+    start, end and progress lines go to `console` (default: stderr); `inputs_checked` says the
+    caller ran check_inputs already (it reads the labels CSV and walks the tree)."""
     root = os.path.abspath(root)
     images_root = os.path.abspath(images_root)
-    check_inputs(images_root, root, image_options)
+    if not inputs_checked:
+        check_inputs(images_root, root, image_options)
     if train_steps <= 0:
         raise ValueError(f"train steps must be positive, got {train_steps}.")
     where = paths(root)

@@ -18,6 +18,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.image_example_gen.component import ImageExampleGen, default_output_config
+from components.image_example_gen.images import check_local_root
 from components.image_example_gen.options import ImageOptions
 from components.image_example_gen.outputs import read_report
 
@@ -36,8 +37,7 @@ def convert(
       ValueError: bad arguments (missing folder, bad CSV columns, bad split sizes).
       ImageExampleGenError: the data is not usable (see the message and output/rejects.jsonl).
     """
-    if "://" not in images and not os.path.isdir(images):
-        raise ValueError(f"image root {images} is not a folder.")
+    check_local_root(images)
     options = options or ImageOptions()
     input_config = input_config or example_gen_pb2.Input(
         splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")]

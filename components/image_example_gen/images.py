@@ -131,6 +131,21 @@ def _is_remote(uri: str) -> bool:
     return "://" in uri
 
 
+def check_local_root(root: str) -> None:
+    """The first check of every entry point (command line, local runner, convert): a local
+    image root must be a folder holding something. Remote roots are listed by the plan.
+
+    Raises:
+      ValueError: the root is not a folder, or is empty.
+    """
+    if _is_remote(root):
+        return
+    if not os.path.isdir(root):
+        raise ValueError(f"image root {root} is not a folder.")
+    if not any(True for _ in os.scandir(root)):
+        raise ValueError(f"image root {root} is empty.")
+
+
 def walk(
     split: str,
     root: str,
