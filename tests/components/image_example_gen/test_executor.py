@@ -287,7 +287,7 @@ def test_images_per_shard_sets_the_number_of_shard_files(tmp_path):
 
 def test_clean_tree_writes_every_output_and_the_report_renders(tree, tmp_path):
     """No broken file: rejects.jsonl still exists (empty) and the report page reads it."""
-    from imgtfx.report import dataset_section
+    from imgtfx.report import read, render
 
     out = tmp_path / "out"
     run_do(tree, out)
@@ -299,7 +299,9 @@ def test_clean_tree_writes_every_output_and_the_report_renders(tree, tmp_path):
     ):
         assert (out / name).exists(), name
     assert (out / outputs.REJECTS_FILE).read_text() == ""
-    assert "No file was rejected or skipped" in dataset_section(str(out))
+    dataset = read.read_dataset(str(out))
+    assert dataset.rejects == []
+    assert "No file was rejected or skipped" in render.dataset_section(dataset)
 
 
 def test_links_into_the_tree_make_no_duplicates(tmp_path):
