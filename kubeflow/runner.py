@@ -27,9 +27,10 @@ import json
 import os
 import re
 
-from tfx import v1 as tfx
 from tfx import version as tfx_version
+from tfx.orchestration.data_types import RuntimeParameter
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+from tfx.proto import example_gen_pb2
 
 from components.baseline_evaluator import executor as baseline
 from components.baseline_evaluator import object_store
@@ -151,7 +152,7 @@ def compile_pipeline(
     min_accuracy: float = configs.MIN_ACCURACY,
     beam_pipeline_args: list[str] | None = None,
     pipeline_name: str = configs.PIPELINE_NAME,
-    input_config: tfx.proto.Input | None = None,
+    input_config: example_gen_pb2.Input | None = None,
     eval_percent: int = configs.EVAL_PERCENT,
     min_class_accuracy: float | None = None,
     metadata_service: str = baseline.DEFAULT_METADATA_SERVICE,
@@ -197,10 +198,8 @@ def compile_pipeline(
     )
     if image_options is None:
         image_options = ImageOptions(labels_csv=labels_csv)
-    images_parameter = tfx.dsl.experimental.RuntimeParameter(
-        name=IMAGES_PARAMETER, ptype=str, default=images
-    )
-    train_args = tfx.dsl.experimental.RuntimeParameter(
+    images_parameter = RuntimeParameter(name=IMAGES_PARAMETER, ptype=str, default=images)
+    train_args = RuntimeParameter(
         name=TRAIN_ARGS_PARAMETER, ptype=str, default=train_args_json(train_steps)
     )
     pipeline = create_pipeline(
@@ -221,8 +220,8 @@ def compile_pipeline(
     if resources is not None:
         trainer = next(c for c in pipeline.components if c.id == TRAINER)
         trainer.with_platform_config(resources)
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+    runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
             default_image=image, use_pipeline_spec_2_1=target == KFP
         ),
         output_dir=os.path.dirname(os.path.abspath(output_file)),

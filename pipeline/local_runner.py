@@ -11,7 +11,9 @@ import json
 import os
 from typing import IO
 
-from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+from tfx.proto import example_gen_pb2
 
 from components.image_example_gen import ImageOptions, images
 from components.image_example_gen.config import (
@@ -85,7 +87,7 @@ def run(
     root: str,
     image_options: ImageOptions = ImageOptions(),
     trainer_options: TrainerOptions = TrainerOptions(),
-    input_config: tfx.proto.Input | None = None,
+    input_config: example_gen_pb2.Input | None = None,
     train_steps: int = configs.TRAIN_STEPS,
     eval_steps: int = configs.EVAL_STEPS,
     eval_percent: int = configs.EVAL_PERCENT,
@@ -119,16 +121,14 @@ def run(
         eval_steps=eval_steps,
         min_accuracy=min_accuracy,
         min_class_accuracy=min_class_accuracy,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            where["metadata"]
-        ),
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(where["metadata"]),
         beam_pipeline_args=list(
             configs.BEAM_PIPELINE_ARGS if beam_pipeline_args is None else beam_pipeline_args
         ),
     )
     local_settings.apply()
     with steps.StepWatch(out=console) as watch:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
     thresholds = {
         "min_accuracy": min_accuracy,
         "max_accuracy_drop": configs.MAX_ACCURACY_DROP,

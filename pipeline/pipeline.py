@@ -9,7 +9,16 @@ from __future__ import annotations
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx import v1 as tfx
+from tfx.components import ExampleValidator, Pusher, SchemaGen, StatisticsGen, Trainer
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy,
+)
+from tfx.orchestration.data_types import RuntimeParameter
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from components import code_version
 from components.baseline_evaluator import BaselineEvaluator
@@ -155,9 +164,9 @@ def create_pipeline(
     serving_dir: str,
     image_options: ImageOptions = ImageOptions(),
     trainer_options: TrainerOptions = TrainerOptions(),
-    input_config: tfx.proto.Input | None = None,
+    input_config: example_gen_pb2.Input | None = None,
     eval_percent: int = configs.EVAL_PERCENT,
-    train_steps: int | tfx.dsl.experimental.RuntimeParameter = configs.TRAIN_STEPS,
+    train_steps: int | RuntimeParameter = configs.TRAIN_STEPS,
     eval_steps: int = configs.EVAL_STEPS,
     min_accuracy: float = configs.MIN_ACCURACY,
     min_class_accuracy: float | None = None,
@@ -165,7 +174,7 @@ def create_pipeline(
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = True,
     baseline: str = BASELINE_FROM_RESOLVER,
-) -> tfx.dsl.Pipeline:
+) -> Pipeline:
     """Builds the pipeline. Knows no paths of its own: runners pass roots and locations.
 
     Args:
@@ -195,8 +204,8 @@ def create_pipeline(
         raise ValueError(f"min accuracy must be between 0 and 1, got {min_accuracy}.")
     if min_class_accuracy is not None and not 0.0 <= min_class_accuracy <= 1.0:
         raise ValueError(f"min class accuracy must be between 0 and 1, got {min_class_accuracy}.")
-    input_config = input_config or tfx.proto.Input(
-        splits=[tfx.proto.Input.Split(name="single_split", pattern="*")]
+    input_config = input_config or example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")]
     )
     _check_split_names(input_config)
     example_gen = ImageExampleGen(
@@ -205,36 +214,36 @@ def create_pipeline(
         input_config=input_config,
         output_config=default_output_config(input_config, image_options, eval_percent),
     )
-    statistics_gen = tfx.components.StatisticsGen(
+    statistics_gen = StatisticsGen(
         examples=example_gen.outputs["examples"],
         stats_options=statistics_options(image_options.features),
     )
-    schema_gen = tfx.components.SchemaGen(
+    schema_gen = SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
     )
     label_schema = LabelSchema(
         schema=schema_gen.outputs["schema"], examples=example_gen.outputs["examples"]
     )
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=label_schema.outputs["curated_schema"],
     )
     trainer_options = _with_features(trainer_options, image_options)
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn=TRAINER_RUN_FN,
         examples=example_gen.outputs["examples"],
         schema=label_schema.outputs["curated_schema"],
         train_args=_train_args(train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
         custom_config=trainer_options.to_dict(),
     )
     evaluation = eval_config(image_options, min_accuracy, min_class_accuracy=min_class_accuracy)
     resolvers = []
     if baseline == BASELINE_FROM_RESOLVER:
-        model_resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        model_resolver = Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(type=standard_artifacts.Model),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
         ).with_id("latest_blessed_model_resolver")
         resolvers.append(model_resolver)
         evaluator = ImageEvaluator(
@@ -249,16 +258,16 @@ def create_pipeline(
             model=trainer.outputs["model"],
             eval_config=evaluation,
         ).with_id("Evaluator")
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
         ),
     )
     for step in (example_gen, label_schema, trainer, evaluator):
         code_version.stamp(step, STEP_CODE[step.id])
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[
@@ -278,7 +287,7 @@ def create_pipeline(
     )
 
 
-def _check_split_names(input_config: tfx.proto.Input) -> None:
+def _check_split_names(input_config: example_gen_pb2.Input) -> None:
     """A pre-split tree must give the Trainer its train split and the Evaluator its eval split;
     said here, before anything runs, not by the Trainer after conversion and statistics."""
     names = [split.name for split in input_config.splits]
@@ -291,9 +300,9 @@ def _check_split_names(input_config: tfx.proto.Input) -> None:
 
 
 def _train_args(train_steps):
-    if isinstance(train_steps, tfx.dsl.experimental.RuntimeParameter):
+    if isinstance(train_steps, RuntimeParameter):
         return train_steps
-    return tfx.proto.TrainArgs(num_steps=train_steps)
+    return trainer_pb2.TrainArgs(num_steps=train_steps)
 
 
 def _with_features(trainer_options: TrainerOptions, image_options: ImageOptions) -> TrainerOptions:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from tfx import v1 as tfx
+from tfx.components.evaluator.component import Evaluator
 from tfx.dsl.components.base import executor_spec
 
 from components.image_evaluator import executor
 
 
-class ImageEvaluator(tfx.components.Evaluator):
+class ImageEvaluator(Evaluator):
     """Same inputs, outputs and eval config as TFX's Evaluator. Above `MAX_CLASS_SLICES`
     classes (read from the examples) it evaluates without one slice per class, and says so on
     its evaluation artifact, instead of running out of time or memory."""

@@ -11,7 +11,9 @@ import os
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 
 from components.image_example_gen.options import ImageOptions
 from components.image_example_gen.outputs import read_report, read_vocabulary
@@ -50,11 +52,11 @@ def curate_schema(
     return curated
 
 
-@tfx.dsl.components.component
+@component
 def LabelSchema(  # noqa: N802 - a TFX component, named like one
-    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    curated_schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
+    schema: InputArtifact[standard_artifacts.Schema],
+    examples: InputArtifact[standard_artifacts.Examples],
+    curated_schema: OutputArtifact[standard_artifacts.Schema],
 ) -> None:
     """Writes `curated_schema`: `schema` with label domains from `examples`' labels.txt."""
     inferred = tfdv.load_schema_text(os.path.join(schema.uri, SCHEMA_FILE))

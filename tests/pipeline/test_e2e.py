@@ -154,8 +154,10 @@ def _cli(digits, root, steps):
 def test_killed_run_completes_on_rerun_reusing_finished_steps(digits, tmp_path):
     root = str(tmp_path / "run")
     trainer_dir = os.path.join(root, "pipeline", "Trainer")
+    # The Trainer's first seconds go to tracing its input graph whatever the step count (5 s
+    # of a 30 s Trainer here): 3 s after its folder appears it is still running.
     process = subprocess.Popen(
-        _cli(digits, root, steps=300),
+        _cli(digits, root, steps=60),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -169,9 +171,7 @@ def test_killed_run_completes_on_rerun_reusing_finished_steps(digits, tmp_path):
     process.wait()
     assert not os.path.exists(local_runner.paths(root)["summary"])
 
-    done = subprocess.run(
-        _cli(digits, root, steps=300), capture_output=True, text=True, timeout=900
-    )
+    done = subprocess.run(_cli(digits, root, steps=60), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     # The terminal shows the user's lines only: where the log is, one line per step event,
     # split warnings; then the results. TFX's, Beam's, TensorFlow's and Keras' messages are in

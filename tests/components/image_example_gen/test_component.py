@@ -6,8 +6,10 @@ import os
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 from tfx.orchestration import metadata
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import example_gen_pb2
 
 from components.image_example_gen import ImageExampleGen, ImageOptions
 from components.image_example_gen.config import read_configs
@@ -30,7 +32,7 @@ def test_constructor_checks_arguments():
 def test_fingerprint_sees_images_deep_in_the_tree(tmp_path):
     root = tmp_path / "images"
     make_tree(root, per_class=2)
-    config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="s", pattern="*")])
+    config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="s", pattern="*")])
     before = tree_fingerprint(str(root), config, None)
     write(root / "train" / "cat" / "deep" / "new.jpg", encode(seed=9))
     assert tree_fingerprint(str(root), config, None) != before
@@ -38,16 +40,14 @@ def test_fingerprint_sees_images_deep_in_the_tree(tmp_path):
 
 def _run(root, pipeline_root, db):
     example_gen = ImageExampleGen(input_base=str(root))
-    pipeline = tfx.dsl.Pipeline(
+    pipeline = Pipeline(
         pipeline_name="examplegen-only",
         pipeline_root=str(pipeline_root),
         components=[example_gen],
         enable_cache=True,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(db)
-        ),
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(db)),
     )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    LocalDagRunner().run(pipeline)
 
 
 def _executions(db):

@@ -360,7 +360,7 @@ def test_rotated_phone_photos_are_written_upright(tmp_path):
 
 
 def test_fingerprint_follows_the_links_the_executor_follows(tmp_path):
-    from tfx import v1 as tfx
+    from tfx.proto import example_gen_pb2
 
     from components.image_example_gen.driver import tree_fingerprint
 
@@ -369,7 +369,7 @@ def test_fingerprint_follows_the_links_the_executor_follows(tmp_path):
     make_tree(root, per_class=2)
     write(outside / "owl" / "1.jpg", encode(seed=3))
     os.symlink(outside, root / "train" / "more")
-    config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="s", pattern="*")])
+    config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="s", pattern="*")])
     before = tree_fingerprint(str(root), config, None)
     write(outside / "owl" / "2.jpg", encode(seed=4))  # read by the executor through the link
     assert tree_fingerprint(str(root), config, None) != before
