@@ -63,6 +63,11 @@ def write_outputs(
         orientations.update(stats["orientations"])
         for label, n in stats["classes"].items():
             classes[label][stats["split"]] = classes[label].get(stats["split"], 0) + n
+    # In the splits' order, not the order shards finished in (which differs between runners).
+    classes = {
+        label: {s: counts[s] for s in split_names if s in counts}
+        for label, counts in classes.items()
+    }
     by_status = {
         s: collections.Counter() for s in (images.REJECTED, images.SKIPPED, images.CSV_ROW)
     }

@@ -33,11 +33,13 @@ def exec_properties(root, options=None, input_config=None, output_config=None):
     return serialized_exec_properties(component)
 
 
-def run_do(root, out, options=None, input_config=None, output_config=None):
+def run_do(root, out, options=None, input_config=None, output_config=None, beam_args=()):
     artifact = standard_artifacts.Examples()
     artifact.uri = str(out)
     props = exec_properties(root, options, input_config, output_config)
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[], tmp_dir=str(out))
+    context = base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=list(beam_args), tmp_dir=str(out)
+    )
     executor.Executor(context).Do({}, {standard_component_specs.EXAMPLES_KEY: [artifact]}, props)
     return artifact
 
