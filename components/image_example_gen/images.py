@@ -168,7 +168,7 @@ def walk(
       ignore: real paths of files to skip (the labels CSV when it lies inside the tree).
     """
     if _is_remote(top):
-        yield from _walk_remote(split, root, top)
+        yield from _walk_remote(split, root, top, ignore)
         return
     rel = _relative(root, top)
     real_root = os.path.realpath(root)
@@ -189,10 +189,10 @@ def walk(
 
 
 def ignored_files(labels_csv: str | None) -> frozenset[str]:
-    """The `ignore` argument of `walk`: the labels CSV's real path, when it is a local file."""
-    if labels_csv and not _is_remote(labels_csv):
-        return frozenset({os.path.realpath(labels_csv)})
-    return frozenset()
+    """The `ignore` argument of `walk`: the labels CSV's real path (its URI when remote)."""
+    if not labels_csv:
+        return frozenset()
+    return frozenset({labels_csv if _is_remote(labels_csv) else os.path.realpath(labels_csv)})
 
 
 def _is_ignored(path: str, ignore: frozenset[str]) -> bool:
@@ -306,23 +306,60 @@ def _walk_local(
             )
 
 
-def _walk_remote(split: str, root: str, top: str) -> Iterator:
-    import tensorflow as tf  # only remote trees (gs://, s3://) need TensorFlow's file system
+def _walk_remote(split: str, root: str, top: str, ignore: frozenset[str]) -> Iterator:
+    """The remote walk (gs://, s3://, any tf.io.gfile file system): the files the local walk
+    takes, the same files skipped (hidden and system files, the labels CSV), and a folder that
+    cannot be listed a reject (NotFoundError, PermissionDeniedError: not OSErrors) while the
+    rest of the tree is walked."""
+    import tensorflow as tf  # only remote trees need TensorFlow's file system
 
-    if not tf.io.gfile.isdir(top):
-        yield FoundFile(split, _relative(root, top), top)
+    try:
+        is_folder = tf.io.gfile.isdir(top)
+    except tf.errors.OpError as e:
+        yield Outcome(_relative(root, top), REJECTED, UNREADABLE, read_error(e))
         return
-    for folder, subfolders, files in tf.io.gfile.walk(top):
-        for name in sorted(subfolders):
-            if is_hidden_or_system(name.rstrip("/")):
-                yield Outcome(_relative(root, f"{folder}/{name}"), SKIPPED, HIDDEN_OR_SYSTEM)
-        subfolders[:] = sorted(s for s in subfolders if not is_hidden_or_system(s.rstrip("/")))
-        for name in sorted(files):
-            uri = f"{folder.rstrip('/')}/{name}"
-            if is_hidden_or_system(name):
-                yield Outcome(_relative(root, uri), SKIPPED, HIDDEN_OR_SYSTEM)
+    if is_folder:
+        yield from _walk_remote_folder(split, root, top.rstrip("/"), ignore)
+    elif top in ignore:
+        yield Outcome(_relative(root, top), SKIPPED, LABELS_FILE)
+    else:
+        yield FoundFile(split, _relative(root, top), top)
+
+
+def _walk_remote_folder(split: str, root: str, folder: str, ignore: frozenset[str]) -> Iterator:
+    import tensorflow as tf
+
+    try:
+        names = sorted({name.rstrip("/") for name in tf.io.gfile.listdir(folder)})
+    except tf.errors.OpError as e:
+        detail = f"cannot list folder: {read_error(e)}"
+        yield Outcome(_relative(root, folder), REJECTED, UNREADABLE, detail)
+        return
+    for name in names:
+        uri = f"{folder}/{name}"
+        if is_hidden_or_system(name):
+            yield Outcome(_relative(root, uri), SKIPPED, HIDDEN_OR_SYSTEM)
+        elif uri in ignore:
+            yield Outcome(_relative(root, uri), SKIPPED, LABELS_FILE)
+        else:
+            try:
+                is_folder = tf.io.gfile.isdir(uri)
+            except tf.errors.OpError as e:
+                yield Outcome(_relative(root, uri), REJECTED, UNREADABLE, read_error(e))
+                continue
+            if is_folder:
+                yield from _walk_remote_folder(split, root, uri, ignore)
             else:
                 yield FoundFile(split, _relative(root, uri), uri)
+
+
+def read_error(error: Exception) -> str:
+    """What the file system said: an OSError's text, or a TensorFlow file system error's class
+    and message (remote reads raise NotFoundError, PermissionDeniedError, ...)."""
+    message = getattr(error, "message", None)
+    if message is None:
+        return str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def read_bytes(uri: str) -> bytes:

@@ -69,8 +69,8 @@ def convert_image(
     """Reads and checks one image; its serialized example, or the reason it cannot be one."""
     try:
         data = images.read_bytes(record.file.uri)
-    except OSError as e:
-        return Outcome(record.file.path, images.REJECTED, images.UNREADABLE, str(e))
+    except (OSError, tf.errors.OpError) as e:  # remote file systems raise TensorFlow's errors
+        return Outcome(record.file.path, images.REJECTED, images.UNREADABLE, images.read_error(e))
     checked = images.check_image(data, options.max_pixels, options.transcode_unsupported)
     if isinstance(checked, Outcome):
         return checked._replace(path=record.file.path)

@@ -1,0 +1,132 @@
+"""Image trees on a remote file system: the walk and reads through tf.io.gfile, as for gs://.
+
+TensorFlow's ram:// file system stands in for a bucket here: it is reached only through
+tf.io.gfile, like gs:// and s3://, and raises TensorFlow's errors (NotFoundError,
+PermissionDeniedError: not OSErrors) where a local read raises OSError. No bucket or emulator
+is reachable from these machines; what a real bucket adds (listing pages, latency, credentials)
+is not exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import pytest
+import tensorflow as tf
+
+from components.image_example_gen import images, reader
+from components.image_example_gen.options import FeatureNames, ImageOptions
+from tests.components.image_example_gen.test_executor import run_do
+from tests.conftest import encode
+
+FILES = {
+    "train/경복궁/a1.jpg": encode(seed=1),
+    "train/경복궁/a2.jpg": encode(seed=2),
+    "train/경복궁/a3.jpg": encode(seed=3),
+    "train/남산타워/b1.jpg": encode(seed=4),
+    "train/남산타워/b2.jpg": encode(seed=5),
+    "train/남산타워/b3.jpg": encode(seed=6),
+    "train/남산타워/broken.jpg": encode(seed=11)[:300],
+    "train/남산타워/.DS_Store": b"\x00\x00\x00\x01Bud1",
+    "train/.hidden/c1.jpg": encode(seed=7),
+}
+CSV = {"labels.csv": b"id,landmark_id\na1,1\na2,1\na3,1\nb1,2\nb2,2\nb3,2\nbroken,2\n"}
+
+
+def _write(root: str, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = f"{root}/{rel}"
+        tf.io.gfile.makedirs(os.path.dirname(path))
+        with tf.io.gfile.GFile(path, "wb") as f:
+            f.write(data)
+
+
+@pytest.fixture
+def bucket():
+    root = f"ram://bucket-{uuid.uuid4().hex}/images"
+    yield root
+    tf.io.gfile.rmtree(root.rsplit("/", 1)[0])
+
+
+def _report(out) -> dict:
+    with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    return {k: v for k, v in report.items() if k not in ("image_root", "labels_csv", "options")}
+
+
+def _examples(out) -> dict[str, bytes]:
+    rows, names = {}, FeatureNames()
+    for split in ("train", "eval"):
+        for example in reader.read_examples(reader.split_pattern(str(out), split)):
+            rows[example[names.path].numpy().decode()] = example[names.image].numpy()
+    return rows
+
+
+@pytest.mark.parametrize("labels", ["folders", "csv"])
+def test_a_remote_tree_converts_as_its_local_copy_does(bucket, tmp_path, labels):
+    """Same counts, reasons, splits and example bytes; the labels CSV inside the tree and the
+    .DS_Store are skipped on both, not counted as broken images."""
+    local = str(tmp_path / "images")
+    files = {**FILES, **CSV} if labels == "csv" else FILES
+    _write(local, files)
+    _write(bucket, files)
+    outs = {}
+    for name, root in (("local", local), ("remote", bucket)):
+        csv = f"{root}/labels.csv" if labels == "csv" else None
+        outs[name] = tmp_path / f"out-{name}"
+        run_do(root, outs[name], ImageOptions(labels_csv=csv, max_reject_fraction=0.5))
+    local_report, remote_report = (_report(outs[n]) for n in ("local", "remote"))
+    assert remote_report == local_report
+    skipped = {"hidden_or_system": 2, **({"labels_file": 1} if labels == "csv" else {})}
+    assert remote_report["skipped_by_reason"] == skipped
+    assert remote_report["rejected_by_reason"] == {"truncated_or_corrupt": 1}
+    assert remote_report["examples"] == 6 and remote_report["reconciled"]
+    assert _examples(outs["remote"]) == _examples(outs["local"])
+
+
+def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_path, monkeypatch):
+    """An object gone since it was listed, one the credentials may not read, and a folder that
+    cannot be listed: each a reject with TensorFlow's reason, the rest converted."""
+    files = {
+        **FILES,
+        "train/남산타워/gone.jpg": encode(seed=8),
+        "train/남산타워/locked.jpg": encode(seed=9),
+        "train/private/p1.jpg": encode(seed=10),
+    }
+    _write(bucket, files)
+    read_bytes, listdir = images.read_bytes, tf.io.gfile.listdir
+
+    def read(uri):
+        if uri.endswith("/gone.jpg"):
+            tf.io.gfile.remove(uri)  # deleted after the listing: ram:// raises the real error
+        if uri.endswith("/locked.jpg"):
+            raise tf.errors.PermissionDeniedError(None, None, "403 Forbidden: storage.objects.get")
+        return read_bytes(uri)
+
+    def list_folder(path):
+        if path.endswith("/private"):
+            raise tf.errors.PermissionDeniedError(None, None, "403 Forbidden: storage.objects.list")
+        return listdir(path)
+
+    monkeypatch.setattr(images, "read_bytes", read)
+    monkeypatch.setattr(tf.io.gfile, "listdir", list_folder)
+    out = tmp_path / "out"
+    run_do(bucket, out, ImageOptions(max_reject_fraction=0.9))
+
+    with open(out / "rejects.jsonl", encoding="utf-8") as f:
+        rejects = {r["path"]: r for r in map(json.loads, f)}
+    gone, locked = rejects["train/남산타워/gone.jpg"], rejects["train/남산타워/locked.jpg"]
+    assert (gone["reason"], gone["detail"].split(":")[0]) == ("unreadable", "NotFoundError")
+    assert locked["reason"] == "unreadable"
+    assert locked["detail"] == "PermissionDeniedError: 403 Forbidden: storage.objects.get"
+    private = rejects["train/private"]
+    assert private["reason"] == "unreadable"
+    assert (
+        private["detail"]
+        == "cannot list folder: PermissionDeniedError: 403 Forbidden: storage.objects.list"
+    )
+    report = _report(out)
+    assert report["examples"] == 6 and report["reconciled"]
+    assert report["rejected_by_reason"] == {"truncated_or_corrupt": 1, "unreadable": 3}
