@@ -195,7 +195,7 @@ def run(args) -> int:
     from pipeline.results import blessing_lines
 
     # Checked before the log exists under ROOT: a failed check leaves no folder behind.
-    local_runner.check_inputs(os.path.abspath(args.images), args.root, image_options)
+    local_runner.check_inputs(local_runner.absolute(args.images), args.root, image_options)
     log = os.path.join(args.root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
     page = None
     with steps.quiet_console(log, args.verbose) as console:

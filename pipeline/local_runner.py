@@ -82,6 +82,11 @@ def record_step(root: str, name: str, record: dict) -> None:
         json.dump(summary, f, ensure_ascii=False, indent=2)
 
 
+def absolute(path: str) -> str:
+    """A local path made absolute; a URI (gs://bucket/images) kept as it is."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 def run(
     images_root: str,
     root: str,
@@ -101,8 +106,8 @@ def run(
     """Runs the whole pipeline and writes ROOT/summary.json; returns the summary. The steps'
     start, end and progress lines go to `console` (default: stderr); `inputs_checked` says the
     caller ran check_inputs already (it reads the labels CSV and walks the tree)."""
-    root = os.path.abspath(root)
-    images_root = os.path.abspath(images_root)
+    root = os.path.abspath(root)  # local: ML Metadata's SQLite file and summary.json live here
+    images_root = absolute(images_root)
     if not inputs_checked:
         check_inputs(images_root, root, image_options)
     if train_steps <= 0:

@@ -163,3 +163,23 @@ def test_running_and_compiling_import_no_tfx_v1_nor_vertex_ai():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_image_root_uri_reaches_the_pipeline_as_a_uri(tmp_path, monkeypatch):
+    """`--images gs://b/images` became /cwd/gs:/b/images (os.path.abspath)."""
+
+    class Built(Exception):
+        pass
+
+    def create(**kwargs):
+        raise Built(kwargs["images"])
+
+    monkeypatch.setattr(local_runner, "create_pipeline", create)
+    for images, expected in (
+        ("gs://bucket/서울/images", "gs://bucket/서울/images"),
+        ("relative/images", str(tmp_path / "relative" / "images")),
+    ):
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(Built) as built:
+            local_runner.run(images, str(tmp_path / "run"), inputs_checked=True)
+        assert str(built.value) == expected
