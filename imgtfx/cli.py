@@ -27,10 +27,13 @@ class RunFailed(RuntimeError):
 def _beam_args(values: list[str] | None) -> list[str]:
     """The user's Beam arguments; when they name no runner and no DirectRunner option, the local
     default (pipeline/configs.py): the DirectRunner in this process, one worker, since
-    ImageExampleGen uses every core through its own decode threads."""
+    ImageExampleGen uses every core through its own decode threads. For Dataflow, Flink or
+    Spark, the workers get this project's code (pipeline/staging.py)."""
     args = list(values or [])
     if any(a.startswith(("--runner", "--direct_")) for a in args):
-        return args
+        from pipeline import staging
+
+        return staging.worker_args(args)
     return args + list(configs.BEAM_PIPELINE_ARGS)
 
 
@@ -252,6 +255,7 @@ def run(args) -> int:
 
 def compile_spec(args) -> int:
     from kubeflow import runner
+    from pipeline import staging
 
     runner.compile_pipeline(
         pipeline_root=args.pipeline_root,
@@ -267,7 +271,7 @@ def compile_spec(args) -> int:
         eval_percent=args.eval_percent,
         min_accuracy=args.min_accuracy,
         min_class_accuracy=args.min_class_accuracy,
-        beam_pipeline_args=args.beam_arg,
+        beam_pipeline_args=staging.worker_args(args.beam_arg or [], image=args.image),
         metadata_service=args.metadata_service,
         trainer_gpus=args.trainer_gpus,
         trainer_gpu_type=args.trainer_gpu_type,

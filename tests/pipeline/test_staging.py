@@ -1,0 +1,123 @@
+"""Beam workers on other machines get this project's code (pipeline/staging.py).
+
+No Dataflow here: the test takes the Beam options the command line makes for Dataflow, and in
+a fresh interpreter that has only what those options stage (the wheel) besides the worker
+image's third-party packages, unpickles the ImageExampleGen DoFn the launcher pickled and runs
+it, as a Dataflow worker does (apache_beam.internal.pickler, as the runner harness uses).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+from apache_beam.internal import pickler
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+
+from components.image_example_gen import shards
+from components.image_example_gen.images import FoundFile
+from components.image_example_gen.options import ImageOptions
+from components.image_example_gen.plan import LabeledImage, to_wire
+from imgtfx import cli
+from pipeline import staging
+from tests.conftest import encode, write
+
+DATAFLOW = [
+    "--runner=DataflowRunner",
+    "--project=my-project",
+    "--region=europe-west4",
+    "--temp_location=gs://my-bucket/tmp",
+]
+
+WORKER = """
+import json, os, sys
+wheel = sys.argv[1]
+# Only the staged wheel: no source tree (cwd, the editable install's .pth entry) on the path.
+tree = [p for p in sys.path if not p or os.path.isdir(os.path.join(p, "components"))]
+sys.path[:] = [wheel] + [p for p in sys.path if p not in tree]
+from apache_beam.internal import pickler
+with open("dofn.pickle", "rb") as f:
+    dofn = pickler.loads(f.read())
+with open("element.pickle", "rb") as f:
+    element, vocabulary = pickler.loads(f.read())
+dofn.setup()
+outputs = list(dofn.process(element, vocabulary))
+import components.image_example_gen.shards as shards
+print(json.dumps({"module": shards.__file__, "stats": [o for o in outputs if isinstance(o, dict)],
+                  "rejects": [o.value.path for o in outputs if hasattr(o, "tag")]}))
+"""
+
+
+def test_dataflow_workers_unpickle_and_run_image_example_gen_from_the_staged_wheel(tmp_path):
+    args = cli._beam_args(DATAFLOW)
+    [wheel] = PipelineOptions(args).view_as(SetupOptions).extra_packages
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+    assert "components/image_example_gen/shards.py" in names
+    assert "trainer/model.py" in names and any(n.endswith(".dist-info/RECORD") for n in names)
+
+    images = tmp_path / "images"
+    files = {"cat/1.jpg": encode(seed=1), "cat/2.jpg": encode(seed=2), "dog/3.jpg": b"broken"}
+    for rel, data in files.items():
+        write(images / rel, data)
+    records = [
+        to_wire(LabeledImage(FoundFile("train", rel, str(images / rel)), rel, rel.split("/")[0]))
+        for rel in files
+    ]
+    records = [(*r[:3], "train", *r[4:]) for r in records]
+    out = tmp_path / "out"
+    work = tmp_path / "worker"
+    work.mkdir()
+    (work / "dofn.pickle").write_bytes(pickler.dumps(shards.WriteShard(str(out), ImageOptions())))
+    element = (("train", 0, 1), records)
+    (work / "element.pickle").write_bytes(pickler.dumps((element, ["cat", "dog"])))
+
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER, wheel], cwd=work, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["module"].startswith(wheel)  # imported from the wheel, not the tree
+    [stats] = result["stats"]
+    assert stats["examples"] == 2 and stats["classes"] == {"cat": 2}
+    assert result["rejects"] == ["dog/3.jpg"]
+    assert (out / "Split-train" / "data_tfrecord-00000-of-00001.gz").exists()
+
+
+def test_workers_get_the_pipeline_image_when_there_is_one():
+    image = "europe-docker.pkg.dev/p/r/imgtfx:1"
+    assert staging.worker_args(DATAFLOW, image=image) == [
+        *DATAFLOW,
+        f"--sdk_container_image={image}",
+    ]
+    flink = ["--runner=FlinkRunner", "--flink_master=flink:8081"]
+    assert staging.worker_args(flink, image=image)[-2:] == [
+        "--environment_type=DOCKER",
+        f"--environment_config={image}",
+    ]
+    chosen = [*DATAFLOW, "--sdk_container_image=mine"]
+    assert staging.worker_args(chosen, image=image) == chosen  # the user's choice stands
+    local = ["--direct_running_mode=multi_processing"]
+    assert staging.worker_args(local, image=image) == local  # local workers import the tree
+
+
+def test_compile_gives_dataflow_workers_the_pipeline_image(tmp_path):
+    import yaml
+
+    spec = tmp_path / "pipeline.yaml"
+    image = "europe-docker.pkg.dev/p/r/imgtfx:1"
+    code = cli.main(
+        [
+            "compile",
+            "--images=gs://b/images",
+            "--pipeline-root=gs://b/root",
+            f"--image={image}",
+            f"--output={spec}",
+            *[f"--beam-arg={a}" for a in DATAFLOW],
+        ]
+    )
+    assert code == 0
+    assert f"--sdk_container_image={image}" in spec.read_text()
+    assert yaml.safe_load(spec.read_text())
