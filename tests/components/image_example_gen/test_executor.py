@@ -626,3 +626,47 @@ def test_split_folders_of_any_names_become_train_and_eval(tmp_path, folders, nam
 def test_split_folders_that_cannot_train_and_evaluate_fail_early(folders):
     with pytest.raises(ValueError, match="split folders must|cannot name a TFX split"):
         split_folders_config(folders)
+
+
+def test_bundles_at_once_in_one_process_share_its_decode_threads(monkeypatch):
+    """A runner may run many bundles at once in one worker process: they decode on the
+    process's `decode_threads`, so pixels in flight are bounded per process, not per bundle."""
+    import threading
+    import time
+
+    from components.image_example_gen.plan import LabeledImage
+
+    lock = threading.Lock()
+    busy, most, workers = [0], [0], set()
+
+    def convert(record, index, options):
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+            workers.add(threading.current_thread().name)
+        time.sleep(0.01)
+        with lock:
+            busy[0] -= 1
+        return record.id
+
+    monkeypatch.setattr(shards, "_convert_framed", convert)
+    options = ImageOptions(decode_threads=3)
+    bundles = [
+        [
+            LabeledImage(images.FoundFile("train", f"{b}/{i}.jpg", ""), f"{b}-{i}", "x")
+            for i in range(40)
+        ]
+        for b in range(6)
+    ]
+    results = {}
+
+    def bundle(b):
+        results[b] = [r for _, r in shards._convert_all(bundles[b], {}, options)]
+
+    threads = [threading.Thread(target=bundle, args=(b,)) for b in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[b] == [f"{b}-{i}" for i in range(40)] for b in range(6))  # in order
+    assert most[0] == 3 and len(workers) == 3  # six bundles, three decodes at a time
