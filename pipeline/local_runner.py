@@ -7,6 +7,7 @@ The only code (beside the Kubeflow runner) that knows where things go:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from typing import IO
@@ -44,20 +45,35 @@ def check_inputs(images_root: str, root: str, options: ImageOptions) -> None:
     """
     images.check_local_root(images_root)
     if options.labels_csv:
-        id_column, label_column = labels_csv_columns(options)
-        csv_ids = {i for i, _ in read_labels_csv(options.labels_csv, id_column, label_column)}
-        ignore = images.ignored_files(options.labels_csv)
-        found = (
-            isinstance(entry, images.FoundFile) and images.image_id(entry.path) in csv_ids
-            for top in split_tops(images_root, "*")
-            for entry in images.walk("", images_root, top, ignore, options.follow_external_links)
-        )
-        if not any(found):  # stops at the first match
-            raise ValueError(
-                f"labels CSV {options.labels_csv} matches no image under {images_root}: its "
-                f"'{id_column}' column must hold file names without extension."
-            )
+        _check_csv_matches(images_root, options)
     _check_root_writable(root)
+
+
+CSV_CHECK_IDS = 10_000  # image ids the CSV check holds; the CSV itself is streamed
+
+
+def _check_csv_matches(images_root: str, options: ImageOptions) -> None:
+    """Fails when no row of the labels CSV names one of the tree's first CSV_CHECK_IDS images
+    (a wrong id column, ids with extensions): the CSV is streamed, never held, and the walk
+    stops after CSV_CHECK_IDS images. When the tree has more images than that and none of the
+    first matched, nothing is concluded here; ImageExampleGen counts every id."""
+    id_column, label_column = labels_csv_columns(options)
+    ignore = images.ignored_files(options.labels_csv)
+    walked = (
+        entry
+        for top in split_tops(images_root, "*")
+        for entry in images.walk("", images_root, top, ignore, options.follow_external_links)
+        if isinstance(entry, images.FoundFile)
+    )
+    first = {images.image_id(entry.path) for entry in itertools.islice(walked, CSV_CHECK_IDS)}
+    rows = read_labels_csv(options.labels_csv, id_column, label_column)
+    if any(csv_id in first for csv_id, _ in rows):  # stops at the first match
+        return
+    if len(first) < CSV_CHECK_IDS:  # the whole tree was seen
+        raise ValueError(
+            f"labels CSV {options.labels_csv} matches no image under {images_root}: its "
+            f"'{id_column}' column must hold file names without extension."
+        )
 
 
 def _check_root_writable(root: str) -> None:

@@ -183,3 +183,29 @@ def test_an_image_root_uri_reaches_the_pipeline_as_a_uri(tmp_path, monkeypatch):
         with pytest.raises(Built) as built:
             local_runner.run(images, str(tmp_path / "run"), inputs_checked=True)
         assert str(built.value) == expected
+
+
+def test_the_labels_csv_check_streams_the_csv(tmp_path, monkeypatch):
+    """The launcher's check never holds the CSV: a 400,000-row CSV whose one matching row is
+    the last is read in chunks against the tree's first ids (it was a set of every CSV id)."""
+    import tracemalloc
+
+    images = tmp_path / "images"
+    make_tree(images, per_class=2)  # cat_0, cat_1, dog_0, dog_1
+    csv = tmp_path / "labels.csv"
+    rows = "".join(f"{i:012x}a7f3,{i % 1049}\n" for i in range(400_000))
+    csv.write_text(f"id,landmark_id\n{rows}dog_1,7\n")
+    options = ImageOptions(labels_csv=str(csv))
+    tracemalloc.start()
+    local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 24 * 2**20, peak  # one chunk of rows, not 400,000 ids
+    # Past CSV_CHECK_IDS images without a match, nothing is concluded: ImageExampleGen counts.
+    csv.write_text("id,landmark_id\ndog_1,7\n")
+    monkeypatch.setattr(local_runner, "CSV_CHECK_IDS", 2)
+    local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
+    csv.write_text("id,landmark_id\nnone,7\n")
+    monkeypatch.setattr(local_runner, "CSV_CHECK_IDS", 5)
+    with pytest.raises(ValueError, match="matches no image"):
+        local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
