@@ -308,49 +308,32 @@ def _walk_local(
 
 def _walk_remote(split: str, root: str, top: str, ignore: frozenset[str]) -> Iterator:
     """The remote walk (gs://, s3://, any tf.io.gfile file system): the files the local walk
-    takes, the same files skipped (hidden and system files, the labels CSV), and a folder that
-    cannot be listed a reject (NotFoundError, PermissionDeniedError: not OSErrors) while the
+    takes, the same files skipped (hidden and system files, the labels CSV), and what cannot
+    be listed or read a reject (NotFoundError, PermissionDeniedError: not OSErrors) while the
     rest of the tree is walked."""
+    yield from _remote_entry(split, root, top.rstrip("/"), ignore)
+
+
+def _remote_entry(split: str, root: str, uri: str, ignore: frozenset[str]) -> Iterator:
     import tensorflow as tf  # only remote trees need TensorFlow's file system
 
-    try:
-        is_folder = tf.io.gfile.isdir(top)
-    except tf.errors.OpError as e:
-        yield Outcome(_relative(root, top), REJECTED, UNREADABLE, read_error(e))
+    if uri in ignore:
+        yield Outcome(_relative(root, uri), SKIPPED, LABELS_FILE)
         return
-    if is_folder:
-        yield from _walk_remote_folder(split, root, top.rstrip("/"), ignore)
-    elif top in ignore:
-        yield Outcome(_relative(root, top), SKIPPED, LABELS_FILE)
-    else:
-        yield FoundFile(split, _relative(root, top), top)
-
-
-def _walk_remote_folder(split: str, root: str, folder: str, ignore: frozenset[str]) -> Iterator:
-    import tensorflow as tf
-
     try:
-        names = sorted({name.rstrip("/") for name in tf.io.gfile.listdir(folder)})
+        is_folder = tf.io.gfile.isdir(uri)
+        names = sorted({n.rstrip("/") for n in tf.io.gfile.listdir(uri)}) if is_folder else None
     except tf.errors.OpError as e:
-        detail = f"cannot list folder: {read_error(e)}"
-        yield Outcome(_relative(root, folder), REJECTED, UNREADABLE, detail)
+        yield Outcome(_relative(root, uri), REJECTED, UNREADABLE, read_error(e))
+        return
+    if names is None:
+        yield FoundFile(split, _relative(root, uri), uri)
         return
     for name in names:
-        uri = f"{folder}/{name}"
         if is_hidden_or_system(name):
-            yield Outcome(_relative(root, uri), SKIPPED, HIDDEN_OR_SYSTEM)
-        elif uri in ignore:
-            yield Outcome(_relative(root, uri), SKIPPED, LABELS_FILE)
+            yield Outcome(_relative(root, f"{uri}/{name}"), SKIPPED, HIDDEN_OR_SYSTEM)
         else:
-            try:
-                is_folder = tf.io.gfile.isdir(uri)
-            except tf.errors.OpError as e:
-                yield Outcome(_relative(root, uri), REJECTED, UNREADABLE, read_error(e))
-                continue
-            if is_folder:
-                yield from _walk_remote_folder(split, root, uri, ignore)
-            else:
-                yield FoundFile(split, _relative(root, uri), uri)
+            yield from _remote_entry(split, root, f"{uri}/{name}", ignore)
 
 
 def read_error(error: Exception) -> str:

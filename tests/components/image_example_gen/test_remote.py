@@ -123,10 +123,7 @@ def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_
     assert locked["detail"] == "PermissionDeniedError: 403 Forbidden: storage.objects.get"
     private = rejects["train/private"]
     assert private["reason"] == "unreadable"
-    assert (
-        private["detail"]
-        == "cannot list folder: PermissionDeniedError: 403 Forbidden: storage.objects.list"
-    )
+    assert private["detail"] == "PermissionDeniedError: 403 Forbidden: storage.objects.list"
     report = _report(out)
     assert report["examples"] == 6 and report["reconciled"]
     assert report["rejected_by_reason"] == {"truncated_or_corrupt": 1, "unreadable": 3}
