@@ -49,27 +49,38 @@ def check_inputs(images_root: str, root: str, options: ImageOptions) -> None:
     _check_root_writable(root)
 
 
-CSV_CHECK_IDS = 10_000  # image ids the CSV check holds; the CSV itself is streamed
+CSV_CHECK_ROWS = 50_000  # CSV ids held at once by the check (one pandas chunk)
+CSV_CHECK_IMAGES = 10_000  # images the check walks at most
 
 
 def _check_csv_matches(images_root: str, options: ImageOptions) -> None:
-    """Fails when no row of the labels CSV names one of the tree's first CSV_CHECK_IDS images
-    (a wrong id column, ids with extensions): the CSV is streamed, never held, and the walk
-    stops after CSV_CHECK_IDS images. When the tree has more images than that and none of the
-    first matched, nothing is concluded here; ImageExampleGen counts every id."""
+    """Fails when no row of the labels CSV names one of the tree's images (a wrong id column,
+    ids with extensions), holding neither the whole CSV nor the whole tree: the tree is walked
+    until an image is in the CSV's first CSV_CHECK_ROWS rows (usually the first image), at most
+    CSV_CHECK_IMAGES images, whose ids the rest of the CSV is then streamed against. Past
+    CSV_CHECK_IMAGES images without a match nothing is concluded: ImageExampleGen counts every
+    id."""
     id_column, label_column = labels_csv_columns(options)
+    rows = read_labels_csv(options.labels_csv, id_column, label_column)
+    first_rows = {csv_id for csv_id, _ in itertools.islice(rows, CSV_CHECK_ROWS)}
     ignore = images.ignored_files(options.labels_csv)
     walked = (
-        entry
+        images.image_id(entry.path)
         for top in split_tops(images_root, "*")
         for entry in images.walk("", images_root, top, ignore, options.follow_external_links)
         if isinstance(entry, images.FoundFile)
     )
-    first = {images.image_id(entry.path) for entry in itertools.islice(walked, CSV_CHECK_IDS)}
-    rows = read_labels_csv(options.labels_csv, id_column, label_column)
-    if any(csv_id in first for csv_id, _ in rows):  # stops at the first match
+    seen: set[str] = set()
+    walked_count = 0
+    for image_id in itertools.islice(walked, CSV_CHECK_IMAGES):
+        if image_id in first_rows:
+            return
+        seen.add(image_id)
+        walked_count += 1
+    del first_rows
+    if any(csv_id in seen for csv_id, _ in rows):  # the rest of the CSV, streamed
         return
-    if len(first) < CSV_CHECK_IDS:  # the whole tree was seen
+    if walked_count < CSV_CHECK_IMAGES:  # the whole tree was seen
         raise ValueError(
             f"labels CSV {options.labels_csv} matches no image under {images_root}: its "
             f"'{id_column}' column must hold file names without extension."

@@ -187,7 +187,7 @@ def test_an_image_root_uri_reaches_the_pipeline_as_a_uri(tmp_path, monkeypatch):
 
 def test_the_labels_csv_check_streams_the_csv(tmp_path, monkeypatch):
     """The launcher's check never holds the CSV: a 400,000-row CSV whose one matching row is
-    the last is read in chunks against the tree's first ids (it was a set of every CSV id)."""
+    the last is streamed against the tree's ids (it was a set of every CSV id)."""
     import tracemalloc
 
     images = tmp_path / "images"
@@ -201,11 +201,14 @@ def test_the_labels_csv_check_streams_the_csv(tmp_path, monkeypatch):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 24 * 2**20, peak  # one chunk of rows, not 400,000 ids
-    # Past CSV_CHECK_IDS images without a match, nothing is concluded: ImageExampleGen counts.
-    csv.write_text("id,landmark_id\ndog_1,7\n")
-    monkeypatch.setattr(local_runner, "CSV_CHECK_IDS", 2)
-    local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
+    # Past CSV_CHECK_IMAGES images without a match, nothing is concluded: ImageExampleGen
+    # counts every id. Within it, a match anywhere in the CSV is found.
     csv.write_text("id,landmark_id\nnone,7\n")
-    monkeypatch.setattr(local_runner, "CSV_CHECK_IDS", 5)
+    monkeypatch.setattr(local_runner, "CSV_CHECK_IMAGES", 2)
+    local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
+    monkeypatch.setattr(local_runner, "CSV_CHECK_IMAGES", 5)
     with pytest.raises(ValueError, match="matches no image"):
         local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
+    monkeypatch.setattr(local_runner, "CSV_CHECK_ROWS", 1)
+    csv.write_text("id,landmark_id\nnone,7\nother,8\ncat_1,9\n")
+    local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
