@@ -127,3 +127,33 @@ def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_
     report = _report(out)
     assert report["examples"] == 6 and report["reconciled"]
     assert report["rejected_by_reason"] == {"truncated_or_corrupt": 1, "unreadable": 3}
+
+
+def test_convert_with_images_labels_and_output_all_remote(bucket, tmp_path):
+    """`imgtfx convert`'s function with the tree, its labels CSV and the output on the remote
+    file system: the local copy's counts and examples."""
+    from components.image_example_gen.convert import convert
+
+    files = {**FILES, **CSV}
+    local = str(tmp_path / "images")
+    _write(local, files)
+    _write(bucket, files)
+    output = bucket.rsplit("/", 1)[0] + "/converted"
+    options = ImageOptions(labels_csv=f"{bucket}/labels.csv", max_reject_fraction=0.5)
+    remote = convert(bucket, output, options)
+    here = convert(
+        local,
+        str(tmp_path / "out"),
+        ImageOptions(labels_csv=f"{local}/labels.csv", max_reject_fraction=0.5),
+    )
+    drop = ("image_root", "labels_csv", "options")
+    assert {k: v for k, v in remote.items() if k not in drop} == {
+        k: v for k, v in here.items() if k not in drop
+    }
+    assert remote["examples"] == 6 and remote["skipped_by_reason"]["labels_file"] == 1
+    assert tf.io.gfile.exists(f"{output}/rejects.jsonl")
+    assert tf.io.gfile.glob(f"{output}/Split-train/*.gz")
+    rows, names = {}, FeatureNames()
+    for example in reader.read_examples(reader.split_pattern(output, "train")):
+        rows[example[names.path].numpy().decode()] = example[names.image].numpy()
+    assert rows and all(rows[p] == v for p, v in _examples(tmp_path / "out").items() if p in rows)
