@@ -51,11 +51,12 @@ SAMPLES_READ = 5000  # train examples scanned for samples
 def read_run(summary: dict) -> RunResults:
     """Everything the page shows of a run, from its summary (see pipeline.results.summarize)."""
     examples = summary["examples_uri"]
-    options = ImageOptions.from_dict(read_report(examples)["options"])
+    dataset = read_dataset(examples)
+    options = ImageOptions.from_dict(dataset.report["options"])  # the conversion's own
     model = summary.get("model")
     return RunResults(
         summary=summary,
-        dataset=read_dataset(examples),
+        dataset=dataset,
         samples=read_samples(examples, options),
         statistics=read_statistics(summary.get("statistics_uri"), summary.get("anomalies_uri")),
         curves=read_curves(summary["model_run_uri"]) if summary.get("model_run_uri") else {},
