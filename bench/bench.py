@@ -386,9 +386,18 @@ INPUTS = {
 def measure(name: str, tree: dict, out: str) -> dict:
     """Runs one method in a child process; its work's seconds and the peak RSS of its whole
     process tree (start-up, imports included, is timed apart by the child)."""
+    argv = [sys.executable, __file__, "--measure", name, "--tree", json.dumps(tree), "--to", out]
+    stdout, peak = run_sampled(argv, name)
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss_mib"] = round(peak / 2**20, 1)
+    return result
+
+
+def run_sampled(argv: list[str], name: str) -> tuple[str, int]:
+    """Runs `argv`; its stdout and the peak RSS in bytes of its whole process tree, sampled
+    every 50 ms."""
     import psutil
 
-    argv = [sys.executable, __file__, "--measure", name, "--tree", json.dumps(tree), "--to", out]
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
 
@@ -410,9 +419,7 @@ def measure(name: str, tree: dict, out: str) -> dict:
     sampler.join()
     if child.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{stderr[-3000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["peak_rss_mib"] = round(peak[0] / 2**20, 1)
-    return result
+    return stdout, peak[0]
 
 
 def run_one(name: str, tree: dict, out: str) -> None:

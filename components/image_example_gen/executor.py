@@ -5,7 +5,8 @@ The stages, one module each:
   plan.py      on paths only: list -> label (folder, or one CSV join) -> drop duplicates ->
                split (TFX's own hash partition) -> vocabulary and split sizes in one combine
   shards.py    group paths into shards, then read, check and write each shard
-  outputs.py   labels.txt, report.json, rejects.jsonl; the checks that fail a run
+  rejects.py   rejects.jsonl: sorted runs where rejects arise, merged a line at a time
+  outputs.py   labels.txt, report.json; the checks that fail a run
 
 Images are read only in the last, fused step that also writes them, so memory does not grow with
 the number of images. TFX's base executor writes through a Reshuffle of finished examples, which

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import tensorflow as tf
 
 from components.image_example_gen import config, images
-from components.image_example_gen.images import Outcome
 from components.image_example_gen.options import ImageOptions
 
 if TYPE_CHECKING:
@@ -26,6 +25,8 @@ REPORT_FILE = "report.json"
 
 REJECTS_FILE = "rejects.jsonl"
 
+REJECT_RUNS_FOLDER = "_reject_runs"  # rejects.py's sorted runs, deleted once merged
+
 
 class ImageExampleGenError(RuntimeError):
     """The data cannot make a usable dataset; the message says what to do."""
@@ -35,7 +36,7 @@ def write_outputs(
     _,
     output_uri: str,
     vocabulary: list[str],
-    outcomes: list[Outcome],
+    runs: list[str],
     shard_stats: list[dict],
     files_seen: int,
     input_base: str,
@@ -44,15 +45,20 @@ def write_outputs(
     moved: int = 0,
     label_names: list[str] | None = None,
 ) -> None:
+    from components.image_example_gen import rejects  # Beam's: readers of the outputs need none
+
     write_labels_file(os.path.join(output_uri, LABELS_FILE), vocabulary)
     write_label_names_file(
         os.path.join(output_uri, LABEL_NAMES_FILE), vocabulary, label_names or vocabulary
     )
-    outcomes = sorted(outcomes, key=lambda o: (o.status, o.path, o.reason))
-    # One write, even of nothing: GFile creates a file only on its first write, and every output
-    # the README lists must exist on every run.
-    with tf.io.gfile.GFile(os.path.join(output_uri, REJECTS_FILE), "w") as f:
-        f.write("".join(json.dumps(o._asdict(), ensure_ascii=False) + "\n" for o in outcomes))
+    by_status = {
+        s: collections.Counter() for s in (images.REJECTED, images.SKIPPED, images.CSV_ROW)
+    }
+    for outcome in rejects.merge_runs(runs, os.path.join(output_uri, REJECTS_FILE)):
+        by_status[outcome.status][outcome.reason] += 1
+    runs_folder = os.path.join(output_uri, REJECT_RUNS_FOLDER)
+    if tf.io.gfile.exists(runs_folder):  # with the runs of retried bundles, if any
+        tf.io.gfile.rmtree(runs_folder)
     splits = dict.fromkeys(split_names, 0)
     classes: dict[str, dict[str, int]] = {label: {} for label in vocabulary}
     formats = collections.Counter()
@@ -68,11 +74,6 @@ def write_outputs(
         label: {s: counts[s] for s in split_names if s in counts}
         for label, counts in classes.items()
     }
-    by_status = {
-        s: collections.Counter() for s in (images.REJECTED, images.SKIPPED, images.CSV_ROW)
-    }
-    for o in outcomes:
-        by_status[o.status][o.reason] += 1
     examples = sum(splits.values())
     rejected = sum(by_status[images.REJECTED].values())
     skipped = sum(by_status[images.SKIPPED].values())
@@ -119,11 +120,19 @@ def write_outputs_step(
     split_names: list[str],
 ) -> None:
     """The Beam step that writes labels.txt, label_names.json, rejects.jsonl and report.json once
-    every shard is written: the plan's and the shards' outcomes and counts arrive as side
-    inputs."""
+    every shard is written. Rejects are written where they arise, in sorted runs of at most
+    RUN_RECORDS; one step merges the runs (streaming) with the counts, vocabulary and shard
+    statistics, which arrive as small side inputs."""
     import apache_beam as beam  # here only: readers of the outputs need no Beam
 
-    outcomes = (planned.outcomes, written.outcomes) | "AllOutcomes" >> beam.Flatten()
+    from components.image_example_gen import rejects
+
+    runs = (
+        (planned.outcomes, written.outcomes)
+        | "AllOutcomes" >> beam.Flatten()
+        | "SortedRuns"
+        >> beam.ParDo(rejects.WriteRuns(os.path.join(output_uri, REJECT_RUNS_FOLDER)))
+    )
     _ = (
         pipeline
         | "Once" >> beam.Create([None])
@@ -132,7 +141,7 @@ def write_outputs_step(
             write_outputs,
             output_uri=output_uri,
             vocabulary=beam.pvalue.AsSingleton(planned.vocabulary),
-            outcomes=beam.pvalue.AsList(outcomes),
+            runs=beam.pvalue.AsList(runs),
             shard_stats=beam.pvalue.AsList(written.stats),
             files_seen=beam.pvalue.AsSingleton(planned.files_seen),
             moved=beam.pvalue.AsSingleton(planned.moved),
