@@ -152,6 +152,7 @@ def walk(
     top: str,
     ignore: frozenset[str] = frozenset(),
     follow_external: bool = True,
+    fan_out: bool = False,
 ) -> Iterator:
     """Yields a FoundFile or an Outcome for every entry under `top`, in a stable order.
 
@@ -166,9 +167,12 @@ def walk(
       root: the image root; yielded paths are relative to it.
       top: a file or folder under `root` to walk.
       ignore: real paths of files to skip (the labels CSV when it lies inside the tree).
+      fan_out: a remote top's sub-folders are yielded as RemoteFolder, not walked, so that
+        workers list them in parallel (remote_folder). Local trees are walked whole: finding
+        link loops and folders reached twice needs the whole walk in one place.
     """
     if _is_remote(top):
-        yield from _walk_remote(split, root, top, ignore)
+        yield from _walk_remote(split, root, top, ignore, fan_out)
         return
     rel = _relative(root, top)
     real_root = os.path.realpath(root)
@@ -306,34 +310,77 @@ def _walk_local(
             )
 
 
-def _walk_remote(split: str, root: str, top: str, ignore: frozenset[str]) -> Iterator:
+class RemoteFolder(NamedTuple):
+    """A folder of a remote tree left to be listed by another worker (walk's `fan_out`)."""
+
+    split: str
+    uri: str
+
+
+# File systems whose listing marks each sub-folder with a trailing '/': TensorFlow's GCS file
+# system lists a folder with one delimited request a page and returns the delimiter's prefixes
+# as `name/` (tsl/platform/cloud/gcs_file_system.cc GetChildrenBounded, TF 2.16; seen on
+# tests/gcs_server.py's emulator). Elsewhere (ram://, hdfs://) a name says nothing, and each
+# entry costs an isdir.
+FOLDERS_MARKED = frozenset({"gs"})
+
+
+def _walk_remote(
+    split: str, root: str, top: str, ignore: frozenset[str], fan_out: bool = False
+) -> Iterator:
     """The remote walk (gs://, s3://, any tf.io.gfile file system): the files the local walk
     takes, the same files skipped (hidden and system files, the labels CSV), and what cannot
     be listed or read a reject (NotFoundError, PermissionDeniedError: not OSErrors) while the
-    rest of the tree is walked."""
-    yield from _remote_entry(split, root, top.rstrip("/"), ignore)
-
-
-def _remote_entry(split: str, root: str, uri: str, ignore: frozenset[str]) -> Iterator:
+    rest of the tree is walked. One isdir for the top; below it, one listing a folder (no
+    request per file where FOLDERS_MARKED)."""
     import tensorflow as tf  # only remote trees need TensorFlow's file system
 
-    if uri in ignore:
-        yield Outcome(_relative(root, uri), SKIPPED, LABELS_FILE)
+    top = top.rstrip("/")
+    if top in ignore:
+        yield Outcome(_relative(root, top), SKIPPED, LABELS_FILE)
         return
     try:
-        is_folder = tf.io.gfile.isdir(uri)
-        names = sorted({n.rstrip("/") for n in tf.io.gfile.listdir(uri)}) if is_folder else None
+        is_folder = tf.io.gfile.isdir(top)
+    except tf.errors.OpError as e:
+        yield Outcome(_relative(root, top), REJECTED, UNREADABLE, read_error(e))
+        return
+    if is_folder:
+        yield from remote_folder(split, root, top, ignore, fan_out)
+    else:
+        yield FoundFile(split, _relative(root, top), top)
+
+
+def remote_folder(
+    split: str, root: str, uri: str, ignore: frozenset[str], fan_out: bool = False
+) -> Iterator:
+    """Yields what the remote folder `uri` holds, its sub-folders walked too, or with `fan_out`
+    yielded as RemoteFolder for other workers to walk."""
+    import tensorflow as tf
+
+    try:
+        names = sorted(set(tf.io.gfile.listdir(uri)))
     except tf.errors.OpError as e:
         yield Outcome(_relative(root, uri), REJECTED, UNREADABLE, read_error(e))
         return
-    if names is None:
-        yield FoundFile(split, _relative(root, uri), uri)
-        return
+    marked = uri.split("://", 1)[0] in FOLDERS_MARKED
     for name in names:
-        if is_hidden_or_system(name):
-            yield Outcome(_relative(root, f"{uri}/{name}"), SKIPPED, HIDDEN_OR_SYSTEM)
+        child = f"{uri}/{name.rstrip('/')}"
+        if is_hidden_or_system(name.rstrip("/")):
+            yield Outcome(_relative(root, child), SKIPPED, HIDDEN_OR_SYSTEM)
+            continue
+        try:
+            is_folder = name.endswith("/") if marked else tf.io.gfile.isdir(child)
+        except tf.errors.OpError as e:
+            yield Outcome(_relative(root, child), REJECTED, UNREADABLE, read_error(e))
+            continue
+        if is_folder and fan_out:
+            yield RemoteFolder(split, child)
+        elif is_folder:
+            yield from remote_folder(split, root, child, ignore)
+        elif child in ignore:
+            yield Outcome(_relative(root, child), SKIPPED, LABELS_FILE)
         else:
-            yield from _remote_entry(split, root, f"{uri}/{name}", ignore)
+            yield FoundFile(split, _relative(root, child), child)
 
 
 def read_error(error: Exception) -> str:

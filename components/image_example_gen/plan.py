@@ -44,9 +44,21 @@ def _list_split(
     split_and_top: tuple[str, str], root: str, ignore: frozenset[str], follow_external: bool
 ) -> Iterator:
     split, top = split_and_top
-    for entry in images.walk(split, root, top, ignore, follow_external):
+    entries = images.walk(split, root, top, ignore, follow_external, fan_out=True)
+    yield from _tagged(entries)
+
+
+def _list_remote_folder(folder: tuple[str, str], root: str, ignore: frozenset[str]) -> Iterator:
+    split, uri = folder
+    yield from _tagged(images.remote_folder(split, root, uri, ignore))
+
+
+def _tagged(entries: Iterable) -> Iterator:
+    for entry in entries:
         if isinstance(entry, FoundFile):
             yield entry
+        elif isinstance(entry, images.RemoteFolder):
+            yield beam.pvalue.TaggedOutput("folders", tuple(entry))
         else:
             yield beam.pvalue.TaggedOutput("outcomes", entry)
 
@@ -330,7 +342,7 @@ def plan_images(
             )
         tops.extend((split.name, top) for top in matched)
 
-    listed = (
+    in_tops = (
         pipeline
         | "Tops" >> beam.Create(tops)
         | "ListFiles"
@@ -339,14 +351,26 @@ def plan_images(
             root=input_base,
             ignore=ignore,
             follow_external=options.follow_external_links,
-        ).with_outputs("outcomes", main="files")
+        ).with_outputs("outcomes", "folders", main="files")
     )
+    # A remote top's sub-folders, each listed by whichever worker gets it (a local tree has
+    # none here: it is walked whole).
+    below = (
+        in_tops.folders
+        | "SpreadFolders" >> beam.Reshuffle()
+        | "ListFolders"
+        >> beam.FlatMap(_list_remote_folder, root=input_base, ignore=ignore).with_outputs(
+            "outcomes", main="files"
+        )
+    )
+    listed_files = (in_tops.files, below.files) | "ListedFiles" >> beam.Flatten()
+    listed_outcomes = (in_tops.outcomes, below.outcomes) | "ListedOutcomes" >> beam.Flatten()
     files_seen = (
-        (listed.files, listed.outcomes)
+        (listed_files, listed_outcomes)
         | "AllListed" >> beam.Flatten()
         | "CountSeen" >> beam.combiners.Count.Globally()
     )
-    outcome_parts = [listed.outcomes]
+    outcome_parts = [listed_outcomes]
 
     if options.labels_csv:  # one grouping by id: the join, and same-path duplicates
         id_column, label_column = config.labels_csv_columns(options)
@@ -355,7 +379,7 @@ def plan_images(
             | "CsvPath" >> beam.Create([options.labels_csv])
             | "ReadCsv" >> beam.FlatMap(config.read_labels_csv, id_column, label_column)
         )
-        keyed = listed.files | "KeyById" >> beam.Map(lambda f: (images.image_id(f.path), tuple(f)))
+        keyed = listed_files | "KeyById" >> beam.Map(lambda f: (images.image_id(f.path), tuple(f)))
         labeled = (
             {"images": keyed, "labels": rows}
             | "JoinCsv" >> beam.CoGroupByKey()
@@ -364,7 +388,7 @@ def plan_images(
         outcome_parts.append(labeled.outcomes)
     else:  # one grouping by path: same-path duplicates; the label is in the path
         unique = (
-            listed.files
+            listed_files
             | "KeyByPath" >> beam.Map(lambda f: (f.path, tuple(f)))
             | "GroupByPath" >> beam.GroupByKey()
             | "DropSamePath"

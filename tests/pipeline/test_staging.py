@@ -121,3 +121,41 @@ def test_compile_gives_dataflow_workers_the_pipeline_image(tmp_path):
     assert code == 0
     assert f"--sdk_container_image={image}" in spec.read_text()
     assert yaml.safe_load(spec.read_text())
+
+
+def _readme_command_lines() -> list[list[str]]:
+    """The `imgtfx` command lines of the README's scale-out section, as argument lists."""
+    import os
+    import shlex
+
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "README.md")
+    with open(readme, encoding="utf-8") as f:
+        section = f.read().split("### Beyond one machine")[1].split("\n## ")[0]
+    return [
+        shlex.split(line)[1:] for line in section.splitlines() if line.strip().startswith("imgtfx ")
+    ]
+
+
+def test_the_readmes_command_line_for_each_runner_gives_its_workers_the_code():
+    """What the command line makes of each README line: Dataflow gets the staged wheel from
+    `convert`, Flink and Spark the pipeline's image as their Docker environment from `compile`,
+    and Beam parses every option."""
+    lines = _readme_command_lines()
+    runners = {}
+    for argv in lines:
+        args = cli.build_parser().parse_args(argv)
+        if args.command == "compile":
+            options = staging.worker_args(args.beam_arg, image=args.image)
+        else:
+            options = cli._beam_args(args.beam_arg)
+        parsed = PipelineOptions(options).get_all_options(retain_unknown_options=True)
+        runners[parsed["runner"]] = (args, parsed)
+    assert set(runners) == {"DataflowRunner", "FlinkRunner", "SparkRunner"}
+    args, dataflow = runners["DataflowRunner"]
+    assert args.command == "convert" and args.images.startswith("gs://")
+    [wheel] = dataflow["extra_packages"]
+    assert wheel.endswith("-py3-none-any.whl") and zipfile.is_zipfile(wheel)
+    for runner in ("FlinkRunner", "SparkRunner"):
+        args, parsed = runners[runner]
+        assert parsed["environment_type"] == "DOCKER"
+        assert parsed["environment_config"] == args.image == "IMAGE"

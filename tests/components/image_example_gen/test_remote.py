@@ -2,13 +2,14 @@
 
 TensorFlow's ram:// file system stands in for a bucket here: it is reached only through
 tf.io.gfile, like gs:// and s3://, and raises TensorFlow's errors (NotFoundError,
-PermissionDeniedError: not OSErrors) where a local read raises OSError. No bucket or emulator
-is reachable from these machines; what a real bucket adds (listing pages, latency, credentials)
-is not exercised.
+PermissionDeniedError: not OSErrors) where a local read raises OSError; it runs in-process in
+a second. test_gcs.py runs `imgtfx convert` against a GCS emulator that TensorFlow's own gs://
+client and Beam's reach (tests/gcs_server.py): listing pages, HTTP errors, credentials.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import uuid
@@ -157,3 +158,46 @@ def test_convert_with_images_labels_and_output_all_remote(bucket, tmp_path):
     for example in reader.read_examples(reader.split_pattern(output, "train")):
         rows[example[names.path].numpy().decode()] = example[names.image].numpy()
     assert rows and all(rows[p] == v for p, v in _examples(tmp_path / "out").items() if p in rows)
+
+
+def test_listing_200000_objects_costs_a_request_a_folder_page_and_none_an_object(monkeypatch):
+    """A bucket of 200,000 photos in 400 landmark folders. TensorFlow's gs:// lists a folder
+    with one delimited request a page of 1,000 names, sub-folders named `name/`, and isdir is
+    one request (tsl gcs_file_system.cc, TF 2.16; test_gcs.py counts them on the real client
+    against an emulator): those two calls are faked here, counted in requests, and every other
+    file system call fails the test."""
+    root, per_folder = "gs://bucket/images", 500
+    folders = [f"{root}/train/landmark{k:03d}" for k in range(400)]
+    children = {root: ["train/"], f"{root}/train": [f"landmark{k:03d}/" for k in range(400)]}
+    children.update({f: [f"{i:06d}.jpg" for i in range(per_folder)] for f in folders})
+    requests = collections.Counter()
+
+    def listdir(uri):
+        requests["list"] += max(1, -(-len(children[uri]) // 1000))
+        return children[uri]
+
+    def isdir(uri):
+        requests["isdir"] += 1
+        return uri in children
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError(f"a request per object: {args}")
+
+    monkeypatch.setattr(tf.io.gfile, "listdir", listdir)
+    monkeypatch.setattr(tf.io.gfile, "isdir", isdir)
+    for name in ("stat", "exists", "glob", "walk"):
+        monkeypatch.setattr(tf.io.gfile, name, forbidden)
+
+    found = [
+        e for e in images.walk("train", root, f"{root}/train") if isinstance(e, images.FoundFile)
+    ]
+    assert len(found) == len(folders) * per_folder == 200_000
+    assert requests == {"isdir": 1, "list": 1 + len(folders)}  # the top, then a page a folder
+
+    # Fanned out, as the plan lists a bucket: the top's listing hands each folder to a worker.
+    requests.clear()
+    spread = list(images.walk("train", root, f"{root}/train", fan_out=True))
+    assert spread == [images.RemoteFolder("train", f) for f in folders]
+    assert requests == {"isdir": 1, "list": 1}
+    listed = [e for f in spread for e in images.remote_folder("train", root, f.uri, frozenset())]
+    assert len(listed) == 200_000 and requests["list"] == 1 + len(folders)
