@@ -181,7 +181,7 @@ def run(args) -> int:
     if args.sample:
         from imgtfx.sample_data import write_digits_tree
 
-        sample_root = os.path.join(args.root, "sample_data")
+        sample_root = os.path.join(local_runner.state_dir(args.root), "sample_data")
         if not os.path.isdir(os.path.join(sample_root, "images")):
             write_digits_tree(sample_root)
         args.images = os.path.join(sample_root, "images")
@@ -199,7 +199,9 @@ def run(args) -> int:
 
     # Checked before the log exists under ROOT: a failed check leaves no folder behind.
     local_runner.check_inputs(local_runner.absolute(args.images), args.root, image_options)
-    log = os.path.join(args.root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+    log = os.path.join(
+        local_runner.paths(args.root)["logs"], time.strftime("run-%Y%m%d-%H%M%S.log")
+    )
     page = None
     with steps.quiet_console(log, args.verbose) as console:
         if not args.verbose:
@@ -320,9 +322,11 @@ def predict(args) -> int:
 
 def report(args) -> int:
     from imgtfx.report import write_report
-    from pipeline import steps
+    from pipeline import local_runner, steps
 
-    log = os.path.join(args.root, "logs", time.strftime("report-%Y%m%d-%H%M%S.log"))
+    log = os.path.join(
+        local_runner.paths(args.root)["logs"], time.strftime("report-%Y%m%d-%H%M%S.log")
+    )
     with steps.quiet_console(log, verbose=False):  # TensorFlow's and TFMA's notices
         page = write_report(args.root)
     print(f"report: {page}")
@@ -520,7 +524,11 @@ def check_args(args) -> None:
         value = getattr(args, name, None)
         if value is not None and not 0 <= value <= 1:
             raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}.")
-    if args.command == "report" and not os.path.isfile(os.path.join(args.root, "summary.json")):
+    if (
+        args.command == "report"
+        and "://" not in args.root  # a bucket's root is checked when it is read
+        and not os.path.isfile(os.path.join(args.root, "summary.json"))
+    ):
         raise ValueError(
             f"{args.root} holds no imgtfx run (no summary.json): give the --root of `imgtfx run`."
         )

@@ -7,6 +7,7 @@ The only code (beside the Kubeflow runner) that knows where things go:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -28,12 +29,26 @@ from trainer.options import TrainerOptions
 
 
 def paths(root: str) -> dict[str, str]:
+    """Where a run's parts live: artifacts, pushed models and summary.json under ROOT, which may
+    be a bucket (gs://B/runs/x); ML Metadata's SQLite file and the logs in state_dir(ROOT)."""
     return {
         "pipeline_root": os.path.join(root, "pipeline"),
-        "metadata": os.path.join(root, "metadata.sqlite"),
+        "metadata": os.path.join(state_dir(root), "metadata.sqlite"),
         "serving": os.path.join(root, "serving"),
         "summary": os.path.join(root, "summary.json"),
+        "logs": os.path.join(state_dir(root), "logs"),
     }
+
+
+def state_dir(root: str) -> str:
+    """What a run keeps on this machine: ROOT itself, or for a root in a bucket a folder of the
+    user's cache named after it (SQLite, ML Metadata's store here, needs a local file: a rerun
+    of the same command on this machine finds its cache)."""
+    if "://" not in root:
+        return root
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    name = hashlib.sha256(root.rstrip("/").encode()).hexdigest()[:16]
+    return os.path.join(cache, "imgtfx", "runs", name)
 
 
 def check_inputs(images_root: str, root: str, options: ImageOptions) -> None:
@@ -88,25 +103,40 @@ def _check_csv_matches(images_root: str, options: ImageOptions) -> None:
 
 
 def _check_root_writable(root: str) -> None:
-    """Creates `root` (last, once every other check passed: a failed check leaves nothing)."""
+    """Creates `root` and the local state folder (last, once every other check passed: a
+    failed check leaves nothing)."""
+    import tensorflow as tf
+
     try:
-        os.makedirs(root, exist_ok=True)
+        os.makedirs(state_dir(root), exist_ok=True)
+        tf.io.gfile.makedirs(root)
         probe = os.path.join(root, ".write-test")
-        with open(probe, "w") as f:
+        with tf.io.gfile.GFile(probe, "w") as f:
             f.write("ok")
-        os.remove(probe)
+        tf.io.gfile.remove(probe)
     except OSError as e:
         raise ValueError(f"cannot write to root {root}: {e.strerror or e}.") from None
+    except tf.errors.OpError as e:
+        raise ValueError(f"cannot write to root {root}: {images.read_error(e)}.") from None
 
 
 def record_step(root: str, name: str, record: dict) -> None:
     """Adds what a step outside the pipeline cost (the report) to ROOT/summary.json."""
+    import tensorflow as tf
+
     path = paths(root)["summary"]
-    with open(path, encoding="utf-8") as f:
-        summary = json.load(f)
+    with tf.io.gfile.GFile(path, "rb") as f:
+        summary = json.loads(f.read().decode("utf-8"))
     summary.setdefault("step_times", {})[name] = record
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(summary, f, ensure_ascii=False, indent=2)
+    write_json(path, summary)
+
+
+def write_json(path: str, value) -> None:
+    """`value` as indented UTF-8 JSON at `path`, a local path or a URI."""
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8"))
 
 
 def absolute(path: str) -> str:
@@ -133,7 +163,7 @@ def run(
     """Runs the whole pipeline and writes ROOT/summary.json; returns the summary. The steps'
     start, end and progress lines go to `console` (default: stderr); `inputs_checked` says the
     caller ran check_inputs already (it reads the labels CSV and walks the tree)."""
-    root = os.path.abspath(root)  # local: ML Metadata's SQLite file and summary.json live here
+    root = absolute(root)
     images_root = absolute(images_root)
     if not inputs_checked:
         check_inputs(images_root, root, image_options)
@@ -171,6 +201,5 @@ def run(
     summary["step_times"] = watch.steps
     summary["seconds"] = round(sum(step["seconds"] for step in watch.steps.values()), 1)
     summary["min_accuracy"] = min_accuracy
-    with open(where["summary"], "w", encoding="utf-8") as f:
-        json.dump(summary, f, ensure_ascii=False, indent=2)
+    write_json(where["summary"], summary)
     return summary

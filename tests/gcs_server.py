@@ -140,6 +140,7 @@ class GcsServer:
     """The emulator and its proxy, started at once; `close()` stops both."""
 
     def __init__(self, folder: str):
+        from gcp_storage_emulator import storage
         from gcp_storage_emulator.handlers import objects
         from gcp_storage_emulator.server import create_server
 
@@ -157,6 +158,9 @@ class GcsServer:
             return media_upload(request, response, storage)
 
         objects._media_upload = empty_upload
+        # In memory there is nothing to persist; the emulator rewrites all objects' metadata as
+        # one JSON file on every write (O(objects) a request: minutes over a pipeline run).
+        storage.Storage._write_config_to_file = lambda self: None
         self._emulator_port = _free_port()
         self._emulator = create_server(
             "127.0.0.1", self._emulator_port, in_memory=True, default_bucket=BUCKET
@@ -176,6 +180,10 @@ class GcsServer:
         """What a client process needs to reach this GCS."""
         return {
             "https_proxy": self.url,
+            # The emulator names an object's download link after the host it was written
+            # through (http://www.googleapis.com/download/... for TensorFlow's writes), which
+            # google-cloud-storage then follows: over plain HTTP, through the proxy as well.
+            "http_proxy": self.url,
             "no_proxy": "127.0.0.1,localhost",
             "CURL_CA_BUNDLE": self.ca,
             "GOOGLE_AUTH_TOKEN_FOR_TESTING": "fake-token",

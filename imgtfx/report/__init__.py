@@ -19,12 +19,14 @@ def write_report(root: str) -> str:
     """Writes ROOT/report/index.html from the run whose ROOT/summary.json names its artifacts;
     returns its path. The page is rendered before the file is opened, so a failure never
     leaves an empty report behind."""
+    import tensorflow as tf  # ROOT may be a bucket
+
     from imgtfx.report import read, render
 
     page = render.render(read.read_run(read.read_summary(root)))
     path = os.path.join(root, "report", "index.html")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(path + ".tmp", path)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+        f.write(page.encode("utf-8"))
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
     return path

@@ -285,9 +285,9 @@ def read_predictions(model_path: str, examples_uri: str, options: ImageOptions) 
 def read_summary(root: str) -> dict:
     """ROOT/summary.json, or a ValueError a person can act on."""
     try:
-        with open(os.path.join(root, "summary.json"), encoding="utf-8") as f:
-            summary = json.load(f)
-    except FileNotFoundError:
+        with tf.io.gfile.GFile(os.path.join(root, "summary.json"), "rb") as f:
+            summary = json.loads(f.read().decode("utf-8"))
+    except (FileNotFoundError, tf.errors.NotFoundError):
         raise ValueError(
             f"{root} holds no imgtfx run (no summary.json): give the --root of `imgtfx run`."
         ) from None

@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import tensorflow as tf
@@ -129,71 +125,9 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
     assert {n.decode() for n in out[model.LABEL_NAME].numpy()} <= {str(d) for d in range(10)}
 
 
-def _cli(digits, root, steps):
-    return [
-        sys.executable,
-        "-m",
-        "imgtfx.cli",
-        "run",
-        "--images",
-        digits["images"],
-        "--labels",
-        digits["labels_csv"],
-        "--root",
-        root,
-        "--train-steps",
-        str(steps),
-        "--min-accuracy",
-        "0",
-        "--image-size",
-        "16",
-        *[f"--beam-arg={a}" for a in IN_PROCESS],
-    ]
-
-
-def test_killed_run_completes_on_rerun_reusing_finished_steps(digits, tmp_path):
-    root = str(tmp_path / "run")
-    trainer_dir = os.path.join(root, "pipeline", "Trainer")
-    # The Trainer's first seconds go to tracing its input graph whatever the step count (5 s
-    # of a 30 s Trainer here): 3 s after its folder appears it is still running.
-    process = subprocess.Popen(
-        _cli(digits, root, steps=60),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 400
-    while not os.path.isdir(trainer_dir) and time.time() < deadline and process.poll() is None:
-        time.sleep(1)
-    assert os.path.isdir(trainer_dir), "the run never reached the Trainer"
-    time.sleep(3)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not os.path.exists(local_runner.paths(root)["summary"])
-
-    done = subprocess.run(_cli(digits, root, steps=60), capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    # The terminal shows the user's lines only: where the log is, one line per step event,
-    # split warnings; then the results. TFX's, Beam's, TensorFlow's and Keras' messages are in
-    # the log.
-    errors = done.stderr.strip().splitlines()
-    assert errors[0].startswith("log: ") and os.path.getsize(errors[0].split()[1]) > 0
-    for line in errors[1:]:
-        assert re.match(r"(\[\d\d:\d\d:\d\d\] [A-Za-z]+: |warning: )", line), errors
-    results = done.stdout.strip().splitlines()
-    assert results[0].startswith("examples: train ") and len(results) <= 6, results
-    assert [line.split(":")[0] for line in results[-3:]] == ["pushed model", "summary", "report"]
-    with open(local_runner.paths(root)["summary"]) as f:
-        steps = json.load(f)["steps"]
-    for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "LabelSchema"):
-        assert steps[node] == "CACHED", steps
-    assert steps["Trainer"] == "COMPLETE" and steps["Pusher"] == "COMPLETE"
-
-
 def test_report_has_every_section_with_decodable_pictures(first_run):
     import base64
     import io
-    import re
 
     from PIL import Image
 

@@ -1,4 +1,5 @@
-"""`imgtfx convert` with the tree, its labels CSV and the output in a GCS bucket (slow).
+"""`imgtfx convert` and `imgtfx run` with the tree, its labels CSV and the output or the run's
+root in a GCS bucket (slow).
 
 The bucket is tests/gcs_server.py's emulator, reached by TensorFlow's own gs:// file system
 and by Beam's GCS IO as they reach Google's servers; the command runs as a user runs it, in a
@@ -9,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from components.image_example_gen import reader
 from components.image_example_gen.convert import convert
 from components.image_example_gen.options import FeatureNames, ImageOptions
+from imgtfx.sample_data import write_digits_tree
 from tests.conftest import encode, write
 from tests.gcs_server import BUCKET, GcsServer, kind, object_name
 
@@ -24,6 +29,7 @@ pytestmark = pytest.mark.slow
 
 CLASSES = {"경복궁": 1, "남산타워": 2, "해운대": 3}
 PER_CLASS = 8
+DIGITS = 100  # the run's tree: real digits (and four broken files) through the emulator
 DENIED, GONE = "train/남산타워/denied.jpg", "train/해운대/gone.jpg"  # fail when read
 
 
@@ -153,3 +159,61 @@ def test_the_drivers_fingerprint_is_one_listing_with_no_request_per_object(gcs, 
     finally:
         driver.stdin.close()
         driver.wait(timeout=60)
+
+
+def test_a_run_in_a_bucket_killed_in_the_trainer_completes_on_rerun(gcs, tmp_path):
+    """`imgtfx run` with images, labels CSV and root in the bucket (ML Metadata's SQLite file
+    and the logs in the local cache): killed while training, the same command reuses the
+    finished steps, pushes the model into the bucket and writes summary and report there. The
+    terminal shows the user's lines only."""
+    digits = write_digits_tree(str(tmp_path / "digits"), limit=DIGITS, with_defects=True)
+    gcs.put_tree(digits["images"], "killed/images")
+    with open(digits["labels_csv"], "rb") as f:
+        gcs.put("killed/train.csv", f.read())
+    data, root = f"gs://{BUCKET}/killed", f"gs://{BUCKET}/killed/run"
+    command = [
+        sys.executable, "-m", "imgtfx.cli", "run", "--images", f"{data}/images",
+        "--labels", f"{data}/train.csv", "--root", root, "--train-steps", "60",
+        "--min-accuracy", "0", "--image-size", "16",
+    ]  # fmt: skip
+    env = {**os.environ, **gcs.env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    # The Trainer's first seconds go to tracing its input graph whatever the step count: 3 s
+    # after its first object appears it is still running.
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 400
+    while time.time() < deadline and process.poll() is None:
+        if gcs.names("killed/run/pipeline/Trainer/"):
+            break
+        time.sleep(1)
+    assert gcs.names("killed/run/pipeline/Trainer/"), "the run never reached the Trainer"
+    time.sleep(3)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not gcs.names("killed/run/summary.json")
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    errors = done.stderr.strip().splitlines()
+    log = errors[0].split()[1]
+    assert errors[0].startswith("log: ") and log.startswith(str(tmp_path / "cache"))
+    for line in errors[1:]:  # one line per step event and split warnings, nothing else
+        assert re.match(r"(\[\d\d:\d\d:\d\d\] [A-Za-z]+: |warning: )", line), errors
+    results = done.stdout.strip().splitlines()
+    assert results[0].startswith("examples: train ") and len(results) <= 6, results
+    assert results[-3:] == [
+        f"pushed model: {json.loads(gcs.get('killed/run/summary.json'))['pushed_model']}",
+        f"summary: {root}/summary.json",
+        f"report: {root}/report/index.html",
+    ]
+    summary = json.loads(gcs.get("killed/run/summary.json"))
+    for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "LabelSchema"):
+        assert summary["steps"][node] == "CACHED", summary["steps"]
+    assert summary["steps"]["Trainer"] == "COMPLETE" and summary["steps"]["Pusher"] == "COMPLETE"
+    assert summary["examples"]["train"] + summary["examples"]["eval"] == DIGITS
+    assert summary["rejected"] == 3 and summary["pushed_model"].startswith(f"{root}/serving/")
+    assert gcs.names(summary["pushed_model"][len(f"gs://{BUCKET}/") :] + "/saved_model.pb")
+    page = gcs.get("killed/run/report/index.html").decode("utf-8")
+    assert "BLESSED" in page and "empty_file" in page
