@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -88,15 +87,17 @@ def _bucket_listing(root: str) -> list[tuple[str, int, float]] | None:
     )
 
 
-def _under(listing: list[tuple[str, int, float]], top: str) -> Iterator[tuple[str, int, float]]:
-    """The objects of a sorted listing that are `top` or lie under it."""
+def _under(listing: list[tuple[str, int, float]], top: str) -> list[tuple[str, int, float]]:
+    """The objects of a sorted listing that are `top` or lie under it: `top` itself, then the
+    names from `top/` up to `top0` ('0' is the character after '/')."""
     top = top.rstrip("/")
-    for entry in listing[bisect.bisect_left(listing, (top,)) :]:
-        if entry[0] != top and not entry[0].startswith(f"{top}/"):
-            if entry[0] > f"{top}/\U0010ffff":
-                return
-            continue
-        yield entry
+    exact = [
+        entry for entry in listing[bisect.bisect_left(listing, (top,)) :][:1] if entry[0] == top
+    ]
+    below = slice(
+        bisect.bisect_left(listing, (f"{top}/",)), bisect.bisect_left(listing, (f"{top}0",))
+    )
+    return exact + listing[below]
 
 
 def _stat(uri: str) -> tuple[int, int]:
