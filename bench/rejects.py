@@ -25,21 +25,20 @@ import os
 import sys
 import time
 
-from scale import table, write_results
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 
-from bench import REPO, run_sampled
+from bench.bench import REPO, run_sampled  # noqa: E402
+from bench.scale import table, write_results  # noqa: E402
 
 STEPS = ("sorted_runs", "gathered_on_one_worker")
 
 
 def _outcomes(count: int):
     """`count` CSV rows without an image, in no particular order, as the CSV join makes them."""
-    from components.image_example_gen import images
+    from components.examples.reasons import CSV_ID_WITHOUT_IMAGE, CSV_ROW, Outcome
 
     for i in range(count):
-        yield images.Outcome(
-            f"{(i * 7_919) % count:08d}", images.CSV_ROW, images.CSV_ID_WITHOUT_IMAGE
-        )
+        yield Outcome(f"{(i * 7_919) % count:08d}", CSV_ROW, CSV_ID_WITHOUT_IMAGE)
 
 
 def _gathered(_, outcomes: list, path: str) -> None:
@@ -81,7 +80,7 @@ def rejects_step(step: str, count: int, out: str) -> None:
 def tree_with_extra_ids(count: int, work: str) -> tuple[str, str]:
     """A 200-photo contest-shaped tree and a labels CSV with `count` more ids than photos,
     written once (outside the measured process); returns (images, csv)."""
-    from imgtfx.contest_data import write_contest_tree
+    from bench.contest_data import write_contest_tree
 
     tree = write_contest_tree(os.path.join(work, "contest-200"), 200, 20)
     csv = os.path.join(work, f"rejects-{count}.csv")

@@ -4,7 +4,7 @@
   python bench/scale.py [same options]
 
 For each size it writes (once) a tree shaped like the Dacon landmark contest with its own
-generator (imgtfx/contest_data.py: 960x540 JPEGs of ~110 KB, 1,049 landmarks, a long tail of
+generator (bench/contest_data.py: 960x540 JPEGs of ~110 KB, 1,049 landmarks, a long tail of
 class sizes, train.csv with int ids), then runs `imgtfx run` in a new process as a user would
 (300 steps at 64 px by default) and reads back, per step, the wall seconds and the peak RSS the
 run recorded (pipeline/steps.py resets the high-water mark at each step), plus the whole
@@ -116,7 +116,7 @@ def table(rows: list[dict], title: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from imgtfx.contest_data import write_contest_tree
+    from bench.contest_data import write_contest_tree
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale-sizes", default="22000,88000", help="two tree sizes")
@@ -233,7 +233,7 @@ def class_sweep(args) -> int:
     """Steps against the number of classes: trees of N classes x 2 small photos, few training
     steps, and a straight-line extrapolation of each step's seconds and peak RSS to Google
     Landmarks v2 (203,094 classes)."""
-    from imgtfx.contest_data import write_contest_tree
+    from bench.contest_data import write_contest_tree
 
     counts = sorted(int(n) for n in args.classes_sweep.split(","))
     runs = {}

@@ -1,9 +1,10 @@
 """Prediction from the command line: images (or folders of images) -> one JSON line each.
 
 Uses the pushed model's raw-bytes signature (`serving_images`), so what is predicted here is
-what TF Serving answers. Files are checked first with ImageExampleGen's own rules, then by the
-model's graph (which answers an `error` per image): a bad file gets an error line of its own and
-never stops the others.
+what TF Serving answers. Files are checked first with the rules ImageExampleGen applies
+(components/image_files.py: sideways photos turned upright, formats TensorFlow cannot read
+transcoded), then by the model's graph (which answers an `error` per image): a bad file gets an
+error line of its own and never stops the others.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from components.image_example_gen import images
-from components.image_example_gen.options import ImageOptions
+from components import image_files
+from components.examples.reasons import MAX_PIXELS, UNREADABLE, Outcome
 
 BATCH = 32
 
@@ -51,9 +52,11 @@ def expand(paths: Iterable[str]) -> Iterator[str]:
     for path in paths:
         if os.path.isdir(path):
             for folder, subfolders, names in os.walk(path):
-                subfolders[:] = sorted(s for s in subfolders if not images.is_hidden_or_system(s))
+                subfolders[:] = sorted(
+                    s for s in subfolders if not image_files.is_hidden_or_system(s)
+                )
                 for name in sorted(names):
-                    if not images.is_hidden_or_system(name):
+                    if not image_files.is_hidden_or_system(name):
                         yield os.path.join(folder, name)
         else:
             yield path
@@ -73,16 +76,16 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
     probability, top_k; or path and error."""
     import tensorflow as tf
 
-    from components.image_example_gen import outputs
+    from components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE
+    from components.examples.vocabulary import read_label_names, read_labels_file
     from trainer import model as trainer_model
 
     model_dir = resolve_model_dir(model_dir)
     signature = tf.saved_model.load(model_dir).signatures[trainer_model.IMAGES_SIGNATURE]
-    vocabulary = outputs.read_labels_file(os.path.join(model_dir, outputs.LABELS_FILE))
+    vocabulary = read_labels_file(os.path.join(model_dir, LABELS_FILE))
     names = None  # models exported before label_names.json print labels only
-    if os.path.exists(os.path.join(model_dir, outputs.LABEL_NAMES_FILE)):
-        names = outputs.read_label_names(model_dir)
-    limits = ImageOptions()
+    if os.path.exists(os.path.join(model_dir, LABEL_NAMES_FILE)):
+        names = read_label_names(model_dir)
     files = list(expand(paths))
     bar = None
     if progress:
@@ -113,12 +116,12 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
     waiting = 0  # images in `pending` waiting for the model
     for path in files:
         try:
-            data = images.read_bytes(path)
+            data = image_files.read_bytes(path)
         except OSError as e:
-            pending.append({"path": path, "error": f"{images.UNREADABLE}: {e.strerror or e}"})
+            pending.append({"path": path, "error": f"{UNREADABLE}: {e.strerror or e}"})
             continue
-        checked = images.check_image(data, limits.max_pixels, transcode=True)
-        if isinstance(checked, images.Outcome):
+        checked = image_files.check_image(data, MAX_PIXELS, transcode=True)
+        if isinstance(checked, Outcome):
             detail = f": {checked.detail}" if checked.detail else ""
             pending.append({"path": path, "error": f"{checked.reason}{detail}"})
         else:

@@ -35,8 +35,9 @@ ExecutorOutput TFX writes. What it repairs, each from the KFP backend's source
 - A Pusher whose serving folder is on minio:// or s3:// pushes into its own `pushed_model`
   artifact, which the launcher uploads (push_into_artifact).
 
-`IMGTFX_LAUNCHER_MOUNT` moves the local mirror from `/` (as in a pod) elsewhere; the local spec
-runner (kubeflow/spec_runner.py) uses it.
+The functions take the mirrors' `mount` ("/" in a pod) so that each repair can be tested on its
+own; the task itself always runs with "/". The tests run whole packages through an emulation of
+the backend whose tasks see a pod's filesystem (tests/kubeflow/kfp_emulator).
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ import re
 import sys
 from typing import Any
 
-MOUNT_ENV = "IMGTFX_LAUNCHER_MOUNT"
 # component/launcher_v2.go LocalPathForURI (2.2.0 :714, 2.17.0 :1239).
 LOCAL_MIRRORS = {"gs://": "gcs", "s3://": "s3", "minio://": "minio"}
 # The stores a pipeline root may be on (objectstore/config.go ParseBucketConfig; the root
@@ -215,7 +215,7 @@ def _main(parsed) -> None:
 
     local_settings.apply()  # each task is its own process: the same settings as a local run
     args, beam_args = parsed
-    mount = os.environ.get(MOUNT_ENV, "/")
+    mount = "/"  # the launcher's mirrors: /gcs, /minio, /s3 in the pod
     inputs_spec = json.loads(args.json_serialized_inputs_spec_args or "{}")
     executor_input = json.loads(args.json_serialized_invocation_args)
     use_image_tree(executor_input, mount)

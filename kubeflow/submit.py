@@ -8,7 +8,8 @@ documented call, `Client.create_run_from_pipeline_package(..., pipeline_root=...
 
 from __future__ import annotations
 
-from kubeflow import runner
+from kubeflow.target import KFP, check_pipeline_root, platform_of
+from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER, train_args_json
 
 
 def submit(
@@ -35,14 +36,14 @@ def submit(
     Raises:
       ValueError: not a .yaml package, or a root the launcher rejects.
     """
-    if runner.target_of(package) != runner.KFP:
+    if platform_of(package) != KFP:
         raise ValueError(f"{package}: submit a .yaml package (a .json runs on Vertex AI).")
-    runner.check_pipeline_root(pipeline_root)
+    check_pipeline_root(pipeline_root)
     arguments = {}
     if images:
-        arguments[runner.IMAGES_PARAMETER] = images
+        arguments[IMAGES_PARAMETER] = images
     if train_steps is not None:
-        arguments[runner.TRAIN_ARGS_PARAMETER] = runner.train_args_json(train_steps)
+        arguments[TRAIN_ARGS_PARAMETER] = train_args_json(train_steps)
     if client is None:
         import kfp
 

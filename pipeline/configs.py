@@ -11,10 +11,12 @@ EVAL_PERCENT = 20
 MIN_ACCURACY = 0.9
 # A new model must not be worse than the last blessed one by more than this.
 MAX_ACCURACY_DROP = 0.01
-# Open-source Kubeflow: KFP's metadata gRPC service, as its standalone and full installs name it;
-# the Evaluator asks it for the latest blessed model.
-METADATA_SERVICE = "metadata-grpc-service.kubeflow:8080"  # = the BaselineEvaluator's default
 TOP_K = 3
+# The Evaluator's metrics (pipeline/metrics.py), named as Keras names them: blessing, summary.json
+# and the report read them by these names.
+ACCURACY = "sparse_categorical_accuracy"
+TOP_K_ACCURACY = "sparse_top_k_categorical_accuracy"
+EXAMPLE_COUNT = "example_count"
 # Beam's DirectRunner in one process, one worker: its multi_threading mode lost 1 of 20,000
 # elements in a grouping step here (caught by ImageExampleGen's count reconciliation), and
 # multi_processing imports TensorFlow in every worker (26 s and 2.3 GiB vs 5 s and 0.6 GiB for

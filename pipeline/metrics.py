@@ -5,7 +5,8 @@ TFMA computes a Keras metric (tf_keras' SparseCategoricalAccuracy) per slice by 
 the 1,050 slices of 1,049 classes on 4,400 eval images, ~60 ms a slice whatever its size, so
 hours at 200,000 classes. This metric is a Beam CombineFn over two counters per slice, in numpy.
 
-It keeps the Keras metrics' names and meaning, so thresholds, results and reports read the same:
+It keeps the Keras metrics' names and meaning (configs.ACCURACY, configs.TOP_K_ACCURACY), so
+thresholds, results and reports read the same:
   sparse_categorical_accuracy        top_k=1
   sparse_top_k_categorical_accuracy  top_k=k
 An example counts as right when fewer than k classes score strictly higher than its label (the
@@ -20,8 +21,7 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
-ACCURACY = "sparse_categorical_accuracy"
-TOP_K_ACCURACY = "sparse_top_k_categorical_accuracy"
+from pipeline.configs import ACCURACY
 
 
 class TopKAccuracy(metric_types.Metric):

@@ -16,19 +16,25 @@ from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
 )
 from tfx.orchestration.data_types import RuntimeParameter
 from tfx.orchestration.pipeline import Pipeline
-from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
 from components import code_version
 from components.baseline_evaluator import BaselineEvaluator
+from components.examples.features import FeatureNames
 from components.image_evaluator import ImageEvaluator
-from components.image_example_gen import FeatureNames, ImageExampleGen, ImageOptions
+from components.image_example_gen import ImageExampleGen
 from components.image_example_gen.component import default_output_config
 from components.label_schema import LabelSchema
 from pipeline import configs, metrics
+from pipeline.run_config import (
+    IMAGES_PARAMETER,
+    TRAIN_ARGS_PARAMETER,
+    RunConfig,
+    train_args_json,
+)
 from trainer.model import EVAL_SIGNATURE, PROBABILITIES
-from trainer.options import TrainerOptions
 
 TRAINER_RUN_FN = "trainer.model.run_fn"
 # Where the Evaluator's baseline (the latest blessed model) comes from.
@@ -36,18 +42,25 @@ BASELINE_FROM_RESOLVER = "resolver"  # TFX's Resolver: LocalDagRunner, Vertex AI
 BASELINE_FROM_METADATA_SERVICE = "metadata_service"  # the Evaluator asks (open-source KFP)
 # The project code each of our steps runs (folders and files under the source root): its hash is
 # the step's `code_version` execution property, so TFX's cache key changes with the code and an
-# edit or an upgrade reruns the step (components/code_version.py).
-# ImageExampleGen's code: every later step of ours imports it (options, the labels.txt reader).
-_EXAMPLES_CODE = ("components/image_example_gen", "components/progress.py")
+# edit or an upgrade reruns the step (components/code_version.py). Each step hashes its own code
+# and the Examples contract it reads: a change to how the converter walks or checks a tree
+# reruns ImageExampleGen, and later steps only when the examples it writes change.
+_CONTRACT = ("components/examples",)
 STEP_CODE = {
-    "ImageExampleGen": _EXAMPLES_CODE,
-    "LabelSchema": ("components/label_schema", *_EXAMPLES_CODE),
-    "Trainer": ("trainer", *_EXAMPLES_CODE),
+    "ImageExampleGen": (
+        "components/image_example_gen",
+        "components/image_files.py",
+        "components/counters.py",
+        *_CONTRACT,
+    ),
+    "LabelSchema": ("components/label_schema", *_CONTRACT),
+    "Trainer": ("trainer", "components/counters.py", *_CONTRACT),
     "Evaluator": (
         "components/image_evaluator",
         "components/baseline_evaluator",
         "pipeline/metrics.py",  # the eval config's metric module
-        *_EXAMPLES_CODE,
+        "pipeline/configs.py",  # the metric names it reads
+        *_CONTRACT,
     ),
 }
 
@@ -80,7 +93,7 @@ def statistics_options(features: FeatureNames = FeatureNames()) -> tfdv.StatsOpt
 
 
 def eval_config(
-    options: ImageOptions,
+    features: FeatureNames = FeatureNames(),
     min_accuracy: float = configs.MIN_ACCURACY,
     top_k: int = configs.TOP_K,
     min_class_accuracy: float | None = None,
@@ -115,7 +128,7 @@ def eval_config(
     if min_class_accuracy is not None:
         thresholds.append(
             tfma.PerSliceMetricThreshold(
-                slicing_specs=[tfma.SlicingSpec(feature_keys=[options.features.label_name])],
+                slicing_specs=[tfma.SlicingSpec(feature_keys=[features.label_name])],
                 threshold=tfma.MetricThreshold(
                     value_threshold=tfma.GenericValueThreshold(
                         lower_bound={"value": min_class_accuracy}
@@ -127,14 +140,14 @@ def eval_config(
         model_specs=[
             tfma.ModelSpec(
                 signature_name=EVAL_SIGNATURE,
-                label_key=options.features.label,
+                label_key=features.label,
                 prediction_key=PROBABILITIES,
                 preprocessing_function_names=[],
             )
         ],
         slicing_specs=[
             *overall,
-            tfma.SlicingSpec(feature_keys=[options.features.label_name]),
+            tfma.SlicingSpec(feature_keys=[features.label_name]),
         ],
         metrics_specs=[
             tfma.MetricsSpec(
@@ -142,13 +155,13 @@ def eval_config(
                     tfma.MetricConfig(
                         class_name=metrics.TopKAccuracy.__name__,
                         module=metrics.__name__,
-                        config=f'"top_k": 1, "name": "{metrics.ACCURACY}"',
+                        config=f'"top_k": 1, "name": "{configs.ACCURACY}"',
                         per_slice_thresholds=thresholds,
                     ),
                     tfma.MetricConfig(
                         class_name=metrics.TopKAccuracy.__name__,
                         module=metrics.__name__,
-                        config=f'"top_k": {top_k}, "name": "{metrics.TOP_K_ACCURACY}"',
+                        config=f'"top_k": {top_k}, "name": "{configs.TOP_K_ACCURACY}"',
                     ),
                     tfma.MetricConfig(class_name="ExampleCount"),
                 ]
@@ -158,86 +171,74 @@ def eval_config(
 
 
 def create_pipeline(
-    pipeline_name: str,
+    config: RunConfig,
     pipeline_root: str,
-    images: str,
     serving_dir: str,
-    image_options: ImageOptions = ImageOptions(),
-    trainer_options: TrainerOptions = TrainerOptions(),
-    input_config: example_gen_pb2.Input | None = None,
-    eval_percent: int = configs.EVAL_PERCENT,
-    train_steps: int | RuntimeParameter = configs.TRAIN_STEPS,
-    eval_steps: int = configs.EVAL_STEPS,
-    min_accuracy: float = configs.MIN_ACCURACY,
-    min_class_accuracy: float | None = None,
+    *,
     metadata_connection_config=None,
-    beam_pipeline_args: list[str] | None = None,
-    enable_cache: bool = True,
+    runtime_parameters: bool = False,
     baseline: str = BASELINE_FROM_RESOLVER,
+    enable_cache: bool = True,
 ) -> Pipeline:
-    """Builds the pipeline. Knows no paths of its own: runners pass roots and locations.
+    """Builds the pipeline of `config`. Knows no paths of its own: runners pass where.
 
     Args:
-      pipeline_name: name in ML Metadata (and on Kubeflow).
-      pipeline_root: where artifacts go (a folder or gs:// URI).
-      images: the image root (a folder or gs:// URI), or a RuntimeParameter.
+      config: what to convert, train and bless.
+      pipeline_root: where artifacts go (a folder or a bucket URI).
       serving_dir: where blessed models are pushed.
-      image_options: labels CSV, label level, checks, feature names.
-      trainer_options: image size, batch size, augmentation, class weights.
-      input_config: pre-split trees: one input split per top folder.
-      eval_percent: eval share of the hash split (when input_config has one split).
-      train_steps: training steps; on Kubeflow a RuntimeParameter (ptype str) holding the whole
-        TrainArgs as JSON, since KFP v2 in TFX 1.16 cannot take a parameter inside a proto.
-      eval_steps: eval batches per evaluation round during training.
-      min_accuracy: the overall eval accuracy a model needs to be blessed and pushed.
-      min_class_accuracy: opt-in: the accuracy every class needs as well (None: no floor).
       metadata_connection_config: ML Metadata connection (local runs; None on Kubeflow).
-      beam_pipeline_args: Beam options for the data steps (Dataflow, Flink, Spark ...).
-      enable_cache: reuse results of unchanged steps.
+      runtime_parameters: the image root and the TrainArgs become runtime parameters
+        (IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER), the config's values their defaults, for a
+        compiled pipeline.
       baseline: where the latest blessed model comes from: BASELINE_FROM_RESOLVER (TFX's
         Resolver node) or BASELINE_FROM_METADATA_SERVICE (the Evaluator's executor asks ML
         Metadata; for backends that cannot run resolver nodes).
+      enable_cache: reuse results of unchanged steps.
     """
     if baseline not in (BASELINE_FROM_RESOLVER, BASELINE_FROM_METADATA_SERVICE):
         raise ValueError(f"unknown baseline source {baseline!r}.")
-    if not 0.0 <= min_accuracy <= 1.0:
-        raise ValueError(f"min accuracy must be between 0 and 1, got {min_accuracy}.")
-    if min_class_accuracy is not None and not 0.0 <= min_class_accuracy <= 1.0:
-        raise ValueError(f"min class accuracy must be between 0 and 1, got {min_class_accuracy}.")
-    input_config = input_config or example_gen_pb2.Input(
-        splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")]
-    )
-    _check_split_names(input_config)
+    features = config.image_options.features
+    images, train_args = config.images, trainer_pb2.TrainArgs(num_steps=config.train_steps)
+    if runtime_parameters:
+        images = RuntimeParameter(name=IMAGES_PARAMETER, ptype=str, default=config.images)
+        train_args = RuntimeParameter(
+            name=TRAIN_ARGS_PARAMETER, ptype=str, default=train_args_json(config.train_steps)
+        )
+    input_config = config.input_config()
     example_gen = ImageExampleGen(
         input_base=images,
-        options=image_options,
+        options=config.image_options,
         input_config=input_config,
-        output_config=default_output_config(input_config, image_options, eval_percent),
+        output_config=default_output_config(
+            input_config, config.image_options, config.eval_percent
+        ),
     )
     statistics_gen = StatisticsGen(
-        examples=example_gen.outputs["examples"],
-        stats_options=statistics_options(image_options.features),
+        examples=example_gen.outputs["examples"], stats_options=statistics_options(features)
     )
     schema_gen = SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
     )
     label_schema = LabelSchema(
-        schema=schema_gen.outputs["schema"], examples=example_gen.outputs["examples"]
+        schema=schema_gen.outputs["schema"],
+        examples=example_gen.outputs["examples"],
+        features=features.to_json(),
     )
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=label_schema.outputs["curated_schema"],
     )
-    trainer_options = _with_features(trainer_options, image_options)
     trainer = Trainer(
         run_fn=TRAINER_RUN_FN,
         examples=example_gen.outputs["examples"],
         schema=label_schema.outputs["curated_schema"],
-        train_args=_train_args(train_steps),
-        eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
-        custom_config=trainer_options.to_dict(),
+        train_args=train_args,
+        eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
+        custom_config=config.trainer().to_dict(),
     )
-    evaluation = eval_config(image_options, min_accuracy, min_class_accuracy=min_class_accuracy)
+    evaluation = eval_config(
+        features, config.min_accuracy, min_class_accuracy=config.min_class_accuracy
+    )
     resolvers = []
     if baseline == BASELINE_FROM_RESOLVER:
         model_resolver = Resolver(
@@ -268,7 +269,7 @@ def create_pipeline(
     for step in (example_gen, label_schema, trainer, evaluator):
         code_version.stamp(step, STEP_CODE[step.id])
     return Pipeline(
-        pipeline_name=pipeline_name,
+        pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
         components=[
             example_gen,
@@ -283,30 +284,5 @@ def create_pipeline(
         ],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(beam_pipeline_args or []),
+        beam_pipeline_args=list(config.beam_args),
     )
-
-
-def _check_split_names(input_config: example_gen_pb2.Input) -> None:
-    """A pre-split tree must give the Trainer its train split and the Evaluator its eval split;
-    said here, before anything runs, not by the Trainer after conversion and statistics."""
-    names = [split.name for split in input_config.splits]
-    if len(names) > 1 and not {"train", "eval"} <= set(names):
-        raise ValueError(
-            f"input splits {names} need a 'train' and an 'eval' split (the Trainer learns from "
-            "train, the Evaluator blesses on eval): name them so, e.g. with "
-            "components.image_example_gen.options.split_folders_config(['training', 'validation'])."
-        )
-
-
-def _train_args(train_steps):
-    if isinstance(train_steps, RuntimeParameter):
-        return train_steps
-    return trainer_pb2.TrainArgs(num_steps=train_steps)
-
-
-def _with_features(trainer_options: TrainerOptions, image_options: ImageOptions) -> TrainerOptions:
-    """The trainer reads the feature names the ImageExampleGen writes."""
-    import dataclasses
-
-    return dataclasses.replace(trainer_options, features=image_options.features)

@@ -8,17 +8,14 @@ from collections.abc import Iterator
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from components.image_example_gen.outputs import read_report
+from components.examples.report import read_report
+from components.image_evaluator.properties import BASELINE_NOTE, CLASS_SLICES
+from pipeline.configs import ACCURACY, TOP_K_ACCURACY
 
-_DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
-ACCURACY = "sparse_categorical_accuracy"
-TOP_K_ACCURACY = "sparse_top_k_categorical_accuracy"
-EXAMPLE_COUNT = "example_count"
 OVERALL = "overall"
 MAX_FAILED = 100
 CANDIDATE_MODEL = "candidate"  # TFMA's name for the evaluated model when there is a baseline
 BASELINE_MODEL = "baseline_model"  # tfx.components.evaluator.constants, without importing TFMA
-BASELINE_NOTE = "baseline_note"  # components.image_evaluator.executor, without importing TFX's
 
 
 def latest_run_outputs(store, pipeline_name: str) -> dict[str, dict]:
@@ -218,7 +215,7 @@ def summarize(
             examples_uri=examples.uri,
         )
     if evaluation:
-        slices = evaluation.custom_properties.get("class_slices")
+        slices = evaluation.custom_properties.get(CLASS_SLICES)
         summary["class_slices"] = slices.string_value if slices else None
         metrics = overall_metrics(evaluation.uri)
         summary["accuracy"] = metrics.get(ACCURACY)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import IO
 
-from components import progress
+from components import counters
 
 HEARTBEAT_S = 30.0
 _GIB = 2**30
@@ -204,7 +204,7 @@ class StepWatch:
     def __enter__(self) -> StepWatch:
         self._stack = contextlib.ExitStack()
         self._stack.enter_context(self._patched_launch())
-        progress.watch(True)
+        counters.watch(True)
         self._thread = threading.Thread(target=self._beat, name="step-watch", daemon=True)
         self._thread.start()
         return self
@@ -213,7 +213,7 @@ class StepWatch:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
-        progress.watch(False)
+        counters.watch(False)
         self._stack.close()
 
     @staticmethod
@@ -231,7 +231,7 @@ class StepWatch:
         print(f"[{stamp}] {text}", file=self._out, flush=True)
 
     def _started(self, node: str) -> None:
-        progress.clear()
+        counters.clear()
         import gc
 
         gc.collect()
@@ -293,7 +293,8 @@ class StepWatch:
         """The Examples artifact's report and split sizes, for the rates of later steps. A
         cached step's output_dict holds new, unused URIs: its artifact is read from ML
         Metadata instead."""
-        from components.image_example_gen.outputs import read_report
+        from components.examples.layout import split_uri
+        from components.examples.report import read_report
 
         uri = info.output_dict["examples"][0].uri
         if state == "CACHED":
@@ -306,13 +307,15 @@ class StepWatch:
         report = read_report(uri)
         sizes = {}
         for split in report["splits"]:
-            files = glob.glob(os.path.join(glob.escape(uri), f"Split-{split}", "*"))
+            files = glob.glob(
+                os.path.join(glob.escape(split_uri(uri, split, report["splits"])), "*")
+            )
             sizes[split] = sum(os.path.getsize(f) for f in files)
         self._examples = {"uri": uri, "splits": report["splits"], "bytes": sizes}
 
     def _rates(self, node: str, seconds: float) -> dict:
         seconds = max(seconds, 1e-6)
-        counts = progress.snapshot()
+        counts = counters.snapshot()
         if node == "ImageExampleGen" and self._examples:
             n = sum(self._examples["splits"].values())
             return {"examples": n, "examples_per_s": round(n / seconds, 1)}
@@ -340,7 +343,7 @@ class StepWatch:
         node = running["node"]
         elapsed = time.monotonic() - running["start"]
         words = [f"{node}: {duration(elapsed)}"]
-        counts = progress.snapshot()
+        counts = counters.snapshot()
         if "images" in counts:
             n, since = counts["images"]["value"], counts["images"]["since"]
             rate = n / max(time.monotonic() - since, 1e-6)

@@ -19,6 +19,9 @@ The proxy records every request (`requests()`: method, path, status) so that a t
 list requests against per-object ones, and answers chosen requests with an error (`fail`), as
 a bucket answers an object the caller may not read (403) or one deleted after it was listed
 (404). Run clients in a subprocess with `env()`: TensorFlow reads these settings once.
+
+Over 400 lines: the server, its certificates and the proxy are one harness, none of them of use
+alone.
 """
 
 from __future__ import annotations

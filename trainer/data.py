@@ -1,36 +1,34 @@
 """The trainer's tf.data input: ImageExampleGen's examples -> (image batch, label batch).
 
-Built on the component's reader, so users and the model read the data the same way.
+Built on the Examples contract's reader and decoder (components/examples), so users, the
+report, serving and the model read the data the same way.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import tensorflow as tf
 
-from components.image_example_gen import reader
-from components.image_example_gen.outputs import read_label_names, read_report, read_vocabulary
+from components.examples import reader
+from components.examples.decode import decode_image
+from components.examples.layout import examples_uri_of
+from components.examples.report import read_report
+from components.examples.vocabulary import read_label_names, read_vocabulary
 from trainer.options import TrainerOptions
 
 
-def examples_root(file_patterns: Sequence[str]) -> str:
-    """The Examples artifact folder of split file patterns (`<root>/Split-<name>/*`)."""
-    return os.path.dirname(os.path.dirname(file_patterns[0]))
-
-
 def vocabulary_of(file_patterns: Sequence[str]) -> list[str]:
-    return read_vocabulary(examples_root(file_patterns))
+    return read_vocabulary(examples_uri_of(file_patterns[0]))
 
 
 def label_names_of(file_patterns: Sequence[str]) -> list[str]:
     """Display names aligned with the vocabulary (the labels where the examples have none)."""
-    return read_label_names(examples_root(file_patterns))
+    return read_label_names(examples_uri_of(file_patterns[0]))
 
 
 def class_counts(file_patterns: Sequence[str], split: str = "train") -> dict[str, int]:
-    classes = read_report(examples_root(file_patterns))["classes"]
+    classes = read_report(examples_uri_of(file_patterns[0]))["classes"]
     return {label: counts.get(split, 0) for label, counts in classes.items()}
 
 
@@ -64,7 +62,7 @@ def make_dataset(
         dataset = dataset.shuffle(10 * options.batch_size + 1000, reshuffle_each_iteration=True)
     dataset = dataset.map(
         lambda ex: (
-            reader.decode_image(ex[features.image], options.image_size),
+            decode_image(ex[features.image], options.image_size),
             ex[features.label],
         ),
         num_parallel_calls=tf.data.AUTOTUNE,

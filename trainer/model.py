@@ -17,8 +17,11 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from absl import logging  # noqa: E402
 
-from components import progress  # noqa: E402
-from components.image_example_gen import outputs, reader  # noqa: E402
+from components import counters  # noqa: E402
+from components.examples import decode  # noqa: E402
+from components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE  # noqa: E402
+from components.examples.reasons import TOO_MANY_PIXELS  # noqa: E402
+from components.examples.vocabulary import write_label_names_file, write_labels_file  # noqa: E402
 from trainer import data  # noqa: E402
 from trainer.options import TrainerOptions  # noqa: E402
 
@@ -27,8 +30,7 @@ CLASS_INDEX = "class_index"
 LABEL_NAME = "label_name"
 LABEL_DISPLAY_NAME = "label_display_name"  # the label's name for people (label_names.json)
 ERROR = "error"  # per image: "" when predicted, else the reason (reason: detail)
-TOO_MANY_PIXELS = "too_many_pixels"  # the converter's reason for the same refusal
-UNDECODABLE = "undecodable"
+UNDECODABLE = "undecodable"  # or TOO_MANY_PIXELS, the converter's reason for the same refusal
 EXAMPLES_SIGNATURE = "serving_default"
 IMAGES_SIGNATURE = "serving_images"
 # The Evaluator's signature: the encoded image, its input named after the image feature. TFMA
@@ -183,16 +185,16 @@ class ServingModule(tf.Module):
         """
         size, limit = self._options.image_size, self._options.max_pixels
         count = tf.shape(encoded, out_type=tf.int64)[0]
-        kind = reader.image_format(encoded)
+        kind = decode.image_format(encoded)
         known = tf.not_equal(kind, "")
         blank = tf.zeros([size, size, 3], tf.float32)
         zero = tf.constant(0, tf.int64)
 
         @tf.autograph.experimental.do_not_convert  # tf.data would run AutoGraph on it
         def check_and_decode(index, data):
-            height, width = reader.image_dimensions(data)
+            height, width = decode.image_dimensions(data)
             image = tf.cond(
-                height * width <= limit, lambda: reader.decode_image(data, size), lambda: blank
+                height * width <= limit, lambda: decode.decode_image(data, size), lambda: blank
             )
             return index, height, width, image
 
@@ -258,10 +260,8 @@ def export(
             EVAL_SIGNATURE: module.serve_image_feature.get_concrete_function(),
         },
     )
-    outputs.write_labels_file(os.path.join(path, outputs.LABELS_FILE), vocabulary)
-    outputs.write_label_names_file(
-        os.path.join(path, outputs.LABEL_NAMES_FILE), vocabulary, label_names
-    )
+    write_labels_file(os.path.join(path, LABELS_FILE), vocabulary)
+    write_label_names_file(os.path.join(path, LABEL_NAMES_FILE), vocabulary, label_names)
 
 
 class StepProgress(keras.callbacks.Callback):
@@ -277,7 +277,7 @@ class StepProgress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
-        progress.update("train_steps", self._step, self._total)
+        counters.update("train_steps", self._step, self._total)
         now = time.monotonic()
         if now - self._last >= self._every:
             self._last = now

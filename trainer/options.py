@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from components.image_example_gen.options import FeatureNames, ImageOptions
+from components.examples.features import FeatureNames
+from components.examples.reasons import MAX_PIXELS
 
 SUPPORTED_IMAGE_SIZES = range(16, 513)
 
@@ -41,7 +42,7 @@ class TrainerOptions:
     flip: bool = False
     class_weights: str = "none"
     early_stopping_patience: int = 5
-    max_pixels: int = ImageOptions.max_pixels
+    max_pixels: int = MAX_PIXELS
     features: FeatureNames = dataclasses.field(default_factory=FeatureNames)
 
     def __post_init__(self) -> None:
@@ -70,7 +71,7 @@ class TrainerOptions:
     def from_dict(cls, values: dict[str, Any] | None) -> TrainerOptions:
         values = dict(values or {})
         if "features" in values:
-            values["features"] = FeatureNames(**values["features"])
+            values["features"] = FeatureNames.from_dict(values["features"])
         if "filters" in values:
             values["filters"] = tuple(int(f) for f in values["filters"])
         return cls(**values)

@@ -8,7 +8,7 @@ on a new cluster there is none, and the change threshold is skipped as TFX skips
 baseline that cannot be had, or that knows other classes, is skipped the same way, and the
 blessing says "baseline skipped: <why>" (components/image_evaluator/executor.py).
 
-Where to look comes from the task's environment (set in the compiled package):
+Where to look comes from the task's environment (set in the compiled package; environment.py):
   IMGTFX_METADATA_SERVICE  host:port of KFP's metadata gRPC service, 'sqlite:PATH', or 'none'
   IMGTFX_PIPELINE_NAME     the pipeline whose blessed models count
   IMGTFX_NAMESPACE         only runs of this namespace count (default: the pod's own, read
@@ -26,14 +26,15 @@ from tfx.components.evaluator import constants
 from tfx.types import standard_artifacts, standard_component_specs
 
 from components.baseline_evaluator import object_store
+from components.baseline_evaluator.environment import (
+    DEFAULT_METADATA_SERVICE,
+    METADATA_SERVICE_ENV,
+    NAMESPACE_ENV,
+    PIPELINE_NAME_ENV,
+)
 from components.image_evaluator import executor as image_evaluator
 
-METADATA_SERVICE_ENV = "IMGTFX_METADATA_SERVICE"
-PIPELINE_NAME_ENV = "IMGTFX_PIPELINE_NAME"
-NAMESPACE_ENV = "IMGTFX_NAMESPACE"
 POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-# KFP's metadata gRPC service, as its standalone and full installs name it.
-DEFAULT_METADATA_SERVICE = "metadata-grpc-service.kubeflow:8080"
 # How the KFP launcher records things (backend/src/v2/metadata): the pipeline context type, and
 # artifact types named after their schema title; metadata numbers become doubles.
 PIPELINE_CONTEXT_TYPE = "system.Pipeline"

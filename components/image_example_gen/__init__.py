@@ -1,8 +1,9 @@
 """ImageExampleGen: a labelled image folder tree (plus optional labels CSV) as TFX Examples.
 
+What it writes, and how later stages read it, is the Examples contract (components/examples).
 The names below load on first use (PEP 562), so that importing one light module of the package
-(images.py, options.py) does not import TFX and TensorFlow: the command line checks its
-arguments in a fraction of a second that way.
+(options.py, tree.py) does not import TFX and TensorFlow: the command line checks its arguments
+in a fraction of a second that way.
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "ImageExampleGen": "components.image_example_gen.component",
     "hash_split_config": "components.image_example_gen.component",
-    "FeatureNames": "components.image_example_gen.options",
+    "FeatureNames": "components.examples.features",
     "ImageOptions": "components.image_example_gen.options",
-    "read_report": "components.image_example_gen.outputs",
-    "read_vocabulary": "components.image_example_gen.outputs",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ loads them
+    from components.examples.features import FeatureNames  # noqa: F401
     from components.image_example_gen.component import ImageExampleGen, hash_split_config  # noqa: F401
-    from components.image_example_gen.options import FeatureNames, ImageOptions  # noqa: F401
-    from components.image_example_gen.outputs import read_report, read_vocabulary  # noqa: F401
+    from components.image_example_gen.options import ImageOptions  # noqa: F401
 
 
 def __getattr__(name: str):

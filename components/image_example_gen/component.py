@@ -7,7 +7,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 
-from components.image_example_gen import config, driver, executor
+from components.image_example_gen import driver, executor
 from components.image_example_gen.options import ImageOptions
 
 
@@ -70,6 +70,6 @@ def hash_split_config(options: ImageOptions, eval_percent: int = 20) -> example_
                 example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
                 example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
             ],
-            partition_feature_name=config.partition_feature(options, example_gen_pb2.Output()),
+            partition_feature_name=options.partition_feature(),
         )
     )

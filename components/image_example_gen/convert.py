@@ -1,44 +1,52 @@
 """Standalone conversion: runs ImageExampleGen's own executor with its output in a chosen folder.
 
 The component object is built first, so the arguments are checked and defaulted exactly as in a
-pipeline; then its executor runs as TFX's launcher would run it.
+pipeline; then its executor runs as TFX's launcher would run it. The inputs are checked before
+TFX and TensorFlow are imported, so a missing folder is said at once.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import tempfile
-
-import tensorflow as tf
-from google.protobuf import message
-from tfx.dsl.components.base import base_beam_executor
-from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts, standard_component_specs
-from tfx.utils import proto_utils
-
-from components.image_example_gen.component import ImageExampleGen, default_output_config
-from components.image_example_gen.images import check_local_root
+from components.image_example_gen import tree
 from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.outputs import read_report
 
 
 def convert(
     images: str,
     output: str,
     options: ImageOptions | None = None,
-    input_config: example_gen_pb2.Input | None = None,
+    input_config=None,
     eval_percent: int = 20,
     beam_pipeline_args: list[str] | None = None,
 ) -> dict:
     """Converts an image tree into `output`; returns the conversion report.
 
+    Args:
+      images: the image root.
+      output: an empty or new folder (local or a URI).
+      options: as for the component; default labels from folders.
+      input_config: an example_gen_pb2.Input of a pre-split tree; default the whole root.
+      eval_percent: the eval share of the hash split.
+      beam_pipeline_args: Beam options.
+
     Raises:
       ValueError: bad arguments (missing folder, bad CSV columns, bad split sizes).
       ImageExampleGenError: the data is not usable (see the message and output/rejects.jsonl).
     """
-    check_local_root(images)
     options = options or ImageOptions()
+    tree.check_local_inputs(images, options.labels_csv, options.label_names_csv)
+    import glob
+    import os
+    import tempfile
+
+    import tensorflow as tf
+    from tfx.dsl.components.base import base_beam_executor
+    from tfx.proto import example_gen_pb2
+    from tfx.types import standard_artifacts, standard_component_specs
+
+    from components.examples.report import read_report
+    from components.image_example_gen.component import ImageExampleGen, default_output_config
+
     input_config = input_config or example_gen_pb2.Input(
         splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")]
     )
@@ -69,8 +77,11 @@ def convert(
     return read_report(output)
 
 
-def serialized_exec_properties(component: ImageExampleGen) -> dict:
+def serialized_exec_properties(component) -> dict:
     """The component's execution properties as its executor receives them (protos as JSON)."""
+    from google.protobuf import message
+    from tfx.utils import proto_utils
+
     return {
         key: proto_utils.proto_to_json(value) if isinstance(value, message.Message) else value
         for key, value in component.exec_properties.items()

@@ -18,7 +18,8 @@ from tfx.components.example_gen import driver, utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
-from components.image_example_gen import config, images
+from components.image_example_gen import tree
+from components.image_example_gen.options import ImageOptions
 
 
 def tree_fingerprint(
@@ -38,19 +39,19 @@ def tree_fingerprint(
     """
     digest = hashlib.sha256()
     count = total = 0
-    ignore = images.ignored_files(labels_csv)
+    ignore = tree.ignored_files(labels_csv, label_names_csv)
     listing = _bucket_listing(input_base)
     for split in input_config.splits:
         digest.update(f"split:{split.name}:{split.pattern}".encode())
-        for top in config.split_tops(input_base, split.pattern):
+        for top in tree.split_tops(input_base, split.pattern):
             if listing is not None:
                 for path, length, mtime in _under(listing, top):
                     count += 1
                     total += length
                     digest.update(f"{path[len(input_base) :]}\0{length}\0{mtime}\n".encode())
                 continue
-            for entry in images.walk(split.name, input_base, top, ignore, follow_external):
-                if not isinstance(entry, images.FoundFile):
+            for entry in tree.walk(split.name, input_base, top, ignore, follow_external):
+                if not isinstance(entry, tree.FoundFile):
                     digest.update(f"{entry.path}\0{entry.status}:{entry.reason}\n".encode())
                     continue
                 try:
@@ -117,7 +118,7 @@ class Driver(driver.FileBasedDriver):
         exec_properties = super().resolve_exec_properties(
             exec_properties, pipeline_info, component_info
         )
-        input_config, _, options = config.read_configs(exec_properties)
+        input_config, _, options = ImageOptions.from_exec_properties(exec_properties)
         exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = tree_fingerprint(
             exec_properties[standard_component_specs.INPUT_BASE_KEY],
             input_config,

@@ -1,4 +1,5 @@
-"""Options of ImageExampleGen, carried to the executor inside `example_gen_pb2.CustomConfig`.
+"""Options of ImageExampleGen, carried to the executor inside `example_gen_pb2.CustomConfig`,
+and the input splits of a pre-split tree.
 
 The options ride as a packed `google.protobuf.Struct` (as tfx-addons' feast_examplegen does), so
 they show up in ML Metadata and in a compiled Kubeflow spec as plain JSON.
@@ -14,22 +15,8 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 from tfx.proto import example_gen_pb2
 
-
-@dataclasses.dataclass(frozen=True)
-class FeatureNames:
-    """Names of the features in each written `tf.train.Example`."""
-
-    image: str = "image_raw"
-    label: str = "label"
-    label_name: str = "label_name"
-    id: str = "id"
-    path: str = "path"
-    height: str = "height"
-    width: str = "width"
-    channels: str = "channels"
-    format: str = "format"
-    source_format: str = "source_format"
-    orientation: str = "orientation"  # the EXIF orientation the file had (image is upright)
+from components.examples.features import FeatureNames
+from components.examples.reasons import MAX_PIXELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +62,7 @@ class ImageOptions:
     label_column: str | None = None
     label_names_csv: str | None = None
     label_level: int = -1
-    max_pixels: int = 89_478_485
+    max_pixels: int = MAX_PIXELS
     max_reject_fraction: float = 0.2
     transcode_unsupported: bool = True
     images_per_shard: int = 1000
@@ -96,9 +83,6 @@ class ImageOptions:
             raise ValueError(f"images_per_shard must be positive, got {self.images_per_shard}.")
         if not 0 <= self.gzip_level <= 9:
             raise ValueError(f"gzip_level must be between 0 and 9, got {self.gzip_level}.")
-        names = dataclasses.astuple(self.features)
-        if len(set(names)) != len(names) or not all(names):
-            raise ValueError(f"feature names must be distinct and non-empty, got {names}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,7 +93,7 @@ class ImageOptions:
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown ImageExampleGen options: {sorted(unknown)}")
-        features = FeatureNames(**values.pop("features", {}))
+        features = FeatureNames.from_dict(values.pop("features", {}))
         for key in (
             "label_level",
             "max_pixels",
@@ -136,6 +120,36 @@ class ImageOptions:
         if not config.custom_config.Unpack(struct):
             raise ValueError("ImageExampleGen custom_config must pack a google.protobuf.Struct.")
         return cls.from_dict(json_format.MessageToDict(struct))
+
+    @classmethod
+    def from_exec_properties(cls, exec_properties: dict[str, Any]):
+        """(input_config, output_config, options) from the executor's or driver's
+        exec_properties, where the protos arrive as JSON."""
+        from tfx.types import standard_component_specs
+        from tfx.utils import proto_utils
+
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config
+        )
+        output_config = example_gen_pb2.Output()
+        proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config
+        )
+        custom = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+        custom_config = None
+        if custom:
+            custom_config = example_gen_pb2.CustomConfig()
+            proto_utils.json_to_proto(custom, custom_config)
+        return input_config, output_config, cls.from_custom_config(custom_config)
+
+    def partition_feature(self, output_config: example_gen_pb2.Output | None = None) -> str:
+        """The feature whose hash picks an image's split: the output config's, else the CSV
+        id, else the relative path."""
+        name = output_config.split_config.partition_feature_name if output_config else ""
+        if name:
+            return name
+        return self.features.id if self.labels_csv else self.features.path
 
 
 # tfx/types/standard_artifact_utils.py (TFX 1.16) refuses any other split name.

@@ -1,82 +1,65 @@
 """The plan, on file paths only: list, label (folder or CSV join), drop duplicates, split.
 
 Paths are small, so every step here is cheap; images are read only when shards are written
-(shards.py). Shared by the executor's `Do` and the PTransform of the TFX extension point.
+(shards.py).
 """
 
 from __future__ import annotations
 
-import bisect
 import collections
-import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import apache_beam as beam
 from tfx.proto import example_gen_pb2
 
-from components.image_example_gen import config, images, wire
-from components.image_example_gen.images import FoundFile, Outcome
-from components.image_example_gen.options import FeatureNames, ImageOptions
-
-
-class LabeledImage(NamedTuple):
-    file: FoundFile
-    id: str
-    label_name: str
-    split: str = ""  # the output split, once assigned
-    bucket: int = -1  # TFX's hash bucket of the partition feature (hash splits only)
-    moved: bool = False  # moved out of its hash split so that its class is in every split
-
-
-def to_wire(record: LabeledImage) -> tuple:
-    """A plan record as plain nested tuples, for Beam's shuffles: its default coder encodes
-    tuples of str, int and bool natively but pickles NamedTuples (a round trip of a record
-    measured 18 us pickled, 2.5 us as tuples; the plan shuffles each record three times)."""
-    return (tuple(record.file), *record[1:])
-
-
-def from_wire(wired: tuple) -> LabeledImage:
-    return LabeledImage(FoundFile(*wired[0]), *wired[1:])
+from components.examples import reasons
+from components.examples.reasons import Outcome
+from components.examples.vocabulary import label_problem
+from components.image_example_gen import labels_csv, splits, tree
+from components.image_example_gen.options import ImageOptions
+from components.image_example_gen.records import LabeledImage, as_tuple
+from components.image_example_gen.tree import FoundFile
 
 
 def _list_split(
     split_and_top: tuple[str, str], root: str, ignore: frozenset[str], follow_external: bool
 ) -> Iterator:
     split, top = split_and_top
-    entries = images.walk(split, root, top, ignore, follow_external, fan_out=True)
+    entries = tree.walk(split, root, top, ignore, follow_external, fan_out=True)
     yield from _tagged(entries)
 
 
 def _list_remote_folder(folder: tuple[str, str], root: str, ignore: frozenset[str]) -> Iterator:
     split, uri = folder
-    yield from _tagged(images.remote_folder(split, root, uri, ignore))
+    yield from _tagged(tree.remote_folder(split, root, uri, ignore))
 
 
 def _tagged(entries: Iterable) -> Iterator:
     for entry in entries:
         if isinstance(entry, FoundFile):
             yield entry
-        elif isinstance(entry, images.RemoteFolder):
+        elif isinstance(entry, tree.RemoteFolder):
             yield beam.pvalue.TaggedOutput("folders", tuple(entry))
         else:
             yield beam.pvalue.TaggedOutput("outcomes", entry)
 
 
 def _label_from_folder(found: FoundFile, level: int) -> Iterator:
-    label = images.folder_label(found.path, level)
+    label = tree.folder_label(found.path, level)
     if label is None:
         yield beam.pvalue.TaggedOutput(
             "outcomes",
-            Outcome(found.path, images.REJECTED, images.NO_LABEL_FOLDER, f"label_level={level}"),
+            Outcome(found.path, reasons.REJECTED, reasons.NO_LABEL_FOLDER, f"label_level={level}"),
         )
-    elif config.label_problem(label):
+    elif label_problem(label):
         yield beam.pvalue.TaggedOutput(
             "outcomes",
-            Outcome(found.path, images.REJECTED, config.label_problem(label), f"folder {label!r}"),
+            Outcome(found.path, reasons.REJECTED, label_problem(label), f"folder {label!r}"),
         )
     else:
-        yield LabeledImage(found, images.image_id(found.path), label)
+        yield LabeledImage(found, tree.image_id(found.path), label)
 
 
 def _join_csv(element: tuple[str, dict[str, list]]) -> Iterator:
@@ -85,39 +68,41 @@ def _join_csv(element: tuple[str, dict[str, list]]) -> Iterator:
     drops same-path duplicates: no second shuffle by path is needed."""
     image_id, groups = element
     labels = sorted(set(groups["labels"]))
-    files = [FoundFile(*f) for f in groups["images"]]  # tuples in the shuffle, as to_wire
+    files = [FoundFile(*f) for f in groups["images"]]  # tuples in the shuffle, as as_tuple
     if not files:
         yield beam.pvalue.TaggedOutput(
-            "outcomes", Outcome(image_id, images.CSV_ROW, images.CSV_ID_WITHOUT_IMAGE)
+            "outcomes", Outcome(image_id, reasons.CSV_ROW, reasons.CSV_ID_WITHOUT_IMAGE)
         )
         return
     found = []
     for same_path in _by_path(files):
         found.append(same_path[0])
         yield from _same_path_outcomes(same_path)
-    if not labels or len(labels) > 1 or config.label_problem(labels[0]):
-        if not labels and all(images.other_extension(f.path) for f in found):
+    if not labels or len(labels) > 1 or label_problem(labels[0]):
+        if not labels and all(tree.other_extension(f.path) for f in found):
             # notes.txt, a CSV, a README inside the tree: not an image, whatever its id
             reason, detail = (
-                images.NOT_AN_IMAGE,
+                reasons.NOT_AN_IMAGE,
                 "not an image file name, and no row in the labels CSV",
             )
         elif not labels:
-            reason, detail = images.ID_NOT_IN_CSV, ""
+            reason, detail = reasons.ID_NOT_IN_CSV, ""
         elif len(labels) > 1:
-            reason, detail = images.CONFLICTING_LABELS, f"labels {labels}"
+            reason, detail = reasons.CONFLICTING_LABELS, f"labels {labels}"
         else:
-            reason, detail = config.label_problem(labels[0]), f"CSV label {labels[0]!r}"
+            reason, detail = label_problem(labels[0]), f"CSV label {labels[0]!r}"
         for f in found:
             yield beam.pvalue.TaggedOutput(
-                "outcomes", Outcome(f.path, images.REJECTED, reason, detail)
+                "outcomes", Outcome(f.path, reasons.REJECTED, reason, detail)
             )
         return
     yield LabeledImage(found[0], image_id, labels[0])
     for duplicate in found[1:]:
         yield beam.pvalue.TaggedOutput(
             "outcomes",
-            Outcome(duplicate.path, images.REJECTED, images.DUPLICATE_ID, f"kept {found[0].path}"),
+            Outcome(
+                duplicate.path, reasons.REJECTED, reasons.DUPLICATE_ID, f"kept {found[0].path}"
+            ),
         )
 
 
@@ -135,8 +120,8 @@ def _same_path_outcomes(same_path: list[FoundFile]) -> Iterator:
             "outcomes",
             Outcome(
                 duplicate.path,
-                images.REJECTED,
-                images.DUPLICATE_PATH,
+                reasons.REJECTED,
+                reasons.DUPLICATE_PATH,
                 f"{duplicate.uri} is named as {same_path[0].uri} after Unicode NFC",
             ),
         )
@@ -148,6 +133,17 @@ def _first_of_same_path(element: tuple[str, Iterable[FoundFile]]) -> Iterator:
     (same_path,) = _by_path(FoundFile(*f) for f in group)
     yield same_path[0]
     yield from _same_path_outcomes(same_path)
+
+
+_NUMBER = re.compile(r"-?\d+")
+
+
+def sort_labels(labels: Iterable[str]) -> list[str]:
+    """Sorted label vocabulary: numerically when every label is an integer, else by text."""
+    labels = sorted(set(labels))
+    if labels and all(_NUMBER.fullmatch(label) for label in labels):
+        return sorted(labels, key=int)
+    return labels
 
 
 FOLDERS_KEPT = 2  # per label: one folder names it, two say it has no folder name
@@ -168,7 +164,7 @@ class _Summary(beam.CombineFn):
         labels, counts, moved = accumulator
         folders = labels.setdefault(record.label_name, [])
         if self._folder_names and len(folders) < FOLDERS_KEPT:
-            folder = images.folder_label(record.file.path, -1) or ""
+            folder = tree.folder_label(record.file.path, -1) or ""
             if folder not in folders:
                 folders.append(folder)
         counts[record.split] = counts.get(record.split, 0) + 1
@@ -189,7 +185,7 @@ class _Summary(beam.CombineFn):
 
     def extract_output(self, accumulator):
         labels, counts, moved = accumulator
-        vocabulary = config.sort_labels(labels)
+        vocabulary = sort_labels(labels)
         return {
             "vocabulary": vocabulary,
             "label_names": folder_names(vocabulary, labels),
@@ -206,7 +202,7 @@ def folder_names(vocabulary: list[str], folders: dict[str, list[str]]) -> list[s
     shared = collections.Counter(only.values())
     return [
         only[label]
-        if label in only and shared[only[label]] == 1 and not config.label_problem(only[label])
+        if label in only and shared[only[label]] == 1 and not label_problem(only[label])
         else label
         for label in vocabulary
     ]
@@ -218,93 +214,11 @@ def _with_names_csv(summary: dict, label_names_csv: str | None) -> list[str]:
     names = summary["label_names"]
     if not label_names_csv:
         return names
-    listed = config.read_label_names_csv(label_names_csv, summary["vocabulary"])
+    listed = labels_csv.read_label_names_csv(label_names_csv, summary["vocabulary"])
     return [
-        listed[label] if label in listed and not config.label_problem(listed[label]) else name
+        listed[label] if label in listed and not label_problem(listed[label]) else name
         for label, name in zip(summary["vocabulary"], names, strict=True)
     ]
-
-
-def _assign_split(
-    record: LabeledImage,
-    feature_name: str,
-    features: FeatureNames,
-    output_config: example_gen_pb2.Output,
-    bounds: list[int] | None = None,
-) -> LabeledImage:
-    """Picks the split with TFX's own partition function (base_example_gen_executor's
-    _PartitionFn: sha256 of the partition feature, modulo the total hash buckets), on the same
-    feature bytes, and keeps the bucket: the coverage step ranks images by it."""
-    split_config = output_config.split_config
-    if not split_config.splits:
-        return record._replace(split=record.file.split)
-    values = {
-        features.id: record.id,
-        features.path: record.file.path,
-        features.label_name: record.label_name,
-    }
-    if feature_name not in values:
-        raise ValueError(
-            f"partition_feature_name '{feature_name}' must be one of {sorted(values)}: "
-            "the split is chosen before images are read."
-        )
-    bounds = bounds or _bucket_bounds(split_config)
-    bucket = int(hashlib.sha256(partition_key(values[feature_name])).hexdigest(), 16) % bounds[-1]
-    index = bisect.bisect(bounds, bucket)
-    return record._replace(split=split_config.splits[index].name, bucket=bucket)
-
-
-def partition_key(value: str) -> bytes:
-    """What TFX's _GeneratePartitionKey hashes for a bytes feature holding `value`: the
-    feature's deterministic serialization (built here without the Example around it)."""
-    return wire.feature_bytes(value.encode())
-
-
-def _bucket_bounds(split_config: example_gen_pb2.SplitConfig) -> list[int]:
-    """Cumulative hash buckets: split i takes buckets [bounds[i-1], bounds[i])."""
-    bounds: list[int] = []
-    for split in split_config.splits:
-        bounds.append((bounds[-1] if bounds else 0) + split.hash_buckets)
-    return bounds
-
-
-def _cover_splits(
-    element: tuple[str, Iterable[LabeledImage]], split_config: example_gen_pb2.SplitConfig
-) -> Iterator[LabeledImage]:
-    """One class's images, each split holding at least one of them where the class has enough.
-
-    The hash split leaves small classes out of a split by chance (a class of two images has no
-    eval image 64% of the time at 80/20). For each split in the config's order that lacks the
-    class, the image whose hash bucket lies nearest that split's buckets moves there: into the
-    first split (train) from any other, so a class of one image is learned; into the others
-    from a split holding at least two. Every other image keeps its hash split, so adding images
-    moves an existing image only in a class that lacked a split (at most one image per split),
-    and only back to where its hash puts it once the class has its own image there.
-    """
-    _, records = element
-    bounds = _bucket_bounds(split_config)
-    names = [split.name for split in split_config.splits]
-    members: dict[str, list[LabeledImage]] = {name: [] for name in names}
-    for record in map(from_wire, records):
-        members[record.split].append(record)
-    for index, name in enumerate(names):
-        if members[name]:
-            continue
-        spare = 1 if index == 0 else 2  # what a donor split must hold to give one
-        donors = [r for other in names if len(members[other]) >= spare for r in members[other]]
-        if not donors:
-            continue
-        low, high = (bounds[index - 1] if index else 0), bounds[index]
-
-        def distance(r: LabeledImage, low=low, high=high) -> tuple[int, str]:
-            gap = low - r.bucket if r.bucket < low else max(0, r.bucket - high + 1)
-            return gap, r.file.path
-
-        chosen = min(donors, key=distance)
-        members[chosen.split].remove(chosen)
-        members[name].append(chosen._replace(split=name, moved=True))
-    for name in names:
-        yield from members[name]
 
 
 class Plan(NamedTuple):
@@ -325,14 +239,12 @@ def plan_images(
     options: ImageOptions,
 ) -> Plan:
     """Lists, labels and splits every image of every input split, without reading images."""
-    ignore = images.ignored_files(options.labels_csv) | images.ignored_files(
-        options.label_names_csv
-    )
+    ignore = tree.ignored_files(options.labels_csv, options.label_names_csv)
     if options.label_names_csv:  # a missing file fails here, before any work
-        config.check_label_names_csv(options.label_names_csv)
+        labels_csv.check_label_names_csv(options.label_names_csv)
     tops = []
     for split in input_config.splits:
-        matched = config.split_tops(input_base, split.pattern)
+        matched = tree.split_tops(input_base, split.pattern)
         if not matched and split.pattern == "*":  # the default: one split of the whole tree
             raise ValueError(f"image root {input_base} is empty.")
         if not matched:
@@ -373,13 +285,13 @@ def plan_images(
     outcome_parts = [listed_outcomes]
 
     if options.labels_csv:  # one grouping by id: the join, and same-path duplicates
-        id_column, label_column = config.labels_csv_columns(options)
+        id_column, label_column = labels_csv.labels_csv_columns(options)
         rows = (
             pipeline
             | "CsvPath" >> beam.Create([options.labels_csv])
-            | "ReadCsv" >> beam.FlatMap(config.read_labels_csv, id_column, label_column)
+            | "ReadCsv" >> beam.FlatMap(labels_csv.read_labels_csv, id_column, label_column)
         )
-        keyed = listed_files | "KeyById" >> beam.Map(lambda f: (images.image_id(f.path), tuple(f)))
+        keyed = listed_files | "KeyById" >> beam.Map(lambda f: (tree.image_id(f.path), tuple(f)))
         labeled = (
             {"images": keyed, "labels": rows}
             | "JoinCsv" >> beam.CoGroupByKey()
@@ -399,10 +311,14 @@ def plan_images(
         ).with_outputs("outcomes", main="records")
         outcome_parts.extend([unique.outcomes, labeled.outcomes])
 
-    feature_name = config.partition_feature(options, output_config)
+    feature_name = options.partition_feature(output_config)
     split_config = output_config.split_config
     records = labeled.records | "AssignSplit" >> beam.Map(
-        _assign_split, feature_name, options.features, output_config, _bucket_bounds(split_config)
+        splits.assign_split,
+        feature_name,
+        options.features,
+        output_config,
+        splits.bucket_bounds(split_config),
     )
     if (
         options.cover_every_split
@@ -411,9 +327,9 @@ def plan_images(
     ):
         records = (
             records
-            | "KeyByLabel" >> beam.Map(lambda r: (r.label_name, to_wire(r)))
+            | "KeyByLabel" >> beam.Map(lambda r: (r.label_name, as_tuple(r)))
             | "GroupByLabel" >> beam.GroupByKey()
-            | "CoverEverySplit" >> beam.FlatMap(_cover_splits, split_config)
+            | "CoverEverySplit" >> beam.FlatMap(splits.cover_splits, split_config)
         )
     summary = records | "Summarize" >> beam.CombineGlobally(_Summary(bool(options.labels_csv)))
     vocabulary = summary | "Vocabulary" >> beam.Map(lambda s: s["vocabulary"])

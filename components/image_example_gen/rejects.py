@@ -17,7 +17,7 @@ import apache_beam as beam
 import tensorflow as tf
 from apache_beam.transforms import window
 
-from components.image_example_gen.images import Outcome
+from components.examples.reasons import Outcome
 
 RUN_RECORDS = 50_000  # the most rejects a worker sorts in memory at once (about 15 MB)
 

@@ -16,15 +16,17 @@ import threading
 
 import apache_beam as beam
 import tensorflow as tf
-from tfx.components.example_gen.write_split import DEFAULT_FILE_NAME
 
-from components import progress as counters
-from components.image_example_gen import images, progress
-from components.image_example_gen.images import ImageInfo, Outcome
+from components import counters, image_files
+from components.examples import layout
+from components.examples.reasons import REJECTED, UNREADABLE, Outcome
+from components.image_example_gen import progress_bar
+from components.image_example_gen.example_bytes import serialize_example
 from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.plan import LabeledImage, Plan, from_wire, to_wire
+from components.image_example_gen.plan import Plan
+from components.image_example_gen.records import LabeledImage, as_tuple, from_tuple
 from components.image_example_gen.tfrecord import GzipRecordWriter, frame
-from components.image_example_gen.wire import serialize_example
+from components.image_files import ImageInfo
 
 
 def _path_hash(path: str) -> int:
@@ -33,7 +35,7 @@ def _path_hash(path: str) -> int:
 
 def _shard_key(record: LabeledImage, counts: dict[str, int], per_shard: int):
     num_shards = max(1, math.ceil(counts[record.split] / per_shard))
-    return (record.split, _path_hash(record.file.path) % num_shards, num_shards), to_wire(record)
+    return (record.split, _path_hash(record.file.path) % num_shards, num_shards), as_tuple(record)
 
 
 def usable_cores(cgroup: str = "/sys/fs/cgroup") -> int:
@@ -70,10 +72,10 @@ def convert_image(
 ) -> tuple[bytes, ImageInfo] | Outcome:
     """Reads and checks one image; its serialized example, or the reason it cannot be one."""
     try:
-        data = images.read_bytes(record.file.uri)
+        data = image_files.read_bytes(record.file.uri)
     except (OSError, tf.errors.OpError) as e:  # remote file systems raise TensorFlow's errors
-        return Outcome(record.file.path, images.REJECTED, images.UNREADABLE, images.read_error(e))
-    checked = images.check_image(data, options.max_pixels, options.transcode_unsupported)
+        return Outcome(record.file.path, REJECTED, UNREADABLE, image_files.read_error(e))
+    checked = image_files.check_image(data, options.max_pixels, options.transcode_unsupported)
     if isinstance(checked, Outcome):
         return checked._replace(path=record.file.path)
     label = label_index[record.label_name]
@@ -135,43 +137,26 @@ def _convert_all(records: list[LabeledImage], index: dict[str, int], options: Im
             future.cancel()
 
 
-class ReadImages(beam.DoFn):
-    """Record -> tf.train.Example (main output) or Outcome ('outcomes')."""
-
-    def __init__(self, options: ImageOptions):
-        self._options = options
-        self._index = None
-
-    def process(self, record: LabeledImage, vocabulary: list[str]):
-        if self._index is None:  # the side input is the same for every element
-            self._index = {label: i for i, label in enumerate(vocabulary)}
-        result = convert_image(record, self._index, self._options)
-        if isinstance(result, Outcome):
-            yield beam.pvalue.TaggedOutput("outcomes", result)
-        else:
-            yield tf.train.Example.FromString(result[0])
-
-
 class WriteShard(beam.DoFn):
     """Reads, checks and writes one shard of a split; yields its statistics and rejects."""
 
-    def __init__(self, output_uri: str, options: ImageOptions, progress: bool = False):
-        self._output_uri = output_uri
+    def __init__(self, split_uris: dict[str, str], options: ImageOptions, show_bar: bool = False):
+        self._split_uris = split_uris
         self._options = options
-        self._progress = progress
+        self._show_bar = show_bar
         self._index = None
 
     def setup(self):
         # Decided where the bundles run: a worker's stderr is a log, never a terminal.
-        self._progress = self._progress and sys.stderr.isatty()
+        self._show_bar = self._show_bar and sys.stderr.isatty()
 
     def process(self, element, vocabulary: list[str]):
         (split, shard, num_shards), records = element
         if self._index is None:
             self._index = {label: i for i, label in enumerate(vocabulary)}
-        folder = os.path.join(self._output_uri, f"Split-{split}")  # TFX's split folder naming
+        folder = self._split_uris[split]
         tf.io.gfile.makedirs(folder)
-        name = f"{DEFAULT_FILE_NAME}-{shard:05d}-of-{num_shards:05d}.gz"
+        name = layout.shard_name(shard, num_shards)
         final = os.path.join(folder, name)
         temporary = os.path.join(folder, f".tmp-{name}")
         stats = collections.Counter()
@@ -180,11 +165,11 @@ class WriteShard(beam.DoFn):
         orientations = collections.Counter()
         with GzipRecordWriter(temporary, self._options.gzip_level) as writer:
             # Hash order: a deterministic shuffle, so no shard holds one class in a run.
-            ordered = sorted(map(from_wire, records), key=lambda r: _path_hash(r.file.path))
+            ordered = sorted(map(from_tuple, records), key=lambda r: _path_hash(r.file.path))
             for record, result in _convert_all(ordered, self._index, self._options):
                 counters.count("images")
-                if self._progress:
-                    progress.bar().update(1)
+                if self._show_bar:
+                    progress_bar.bar().update(1)
                 if isinstance(result, Outcome):
                     yield beam.pvalue.TaggedOutput("outcomes", result)
                     continue
@@ -211,10 +196,11 @@ class WriteShard(beam.DoFn):
 
 
 def write_shards(
-    planned: Plan, output_uri: str, options: ImageOptions, progress: bool = False
+    planned: Plan, split_uris: dict[str, str], options: ImageOptions, show_bar: bool = False
 ) -> beam.pvalue.DoOutputsTuple:
     """Groups the planned paths into shards (ceil(n / images_per_shard) per split, by a hash of
-    the path) and writes them. Outputs: 'stats' (a dict per shard) and 'outcomes' (rejects)."""
+    the path) and writes each into its split's folder (`split_uris`, TFX's). Outputs: 'stats'
+    (a dict per shard) and 'outcomes' (rejects)."""
     return (
         planned.records
         | "ShardKey"
@@ -224,7 +210,7 @@ def write_shards(
         | "GroupShards" >> beam.GroupByKey()
         | "WriteShards"
         >> beam.ParDo(
-            WriteShard(output_uri, options, progress=progress),
+            WriteShard(split_uris, options, show_bar=show_bar),
             beam.pvalue.AsSingleton(planned.vocabulary),
         ).with_outputs("outcomes", main="stats")
     )

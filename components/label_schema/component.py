@@ -11,24 +11,23 @@ import os
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.outputs import read_report, read_vocabulary
+from components.examples.features import FeatureNames
+from components.examples.vocabulary import read_vocabulary
 
 SCHEMA_FILE = "schema.pbtxt"
 
 
 def curate_schema(
-    schema: schema_pb2.Schema, vocabulary: list[str], options: ImageOptions
+    schema: schema_pb2.Schema, vocabulary: list[str], names: FeatureNames = FeatureNames()
 ) -> schema_pb2.Schema:
     """Returns a copy of `schema` with label and image domains set from the vocabulary."""
     curated = schema_pb2.Schema()
     curated.CopyFrom(schema)
     features = {f.name: f for f in curated.feature}
-    names = options.features
     if names.label in features:
         label = features[names.label]
         label.ClearField("domain_info")
@@ -57,11 +56,12 @@ def LabelSchema(  # noqa: N802 - a TFX component, named like one
     schema: InputArtifact[standard_artifacts.Schema],
     examples: InputArtifact[standard_artifacts.Examples],
     curated_schema: OutputArtifact[standard_artifacts.Schema],
+    features: Parameter[str] = "",
 ) -> None:
-    """Writes `curated_schema`: `schema` with label domains from `examples`' labels.txt."""
+    """Writes `curated_schema`: `schema` with label domains from `examples`' labels.txt.
+    `features`: the examples' feature names as JSON (FeatureNames.to_json; default names)."""
     inferred = tfdv.load_schema_text(os.path.join(schema.uri, SCHEMA_FILE))
-    options = ImageOptions.from_dict(read_report(examples.uri)["options"])
     vocabulary = read_vocabulary(examples.uri)
-    curated = curate_schema(inferred, vocabulary, options)
+    curated = curate_schema(inferred, vocabulary, FeatureNames.from_json(features))
     tf.io.gfile.makedirs(curated_schema.uri)
     tfdv.write_schema_text(curated, os.path.join(curated_schema.uri, SCHEMA_FILE))

@@ -15,15 +15,12 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from components.image_example_gen import reader
-from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.outputs import (
-    REJECTS_FILE,
-    read_label_names,
-    read_report,
-    read_vocabulary,
-    split_warnings,
-)
+from components.examples import reader
+from components.examples.decode import decode_image
+from components.examples.features import FeatureNames
+from components.examples.layout import split_files
+from components.examples.report import features_of, iter_rejects, read_report, split_warnings
+from components.examples.vocabulary import read_label_names, read_vocabulary
 from imgtfx.report.data import (
     LIST_SHOWN,
     MAX_CLASSES_SHOWN,
@@ -52,17 +49,17 @@ def read_run(summary: dict) -> RunResults:
     """Everything the page shows of a run, from its summary (see pipeline.results.summarize)."""
     examples = summary["examples_uri"]
     dataset = read_dataset(examples)
-    options = ImageOptions.from_dict(dataset.report["options"])  # the conversion's own
+    features = features_of(dataset.report)  # the conversion's own
     model = summary.get("model")
     return RunResults(
         summary=summary,
         dataset=dataset,
-        samples=read_samples(examples, options),
+        samples=read_samples(examples, features, dataset.report["splits"]),
         statistics=read_statistics(summary.get("statistics_uri"), summary.get("anomalies_uri")),
         curves=read_curves(summary["model_run_uri"]) if summary.get("model_run_uri") else {},
         slices=read_slices(summary["evaluation_uri"]) if summary.get("evaluation_uri") else None,
         predictions=(
-            read_predictions(model, examples, options)
+            read_predictions(model, examples, features, dataset.report["splits"])
             if model and tf.io.gfile.exists(model)
             else None
         ),
@@ -79,16 +76,12 @@ def read_rejects(examples_uri: str) -> list[RejectGroup]:
     """rejects.jsonl grouped by (status, reason): every file counted, the first REJECTS_SHOWN
     of each group kept."""
     groups: dict[tuple[str, str], RejectGroup] = {}
-    path = os.path.join(examples_uri, REJECTS_FILE)
-    if tf.io.gfile.exists(path):  # written by every run; older outputs may lack it when empty
-        with tf.io.gfile.GFile(path) as f:
-            for line in f:
-                outcome = json.loads(line)
-                key = (outcome["status"], outcome["reason"])
-                group = groups.setdefault(key, RejectGroup(*key, 0, []))
-                group.count += 1
-                if len(group.files) < REJECTS_SHOWN:
-                    group.files.append((outcome["path"], outcome["detail"]))
+    for outcome in iter_rejects(examples_uri):
+        key = (outcome.status, outcome.reason)
+        group = groups.setdefault(key, RejectGroup(*key, 0, []))
+        group.count += 1
+        if len(group.files) < REJECTS_SHOWN:
+            group.files.append((outcome.path, outcome.detail))
     return [groups[key] for key in sorted(groups)]
 
 
@@ -99,7 +92,7 @@ def thumbnail(encoded: bytes) -> np.ndarray:
     from PIL import Image
 
     try:
-        pixels = reader.decode_image(tf.constant(encoded)).numpy()
+        pixels = decode_image(tf.constant(encoded)).numpy()
     except tf.errors.OpError:  # never for a converted example; a thumbnail must not fail a run
         pixels = np.full((THUMBNAIL, THUMBNAIL, 3), 200, np.uint8)
     image = Image.fromarray(pixels)
@@ -107,13 +100,16 @@ def thumbnail(encoded: bytes) -> np.ndarray:
     return np.asarray(image)
 
 
-def read_samples(examples_uri: str, options: ImageOptions) -> Samples:
+def read_samples(
+    examples_uri: str, names: FeatureNames, split_names: list[str] | None = None
+) -> Samples:
     """Up to SAMPLES_PER_CLASS train images of each of the first MAX_CLASSES_SHOWN classes in
     the vocabulary's order, from the first SAMPLES_READ train examples."""
-    names = options.features
     encoded: dict[str, list[bytes]] = collections.defaultdict(list)
     dataset = reader.read_examples(
-        reader.split_pattern(examples_uri, "train"), names, keys=[names.image, names.label_name]
+        split_files(examples_uri, "train", split_names),
+        names,
+        keys=[names.image, names.label_name],
     )
     for example in dataset.take(SAMPLES_READ):
         label = example[names.label_name].numpy().decode()
@@ -211,7 +207,8 @@ def read_slices(evaluation_uri: str) -> Slices:
     """TFMA's overall metrics and the class slices the page lists: all of them, by name, when
     there are at most MAX_CLASSES_SHOWN, else the LIST_SHOWN with the lowest accuracy. Slices
     are streamed and only those are kept, whatever the number of classes."""
-    from pipeline.results import ACCURACY, OVERALL, slice_metrics
+    from pipeline.configs import ACCURACY
+    from pipeline.results import OVERALL, slice_metrics
 
     overall, first, total = None, [], 0
 
@@ -236,7 +233,12 @@ def read_slices(evaluation_uri: str) -> Slices:
     return Slices(overall, rows, total)
 
 
-def read_predictions(model_path: str, examples_uri: str, options: ImageOptions) -> Predictions:
+def read_predictions(
+    model_path: str,
+    examples_uri: str,
+    names: FeatureNames,
+    split_names: list[str] | None = None,
+) -> Predictions:
     """The serving model (its images signature) over up to MAX_EVAL_PREDICTED eval examples.
 
     Streamed: only the (true, predicted) counts and the WORST_SHOWN most confident mistakes'
@@ -244,13 +246,12 @@ def read_predictions(model_path: str, examples_uri: str, options: ImageOptions) 
     """
     from trainer import model as trainer_model
 
-    names = options.features
     predict = tf.saved_model.load(model_path).signatures[trainer_model.IMAGES_SIGNATURE]
     pairs: collections.Counter = collections.Counter()
     mistakes: list = []  # min-heap of (confidence, seen, true, predicted, image, path)
     seen = 0
     dataset = reader.read_examples(
-        reader.split_pattern(examples_uri, "eval"),
+        split_files(examples_uri, "eval", split_names),
         names,
         keys=[names.image, names.label, names.path],
     )

@@ -132,11 +132,11 @@ def test_compile_writes_the_spec(tmp_path, capsys):
 def test_a_failed_step_is_one_line_and_its_traceback_is_in_the_log(tmp_path, capfd, monkeypatch):
     from pipeline import local_runner
 
-    def full_disk(**kwargs):
+    def full_disk(self, console=None):
         print("a library's chatter", file=sys.stderr)
         raise RuntimeError("OSError: [Errno 28] No space left on device [while running 'X']")
 
-    monkeypatch.setattr(local_runner, "run", full_disk)
+    monkeypatch.setattr(local_runner.LocalRun, "run", full_disk)
     images = tmp_path / "images"
     make_tree(images, per_class=2)
     root = tmp_path / "run"

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.examples.features import FeatureNames
 from components.image_example_gen.options import ImageOptions
 from imgtfx.report import read
 from imgtfx.report.data import THUMBNAIL
-from tests.components.image_example_gen.test_executor import run_do
+from tests.components.image_example_gen.conversions import run_do
 from tests.conftest import encode, write
 
 
@@ -54,12 +55,12 @@ def test_samples_follow_the_vocabulary_order_and_are_capped(tmp_path, monkeypatc
             write(root / str(label) / f"{label}_{i}.jpg", encode(size=(8, 8), seed=label + i))
     out = tmp_path / "out"
     run_do(root, out)
-    samples = read.read_samples(str(out), ImageOptions())
+    samples = read.read_samples(str(out), FeatureNames())
     assert list(samples.per_class) == ["2", "10", "101", "1004"]
     assert samples.classes_seen == 4
     assert all(len(pictures) == read.SAMPLES_PER_CLASS for pictures in samples.per_class.values())
     monkeypatch.setattr(read, "MAX_CLASSES_SHOWN", 2)
-    samples = read.read_samples(str(out), ImageOptions())
+    samples = read.read_samples(str(out), FeatureNames())
     assert list(samples.per_class) == ["2", "10"] and samples.classes_seen == 4
 
 
@@ -83,7 +84,7 @@ def test_thumbnails_are_what_the_trainer_decodes_for_any_image_mode(tmp_path):
             write(root / label / f"{name}.{fmt.lower()}", buffer.getvalue())
     out = tmp_path / "out"
     run_do(root, out)
-    samples = read.read_samples(str(out), ImageOptions())
+    samples = read.read_samples(str(out), FeatureNames())
     train = read.read_report(str(out))["splits"]["train"]
     pictures = [p for ps in samples.per_class.values() for p in ps]
     assert len(pictures) == train > 2
@@ -193,7 +194,7 @@ def test_predictions_count_pairs_and_keep_the_most_confident_mistakes(tmp_path, 
     path = str(tmp_path / "model")
     model.export(classifier, vocabulary, small, path, ["3", "남산타워", "20", "21", "경복궁"])
 
-    predictions = read.read_predictions(path, str(out), options)
+    predictions = read.read_predictions(path, str(out), options.features)
     assert predictions.labels == vocabulary
     assert predictions.names == ["3", "남산타워", "20", "21", "경복궁"]
     eval_images = read.read_report(str(out))["splits"]["eval"]
@@ -202,7 +203,7 @@ def test_predictions_count_pairs_and_keep_the_most_confident_mistakes(tmp_path, 
     assert sorted((m.true, m.predicted) for m in predictions.mistakes) == [(0, 4), (1, 4)]
     assert all(m.thumbnail.dtype == np.uint8 and m.path for m in predictions.mistakes)
     monkeypatch.setattr(read, "WORST_SHOWN", 1)
-    assert len(read.read_predictions(path, str(out), options).mistakes) == 1
+    assert len(read.read_predictions(path, str(out), options.features).mistakes) == 1
 
 
 def test_a_folder_without_a_run_is_a_clear_error(tmp_path):

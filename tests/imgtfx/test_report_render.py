@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pytest
 
-from imgtfx.report import render
+from imgtfx.report import data_sections, model_sections, parts, render
 from imgtfx.report.data import (
     LIST_SHOWN,
     Anomaly,
@@ -81,7 +81,9 @@ def test_hundreds_of_classes_give_summaries_not_one_bar_and_row_per_class():
     report = _report(classes, classes_without_examples={"eval": sorted(classes)})
     warning = "300 classes have no eval example: raise --eval-percent"
     rejects = [RejectGroup("rejected", "undecodable", 450, [("a/b.jpg", "truncated")] * 200)]
-    page = render.dataset_section(Dataset(report, {c: c for c in classes}, [warning], rejects))
+    page = data_sections.dataset_section(
+        Dataset(report, {c: c for c in classes}, [warning], rejects)
+    )
     assert "Examples per class, 300 classes: min 1" in page  # the distribution, not 300 bars
     assert "classes with the fewest examples" in page
     assert "Classes without eval examples (300)" in page and "... and 200 more" in page
@@ -95,27 +97,27 @@ def test_a_few_classes_get_a_table_row_each_with_name_and_label():
     """CSV ids are shown with their landmark's name, escaped; a label without a name of its own
     is shown as itself."""
     names = {"902": "경복궁", "15": "남산타워", "20": "<b>Seomun</b>"}
-    page = render.dataset_section(_dataset(["3", "15", "20", "902"], names))
+    page = data_sections.dataset_section(_dataset(["3", "15", "20", "902"], names))
     assert "<td>경복궁 (902)</td><td>3</td><td>1</td><td>4</td>" in page
     assert "<td>3</td><td>3</td>" in page  # no name: the label alone
     assert "<td>&lt;b&gt;Seomun&lt;/b&gt; (20)</td>" in page and "<b>Seomun" not in page
     samples = Samples({label: [_pixels(i)] for i, label in enumerate(["3", "902"])}, 2)
-    shown = render.samples_section(samples, names)
+    shown = data_sections.samples_section(samples, names)
     labels = [part.split("</span>")[0] for part in shown.split("<span class='label'>")[1:]]
     assert labels == ["3", "경복궁 (902)"]
 
 
 def test_zero_counts_are_not_news_and_one_is_singular():
-    page = render.dataset_section(_dataset(["only"]))
+    page = data_sections.dataset_section(_dataset(["only"]))
     assert "CSV id" not in page and "turned upright" not in page and "{}" not in page
     assert "1 label" in page and "No file was rejected or skipped." in page
     turned = _dataset(
         ["a"], turned_upright=1, exif_orientations={"6": 1}, csv_ids_without_image=1049
     )
-    page = render.dataset_section(turned)
+    page = data_sections.dataset_section(turned)
     assert "1 photo turned upright (1 with orientation 6)" in page
     assert "1,049 CSV ids without an image" in page
-    assert (render.count(1, "photo"), render.count(1049, "label")) == ("1 photo", "1,049 labels")
+    assert (parts.count(1, "photo"), parts.count(1049, "label")) == ("1 photo", "1,049 labels")
 
 
 def test_any_label_text_renders_escaped_and_drawn():
@@ -132,14 +134,14 @@ def test_any_label_text_renders_escaped_and_drawn():
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        page = render.dataset_section(_dataset(HOSTILE))
-        page += render.samples_section(samples, names)
-        page += render.predictions_section(predictions)
+        page = data_sections.dataset_section(_dataset(HOSTILE))
+        page += data_sections.samples_section(samples, names)
+        page += model_sections.predictions_section(predictions)
         pairs = collections.Counter({(0, 1): 2, (2, 2): 3})
-        page += render.many_classes(pairs, HOSTILE, np.array([0.5] * 4), np.array([2] * 4))
+        page += model_sections.many_classes(pairs, HOSTILE, np.array([0.5] * 4), np.array([2] * 4))
     missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
     assert not missing  # Hangul drawn with NanumGothic; the emoji as U+FFFD
-    assert render.drawable("경복궁 🏯") == "경복궁 \ufffd"
+    assert parts.drawable("경복궁 🏯") == "경복궁 \ufffd"
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<x>" not in page and "&lt;x&gt;.jpg" in page
     assert page.count('class="thumb"') == 8 + 1
@@ -162,7 +164,7 @@ def test_many_classes_show_worst_classes_and_confused_pairs():
     n = 1049
     pairs, _, _ = _confusions(n)
     labels = [str(i) for i in range(n)]
-    html = render.predictions_section(Predictions(labels, labels, pairs, 3000, []))
+    html = model_sections.predictions_section(Predictions(labels, labels, pairs, 3000, []))
     worst = html.split("lowest eval accuracy")[1].split("Most confused")[0]
     assert worst.count("<tr>") == LIST_SHOWN + 1  # header + rows
     assert "<td>7</td><td>0.00</td>" in worst and "<td>8</td></tr>" in worst
@@ -181,7 +183,7 @@ def test_confusions_at_200000_classes_need_no_square_matrix():
     pairs, per_class, support = _confusions(n, count=20_000)
     names = [f"landmark_{i}" for i in range(n)]
     tracemalloc.start()
-    html = render.many_classes(pairs, names, per_class, support)
+    html = model_sections.many_classes(pairs, names, per_class, support)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 200 * 2**20, peak  # the figure's and tables' own memory, not n x n
@@ -198,7 +200,7 @@ def test_mistakes_name_both_classes_worst_first():
         Mistake(0.51, 0, 2, _pixels(2), "x/3/b.jpg"),
     ]
     pairs = collections.Counter({(0, 2): 1, (1, 2): 1, (2, 2): 2})
-    page = render.predictions_section(Predictions(labels, names, pairs, 4, mistakes))
+    page = model_sections.predictions_section(Predictions(labels, names, pairs, 4, mistakes))
     captions = [c.split("<br><code>")[0] for c in page.split("<figcaption>")[1:]]
     assert captions == [
         "경복궁 (902) (100%)<br>true: 남산타워 (15)",
@@ -225,7 +227,7 @@ def test_verdict_is_words_and_says_why_the_baseline_was_skipped():
             "11 now: 1 added, 0 removed)",
         },
     }
-    page = render.evaluation_section(summary, None)
+    page = model_sections.evaluation_section(summary, None)
     assert "needs accuracy &gt;= 0.9, at most 0.01 below the baseline." in page
     assert "Baseline: baseline skipped: vocabulary changed" in page
     assert "Pushed model: none (not blessed)" in page
@@ -236,13 +238,13 @@ def test_slices_show_counts_whole_and_say_when_only_the_worst_are_listed():
     overall = {"sparse_categorical_accuracy": 0.5, "example_count": 12345.0}
     rows = [(f"landmark_id={i}", {"sparse_categorical_accuracy": 0.0}) for i in range(20)]
     summary = {"blessed": True, "accuracy": 0.5, "evaluation_uri": "/runs/x/Evaluator"}
-    page = render.evaluation_section(summary, Slices(overall, rows, 1049))
+    page = model_sections.evaluation_section(summary, Slices(overall, rows, 1049))
     cells = page.split("<tbody>")[1]
     assert cells.startswith("<tr><td>overall</td><td>0.5000</td><td>n/a</td><td>12,345</td>")
     assert cells.count("<tr>") == 21
     assert "the 20 class slices with the lowest accuracy, of 1,049" in page
     assert "BLESSED: accuracy 0.5000" in page
-    page = render.evaluation_section(summary, Slices(overall, rows[:3], 3))
+    page = model_sections.evaluation_section(summary, Slices(overall, rows[:3], 3))
     assert "lowest accuracy" not in page
 
 
@@ -266,7 +268,7 @@ def _statistics() -> Statistics:
 
 
 def test_statistics_say_what_each_feature_is():
-    page = render.statistics_section(_statistics())
+    page = data_sections.statistics_section(_statistics())
     assert "train: 1,385 examples" in page
     assert "<td>image</td><td>bytes</td><td>0</td><td></td><td></td><td></td><td>1,385" in page
     assert "<td>label</td><td>number</td><td>0</td><td>0</td><td>9</td><td>4.5</td>" in page
@@ -274,18 +276,18 @@ def test_statistics_say_what_each_feature_is():
     assert "one value per example, not counted; 23 characters" in page
     assert "<td>raw</td><td>bytes</td><td>2</td><td>10</td><td>20</td><td>15</td>" in page
     assert "<td>eval</td><td>label</td><td>Out-of-range values</td>" in page
-    assert "Not computed" in render.statistics_section(None)
-    assert "No anomalies" in render.statistics_section(Statistics([], []))
+    assert "Not computed" in data_sections.statistics_section(None)
+    assert "No anomalies" in data_sections.statistics_section(Statistics([], []))
 
 
 def test_one_training_round_is_a_table_and_more_are_curves():
     one = {"train": {"loss": [(0, 2.0)]}, "validation": {"loss": [(0, 2.5)]}}
-    page = render.curves_section(one)
+    page = data_sections.curves_section(one)
     assert "One evaluation round" in page and "<td>loss</td><td>2.0000</td><td>2.5000</td>" in page
     two = {"train": {"loss": [(1, 1.0), (0, 2.0)], "accuracy": [(0, 0.1), (1, 0.3)]}}
-    page = render.curves_section(two)
+    page = data_sections.curves_section(two)
     assert "Training curves" in page and len(_pictures(page)) == 1
-    assert "No training logs found" in render.curves_section({})
+    assert "No training logs found" in data_sections.curves_section({})
 
 
 @pytest.mark.parametrize("trained", [True, False])

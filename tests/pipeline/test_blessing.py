@@ -18,9 +18,9 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
+from components.examples.features import FeatureNames
+from components.examples.vocabulary import write_labels_file
 from components.image_evaluator import executor as image_evaluator
-from components.image_example_gen import ImageOptions
-from components.image_example_gen.outputs import write_labels_file
 from pipeline.pipeline import eval_config
 from pipeline.results import blessing_lines, explain_blessing
 
@@ -62,7 +62,7 @@ def _evaluate(tmp_path, name, **thresholds):
 def _run(tmp_path, name, executor, inputs, **thresholds):
     """Evaluates with `executor`, `inputs` added to the examples; returns the evaluation's URI,
     whether it blessed, and the blessing artifact."""
-    config = eval_config(ImageOptions(), **thresholds)
+    config = eval_config(FeatureNames(), **thresholds)
     del config.model_specs[:]  # no model: TFMA reads the stored probabilities
     config.model_specs.add(label_key="label", prediction_key="probabilities")
     evaluation = standard_artifacts.ModelEvaluation()

@@ -19,6 +19,7 @@ from tfx.orchestration.portable import cache_utils, inputs_utils
 
 from components import code_version
 from pipeline.pipeline import STEP_CODE, create_pipeline
+from pipeline.run_config import RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("components", "trainer", "pipeline")
@@ -53,7 +54,7 @@ def source(tmp_path, monkeypatch) -> Path:
 def _cache_keys(tmp_path: Path) -> dict[str, str]:
     """{node id: TFX's cache key} of a freshly built pipeline, inputs and outputs left out
     (they are the same artifacts in both builds compared)."""
-    built = create_pipeline("p", str(tmp_path / "root"), "/images", str(tmp_path / "serving"))
+    built = create_pipeline(RunConfig("/images"), str(tmp_path / "root"), str(tmp_path / "serving"))
     ir = compiler.Compiler().compile(built)
     config = metadata.sqlite_metadata_connection_config(str(tmp_path / "metadata.sqlite"))
     keys = {}
@@ -78,13 +79,36 @@ def test_editing_the_trainer_retrains_and_reuses_the_rest(tmp_path, source):
     assert changed == ["Trainer"]
 
 
-def test_an_edit_of_shared_code_reruns_every_step_that_runs_it(tmp_path, source):
+def _edit(path: Path) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+
+
+def test_an_edit_of_the_examples_contract_reruns_every_step_that_reads_it(tmp_path, source):
     before = _cache_keys(tmp_path)
-    outputs = source / "components" / "image_example_gen" / "outputs.py"
-    outputs.write_text(outputs.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    _edit(source / "components" / "examples" / "vocabulary.py")
     after = _cache_keys(tmp_path)
     changed = sorted(node for node in before if before[node] != after[node])
     assert changed == ["Evaluator", "ImageExampleGen", "LabelSchema", "Trainer"]
+
+
+@pytest.mark.parametrize(
+    "converter_file",
+    [
+        "components/image_example_gen/tree.py",  # the walker
+        "components/image_files.py",  # a reject rule
+        "components/image_example_gen/outputs.py",
+    ],
+)
+def test_an_edit_of_the_converter_alone_reruns_image_example_gen_only(
+    tmp_path, source, converter_file
+):
+    """The Trainer's code version stays: it reruns only if the examples it reads change."""
+    before = _cache_keys(tmp_path)
+    trainer = code_version.code_version(STEP_CODE["Trainer"])
+    _edit(source / converter_file)
+    after = _cache_keys(tmp_path)
+    assert sorted(node for node in before if before[node] != after[node]) == ["ImageExampleGen"]
+    assert code_version.code_version(STEP_CODE["Trainer"]) == trainer
 
 
 def test_code_version_names_the_release_and_does_not_depend_on_where_the_tree_lies(source):

@@ -23,8 +23,8 @@ import sys
 
 import pytest
 
-from components.image_example_gen import reader
-from imgtfx.contest_data import write_contest_tree
+from bench.contest_data import write_contest_tree
+from components.examples import layout, reader
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def test_contest_shaped_tree_end_to_end(tmp_path):
     # Every class of two or more photos is learned and evaluated; a lone photo is learned.
     by_class = collections.defaultdict(set)
     for split in ("train", "eval"):
-        pattern = reader.split_pattern(summary["examples_uri"], split)
+        pattern = layout.split_files(summary["examples_uri"], split)
         for example in reader.read_examples(pattern, keys=["label_name"]):
             by_class[example["label_name"].numpy().decode()].add(split)
     for label, n in sizes.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -11,11 +12,14 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
+from components.image_example_gen.options import ImageOptions
 from imgtfx import predict
 from imgtfx.report import write_report
 from imgtfx.sample_data import write_digits_tree
 from pipeline import local_runner
+from pipeline.run_config import RunConfig
 from trainer import model
+from trainer.options import TrainerOptions
 
 pytestmark = pytest.mark.slow
 
@@ -51,22 +55,20 @@ def digits(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(digits, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("e2e") / "run")
-    kwargs = dict(
-        images_root=digits["images"],
-        root=root,
-        image_options=local_runner.ImageOptions(labels_csv=digits["labels_csv"]),
-        trainer_options=local_runner.TrainerOptions(image_size=32, batch_size=16),
+    config = RunConfig(
+        images=digits["images"],
+        image_options=ImageOptions(labels_csv=digits["labels_csv"]),
+        trainer_options=TrainerOptions(image_size=32, batch_size=16),
         train_steps=30,
         eval_steps=5,
         min_accuracy=0.0,
-        beam_pipeline_args=IN_PROCESS,
+        beam_args=IN_PROCESS,
     )
-    return kwargs, local_runner.run(**kwargs)
+    return (config, root), local_runner.run(config, root)
 
 
 def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run):
-    kwargs, summary = first_run
-    root = kwargs["root"]
+    (config, root), summary = first_run
     assert set(summary["steps"]) >= NODES
     assert all(summary["steps"][n] == "COMPLETE" for n in NODES)
     completed = [name for name, state in _states(root) if state == "COMPLETE"]
@@ -82,17 +84,17 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
     # now against the model it blessed (the resolver's baseline), and after that all is cached.
     report_before = write_report(root)  # the report reads the first run; checked below
     assert os.path.exists(report_before)
-    again = local_runner.run(**kwargs)
+    again = local_runner.run(config, root)
     data_steps = NODES - {"Evaluator", "Pusher"}
     assert all(again["steps"][n] == "CACHED" for n in data_steps), again["steps"]
     assert again["steps"]["Evaluator"] == "COMPLETE" and again["blessed"] is True
-    third = local_runner.run(**kwargs)
+    third = local_runner.run(config, root)
     assert all(third["steps"][n] == "CACHED" for n in NODES), third["steps"]
     assert third["pushed_model"] == again["pushed_model"]
     assert third["blessing"]["baseline_model"]  # compared with the model it blessed first
 
     # An unreachable bound: only the Evaluator runs again, and summary.json says what failed.
-    strict = local_runner.run(**{**kwargs, "min_accuracy": 1.0})
+    strict = local_runner.run(dataclasses.replace(config, min_accuracy=1.0), root)
     assert strict["steps"]["Trainer"] == "CACHED" and strict["blessed"] is False
     with open(local_runner.paths(root)["summary"], encoding="utf-8") as f:
         blessing = json.load(f)["blessing"]
@@ -104,7 +106,7 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
         "against_baseline": False,
     }.items() <= blessing["failed"][0].items()
     assert blessing["failed"][0]["value"] == pytest.approx(strict["accuracy"], abs=1e-5)
-    back = local_runner.run(**kwargs)  # the earlier evaluation comes back from the cache
+    back = local_runner.run(config, root)  # the earlier evaluation comes back from the cache
     assert all(back["steps"][n] == "CACHED" for n in NODES) and back["blessed"] is True
 
     served = tf.saved_model.load(summary["pushed_model"])
@@ -131,8 +133,8 @@ def test_report_has_every_section_with_decodable_pictures(first_run):
 
     from PIL import Image
 
-    kwargs, _ = first_run
-    path = write_report(kwargs["root"])
+    (_, root), _ = first_run
+    path = write_report(root)
     page = open(path, encoding="utf-8").read()
     for section in ("dataset", "samples", "statistics", "training", "evaluation", "errors"):
         assert f'<section id="{section}">' in page, section

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from components.image_example_gen import reader
+from components.examples import layout, reader
 from tests.conftest import photo, with_orientation
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def test_landmark_shaped_tree_runs_to_a_report(tmp_path):
 
     rows = {}
     for split in ("train", "eval"):
-        for example in reader.read_examples(reader.split_pattern(summary["examples_uri"], split)):
+        for example in reader.read_examples(layout.split_files(summary["examples_uri"], split)):
             image_id = example["id"].numpy().decode()
             assert image_id not in rows, f"{image_id} is an example twice"
             rows[image_id] = example

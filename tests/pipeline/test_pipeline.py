@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 
 import pytest
-from tfx.proto import example_gen_pb2
 
-from components.image_example_gen import ImageOptions
+from components.examples.features import FeatureNames
+from components.image_example_gen import labels_csv
+from components.image_example_gen.options import ImageOptions
 from pipeline import local_runner
 from pipeline.pipeline import create_pipeline, eval_config
+from pipeline.run_config import RunConfig
 from tests.conftest import make_tree
 from trainer.options import TrainerOptions
 
 
 def test_pipeline_wires_every_step(tmp_path):
-    p = create_pipeline("p", str(tmp_path / "root"), "/images", str(tmp_path / "serving"))
+    p = create_pipeline(RunConfig("/images"), str(tmp_path / "root"), str(tmp_path / "serving"))
     ids = sorted(c.id for c in p.components)
     assert ids == sorted(
         [
@@ -45,7 +47,7 @@ def test_pipeline_wires_every_step(tmp_path):
 def test_eval_config_thresholds_and_slices():
     import json
 
-    config = eval_config(ImageOptions(), min_accuracy=0.75)
+    config = eval_config(FeatureNames(), min_accuracy=0.75)
     metrics = {
         json.loads("{" + (m.config or '"name": "example_count"') + "}")["name"]: m
         for m in config.metrics_specs[0].metrics
@@ -57,7 +59,7 @@ def test_eval_config_thresholds_and_slices():
     assert value.threshold.value_threshold.lower_bound.value == 0.75
     assert [list(s.feature_keys) for s in change.slicing_specs] == [[]]
     assert change.threshold.change_threshold.absolute.value < 0
-    floor = eval_config(ImageOptions(), min_class_accuracy=0.3).metrics_specs[0].metrics[0]
+    floor = eval_config(FeatureNames(), min_class_accuracy=0.3).metrics_specs[0].metrics[0]
     assert list(floor.per_slice_thresholds[2].slicing_specs[0].feature_keys) == ["label_name"]
     assert json.loads("{" + metrics["sparse_top_k_categorical_accuracy"].config + "}")["top_k"] == 3
     assert metrics["example_count"].class_name == "ExampleCount"
@@ -70,27 +72,28 @@ def test_bad_configuration_fails_fast_with_one_line(tmp_path):
     with pytest.raises(ValueError, match="image size must be between"):
         TrainerOptions(image_size=7)
     with pytest.raises(ValueError, match="is not a folder"):
-        local_runner.check_inputs(str(tmp_path / "nope"), str(tmp_path / "root"), ImageOptions())
+        local_runner.prepare(RunConfig(str(tmp_path / "nope")), str(tmp_path / "root"))
     csv = tmp_path / "labels.csv"
     csv.write_text("id,landmark_id\nabc,1\ndef,2\n")
     with pytest.raises(ValueError, match="matches no image"):
-        local_runner.check_inputs(
-            str(images), str(tmp_path / "root"), ImageOptions(labels_csv=str(csv))
+        local_runner.prepare(
+            RunConfig(str(images), ImageOptions(labels_csv=str(csv))), str(tmp_path / "root")
         )
     if os.geteuid() != 0:  # root can write anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         with pytest.raises(ValueError, match="cannot write to root"):
-            local_runner.check_inputs(str(images), str(locked / "run"), ImageOptions())
+            local_runner.prepare(RunConfig(str(images)), str(locked / "run"))
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     with pytest.raises(ValueError, match="cannot write to root"):
-        local_runner.check_inputs(str(images), str(not_a_dir / "run"), ImageOptions())
-    named_otherwise = example_gen_pb2.Input(
-        splits=[example_gen_pb2.Input.Split(name=n, pattern=n) for n in ("training", "validation")]
-    )
-    with pytest.raises(ValueError, match="need a 'train' and an 'eval' split"):
-        create_pipeline("p", str(tmp_path / "root"), "/images", "/s", input_config=named_otherwise)
+        local_runner.prepare(RunConfig(str(images)), str(not_a_dir / "run"))
+    with pytest.raises(ValueError, match="split folders must be train and eval, or two other"):
+        RunConfig("/images", split_folders=("train", "validation"))
+    with pytest.raises(ValueError, match="--train-steps must be positive"):
+        RunConfig("/images", train_steps=0)
+    with pytest.raises(ValueError, match="--min-accuracy must be between 0 and 1"):
+        RunConfig("/images", min_accuracy=1.5)
 
 
 def test_native_top_k_accuracy_matches_keras_metrics():
@@ -171,17 +174,20 @@ def test_an_image_root_uri_reaches_the_pipeline_as_a_uri(tmp_path, monkeypatch):
     class Built(Exception):
         pass
 
-    def create(**kwargs):
-        raise Built(kwargs["images"])
+    from pipeline import pipeline
 
-    monkeypatch.setattr(local_runner, "create_pipeline", create)
+    def create(config, *args, **kwargs):
+        raise Built(config.images)
+
+    monkeypatch.setattr(pipeline, "create_pipeline", create)
+    make_tree(tmp_path / "relative" / "images", per_class=1)
     for images, expected in (
         ("gs://bucket/서울/images", "gs://bucket/서울/images"),
         ("relative/images", str(tmp_path / "relative" / "images")),
     ):
         monkeypatch.chdir(tmp_path)
         with pytest.raises(Built) as built:
-            local_runner.run(images, str(tmp_path / "run"), inputs_checked=True)
+            local_runner.run(RunConfig(images), str(tmp_path / "run"))
         assert str(built.value) == expected
 
 
@@ -195,20 +201,20 @@ def test_the_labels_csv_check_streams_the_csv(tmp_path, monkeypatch):
     csv = tmp_path / "labels.csv"
     rows = "".join(f"{i:012x}a7f3,{i % 1049}\n" for i in range(400_000))
     csv.write_text(f"id,landmark_id\n{rows}dog_1,7\n")
-    options = ImageOptions(labels_csv=str(csv))
+    config = RunConfig(str(images), ImageOptions(labels_csv=str(csv)))
     tracemalloc.start()
-    local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
+    local_runner.prepare(config, str(tmp_path / "root"))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 24 * 2**20, peak  # one chunk of rows, not 400,000 ids
     # Past CSV_CHECK_IMAGES images without a match, nothing is concluded: ImageExampleGen
     # counts every id. Within it, a match anywhere in the CSV is found.
     csv.write_text("id,landmark_id\nnone,7\n")
-    monkeypatch.setattr(local_runner, "CSV_CHECK_IMAGES", 2)
-    local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
-    monkeypatch.setattr(local_runner, "CSV_CHECK_IMAGES", 5)
+    monkeypatch.setattr(labels_csv, "CSV_CHECK_IMAGES", 2)
+    local_runner.prepare(config, str(tmp_path / "root"))
+    monkeypatch.setattr(labels_csv, "CSV_CHECK_IMAGES", 5)
     with pytest.raises(ValueError, match="matches no image"):
-        local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
-    monkeypatch.setattr(local_runner, "CSV_CHECK_ROWS", 1)
+        local_runner.prepare(config, str(tmp_path / "root"))
+    monkeypatch.setattr(labels_csv, "CSV_CHECK_ROWS", 1)
     csv.write_text("id,landmark_id\nnone,7\nother,8\ncat_1,9\n")
-    local_runner.check_inputs(str(images), str(tmp_path / "root"), options)
+    local_runner.prepare(config, str(tmp_path / "root"))

@@ -7,7 +7,7 @@ import json
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
 from tfx.orchestration import metadata
 
-from components.image_evaluator.executor import BASELINE_NOTE
+from components.image_evaluator.properties import BASELINE_NOTE
 from pipeline.results import summarize
 
 

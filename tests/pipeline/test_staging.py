@@ -17,9 +17,9 @@ from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from components.image_example_gen import shards
-from components.image_example_gen.images import FoundFile
 from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.plan import LabeledImage, to_wire
+from components.image_example_gen.records import LabeledImage, as_tuple
+from components.image_example_gen.tree import FoundFile
 from imgtfx import cli
 from pipeline import staging
 from tests.conftest import encode, write
@@ -63,14 +63,16 @@ def test_dataflow_workers_unpickle_and_run_image_example_gen_from_the_staged_whe
     for rel, data in files.items():
         write(images / rel, data)
     records = [
-        to_wire(LabeledImage(FoundFile("train", rel, str(images / rel)), rel, rel.split("/")[0]))
+        as_tuple(LabeledImage(FoundFile("train", rel, str(images / rel)), rel, rel.split("/")[0]))
         for rel in files
     ]
     records = [(*r[:3], "train", *r[4:]) for r in records]
     out = tmp_path / "out"
     work = tmp_path / "worker"
     work.mkdir()
-    (work / "dofn.pickle").write_bytes(pickler.dumps(shards.WriteShard(str(out), ImageOptions())))
+    (work / "dofn.pickle").write_bytes(
+        pickler.dumps(shards.WriteShard({"train": str(out / "Split-train")}, ImageOptions()))
+    )
     element = (("train", 0, 1), records)
     (work / "element.pickle").write_bytes(pickler.dumps((element, ["cat", "dog"])))
 

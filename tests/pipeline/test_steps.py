@@ -6,7 +6,7 @@ import io
 import re
 import time
 
-from components import progress
+from components import counters
 from pipeline import steps
 
 
@@ -16,13 +16,13 @@ def test_step_lines_progress_lines_and_peak_memory():
     with watch:
         watch._started("ImageExampleGen")
         for _ in range(5):
-            progress.count("images", 40)
+            counters.count("images", 40)
             time.sleep(0.2)
         hog = bytearray(64 * 2**20)  # the step's own peak
         del hog
         watch._ended("ImageExampleGen", "COMPLETE", None, None)
         watch._started("Trainer")
-        progress.update("train_steps", 7, total=300)
+        counters.update("train_steps", 7, total=300)
         time.sleep(0.5)
         watch._ended("Trainer", "COMPLETE", None, None)
     lines = out.getvalue().splitlines()
@@ -37,7 +37,7 @@ def test_step_lines_progress_lines_and_peak_memory():
     assert record["state"] == "COMPLETE" and record["seconds"] >= 1.0
     assert record["peak_rss_mib"] >= 64  # at least the buffer it held
     assert watch.steps["Trainer"]["steps"] == 7
-    assert not progress.watched()  # the watch is over: steps draw their own bars again
+    assert not counters.watched()  # the watch is over: steps draw their own bars again
 
 
 def test_a_quiet_step_still_prints_a_line_every_heartbeat():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.image_example_gen import reader
-from tests.components.image_example_gen.test_executor import run_do
+from components.examples import layout
+from tests.components.image_example_gen.conversions import run_do
 from tests.conftest import encode, make_tree, write
 from trainer import data, model
 from trainer.options import TrainerOptions
@@ -51,7 +51,7 @@ def examples(tmp_path_factory):
 
 
 def test_make_dataset_decodes_resizes_and_batches(examples):
-    patterns = [reader.split_pattern(examples, "train")]
+    patterns = [layout.split_files(examples, "train")]
     batch_images, batch_labels = next(iter(data.make_dataset(patterns, SMALL, training=True)))
     assert batch_images.shape == (4, 16, 16, 3) and batch_images.dtype == tf.float32
     assert float(tf.reduce_min(batch_images)) >= 0 and float(tf.reduce_max(batch_images)) <= 255
@@ -62,7 +62,7 @@ def test_make_dataset_decodes_resizes_and_batches(examples):
 
 
 def test_exported_model_answers_both_signatures_with_label_names(examples, tmp_path):
-    patterns = [reader.split_pattern(examples, "train")]
+    patterns = [layout.split_files(examples, "train")]
     vocabulary = data.vocabulary_of(patterns)
     m = model.build_model(len(vocabulary), SMALL)
     m.fit(data.make_dataset(patterns, SMALL, training=True), steps_per_epoch=2, epochs=1, verbose=0)

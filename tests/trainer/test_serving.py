@@ -13,8 +13,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.image_example_gen import images, reader
-from components.image_example_gen.options import ImageOptions
+from components import image_files
+from components.examples import decode
+from components.examples.reasons import MAX_PIXELS
 from tests.conftest import encode, photo, write
 from trainer import model
 from trainer.options import TrainerOptions
@@ -82,7 +83,7 @@ def loaded(exported):
 def reference(keras_model, encoded: list[bytes]) -> np.ndarray:
     """Probabilities of the Keras model on the training decoder's pixels, one image at a time."""
     return np.concatenate(
-        [keras_model(reader.decode_image(tf.constant(b), SIZE)[None]).numpy() for b in encoded]
+        [keras_model(decode.decode_image(tf.constant(b), SIZE)[None]).numpy() for b in encoded]
     )
 
 
@@ -112,7 +113,7 @@ def test_bad_images_get_their_own_error_and_the_rest_are_predicted(exported, loa
     assert errors[0] == errors[3] == ""
     assert errors[1].startswith(f"{model.UNDECODABLE}: JPEG")
     # Worded as the converter words its own refusal of the same file.
-    refusal = images.check_image(huge_png, ImageOptions().max_pixels, transcode=True)
+    refusal = image_files.check_image(huge_png, MAX_PIXELS, transcode=True)
     assert errors[2] == f"{refusal.reason}: {refusal.detail}"
     assert errors[2] == "too_many_pixels: 12000x12000 is over max_pixels=89478485"
     assert_refused(out, [1, 2])
@@ -165,11 +166,11 @@ def test_header_dimensions_agree_with_pil():
     ]
     for data in encoded:
         width, height = Image.open(io.BytesIO(data)).size
-        assert [int(v) for v in reader.image_dimensions(tf.constant(data))] == [height, width]
+        assert [int(v) for v in decode.image_dimensions(tf.constant(data))] == [height, width]
     assert tf.io.decode_image(bytes(top_down)).shape == (23, 33, 3)
-    kinds = reader.image_format(tf.constant(encoded + [b"RIFF....WEBP", b"", b"BM"]))
+    kinds = decode.image_format(tf.constant(encoded + [b"RIFF....WEBP", b"", b"BM"]))
     assert as_text(kinds) == ["JPEG", "PNG", "GIF", "BMP", "BMP", "", "", "BMP"]
-    heights, widths = reader.header_dimensions(tf.constant([b"", b"BM", b"\x89PNG\r\n\x1a\n"]))
+    heights, widths = decode.header_dimensions(tf.constant([b"", b"BM", b"\x89PNG\r\n\x1a\n"]))
     assert list(heights.numpy()) == list(widths.numpy()) == [0, 0, 0]
 
 
@@ -261,7 +262,7 @@ def test_predict_names_each_answer_when_the_model_has_names(exported, tmp_path):
     label_names.json existed answers with labels only."""
     import shutil
 
-    from components.image_example_gen import outputs
+    from components.examples.layout import LABEL_NAMES_FILE
     from imgtfx import predict
 
     path, keras_model, limited = exported
@@ -278,14 +279,16 @@ def test_predict_names_each_answer_when_the_model_has_names(exported, tmp_path):
     assert plain["name"] == plain["label"]  # exported without names: the labels
     older = tmp_path / "older"
     shutil.copytree(path, older)
-    os.remove(older / outputs.LABEL_NAMES_FILE)
+    os.remove(older / LABEL_NAMES_FILE)
     (old,) = predict.predict(str(older), [image], top_k=2)
     assert "name" not in old and all("name" not in k for k in old["top_k"])
     assert old["label"] == line["label"]
 
 
 def test_options_carry_the_pixel_limit():
-    assert TrainerOptions().max_pixels == ImageOptions().max_pixels
+    from components.image_example_gen.options import ImageOptions
+
+    assert TrainerOptions().max_pixels == ImageOptions().max_pixels == MAX_PIXELS
     lowered = TrainerOptions(max_pixels=4_000_000)
     assert TrainerOptions.from_dict(lowered.to_dict()) == lowered
     with pytest.raises(ValueError, match="max_pixels must be positive"):

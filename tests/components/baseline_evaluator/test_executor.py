@@ -1,5 +1,5 @@
 """The Evaluator's baseline lookup, against a real ML Metadata store filled the way the KFP v2
-launcher fills the cluster's (kubeflow.spec_runner.record_outputs follows backend/src/v2)."""
+launcher fills the cluster's (tests/kubeflow/kfp_emulator/metadata.py follows backend/src/v2)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import pytest
 
 from components.baseline_evaluator import executor
-from kubeflow.spec_runner import record_outputs
+from tests.kubeflow.kfp_emulator import record_outputs
 
 MODEL = {"instanceSchema": "title: tfx.Model\ntype: object\n"}
 BLESSING = {"instanceSchema": "title: tfx.ModelBlessing\ntype: object\n"}
@@ -187,7 +187,7 @@ def _run_evaluator(tmp_path, monkeypatch, baseline_labels, example_labels=("cat"
 
 
 def test_the_baseline_is_compared_only_when_it_knows_the_same_classes(tmp_path, monkeypatch):
-    from components.image_evaluator.executor import BASELINE_NOTE
+    from components.image_evaluator.properties import BASELINE_NOTE
 
     baseline, blessing, model_uri = _run_evaluator(tmp_path / "same", monkeypatch, ["cat", "dog"])
     assert baseline == model_uri

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from components.examples.features import FeatureNames
 from components.image_evaluator import executor
-from components.image_example_gen import ImageOptions
 from pipeline.pipeline import eval_config
 
 
 def test_per_class_slices_and_their_floor_are_left_out_above_the_cap():
-    config = eval_config(ImageOptions(), min_accuracy=0.5, min_class_accuracy=0.2)
+    config = eval_config(FeatureNames(), min_accuracy=0.5, min_class_accuracy=0.2)
     note = executor.cap_class_slices(config, 1_049, limit=20_000)
     assert note == "one per class (1049 classes)"
     assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["label_name"]]

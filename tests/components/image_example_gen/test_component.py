@@ -11,9 +11,9 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2
 
-from components.image_example_gen import ImageExampleGen, ImageOptions
-from components.image_example_gen.config import read_configs
+from components.image_example_gen import ImageExampleGen
 from components.image_example_gen.driver import tree_fingerprint
+from components.image_example_gen.options import ImageOptions
 from tests.conftest import encode, make_tree, write
 
 
@@ -23,7 +23,7 @@ def test_constructor_checks_arguments():
     with pytest.raises(ValueError, match="max_reject_fraction must be between 0 and 1"):
         ImageOptions(max_reject_fraction=2)
     component = ImageExampleGen(input_base="/data", options=ImageOptions(labels_csv="/l.csv"))
-    _, output_config, options = read_configs(component.exec_properties)
+    _, output_config, options = ImageOptions.from_exec_properties(component.exec_properties)
     assert output_config.split_config.partition_feature_name == "id"
     assert [s.hash_buckets for s in output_config.split_config.splits] == [80, 20]
     assert options == ImageOptions(labels_csv="/l.csv")

@@ -18,9 +18,10 @@ import time
 
 import pytest
 
-from components.image_example_gen import reader
+from components.examples import layout, reader
+from components.examples.features import FeatureNames
 from components.image_example_gen.convert import convert
-from components.image_example_gen.options import FeatureNames, ImageOptions
+from components.image_example_gen.options import ImageOptions
 from imgtfx.sample_data import write_digits_tree
 from tests.conftest import encode, write
 from tests.gcs_server import BUCKET, GcsServer, kind, object_name
@@ -58,7 +59,7 @@ def gcs(tmp_path_factory):
 def _examples(folder: str) -> dict[str, bytes]:
     rows, names = {}, FeatureNames()
     for split in ("train", "eval"):
-        for example in reader.read_examples(reader.split_pattern(folder, split)):
+        for example in reader.read_examples(layout.split_files(folder, split)):
             rows[example[names.path].numpy().decode()] = example[names.image].numpy()
     return rows
 

@@ -9,9 +9,11 @@ import os
 import pytest
 from tfx.proto import example_gen_pb2
 
-from components.image_example_gen import images, outputs
+from components.examples import layout, reasons
+from components.examples import report as examples_report
+from components.examples.vocabulary import read_label_names, read_vocabulary
 from components.image_example_gen.options import ImageOptions
-from tests.components.image_example_gen.test_executor import run_do
+from tests.components.image_example_gen.conversions import run_do
 from tests.conftest import encode, make_tree, write
 
 ONE_SPLIT = example_gen_pb2.Output(
@@ -45,7 +47,7 @@ def contest_tree(tmp_path):
 
 
 def names_json(out) -> list:
-    with open(os.path.join(out, outputs.LABEL_NAMES_FILE), encoding="utf-8") as f:
+    with open(os.path.join(out, layout.LABEL_NAMES_FILE), encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -54,9 +56,9 @@ def test_csv_labels_are_named_after_the_one_folder_holding_them(tmp_path):
     out = tmp_path / "out"
     run_do(root, out, ImageOptions(labels_csv=str(csv)), output_config=ONE_SPLIT)
 
-    assert outputs.read_vocabulary(str(out)) == ["3", "15", "20", "21", "902"]
+    assert read_vocabulary(str(out)) == ["3", "15", "20", "21", "902"]
     assert names_json(out) == ["3", "남산타워", "20", "21", "경복궁"]
-    assert outputs.read_label_names(str(out)) == names_json(out)
+    assert read_label_names(str(out)) == names_json(out)
 
 
 def test_names_csv_overrides_folder_names(tmp_path):
@@ -78,7 +80,7 @@ def test_names_csv_overrides_folder_names(tmp_path):
     options = ImageOptions(labels_csv=str(csv), label_names_csv=str(names))
     run_do(root, out, options, output_config=ONE_SPLIT)
 
-    vocabulary = outputs.read_vocabulary(str(out))
+    vocabulary = read_vocabulary(str(out))
     assert dict(zip(vocabulary, names_json(out), strict=True)) == {
         "3": "Haeundae & Gwangalli",
         "15": "남산타워",
@@ -86,8 +88,8 @@ def test_names_csv_overrides_folder_names(tmp_path):
         "21": "21",
         "902": "Gyeongbokgung",
     }
-    report = outputs.read_report(str(out))
-    assert report["skipped_by_reason"] == {images.LABELS_FILE: 1}
+    report = examples_report.read_report(str(out))
+    assert report["skipped_by_reason"] == {reasons.LABELS_CSV_FILE: 1}
     assert report["examples"] == len(CONTEST_TREE) and report["rejected"] == 0
 
 
@@ -98,11 +100,11 @@ def test_folder_labels_name_themselves_and_older_outputs_read_as_labels(tmp_path
     run_do(root, out, output_config=ONE_SPLIT)
     assert names_json(out) == ["경복궁", "남산타워"]
 
-    os.remove(out / outputs.LABEL_NAMES_FILE)  # an artifact made before names were written
-    assert outputs.read_label_names(str(out)) == ["경복궁", "남산타워"]
-    (out / outputs.LABEL_NAMES_FILE).write_text('["only one"]', encoding="utf-8")
+    os.remove(out / layout.LABEL_NAMES_FILE)  # an artifact made before names were written
+    assert read_label_names(str(out)) == ["경복궁", "남산타워"]
+    (out / layout.LABEL_NAMES_FILE).write_text('["only one"]', encoding="utf-8")
     with pytest.raises(ValueError, match="one name per line of labels.txt"):
-        outputs.read_label_names(str(out))
+        read_label_names(str(out))
 
 
 def test_names_csv_that_is_missing_or_has_one_column_is_a_clear_error(tmp_path):
@@ -123,8 +125,9 @@ def test_names_csv_that_is_missing_or_has_one_column_is_a_clear_error(tmp_path):
 def test_summary_keeps_at_most_two_folders_a_label_across_merges():
     """Memory follows the labels: a label over many folders keeps two, enough to say it has no
     folder name; workers' partial summaries merge to the same names as one pass."""
-    from components.image_example_gen.images import FoundFile
-    from components.image_example_gen.plan import LabeledImage, _Summary
+    from components.image_example_gen.plan import _Summary
+    from components.image_example_gen.records import LabeledImage
+    from components.image_example_gen.tree import FoundFile
 
     def record(path, label):
         return LabeledImage(FoundFile("train", path, path), path, label, split="train")

@@ -9,17 +9,19 @@ import random
 import apache_beam as beam
 from apache_beam.testing.util import assert_that
 
-from components.image_example_gen import images, rejects
-from components.image_example_gen.images import Outcome
+from components.examples import reasons
+from components.examples.reasons import Outcome
+from components.image_example_gen import rejects
 
 
 def _outcomes(n: int) -> list[Outcome]:
     """CSV rows without an image and rejected files, in no order, some paths twice."""
     made = [
-        Outcome(f"id-{i % (n // 2)}", images.CSV_ROW, images.CSV_ID_WITHOUT_IMAGE) for i in range(n)
+        Outcome(f"id-{i % (n // 2)}", reasons.CSV_ROW, reasons.CSV_ID_WITHOUT_IMAGE)
+        for i in range(n)
     ]
     made += [
-        Outcome(f"train/상점/{i}.jpg", images.REJECTED, images.UNREADABLE, f"detail {i % 3}")
+        Outcome(f"train/상점/{i}.jpg", reasons.REJECTED, reasons.UNREADABLE, f"detail {i % 3}")
         for i in range(n // 4)
     ]
     random.Random(0).shuffle(made)

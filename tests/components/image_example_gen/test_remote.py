@@ -17,9 +17,12 @@ import uuid
 import pytest
 import tensorflow as tf
 
-from components.image_example_gen import images, reader
-from components.image_example_gen.options import FeatureNames, ImageOptions
-from tests.components.image_example_gen.test_executor import run_do
+from components import image_files
+from components.examples import layout, reader
+from components.examples.features import FeatureNames
+from components.image_example_gen import tree
+from components.image_example_gen.options import ImageOptions
+from tests.components.image_example_gen.conversions import run_do
 from tests.conftest import encode
 
 FILES = {
@@ -60,7 +63,7 @@ def _report(out) -> dict:
 def _examples(out) -> dict[str, bytes]:
     rows, names = {}, FeatureNames()
     for split in ("train", "eval"):
-        for example in reader.read_examples(reader.split_pattern(str(out), split)):
+        for example in reader.read_examples(layout.split_files(str(out), split)):
             rows[example[names.path].numpy().decode()] = example[names.image].numpy()
     return rows
 
@@ -87,6 +90,27 @@ def test_a_remote_tree_converts_as_its_local_copy_does(bucket, tmp_path, labels)
     assert _examples(outs["remote"]) == _examples(outs["local"])
 
 
+def test_hidden_and_system_files_beside_the_split_folders_are_skipped_by_one_rule(bucket, tmp_path):
+    """A `.DS_Store` or `Thumbs.db` at the top of the tree, beside a labels CSV: skipped as
+    hidden_or_system on disk and in a bucket alike (the remote walk took them for images with
+    no CSV row, the local glob did not list the dot file at all)."""
+    top = {".DS_Store": b"\x00\x00\x00\x01Bud1", "Thumbs.db": b"\xd0\xcf\x11\xe0"}
+    files = {**FILES, **CSV, **top}
+    local = str(tmp_path / "images")
+    _write(local, files)
+    _write(bucket, files)
+    reports = {}
+    for name, root in (("local", local), ("remote", bucket)):
+        out = tmp_path / f"out-{name}"
+        run_do(root, out, ImageOptions(labels_csv=f"{root}/labels.csv", max_reject_fraction=0.5))
+        reports[name] = _report(out)
+        skips = {r["path"]: r["reason"] for r in map(json.loads, open(out / "rejects.jsonl"))}
+        assert {p: skips.get(p) for p in top} == dict.fromkeys(top, "hidden_or_system"), name
+    assert reports["remote"] == reports["local"]
+    assert reports["local"]["skipped_by_reason"] == {"hidden_or_system": 4, "labels_file": 1}
+    assert "id_not_in_csv" not in reports["local"]["rejected_by_reason"]
+
+
 def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_path, monkeypatch):
     """An object gone since it was listed, one the credentials may not read, and a folder that
     cannot be listed: each a reject with TensorFlow's reason, the rest converted."""
@@ -97,7 +121,7 @@ def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_
         "train/private/p1.jpg": encode(seed=10),
     }
     _write(bucket, files)
-    read_bytes, listdir = images.read_bytes, tf.io.gfile.listdir
+    read_bytes, listdir = image_files.read_bytes, tf.io.gfile.listdir
 
     def read(uri):
         if uri.endswith("/gone.jpg"):
@@ -111,7 +135,7 @@ def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_
             raise tf.errors.PermissionDeniedError(None, None, "403 Forbidden: storage.objects.list")
         return listdir(path)
 
-    monkeypatch.setattr(images, "read_bytes", read)
+    monkeypatch.setattr(image_files, "read_bytes", read)
     monkeypatch.setattr(tf.io.gfile, "listdir", list_folder)
     out = tmp_path / "out"
     run_do(bucket, out, ImageOptions(max_reject_fraction=0.9))
@@ -155,7 +179,7 @@ def test_convert_with_images_labels_and_output_all_remote(bucket, tmp_path):
     assert tf.io.gfile.exists(f"{output}/rejects.jsonl")
     assert tf.io.gfile.glob(f"{output}/Split-train/*.gz")
     rows, names = {}, FeatureNames()
-    for example in reader.read_examples(reader.split_pattern(output, "train")):
+    for example in reader.read_examples(layout.split_files(output, "train")):
         rows[example[names.path].numpy().decode()] = example[names.image].numpy()
     assert rows and all(rows[p] == v for p, v in _examples(tmp_path / "out").items() if p in rows)
 
@@ -188,16 +212,14 @@ def test_listing_200000_objects_costs_a_request_a_folder_page_and_none_an_object
     for name in ("stat", "exists", "glob", "walk"):
         monkeypatch.setattr(tf.io.gfile, name, forbidden)
 
-    found = [
-        e for e in images.walk("train", root, f"{root}/train") if isinstance(e, images.FoundFile)
-    ]
+    found = [e for e in tree.walk("train", root, f"{root}/train") if isinstance(e, tree.FoundFile)]
     assert len(found) == len(folders) * per_folder == 200_000
     assert requests == {"isdir": 1, "list": 1 + len(folders)}  # the top, then a page a folder
 
     # Fanned out, as the plan lists a bucket: the top's listing hands each folder to a worker.
     requests.clear()
-    spread = list(images.walk("train", root, f"{root}/train", fan_out=True))
-    assert spread == [images.RemoteFolder("train", f) for f in folders]
+    spread = list(tree.walk("train", root, f"{root}/train", fan_out=True))
+    assert spread == [tree.RemoteFolder("train", f) for f in folders]
     assert requests == {"isdir": 1, "list": 1}
-    listed = [e for f in spread for e in images.remote_folder("train", root, f.uri, frozenset())]
+    listed = [e for f in spread for e in tree.remote_folder("train", root, f.uri, frozenset())]
     assert len(listed) == 200_000 and requests["list"] == 1 + len(folders)

@@ -1,14 +1,15 @@
-"""The hand-built tf.train.Example bytes (wire.py) against protobuf's own serializer."""
+"""The hand-built tf.train.Example bytes (example_bytes.py) against protobuf's own serializer."""
 
 from __future__ import annotations
 
 import pytest
 import tensorflow as tf
 
-from components.image_example_gen import wire
-from components.image_example_gen.images import FoundFile, ImageInfo
-from components.image_example_gen.options import FeatureNames
-from components.image_example_gen.plan import LabeledImage
+from components.examples.features import FeatureNames
+from components.image_example_gen import example_bytes
+from components.image_example_gen.records import LabeledImage
+from components.image_example_gen.tree import FoundFile
+from components.image_files import ImageInfo
 from tests.conftest import encode
 
 
@@ -50,9 +51,11 @@ def test_hand_built_bytes_are_protobufs_deterministic_bytes(path, label, number,
     record = LabeledImage(FoundFile("train", path, "/x/" + path), path.split("/")[-1], label)
     info = ImageInfo(data, "jpeg", "mpo", 540, 960, 3, 6)
     expected = _protobuf_bytes(record, info, number, features)
-    assert wire.serialize_example(record, info, number, features) == expected
+    assert example_bytes.serialize_example(record, info, number, features) == expected
     # again: the second call is served from the cached entry heads
-    assert wire.serialize_example(record, info, number, features) == expected
-    parsed = tf.train.Example.FromString(wire.serialize_example(record, info, number, features))
+    assert example_bytes.serialize_example(record, info, number, features) == expected
+    parsed = tf.train.Example.FromString(
+        example_bytes.serialize_example(record, info, number, features)
+    )
     assert parsed.features.feature[features.image].bytes_list.value[0] == data
     assert parsed.features.feature[features.label].int64_list.value[0] == number

@@ -1,52 +1,17 @@
-"""Configuration read back from exec_properties, and the labels and label names CSVs: what the
-plan works from."""
+"""The labels CSV (image id -> label) and the label names CSV (label -> display name), read in
+chunks from disk or any tf.io.gfile file system."""
 
 from __future__ import annotations
 
-import functools
-import glob
+import itertools
 import os
-import re
-import unicodedata
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import tensorflow as tf
-from tfx.proto import example_gen_pb2
-from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
 
-from components.image_example_gen import images
+from components.image_example_gen import tree
 from components.image_example_gen.options import ImageOptions
-
-_NUMBER = re.compile(r"-?\d+")
-
-
-def read_configs(exec_properties: dict[str, Any]):
-    """Returns (input_config, output_config, options) from an executor's exec_properties."""
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(
-        exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config
-    )
-    output_config = example_gen_pb2.Output()
-    proto_utils.json_to_proto(
-        exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config
-    )
-    custom = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
-    custom_config = None
-    if custom:
-        custom_config = example_gen_pb2.CustomConfig()
-        proto_utils.json_to_proto(custom, custom_config)
-    return input_config, output_config, ImageOptions.from_custom_config(custom_config)
-
-
-def split_tops(input_base: str, pattern: str) -> list[str]:
-    """The files and folders a split pattern names under the image root, sorted. The pattern is
-    a glob; the root is taken literally (a folder named `photos [2024]` is not a pattern)."""
-    full = os.path.join(glob.escape(input_base), pattern)
-    if "://" in full:
-        return sorted(tf.io.gfile.glob(full))
-    return sorted(glob.glob(full))
+from components.image_files import IMAGE_EXTENSIONS
 
 
 def labels_csv_columns(options: ImageOptions) -> tuple[str, str]:
@@ -84,7 +49,7 @@ def labels_csv_columns(options: ImageOptions) -> tuple[str, str]:
 
 
 def nfc_strip(text: str) -> str:
-    return images.nfc(str(text).strip())
+    return tree.nfc(str(text).strip())
 
 
 def read_labels_csv(path: str, id_column: str, label_column: str) -> Iterator[tuple[str, str]]:
@@ -95,7 +60,7 @@ def read_labels_csv(path: str, id_column: str, label_column: str) -> Iterator[tu
         for chunk in pd.read_csv(f, dtype=str, keep_default_na=False, chunksize=50_000):
             chunk.columns = [nfc_strip(c) for c in chunk.columns]
             for raw_id, label in zip(chunk[id_column], chunk[label_column], strict=True):
-                yield images.csv_id(raw_id), nfc_strip(label)
+                yield csv_id(raw_id), nfc_strip(label)
 
 
 def check_label_names_csv(path: str) -> None:
@@ -135,32 +100,50 @@ def read_label_names_csv(path: str, labels: Iterable[str]) -> dict[str, str]:
     return names
 
 
-@functools.lru_cache(maxsize=1 << 16)  # called per image; labels repeat
-def label_problem(label: str) -> str | None:
-    """Why `label` cannot name a class (a reject reason of images.py), or None when it can.
+def csv_id(raw: str) -> str:
+    """Normalises an id from a labels CSV; ids written with an image extension still match."""
+    value = tree.nfc(raw.strip())
+    stem, ext = os.path.splitext(value)
+    return stem if ext.lower() in IMAGE_EXTENSIONS else value
 
-    A blank label would be an empty line of labels.txt and a line break would split one label
-    in two: either shifts every later label's index. Other control characters (tabs included)
-    print as nothing or break the report's tables, so they are refused too.
+
+CSV_CHECK_ROWS = 50_000  # CSV ids held at once by the check (one pandas chunk)
+CSV_CHECK_IMAGES = 10_000  # images the check walks at most
+
+
+def check_csv_matches(images_root: str, options: ImageOptions) -> None:
+    """Fails before a run when no row of the labels CSV names one of the tree's images (a
+    wrong id column, ids with extensions), holding neither the whole CSV nor the whole tree:
+    the tree is walked until an image is in the CSV's first CSV_CHECK_ROWS rows (usually the
+    first image), at most CSV_CHECK_IMAGES images, whose ids the rest of the CSV is then
+    streamed against. Past CSV_CHECK_IMAGES images without a match nothing is concluded:
+    ImageExampleGen counts every id.
+
+    Raises:
+      ValueError: the CSV lacks its columns, or the whole tree was seen and no id matched.
     """
-    if not label.strip():
-        return images.BLANK_LABEL
-    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in label):
-        return images.UNPRINTABLE_LABEL
-    return None
-
-
-def sort_labels(labels: Iterable[str]) -> list[str]:
-    """Sorted label vocabulary: numerically when every label is an integer, else by text."""
-    labels = sorted(set(labels))
-    if labels and all(_NUMBER.fullmatch(label) for label in labels):
-        return sorted(labels, key=int)
-    return labels
-
-
-def partition_feature(options: ImageOptions, output_config: example_gen_pb2.Output) -> str:
-    """The feature whose hash picks an image's split: the CSV id, else the relative path."""
-    name = output_config.split_config.partition_feature_name
-    if name:
-        return name
-    return options.features.id if options.labels_csv else options.features.path
+    id_column, label_column = labels_csv_columns(options)
+    rows = read_labels_csv(options.labels_csv, id_column, label_column)
+    first_rows = {csv_id for csv_id, _ in itertools.islice(rows, CSV_CHECK_ROWS)}
+    ignore = tree.ignored_files(options.labels_csv)
+    walked = (
+        tree.image_id(entry.path)
+        for top in tree.split_tops(images_root, "*")
+        for entry in tree.walk("", images_root, top, ignore, options.follow_external_links)
+        if isinstance(entry, tree.FoundFile)
+    )
+    seen: set[str] = set()
+    walked_count = 0
+    for image_id in itertools.islice(walked, CSV_CHECK_IMAGES):
+        if image_id in first_rows:
+            return
+        seen.add(image_id)
+        walked_count += 1
+    del first_rows
+    if any(csv_id in seen for csv_id, _ in rows):  # the rest of the CSV, streamed
+        return
+    if walked_count < CSV_CHECK_IMAGES:  # the whole tree was seen
+        raise ValueError(
+            f"labels CSV {options.labels_csv} matches no image under {images_root}: its "
+            f"'{id_column}' column must hold file names without extension."
+        )

@@ -1,28 +1,10 @@
-"""Executes a compiled package on this machine, the way the KFP v2 driver and launcher would.
+"""The emulated driver and launcher: a compiled package's tasks run in dependency order, each
+task's command in its own pod (pod.py), its inputs copied down from the emulated object store
+before and its outputs uploaded after, recorded in ML Metadata (metadata.py). See __init__.py
+for what is emulated and how faithfully; each behaviour cites the backend's file and tag.
 
-No cluster, Docker engine or network is needed: each task's own container command (the
-package's `python -m kubeflow.entrypoint ...`, or whatever the spec names) runs in a subprocess
-of this environment, in dependency order, with the ExecutorInput JSON the driver builds and the
-launcher substitutes for `{{$}}`. What the spec says is what runs: its commands, arguments,
-environment, parameters and artifact wiring.
-
-Two launchers, chosen by the package:
-- a `.yaml` KFP package runs as the open-source backend runs it, per release (`kfp_version`;
-  read from kubeflow/pipelines `backend/src/v2/` at tags 2.2.0-2.17.0, each behaviour cited
-  beside its code): the root from the run, never the package; an object store and a pod per
-  task (inputs copied down before the command, outputs uploaded after it); inputs rebuilt from
-  ML Metadata (named by id, empty schema, metadata round-tripped); from 2.4 a uuid in output
-  URIs, from 2.5 the `executor-logs` output, from 2.15 output names and the outputFile under
-  the task root; the ExecutorOutput parsed strictly; no `preCacheCheck` hook, no resolver
-  executors; every task's outputs recorded in an ML Metadata store as the launcher records them,
-  so that the Evaluator's baseline lookup reads what a cluster would hold;
-- a `.json` PipelineJob runs as Vertex does: ExampleGen's driver hook first, and resolver tasks
-  answered from this run's history (nothing blessed before the first run, as on a new project).
-
-What is emulated rather than read from the spec: the driver and launcher themselves, the object
-store (a local folder of buckets) and the metadata service (a SQLite store). Emulated behaviour
-is only as faithful as its citation: tests/kubeflow shows TFX's bare entrypoint failing under it
-as it fails on a cluster.
+Over 400 lines: the driver and the launcher are one contract, per release, and read best in the
+order a task goes through them.
 """
 
 from __future__ import annotations
@@ -39,74 +21,22 @@ from typing import Any
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from kubeflow.entrypoint import BUCKET_SCHEMES, MOUNT_ENV, local_path
+import kubeflow
+from kubeflow.entrypoint import BUCKET_SCHEMES, local_path
+from tests.kubeflow.kfp_emulator.metadata import record_outputs, round_trip
+from tests.kubeflow.kfp_emulator.pod import host_path, run_in_pod
+from tests.kubeflow.kfp_emulator.spec import (
+    EXECUTOR_INPUT_PLACEHOLDER,
+    OPEN_SOURCE,
+    VERTEX,
+    TaskFailed,
+    constant,
+    task_order,
+    value_message,
+)
 
-EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
-
-
-class TaskFailed(RuntimeError):
-    """A task's command exited non-zero; the message holds the tail of its output."""
-
-
-OPEN_SOURCE, VERTEX = "kfp", "vertex"
-
-
-def load_spec(path: str) -> dict:
-    """{'pipelineSpec', 'runtimeConfig', 'launcher'} of a `.yaml` KFP package (read with kfp's
-    own loader, the one `Client.upload_pipeline` uses) or a `.json` PipelineJob."""
-    if path.endswith((".yaml", ".yml")):
-        from kfp.client.client import _extract_pipeline_yaml
-
-        doc = _extract_pipeline_yaml(path)
-        spec = json_format.MessageToDict(doc.pipeline_spec)
-        defaults = {
-            name: definition["defaultValue"]
-            for name, definition in spec["root"]
-            .get("inputDefinitions", {})
-            .get("parameters", {})
-            .items()
-            if "defaultValue" in definition
-        }
-        return {
-            "pipelineSpec": spec,
-            "runtimeConfig": {"parameterValues": defaults},
-            "platformSpec": json_format.MessageToDict(doc.platform_spec),
-            "launcher": OPEN_SOURCE,
-        }
-    with open(path, encoding="utf-8") as f:
-        return {**json.load(f), "launcher": VERTEX}
-
-
-def task_order(tasks: Mapping[str, dict]) -> list[str]:
-    """Task names, each after every task it depends on (stable: by name among equals)."""
-    done: list[str] = []
-    pending = dict(tasks)
-    while pending:
-        ready = sorted(
-            name
-            for name, task in pending.items()
-            if all(dep in done for dep in task.get("dependentTasks", []))
-        )
-        if not ready:
-            raise ValueError(f"tasks with unmet or circular dependencies: {sorted(pending)}")
-        done.extend(ready)
-        for name in ready:
-            del pending[name]
-    return done
-
-
-def _constant(value_spec: dict) -> Any:
-    """The Python value of a `runtimeValue` in pipeline spec 2.0 or 2.1 form."""
-    runtime = value_spec["runtimeValue"]
-    if "constantValue" in runtime:  # 2.0: {"stringValue": ...} / {"intValue": ...}
-        return next(iter(runtime["constantValue"].values()))
-    return runtime["constant"]  # 2.1: a plain JSON value
-
-
-def _value(value: Any) -> dict:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return {"stringValue": str(value)}
-    return {"intValue": str(value)} if isinstance(value, int) else {"doubleValue": value}
+# The image's WORKDIR (kubeflow/Dockerfile /pipeline, holding the code): this checkout.
+WORKDIR = os.path.dirname(os.path.dirname(os.path.abspath(kubeflow.__file__)))
 
 
 class LocalSpecRunner:
@@ -124,6 +54,7 @@ class LocalSpecRunner:
         kfp_version: str = "2.15.0",
         workdir: str | None = None,
         secrets: Mapping[str, Mapping[str, str]] | None = None,
+        volumes: tuple[str, ...] = (),
     ):
         """Args:
         spec: from load_spec.
@@ -140,6 +71,9 @@ class LocalSpecRunner:
           mirror of its artifacts, as the launcher makes it in the pod).
         secrets: open-source launcher: the namespace's Kubernetes secrets, {name: {key:
           value}}, for the package's platform spec (secretAsEnv).
+        volumes: open-source launcher: folders of this machine every pod mounts at their own
+          path, as a PersistentVolume (a local image tree); the folder of `metadata`, the
+          cluster's metadata service here, is one.
         """
         self.pipeline = spec["pipelineSpec"]
         self.platform = spec.get("platformSpec", {}).get("platforms", {}).get("kubernetes", {})
@@ -163,6 +97,7 @@ class LocalSpecRunner:
             self.root = os.path.abspath(self.pipeline.get("defaultPipelineRoot") or root)
         self.run_id = uuid.uuid4().hex[:12]
         self.metadata = metadata
+        self.volumes = tuple(volumes) + ((os.path.dirname(metadata),) if metadata else ())
         self.kfp = tuple(int(p) for p in kfp_version.split(".")[:3])
         self._next_id = 0
         runtime = spec.get("runtimeConfig", {})
@@ -209,7 +144,7 @@ class LocalSpecRunner:
             if self.kfp >= (2, 4, 0):
                 # driver/driver.go provisionOutputs (2.4.1 :1588): a fresh uuid per execution.
                 task_root += "/" + uuid.uuid4().hex
-            self.mount = os.path.join(self.pods, f"{name}-{uuid.uuid4().hex[:8]}")
+            self.pod = os.path.join(self.pods, f"{name}-{uuid.uuid4().hex[:8]}")
         else:
             task_root = os.path.join(self.root, name)
         executor_input = self._executor_input(name, task, component, task_root)
@@ -218,7 +153,7 @@ class LocalSpecRunner:
             self._download_inputs(executor_input)
             spec_env = {e["name"]: e["value"] for e in container.get("env", [])}
             spec_env.update(self._secret_env(name, component["executorLabel"]))
-            env = {**self.env, **spec_env, **self.env_overrides, MOUNT_ENV: self.mount}
+            env = {**self.env, **spec_env, **self.env_overrides}
         else:
             for artifacts in executor_input["outputs"]["artifacts"].values():
                 for artifact in artifacts["artifacts"]:
@@ -273,7 +208,7 @@ class LocalSpecRunner:
             )
         self._next_id += 1  # recorded in ML Metadata, an id as every artifact there
         artifact = {"id": str(self._next_id), "type": importer["typeSchema"], "uri": uri}
-        return {**artifact, "metadata": {k: _round_trip(v) for k, v in metadata.items()}}
+        return {**artifact, "metadata": {k: round_trip(v) for k, v in metadata.items()}}
 
     def _executor_input(self, name: str, task: dict, component: dict, task_root: str) -> dict:
         inputs = task.get("inputs", {})
@@ -282,8 +217,8 @@ class LocalSpecRunner:
             if "componentInputParameter" in spec:
                 value = self.parameters[spec["componentInputParameter"]]
             else:
-                value = _constant(spec)
-            parameters[key] = value if self._v2_1 else _value(value)
+                value = constant(spec)
+            parameters[key] = value if self._v2_1 else value_message(value)
         artifacts = {}
         for key, spec in inputs.get("artifacts", {}).items():
             source = spec["taskOutputArtifact"]
@@ -333,14 +268,15 @@ class LocalSpecRunner:
                 artifact["name"] = key  # driver/driver.go (2.17.0 :783): "Required by Pythonic"
             outputs[key] = {"artifacts": [artifact]}
         if self.kfp >= (2, 15, 0):  # driver/driver.go (2.17.0 :802): under the local task root
-            output_file = os.path.join(self._local(task_root), "output_metadata.json")
-        else:  # component.OutputMetadataFilepath, /tmp/kfp_outputs/output_metadata.json in a pod
-            output_file = os.path.join(self.mount, "tmp", "kfp_outputs", "output_metadata.json")
+            output_file = os.path.join(local_path(task_root), "output_metadata.json")
+        else:  # component.OutputMetadataFilepath (component/launcher_v2.go, 2.2.0-2.14)
+            output_file = "/tmp/kfp_outputs/output_metadata.json"
         return outputs, output_file
 
     def _local(self, uri: str) -> str:
-        """The launcher's mirror of `uri` in this task's pod (LocalPathForURI)."""
-        return local_path(uri, self.mount)
+        """Where this machine holds the launcher's mirror of `uri` in the task's pod (the pod
+        sees it at LocalPathForURI: /minio/..., /gcs/..., /s3/...)."""
+        return local_path(uri, self.pod)
 
     def _secret_env(self, name: str, executor_label: str) -> dict[str, str]:
         """The pod's env from the platform spec's secretAsEnv, as the driver's
@@ -445,7 +381,7 @@ class LocalSpecRunner:
                             f"metadata {name}: unknown/unsupported value type "
                             "*structpb.Value_NullValue"
                         )
-                artifact["metadata"] = {k: _round_trip(v) for k, v in metadata.items()}
+                artifact["metadata"] = {k: round_trip(v) for k, v in metadata.items()}
 
     def _call(
         self,
@@ -460,9 +396,14 @@ class LocalSpecRunner:
         # Check that what we pass is a valid ExecutorInput, as the launcher's would be.
         json_format.Parse(serialized, pipeline_spec_pb2.ExecutorInput())
         self.log.append((label, argv))
-        done = subprocess.run(
-            argv, env=env or self.env, capture_output=True, text=True, timeout=self.timeout_s
-        )
+        if self.launcher == OPEN_SOURCE:
+            done = run_in_pod(
+                self.pod, argv, env or self.env, WORKDIR, self.volumes, self.timeout_s
+            )
+        else:
+            done = subprocess.run(
+                argv, env=env or self.env, capture_output=True, text=True, timeout=self.timeout_s
+            )
         logs = executor_input["outputs"]["artifacts"].get(EXECUTOR_LOGS)
         if logs and self.launcher == OPEN_SOURCE:  # launcher_v2.go getLogWriter (2.17.0 :632)
             with open(self._local(logs["artifacts"][0]["uri"]), "w", encoding="utf-8") as f:
@@ -478,6 +419,8 @@ class LocalSpecRunner:
             for key, value in executor_input["outputs"]["artifacts"].items()
         }
         path = executor_input["outputs"]["outputFile"]
+        if self.launcher == OPEN_SOURCE:  # the pod's path
+            path = host_path(self.pod, path)
         if not os.path.exists(path):
             return outputs
         with open(path, encoding="utf-8") as f:
@@ -531,94 +474,3 @@ def _from_metadata_store(artifact: dict) -> dict:
         "type": {"instanceSchema": ""},
         "metadata": artifact.get("metadata", {}),
     }
-
-
-def _round_trip(value: Any) -> Any:
-    """A metadata value after ML Metadata (converter.go StructValueToMLMDValue, then
-    propertiesToMetadata): numbers come back as doubles, bools as 1/0, lists and dicts wrapped."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, list):
-        return {"list": value}
-    if isinstance(value, dict):
-        return {"struct": value}
-    return value
-
-
-def _mlmd_value(value: Any):
-    """A metadata value as the launcher stores it (structValueToMLMDValue in KFP's backend)."""
-    from ml_metadata.proto import metadata_store_pb2
-
-    result = metadata_store_pb2.Value()
-    if isinstance(value, bool):
-        result.int_value = int(value)
-    elif isinstance(value, (int, float)):
-        result.double_value = float(value)
-    elif isinstance(value, str):
-        result.string_value = value
-    else:
-        key = "list" if isinstance(value, list) else "struct"
-        result.struct_value.update({key: value})
-    return result
-
-
-def _type_name(artifact_type: dict) -> str:
-    """The MLMD type name the launcher gives an artifact: its schema's title."""
-    if "schemaTitle" in artifact_type:
-        return artifact_type["schemaTitle"]
-    import yaml
-
-    return yaml.safe_load(artifact_type["instanceSchema"])["title"]
-
-
-def record_outputs(
-    metadata_file: str,
-    pipeline_name: str,
-    run_id: str,
-    task: str,
-    outputs: dict,
-    namespace: str = "kubeflow",
-) -> None:
-    """Records a task's execution and output artifacts in a SQLite ML Metadata store, in the
-    types and contexts the KFP v2 launcher uses on a cluster."""
-    import ml_metadata as mlmd
-    from ml_metadata.proto import metadata_store_pb2 as pb
-
-    config = pb.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_file
-    config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    store = mlmd.MetadataStore(config)
-
-    def context(type_name: str, name: str) -> pb.Context:
-        type_id = store.put_context_type(pb.ContextType(name=type_name))
-        found = store.get_context_by_type_and_name(type_name, name)
-        if found is not None:
-            return found
-        (context_id,) = store.put_contexts([pb.Context(type_id=type_id, name=name)])
-        return store.get_contexts_by_id([context_id])[0]
-
-    pipeline = context("system.Pipeline", pipeline_name)
-    run = context("system.PipelineRun", run_id)
-    if "namespace" not in run.custom_properties:  # metadata/client.go GetPipeline (2.17.0)
-        run.custom_properties["namespace"].string_value = namespace
-        run.custom_properties["resource_name"].string_value = "run-resource"
-        store.put_contexts([run])
-    if not store.get_parent_contexts_by_context(run.id):
-        store.put_parent_contexts([pb.ParentContext(child_id=run.id, parent_id=pipeline.id)])
-    execution_type = store.put_execution_type(pb.ExecutionType(name="system.ContainerExecution"))
-    execution = pb.Execution(type_id=execution_type, last_known_state=pb.Execution.COMPLETE)
-    execution.custom_properties["task_name"].string_value = task
-    pairs = []
-    for key, artifacts in outputs.items():
-        for artifact in artifacts:
-            title = _type_name(artifact["type"])
-            type_id = store.put_artifact_type(pb.ArtifactType(name=title))
-            recorded = pb.Artifact(type_id=type_id, uri=artifact["uri"], state=pb.Artifact.LIVE)
-            for name, value in artifact.get("metadata", {}).items():
-                recorded.custom_properties[name].CopyFrom(_mlmd_value(value))
-            event = pb.Event(type=pb.Event.OUTPUT)
-            event.path.steps.add().key = key
-            pairs.append((recorded, event))
-    store.put_execution(execution, pairs, [pipeline, run])

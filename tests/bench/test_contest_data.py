@@ -10,7 +10,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from imgtfx import contest_data
+from bench import contest_data
 
 
 def test_class_sizes_are_a_long_tail_that_sums_exactly():

@@ -1,7 +1,7 @@
 """What training and serving decode is what the converter checked, format by format.
 
 Each source file is built with PIL, run through check_image, and the bytes it keeps are decoded
-with reader.decode_image (TensorFlow, the trainer's and serving's decoder). The reference is
+with decode.decode_image (TensorFlow, the trainer's and serving's decoder). The reference is
 PIL's upright RGB of the SOURCE file (Image.open, exif_transpose, convert("RGB")): alpha dropped,
 not composited, as decode_image(channels=3) drops it. 16-bit sources are held to a correct 8-bit
 reduction (round(v / 257)) within 1, since PIL's convert clips them and TensorFlow scales them.
@@ -18,8 +18,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from components.image_example_gen import images, reader
-from components.image_example_gen.images import ImageInfo, Outcome
+from components import image_files
+from components.examples import decode, reasons
+from components.examples.reasons import Outcome
+from components.image_files import ImageInfo
 from tests.conftest import photo
 
 SIZE = (40, 30)
@@ -98,7 +100,7 @@ def mpo(*pictures: Image.Image, **options) -> bytes:
 
 def exif(orientation: int) -> bytes:
     tags = Image.Exif()
-    tags[images.EXIF_ORIENTATION] = orientation
+    tags[image_files.EXIF_ORIENTATION] = orientation
     return tags.tobytes()
 
 
@@ -116,7 +118,7 @@ def reduced_16bit(pixels: np.ndarray) -> np.ndarray:
 
 def tf_rgb(data: bytes) -> np.ndarray:
     """What the trainer and the serving signature see."""
-    return reader.decode_image(tf.constant(data)).numpy().astype(int)
+    return decode.decode_image(tf.constant(data)).numpy().astype(int)
 
 
 # name: (source bytes, the 16-bit pixels it holds or None, the format check_image gives).
@@ -205,7 +207,7 @@ def assert_same_pixels(data: bytes, source: bytes, sixteen_bit, lossless: bool):
 def test_kept_formats_decode_in_tensorflow_to_the_pixels_checked(name):
     build, sixteen_bit, kept_format = KEPT[name]
     source = build()
-    info = images.check_image(source, 10**8, transcode=True)
+    info = image_files.check_image(source, 10**8, transcode=True)
     assert isinstance(info, ImageInfo)
     assert info.data == source and not info.transcoded  # kept as it is (an MPO too)
     assert info.format == kept_format
@@ -216,7 +218,7 @@ def test_kept_formats_decode_in_tensorflow_to_the_pixels_checked(name):
 def test_what_tensorflow_misreads_is_transcoded_to_the_pixels_checked(name):
     build, sixteen_bit, new_format = TRANSCODED[name]
     source = build()
-    info = images.check_image(source, 10**8, transcode=True)
+    info = image_files.check_image(source, 10**8, transcode=True)
     assert isinstance(info, ImageInfo)
     # counted in report.json: "transcoded", or "turned_upright" for a sideways PNG
     assert info.data != source and (info.transcoded != (info.orientation != 1))
@@ -243,7 +245,7 @@ def test_an_mpo_photo_stays_its_jpeg_bytes():
     into a PNG several times its size."""
     first = photo((640, 480))
     source = mpo(first, photo((320, 240), seed=1), quality=85)
-    info = images.check_image(source, 10**8, transcode=True)
+    info = image_files.check_image(source, 10**8, transcode=True)
     assert (info.format, info.source_format) == ("jpeg", "mpo")
     assert info.data == source and info.data.startswith(b"\xff\xd8")
     assert len(info.data) < len(save(first, "PNG")) / 2
@@ -252,7 +254,7 @@ def test_an_mpo_photo_stays_its_jpeg_bytes():
 
 def test_a_sideways_mpo_is_turned_upright_as_jpeg():
     source = mpo(photo(SIZE), photo(SIZE, seed=1), quality=95, exif=exif(6))
-    info = images.check_image(source, 10**8, transcode=True)
+    info = image_files.check_image(source, 10**8, transcode=True)
     assert (info.format, info.source_format, info.orientation) == ("jpeg", "mpo", 6)
     assert info.data.startswith(b"\xff\xd8")
     assert (info.width, info.height) == SIZE[::-1]
@@ -260,9 +262,9 @@ def test_a_sideways_mpo_is_turned_upright_as_jpeg():
 
 
 def test_without_transcoding_a_misread_format_is_rejected_with_why():
-    outcome = images.check_image(save(palette(noise()), "BMP"), 10**8, transcode=False)
+    outcome = image_files.check_image(save(palette(noise()), "BMP"), 10**8, transcode=False)
     assert isinstance(outcome, Outcome)
-    assert outcome.reason == images.UNSUPPORTED_FORMAT
+    assert outcome.reason == reasons.UNSUPPORTED_FORMAT
     assert "palette indices" in outcome.detail
 
 
@@ -270,6 +272,6 @@ def test_without_transcoding_a_misread_format_is_rejected_with_why():
 def test_without_transcoding_a_jpeg_or_png_is_still_rewritten_in_its_format(name):
     build, _, new_format = TRANSCODED[name]
     source = build()
-    info = images.check_image(source, 10**8, transcode=False)
+    info = image_files.check_image(source, 10**8, transcode=False)
     assert isinstance(info, ImageInfo) and info.format == new_format
     assert_same_pixels(info.data, source, None, lossless=new_format == "png")

@@ -1,41 +1,13 @@
-"""Reading ImageExampleGen's output back with tf.data: decoded images and labels.
+"""The image decoder that training, serving and the report share: encoded bytes -> upright RGB.
 
-The trainer's input pipeline is built on these functions, so what a user inspects is what the
-model sees.
+Graph ops only (no py_function), so the exported serving signatures carry all of it: a TF
+Serving client sends a phone photo's bytes as they are. The converter keeps an image's bytes
+only where this decoder sees the pixels it checked (components/image_files.py).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-
 import tensorflow as tf
-
-from components.image_example_gen.options import FeatureNames
-
-
-def split_pattern(examples_uri: str, split: str) -> str:
-    """The file pattern of one split of an Examples artifact (or of `imgtfx convert --output`)."""
-    return os.path.join(examples_uri, f"Split-{split}", "*.gz")
-
-
-def feature_spec(features: FeatureNames = FeatureNames()) -> dict[str, tf.io.FixedLenFeature]:
-    """Parsing spec of every feature ImageExampleGen writes."""
-    spec = {
-        name: tf.io.FixedLenFeature([], tf.string)
-        for name in (features.image, features.label_name, features.id, features.path)
-    }
-    spec.update(
-        {
-            name: tf.io.FixedLenFeature([], tf.int64)
-            for name in (features.label, features.height, features.width, features.channels)
-        }
-    )
-    spec[features.format] = tf.io.FixedLenFeature([], tf.string)
-    spec[features.source_format] = tf.io.FixedLenFeature([], tf.string, default_value="")
-    spec[features.orientation] = tf.io.FixedLenFeature([], tf.int64, default_value=1)
-    return spec
-
 
 _EXIF_HEADER = b"Exif\x00\x00"
 _EXIF_SEARCH_BYTES = 65536  # APP1 (EXIF) sits at the start of a JPEG and is at most 64 KiB
@@ -198,40 +170,3 @@ def decode_image(encoded: tf.Tensor, image_size: int | None = None) -> tf.Tensor
     image.set_shape([None, None, 3])
     image = upright(image, exif_orientation(encoded))
     return tf.image.resize(image, [image_size, image_size], antialias=True)
-
-
-def read_examples(
-    file_patterns: str | Sequence[str],
-    features: FeatureNames = FeatureNames(),
-    compression: str = "GZIP",
-    keys: Sequence[str] | None = None,
-) -> tf.data.Dataset:
-    """Parsed examples (dicts of tensors, all features or `keys`) from TFRecord file patterns;
-    files are read in parallel, interleaved in a fixed order."""
-    if isinstance(file_patterns, str):
-        file_patterns = [file_patterns]
-    files = sorted(f for p in file_patterns for f in tf.io.gfile.glob(p))
-    if not files:
-        raise ValueError(f"no TFRecord files match {list(file_patterns)}.")
-    spec = feature_spec(features)
-    if keys is not None:  # parsing only what is needed saves copying the rest
-        spec = {k: spec[k] for k in keys}
-    records = tf.data.TFRecordDataset(
-        files, compression_type=compression, num_parallel_reads=min(len(files), 8)
-    )
-    return records.map(
-        lambda record: tf.io.parse_single_example(record, spec),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-
-
-def read_images(
-    file_patterns: str | Sequence[str],
-    features: FeatureNames = FeatureNames(),
-    image_size: int | None = None,
-) -> tf.data.Dataset:
-    """(image, label) pairs: decoded RGB images and label indices into labels.txt."""
-    return read_examples(file_patterns, features).map(
-        lambda ex: (decode_image(ex[features.image], image_size), ex[features.label]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )

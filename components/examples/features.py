@@ -1,0 +1,41 @@
+"""The features of each tf.train.Example ImageExampleGen writes, by name (names are options)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureNames:
+    """Names of the features in each written `tf.train.Example`."""
+
+    image: str = "image_raw"
+    label: str = "label"
+    label_name: str = "label_name"
+    id: str = "id"
+    path: str = "path"
+    height: str = "height"
+    width: str = "width"
+    channels: str = "channels"
+    format: str = "format"
+    source_format: str = "source_format"
+    orientation: str = "orientation"  # the EXIF orientation the file had (image is upright)
+
+    def __post_init__(self) -> None:
+        names = dataclasses.astuple(self)
+        if len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"feature names must be distinct and non-empty, got {names}.")
+
+    def to_json(self) -> str:
+        """As a JSON object, the form an execution property carries."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> FeatureNames:
+        return cls(**(values or {}))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> FeatureNames:
+        return cls.from_dict(json.loads(text) if text else None)

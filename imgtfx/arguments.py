@@ -1,0 +1,233 @@
+"""The command line's flags: every command, its options, their help and defaults. What the
+flags become (the run's configuration) is imgtfx/cli.py's."""
+
+from __future__ import annotations
+
+import argparse
+
+from components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
+from imgtfx import commands
+from pipeline import configs
+
+
+def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = True) -> None:
+    parser.add_argument(
+        "--images",
+        required=images_required,
+        help="image root folder, or gs:// URI (compile: also minio:// or s3://)",
+    )
+    parser.add_argument("--labels", help="labels CSV (id,label); default: labels from folders")
+    parser.add_argument("--id-column", default="id", help="CSV column of image ids (file stems)")
+    parser.add_argument("--label-column", help="CSV label column (default: the other column)")
+    parser.add_argument(
+        "--label-names",
+        metavar="CSV",
+        help="CSV of label,name (like the contest's category.csv: landmark_id,landmark_name): "
+        "names shown in the report and predictions (default: a label's one folder name)",
+    )
+    parser.add_argument(
+        "--label-level",
+        type=int,
+        default=-1,
+        help="folder level naming the label, Python index over the path's folders (default -1: "
+        "the folder holding the image)",
+    )
+    parser.add_argument("--eval-percent", type=int, default=20, help="hash split eval share")
+    parser.add_argument(
+        "--split-folders",
+        help="comma-separated top folders that are splits already: train,eval, or any two "
+        "names (the first is trained on, the second evaluated, e.g. training,validation)",
+    )
+    parser.add_argument(
+        "--max-reject-fraction",
+        type=float,
+        default=0.2,
+        help="fail when more of the files found are rejected (broken, unlabeled ...)",
+    )
+    parser.add_argument(
+        "--no-follow-external-links",
+        dest="follow_external_links",
+        action="store_false",
+        help="skip links whose target is outside the image root (default: follow them); "
+        "links into the tree are never followed",
+    )
+    parser.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="Beam pipeline argument, repeatable (e.g. --beam-arg=--runner=DataflowRunner)",
+    )
+
+
+def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) -> None:
+    """What the Trainer and the Evaluator take: one definition for `run` and `compile`."""
+    parser.add_argument(
+        "--train-steps", type=int, default=configs.TRAIN_STEPS, help="training steps (batches)"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help=f"default {configs.IMAGE_SIZE}"
+        + (f"; {configs.SAMPLE_IMAGE_SIZE} with --sample" if sample else ""),
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=configs.BATCH_SIZE, help="images per training step"
+    )
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=configs.MIN_ACCURACY,
+        help="overall eval accuracy needed to bless and push the model",
+    )
+    parser.add_argument(
+        "--min-class-accuracy",
+        type=float,
+        help="also require this accuracy on every class (default: no per-class floor)",
+    )
+    parser.add_argument(
+        "--class-weights",
+        choices=["none", "balanced"],
+        default="none",
+        help="balanced: weigh each class by the inverse of its size (uneven classes)",
+    )
+    parser.add_argument("--flip", action="store_true", help="random left-right flips in training")
+    parser.add_argument("--no-augment", action="store_true", help="no training augmentation")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default, unless it has none or its help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (
+            not action.option_strings
+            or "default" in text
+            or action.default in (None, False, [], argparse.SUPPRESS)
+        ):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("imgtfx")
+    except metadata.PackageNotFoundError:  # run from a source tree without installing
+        return "(source tree)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="imgtfx", description="TFX image-classification pipeline for labelled image trees."
+    )
+    parser.add_argument("--version", action="version", version=f"imgtfx {_version()}")
+    subcommands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    p = subcommands.add_parser("convert", help="image tree (+ labels CSV) -> TFRecord examples")
+    _add_input_args(p)
+    p.add_argument("--output", required=True, help="output folder")
+    p.set_defaults(func=commands.convert)
+
+    p = subcommands.add_parser("run", help="run the whole pipeline locally (LocalDagRunner)")
+    _add_input_args(p, images_required=False)
+    p.add_argument("--sample", action="store_true", help="use the built-in digits sample data")
+    p.add_argument("--root", required=True, help="folder for artifacts, metadata and models")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the libraries' messages (TFX, Beam, TensorFlow) on the terminal too; by "
+        "default they go to ROOT/logs/run-*.log",
+    )
+    _add_training_args(p, sample=True)
+    p.set_defaults(func=commands.run)
+
+    p = subcommands.add_parser(
+        "compile",
+        help="compile the pipeline for Kubeflow: .yaml for open-source KFP, .json for Vertex",
+    )
+    p.add_argument(
+        "--pipeline-root",
+        required=True,
+        help="artifact root: gs://, s3:// or minio://BUCKET/PATH (.json: gs:// only); the "
+        "open-source backend takes the root from the run: give it to `imgtfx submit` too",
+    )
+    _add_input_args(p)  # --images: the default of the `images` runtime parameter
+    _add_training_args(p)  # --train-steps: the default of the `train_args` runtime parameter
+    p.add_argument("--image", required=True, help="container image of the steps")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="file to write: NAME.yaml, a package for open-source Kubeflow Pipelines (KFP v2 "
+        "backend); NAME.json, a PipelineJob for Vertex AI Pipelines",
+    )
+    p.add_argument("--serving-dir", help="push destination (default PIPELINE_ROOT/serving)")
+    p.add_argument(
+        "--metadata-service",
+        default=DEFAULT_METADATA_SERVICE,
+        help=".yaml only: host:port of KFP's metadata gRPC service, where the Evaluator finds "
+        "the latest blessed model; 'none' for no baseline (default: %(default)s)",
+    )
+    p.add_argument(
+        "--object-store-secret",
+        help=".yaml only: Kubernetes secret (keys accesskey, secretkey) with which the Evaluator "
+        "copies its baseline model out of minio:// or s3:// (default: mlpipeline-minio-artifact "
+        "for a minio:// root, none otherwise; 'none' for none)",
+    )
+    p.add_argument(
+        "--object-store-endpoint",
+        help=".yaml only: that store's URL when not KFP's MinIO (minio-service.kubeflow:9000) "
+        "or AWS S3, e.g. http://minio.example:9000",
+    )
+    p.add_argument("--trainer-gpus", type=int, default=0, help="GPUs for the Trainer's step")
+    p.add_argument(
+        "--trainer-gpu-type",
+        help="accelerator type (default: nvidia.com/gpu for .yaml, NVIDIA_TESLA_T4 for .json)",
+    )
+    p.add_argument("--trainer-cpu", type=float, help="CPU limit of the Trainer's step")
+    p.add_argument("--trainer-memory", help="memory limit of the Trainer's step, e.g. 16G")
+    p.set_defaults(func=commands.compile_spec)
+
+    p = subcommands.add_parser(
+        "submit", help="start a run of a .yaml package on Kubeflow Pipelines, with its root"
+    )
+    p.add_argument("package", help="the .yaml from `imgtfx compile`")
+    p.add_argument("--host", help="KFP endpoint, e.g. http://ml-pipeline-ui.kubeflow")
+    p.add_argument(
+        "--pipeline-root",
+        required=True,
+        help="where the run's artifacts go: gs://, s3:// or minio://BUCKET/PATH",
+    )
+    p.add_argument("--images", help="image root for this run (default: the package's)")
+    p.add_argument("--train-steps", type=int, help="training steps (default: the package's)")
+    p.add_argument("--run-name", help="the run's name in the KFP UI (default: kfp's)")
+    p.add_argument("--experiment", help="experiment name (default: kfp's Default)")
+    p.add_argument("--namespace", help="profile namespace, on multi-user Kubeflow")
+    p.set_defaults(func=commands.submit_run)
+
+    p = subcommands.add_parser("predict", help="predict images with a trained or pushed model")
+    p.add_argument("--model", required=True, help="SavedModel folder, or ROOT/serving")
+    p.add_argument(
+        "--top-k", type=int, default=3, help="labels listed per image, most likely first"
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    p.set_defaults(func=commands.predict)
+
+    p = subcommands.add_parser("report", help="(re)write ROOT/report/index.html for a run")
+    p.add_argument("root", metavar="ROOT")
+    p.set_defaults(func=commands.report)
+
+    p = subcommands.add_parser("sample", help="write the built-in sample image tree (digits)")
+    p.add_argument("--output", required=True, help="folder to write the tree and its CSV to")
+    p.add_argument("--image-size", type=int, default=32, help="side of each digit image, pixels")
+    p.set_defaults(func=commands.sample)
+    return parser

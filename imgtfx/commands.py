@@ -1,0 +1,163 @@
+"""What each `imgtfx` command does, once the command line (imgtfx/cli.py) has parsed its
+arguments into `args`, with the run's configuration already built and checked where the
+command has one (`args.config`: pipeline/run_config.py; `args.target`: kubeflow/target.py).
+
+Each returns the process's exit code; errors of the data or the arguments are raised as
+ValueError (or ImageExampleGenError) and said in one line by cli.main.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+
+
+class RunFailed(RuntimeError):
+    """A step failed for a reason other than the data or the arguments (a full disk, a bug):
+    one line on the terminal, the traceback in the run's log."""
+
+
+def convert(args) -> int:
+    from components.image_example_gen import convert as convert_tree
+
+    config = args.config
+    report = convert_tree.convert(
+        images=config.images,
+        output=args.output,
+        options=config.image_options,
+        input_config=config.input_config(),
+        eval_percent=config.eval_percent,
+        beam_pipeline_args=list(config.beam_args),
+    )
+    print(convert_tree.summary_line(report, args.output))
+    from components.examples.report import split_warnings
+
+    for line in split_warnings(report):
+        print(line, file=sys.stderr)
+    return 0
+
+
+def run(args) -> int:
+    from pipeline import local_runner, steps
+
+    if args.sample:
+        from imgtfx.sample_data import write_digits_tree
+
+        sample_root = os.path.dirname(args.config.images)
+        if not os.path.isdir(args.config.images):
+            write_digits_tree(sample_root)
+    # Checked before the log exists under ROOT: a failed check leaves no folder behind.
+    local = local_runner.prepare(args.config, args.root)
+    from components.examples.report import read_report, split_warnings
+    from components.image_example_gen.report_checks import ImageExampleGenError
+    from pipeline.results import blessing_lines
+
+    log = os.path.join(
+        local_runner.paths(args.root)["logs"], time.strftime("run-%Y%m%d-%H%M%S.log")
+    )
+    page = None
+    with steps.quiet_console(log, args.verbose) as console:
+        if not args.verbose:
+            print(f"log: {log} (library messages; --verbose shows them here)", file=console)
+        try:
+            summary = local.run(console)
+            if summary.get("examples_uri"):
+                from imgtfx.report import write_report
+
+                with steps.timed("report") as record:
+                    page = write_report(summary["root"])
+                local_runner.record_step(summary["root"], "report", record)
+        except (ValueError, ImageExampleGenError):
+            raise  # the data or the arguments: their own one-line message
+        except Exception as e:
+            traceback.print_exc()  # into the log
+            raise RunFailed(
+                f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__} "
+                f"(the traceback is in {log}; once fixed, the same command resumes the run)"
+            ) from None
+    if summary.get("examples_uri"):
+        for line in split_warnings(read_report(summary["examples_uri"])):
+            print(line, file=sys.stderr)
+    accuracy, top_k = summary["accuracy"], summary.get("top_k_accuracy")
+    top_k_text = "" if top_k is None else f", top-{summary['top_k']} {top_k:.3f}"
+    splits = ", ".join(f"{split} {n:,}" for split, n in (summary["examples"] or {}).items())
+    print(
+        f"examples: {splits or 'none'}; rejected {summary['rejected']:,}; accuracy "
+        f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}{top_k_text}; "
+        f"{'BLESSED' if summary['blessed'] else 'NOT blessed'}"
+    )
+    for line in blessing_lines(summary.get("blessing") or {}):
+        print(line)
+    print(f"pushed model: {summary['pushed_model'] or 'none (not blessed)'}")
+    print(f"summary: {local_runner.paths(summary['root'])['summary']}")
+    if page:
+        print(f"report: {page}")
+    return 0
+
+
+def compile_spec(args) -> int:
+    from kubeflow import runner
+    from kubeflow.target import KFP
+
+    runner.compile(args.config, args.target)
+    where = (
+        "open-source Kubeflow Pipelines (kfp.Client().upload_pipeline)"
+        if args.target.platform == KFP
+        else "Vertex AI Pipelines (aiplatform.PipelineJob)"
+    )
+    print(f"compiled: {args.target.output} for {where}")
+    return 0
+
+
+def submit_run(args) -> int:
+    from kubeflow.submit import submit
+
+    run_id = submit(
+        args.package,
+        args.host,
+        args.pipeline_root,
+        images=args.images,
+        train_steps=args.train_steps,
+        run_name=args.run_name,
+        experiment=args.experiment,
+        namespace=args.namespace,
+    )
+    print(f"submitted: run {run_id} with pipeline root {args.pipeline_root}")
+    return 0
+
+
+def predict(args) -> int:
+    from imgtfx.predict import predict as predict_files
+
+    predicted = 0
+    for line in predict_files(args.model, args.images, args.top_k, progress=sys.stderr.isatty()):
+        predicted += "error" not in line
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    if not predicted:
+        print("imgtfx predict: error: no image could be predicted.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def report(args) -> int:
+    from imgtfx.report import write_report
+    from pipeline import local_runner, steps
+
+    log = os.path.join(
+        local_runner.paths(args.root)["logs"], time.strftime("report-%Y%m%d-%H%M%S.log")
+    )
+    with steps.quiet_console(log, verbose=False):  # TensorFlow's and TFMA's notices
+        page = write_report(args.root)
+    print(f"report: {page}")
+    return 0
+
+
+def sample(args) -> int:
+    from imgtfx.sample_data import write_digits_tree
+
+    paths = write_digits_tree(args.output, image_size=args.image_size)
+    print(json.dumps(paths, ensure_ascii=False))
+    return 0

@@ -1,0 +1,41 @@
+"""Executes a compiled package on this machine, the way the KFP v2 driver and launcher would.
+
+No cluster, Docker engine or network is needed: each task's own container command (the
+package's `python -m kubeflow.entrypoint ...`, or whatever the spec names) runs in a subprocess
+of this environment, in dependency order, with the ExecutorInput JSON the driver builds and the
+launcher substitutes for `{{$}}`, in a mount namespace that gives it its pod's filesystem
+(pod.py: the launcher's /gcs, /minio, /s3 mirrors and a private /tmp). What the spec says is
+what runs: its commands, arguments, environment, parameters and artifact wiring; the
+entrypoint has no hook for the emulator.
+
+A test tool, not shipped: it lives under tests/ and stays out of the wheel and the image.
+
+Two launchers, chosen by the package:
+- a `.yaml` KFP package runs as the open-source backend runs it, per release (`kfp_version`;
+  read from kubeflow/pipelines `backend/src/v2/` at tags 2.2.0-2.17.0, each behaviour cited
+  beside its code): the root from the run, never the package; an object store and a pod per
+  task (inputs copied down before the command, outputs uploaded after it); inputs rebuilt from
+  ML Metadata (named by id, empty schema, metadata round-tripped); from 2.4 a uuid in output
+  URIs, from 2.5 the `executor-logs` output, from 2.15 output names and the outputFile under
+  the task root; the ExecutorOutput parsed strictly; no `preCacheCheck` hook, no resolver
+  executors; every task's outputs recorded in an ML Metadata store as the launcher records them,
+  so that the Evaluator's baseline lookup reads what a cluster would hold;
+- a `.json` PipelineJob runs as Vertex does: ExampleGen's driver hook first, and resolver tasks
+  answered from this run's history (nothing blessed before the first run, as on a new project).
+
+What is emulated rather than read from the spec: the driver and launcher themselves, the object
+store (a local folder of buckets) and the metadata service (a SQLite store). Emulated behaviour
+is only as faithful as its citation: tests/kubeflow shows TFX's bare entrypoint failing under it
+as it fails on a cluster.
+
+  spec.py      a package read with kfp's own loader; task order
+  runner.py    LocalSpecRunner: the driver and the launcher
+  pod.py       a task's command run in its pod's filesystem
+  metadata.py  ML Metadata filled as the launcher fills it
+"""
+
+from tests.kubeflow.kfp_emulator.metadata import record_outputs
+from tests.kubeflow.kfp_emulator.runner import DEFAULT_PIPELINE_ROOT, LocalSpecRunner
+from tests.kubeflow.kfp_emulator.spec import TaskFailed, load_spec
+
+__all__ = ["DEFAULT_PIPELINE_ROOT", "LocalSpecRunner", "TaskFailed", "load_spec", "record_outputs"]

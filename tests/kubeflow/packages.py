@@ -1,0 +1,40 @@
+"""Compiling packages for the Kubeflow tests: a RunConfig and a KubeflowTarget from keywords."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from components.image_example_gen.options import ImageOptions
+from kubeflow import runner
+from kubeflow.target import KubeflowTarget
+from pipeline.run_config import RunConfig
+from tests.kubeflow import kfp_emulator
+
+IMAGE = "registry.example.com/imgtfx:1.16.0-test"
+
+RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def compile_package(output, images, labels_csv=None, **kwargs):
+    """runner.compile of the RunConfig and KubeflowTarget fields in `kwargs`."""
+    config = RunConfig(
+        images,
+        ImageOptions(labels_csv=labels_csv),
+        **{k: v for k, v in kwargs.items() if k in RUN_FIELDS},
+    )
+    target = KubeflowTarget(str(output), **{k: v for k, v in kwargs.items() if k not in RUN_FIELDS})
+    return runner.compile(config, target)
+
+
+def compile_to(tmp_path, name="pipeline.json", **kwargs):
+    output = str(tmp_path / "spec" / name)
+    defaults = dict(
+        pipeline_root="gs://bucket/root",
+        images="gs://bucket/images",
+        image=IMAGE,
+        labels_csv="gs://bucket/train.csv",
+        train_steps=1234,
+    )
+    defaults.update(kwargs)
+    compile_package(output, **defaults)
+    return kfp_emulator.load_spec(output)

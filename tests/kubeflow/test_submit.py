@@ -1,0 +1,64 @@
+"""imgtfx submit: the run created through kfp's own client, with its pipeline root."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER
+from tests.kubeflow.packages import compile_to
+
+
+def test_submit_starts_a_run_with_its_pipeline_root_through_kfps_own_client(
+    tmp_path, monkeypatch, capsys
+):
+    """The HTTP requests kfp.Client itself builds (only the network is replaced): the run
+    carries pipeline_root in its runtime config, where the backend reads it."""
+    import urllib3
+
+    from imgtfx import cli
+
+    compile_to(tmp_path, "pipeline.yaml", pipeline_root="minio://mlpipeline/v2/artifacts")
+    package = str(tmp_path / "spec" / "pipeline.yaml")
+    sent = []
+
+    def answer(self, method, url, fields=None, headers=None, **kwargs):
+        sent.append((method, url, json.loads(kwargs["body"]) if kwargs.get("body") else None))
+        data = {}
+        if method == "POST" and url.endswith("/experiments"):
+            data = {"experiment_id": "exp-1"}
+        elif method == "POST" and url.endswith("/runs"):
+            data = {"run_id": "run-1"}
+        return urllib3.HTTPResponse(
+            body=json.dumps(data).encode(), status=200, headers={"Content-Type": "application/json"}
+        )
+
+    monkeypatch.setattr(urllib3.PoolManager, "request", answer)
+    code = cli.main(
+        [
+            "submit", package, "--host", "http://ml-pipeline-ui.kubeflow",
+            "--pipeline-root", "s3://artifacts/v2", "--images", "s3://data/landmarks",
+            "--train-steps", "300", "--run-name", "contest", "--namespace", "team-a",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert "submitted: run run-1 with pipeline root s3://artifacts/v2" in capsys.readouterr().out
+    method, url, body = sent[-1]
+    assert (method, url) == ("POST", "http://ml-pipeline-ui.kubeflow/apis/v2beta1/runs")
+    assert body["runtime_config"]["pipeline_root"] == "s3://artifacts/v2"
+    assert body["runtime_config"]["parameters"] == {
+        IMAGES_PARAMETER: "s3://data/landmarks",
+        TRAIN_ARGS_PARAMETER: json.dumps({"num_steps": 300}),
+    }
+    assert body["display_name"] == "contest" and body["experiment_id"] == "exp-1"
+    # With a platform spec (the Evaluator's secret), kfp sends both, each a sub-struct; the API
+    # server joins them into the two-document YAML (server/api_util.go
+    # pipelineSpecStructToYamlString, 2.2.0 :119-148, the same at 2.15.0).
+    sent_spec = body["pipeline_spec"]
+    assert sent_spec["pipeline_spec"]["pipelineInfo"]["name"] == "image-classification"
+    kubernetes = sent_spec["platform_spec"]["platforms"]["kubernetes"]
+    assert "secretAsEnv" in kubernetes["deploymentSpec"]["executors"]["Evaluator_executor"]
+    experiment = next(b for m, u, b in sent if m == "POST" and u.endswith("/experiments"))
+    assert experiment["namespace"] == "team-a"
+
+    code = cli.main(["submit", package, "--pipeline-root", "/mnt/root"])
+    assert code == 2 and "/mnt/root cannot be used" in capsys.readouterr().err

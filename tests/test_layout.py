@@ -1,0 +1,177 @@
+"""The layout as docs/architecture.md describes it: who may import whom, what ships to users
+(the wheel, built by the project's own build backend, and the container image's build context),
+and modules of a readable size."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONVERTER = "components.image_example_gen"
+# Stages after the converter read the Examples artifact through components/examples only.
+READERS = (
+    "trainer",
+    "imgtfx/predict.py",
+    "imgtfx/report",
+    "components/image_evaluator",
+    "components/baseline_evaluator",
+    "components/label_schema",
+    "components/examples",
+    "pipeline/results.py",
+)
+# Test and bench tools that stay out of everything users install.
+DEV_ONLY = ("tests/", "bench/", "docs/")
+MAX_LINES = 400
+WHY_LONG = "Over 400 lines"
+
+
+def _python_files(paths) -> list[Path]:
+    files = []
+    for path in paths:
+        full = REPO / path
+        files.extend(sorted(full.rglob("*.py")) if full.is_dir() else [full])
+    return files
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module `path` imports, at its top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_reader_of_the_examples_imports_the_converter():
+    found = {
+        str(path.relative_to(REPO)): sorted(
+            name
+            for name in imports_of(path)
+            if name == CONVERTER or name.startswith(CONVERTER + ".")
+        )
+        for path in _python_files(READERS)
+    }
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_boundary_check_sees_an_import_inside_a_function(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from components.image_example_gen.tree import walk\n")
+    assert "components.image_example_gen.tree" in imports_of(module)
+
+
+def test_the_contract_imports_no_stage():
+    for path in _python_files(["components/examples"]):
+        stages = [
+            n
+            for n in imports_of(path)
+            if n.split(".")[0] in ("pipeline", "trainer", "kubeflow", "imgtfx")
+            or (n.startswith("components.") and not n.startswith("components.examples"))
+        ]
+        assert not stages, (path, stages)
+
+
+@pytest.fixture(scope="module")
+def wheel_files(tmp_path_factory) -> list[str]:
+    """The files of the wheel `pip install .` builds (kubeflow/Dockerfile), from the project's
+    own build backend (pyproject.toml [build-system])."""
+    import os
+
+    from hatchling.build import build_wheel
+
+    out = tmp_path_factory.mktemp("wheel")
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        name = build_wheel(str(out))
+    finally:
+        os.chdir(cwd)
+    with zipfile.ZipFile(out / name) as wheel:
+        return wheel.namelist()
+
+
+def test_the_wheel_ships_the_packages_and_no_test_tool(wheel_files):
+    import tomli  # tomllib from Python 3.11
+
+    pyproject = tomli.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    tops = {f.split("/")[0] for f in wheel_files if not f.split("/")[0].endswith(".dist-info")}
+    assert tops == set(packages)
+    for shipped in (
+        "components/examples/layout.py",
+        "components/image_example_gen/executor.py",
+        "kubeflow/entrypoint.py",
+        "trainer/model.py",
+    ):
+        assert shipped in wheel_files
+    test_tools = [
+        f
+        for f in wheel_files
+        if re.search(r"(spec_runner|kfp_emulator|contest_data|gcs_server|s3_server|conftest)", f)
+        or f.startswith(DEV_ONLY)
+    ]
+    assert test_tools == []
+
+
+def _dockerignore_excludes(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern that matches decides; '!' re-includes (a path is also
+    excluded when a folder above it is)."""
+    excluded = False
+    parts = path.split("/")
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        for depth in range(1, len(parts) + 1):
+            if fnmatch.fnmatchcase("/".join(parts[:depth]), pattern):
+                excluded = not negated
+                break
+    return excluded
+
+
+def test_the_image_build_context_holds_no_test_tool():
+    """What `COPY . .` in kubeflow/Dockerfile copies: the tracked files .dockerignore leaves."""
+    import subprocess
+
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    copied = [f for f in tracked if not _dockerignore_excludes(f, patterns)]
+    assert "kubeflow/entrypoint.py" in copied and "kubeflow/requirements.txt" in copied
+    assert "pyproject.toml" in copied and "components/examples/layout.py" in copied
+    assert [f for f in copied if f.startswith(DEV_ONLY)] == []
+    assert _dockerignore_excludes("tests/kubeflow/kfp_emulator/runner.py", patterns)
+    assert not _dockerignore_excludes("trainer/model.py", ["*", "!trainer"])  # the rule itself
+
+
+def test_the_production_entrypoint_has_no_emulator_hook():
+    source = (REPO / "kubeflow" / "entrypoint.py").read_text(encoding="utf-8")
+    assert "os.environ" not in source and "IMGTFX_LAUNCHER_MOUNT" not in source
+
+
+def test_long_modules_say_why_they_are_long():
+    product = ["components", "pipeline", "trainer", "kubeflow", "imgtfx", "bench", "tests"]
+    long = []
+    for path in _python_files(product):
+        lines = path.read_text(encoding="utf-8").count("\n")
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        if lines > MAX_LINES and WHY_LONG not in docstring:
+            long.append((str(path.relative_to(REPO)), lines))
+    assert long == []
