@@ -35,6 +35,11 @@ def convert(
     """
     options = options or ImageOptions()
     tree.check_local_inputs(images, options.labels_csv, options.label_names_csv)
+    return _convert(images, output, options, input_config, eval_percent, beam_pipeline_args)
+
+
+def _convert(images, output, options, input_config, eval_percent, beam_pipeline_args) -> dict:
+    """convert, once its inputs are checked: TFX and TensorFlow are imported from here on."""
     import glob
     import os
     import tempfile
