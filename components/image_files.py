@@ -1,6 +1,8 @@
-"""Image files: which names are never the dataset's, and whether a file's bytes can become an
-example. The rules ImageExampleGen applies to every file of a tree and `imgtfx predict` to every
-file it is given; pure functions over bytes and names, no Beam or TFX.
+"""Image files: which names are never the dataset's, whether a file's bytes can become an
+example, and what identifies its picture (a perceptual fingerprint and an exact digest, computed
+from the pixels the check decoded anyway). The rules ImageExampleGen applies to every file of a
+tree and `imgtfx predict` to every file it is given; pure functions over bytes and names, no
+Beam or TFX.
 
 Not the Examples contract (components/examples): no stage after the converter reads files, so
 an edit here reruns ImageExampleGen only.
@@ -13,6 +15,8 @@ import struct
 import warnings
 from typing import NamedTuple
 
+import google_crc32c
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from components.examples.reasons import (
@@ -52,6 +56,115 @@ class ImageInfo(NamedTuple):
     channels: int
     orientation: int = 1  # the EXIF orientation the file had; `data` is upright either way
     transcoded: bool = False  # re-encoded so that TensorFlow reads it right (not for orientation)
+    fingerprint: bytes = b""  # fingerprint(): near copies are a few bits apart
+    digest: int = 0  # exact_digest(): equal for copies of the same image data
+
+
+# The perceptual fingerprint: the signs of the lowest DCT frequencies (DC left out) of the
+# upright picture shrunk to 32x32, in YCbCr: 99 of luma (10x10) and 63 of each chroma channel
+# (8x8); a picture without colour, whose chroma signs would all be alike, gets the next 126
+# luma frequencies instead, and the last bit says which (226 bits). Signs around zero, not the
+# median, so brightness (DC) and contrast (a scale) change no bit. Chroma is in it: distinct
+# contest-shaped photos of one landmark (bench/contest_data.py) share their luma layout, and
+# a 64-bit luma hash puts some of them within the grouping threshold's share of its bits;
+# these bits put none of them within it (tests/components/test_fingerprints.py).
+FINGERPRINT_SIDE = 32
+FINGERPRINT_BITS = 226
+_LUMA, _CHROMA, _FINE = 10, 8, 16
+# Chroma that varies less than this (standard deviation, 0-255) over the thumbnail is no colour.
+COLOUR_DEVIATION = 2.0
+_DCT = np.cos(
+    np.pi
+    * (2 * np.arange(FINGERPRINT_SIDE)[None, :] + 1)
+    * np.arange(_FINE)[:, None]
+    / (2 * FINGERPRINT_SIDE)
+).astype(np.float32)
+_COLOUR = np.zeros((3, _FINE, _FINE), bool)
+_COLOUR[0, :_LUMA, :_LUMA] = True
+_COLOUR[1:, :_CHROMA, :_CHROMA] = True
+_COLOUR[:, 0, 0] = False
+_COLOUR_TAKEN = np.flatnonzero(_COLOUR)  # luma's first: 99, then 63 + 63
+_FINER = sorted(
+    ((u, v) for u in range(_FINE) for v in range(_FINE) if u >= _LUMA or v >= _LUMA),
+    key=lambda uv: (uv[0] + uv[1], uv[0]),
+)[: 2 * (_CHROMA * _CHROMA - 1)]
+_GRAY_TAKEN = np.concatenate(
+    [_COLOUR_TAKEN[: _LUMA * _LUMA - 1], [u * _FINE + v for u, v in _FINER]]
+)
+_PIXEL_MODES = ("RGB", "L", "CMYK", "YCbCr", "RGBA", "LA")
+
+
+def fingerprint(image: Image.Image) -> bytes:
+    """The perceptual fingerprint of an upright picture (FINGERPRINT_BITS bits, as bytes):
+    copies re-encoded, resized, slightly cropped, or with brightness or contrast nudged lie a
+    few bits apart (hamming). Costs about 0.1 ms on the 1/8-scale JPEG the check decodes."""
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        image = Image.fromarray((np.asarray(image, np.float32) / 257).clip(0, 255).astype(np.uint8))
+    elif image.mode not in _PIXEL_MODES:
+        image = image.convert("RGB")  # palettes, 1-bit
+    small = image.resize((FINGERPRINT_SIDE, FINGERPRINT_SIDE), Image.BOX).convert("YCbCr")
+    planes = np.asarray(small, np.float32).transpose(2, 0, 1)
+    coloured = bool(planes[1:].std(axis=(1, 2)).max() >= COLOUR_DEVIATION)
+    if coloured:
+        coefficients = _DCT[:_LUMA] @ planes @ _DCT[:_LUMA].T
+        taken = np.pad(coefficients, ((0, 0), (0, _FINE - _LUMA), (0, _FINE - _LUMA)))
+        bits = taken.ravel().take(_COLOUR_TAKEN) > 0
+    else:
+        bits = (_DCT @ planes[0] @ _DCT.T).ravel().take(_GRAY_TAKEN) > 0
+    return np.packbits(np.append(bits, coloured)).tobytes()
+
+
+def hamming(a: bytes, b: bytes) -> int:
+    """Bits that differ between two fingerprints."""
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+def exact_digest(data: bytes, image: Image.Image | None = None) -> int:
+    """A 64-bit digest of the image data: equal for copies of one picture under any name and
+    with any metadata. For a JPEG, the CRC32C and length of its bytes without APPn and COM
+    segments (EXIF, thumbnails, comments): the same coefficients, so the same pixels. For other
+    formats, of the decoded pixels of `image` (a PNG saved again at another compression is the
+    same picture). Exact copies have equal fingerprints too: grouping asks for both."""
+    if image is None or data[:2] == b"\xff\xd8":
+        pieces = _jpeg_image_data(data) if data[:2] == b"\xff\xd8" else [data]
+    else:
+        pieces = [f"{image.mode}{image.size}".encode(), image.tobytes()]
+    crc, length = 0, 0
+    for piece in pieces:
+        crc = google_crc32c.extend(crc, piece)
+        length += len(piece)
+    return crc << 32 | length & 0xFFFFFFFF
+
+
+_STANDALONE = {0x01, *range(0xD0, 0xD9)}  # TEM, RSTn, SOI: markers without a length
+
+
+def _jpeg_image_data(data: bytes) -> list[bytes]:
+    """The segments of a JPEG that make its pixels (tables, frame, scans), APPn and COM left
+    out; the whole file where the markers cannot be followed."""
+    pieces, i = [], 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        if marker == 0xDA:  # start of scan: the entropy-coded data and the rest of the file
+            pieces.append(data[i:])
+            return pieces
+        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE):
+            pieces.append(data[i:end])
+        i = end
+    return [data]
+
+
+def identified(info: ImageInfo, image: Image.Image) -> ImageInfo:
+    """`info` with the fingerprint and digest of its picture (`image`: its upright pixels)."""
+    lossless = None if info.format == "jpeg" else image
+    return info._replace(fingerprint=fingerprint(image), digest=exact_digest(info.data, lossless))
 
 
 def is_hidden_or_system(name: str) -> bool:
@@ -137,8 +250,9 @@ def check_image(data: bytes, max_pixels: int, transcode: bool) -> ImageInfo | Ou
     Returns an ImageInfo, or an Outcome whose `path` is empty (the caller knows the path).
     The bytes are kept as they are only when the trainer's decoder sees the pixels checked here
     (see _tf_misreads); a JPEG it would misread is re-encoded as JPEG, anything else as PNG.
-    JPEGs are decoded at 1/8 scale: the whole entropy-coded stream is still read, so truncation
-    is found, at less than half the cost of a full decode.
+    JPEGs are decoded at 1/8 scale (a small one at no less than FINGERPRINT_SIDE pixels a
+    side): the whole entropy-coded stream is still read, so truncation is found, at less than
+    half the cost of a full decode.
     """
     if not data:
         return Outcome("", REJECTED, EMPTY_FILE)
@@ -161,7 +275,11 @@ def check_image(data: bytes, max_pixels: int, transcode: bool) -> ImageInfo | Ou
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL warns about large images; we checked the size
             if image.format in ("JPEG", "MPO"):  # an MPO's first picture: what TF decodes
-                image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+                # At most 1/8 scale, and never under the fingerprint's side: a 24x20 JPEG drafted
+                # to 3x3 pixels left its fingerprint a few bits from any other.
+                side = FINGERPRINT_SIDE
+                draft = (min(width, max(width // 8, side)), min(height, max(height // 8, side)))
+                image.draft(image.mode, draft)
             image.load()
     except Exception as e:  # noqa: BLE001 - truncated or corrupt streams raise OSError, SyntaxError...
         return Outcome("", REJECTED, TRUNCATED_OR_CORRUPT, f"{type(e).__name__}: {e}")
@@ -175,7 +293,8 @@ def check_image(data: bytes, max_pixels: int, transcode: bool) -> ImageInfo | Ou
             )
     misread = _tf_misreads(image, data)
     if misread is None:
-        return ImageInfo(data, TF_FORMATS[image.format], source_format, height, width, channels)
+        info = ImageInfo(data, TF_FORMATS[image.format], source_format, height, width, channels)
+        return identified(info, image)
     if source_format in ("jpeg", "mpo"):  # a photo stays a JPEG, as a sideways one does
         try:
             return _upright(data, 1, source_format, transcode)
@@ -212,7 +331,7 @@ def _upright(data: bytes, orientation: int, source_format: str, transcode: bool)
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=UPRIGHT_JPEG_QUALITY)
         width, height = image.size
-        return ImageInfo(
+        info = ImageInfo(
             buffer.getvalue(),
             "jpeg",
             source_format,
@@ -222,6 +341,7 @@ def _upright(data: bytes, orientation: int, source_format: str, transcode: bool)
             orientation,
             transcoded=orientation == 1,  # a CMYK JPEG TensorFlow would misread
         )
+        return identified(info, image)
     if not transcode and source_format != "png":
         return Outcome(
             "", REJECTED, UNSUPPORTED_FORMAT, f"TensorFlow cannot decode {source_format}"
@@ -233,15 +353,14 @@ def _to_png(image: Image.Image, source_format: str, orientation: int = 1) -> Ima
     """Lossless PNG bytes that decode_image reads as PIL reads `image`: palettes, transparency
     and 16-bit gray stay as they are (TensorFlow scales 16 bits to 8)."""
     if image.mode.startswith("I;16") and image.mode != "I;16":  # big-endian TIFF and the like
-        import numpy as np  # PIL's own conversions of these modes clip to 8 bits
-
+        # PIL's own conversions of these modes clip to 8 bits
         image = Image.fromarray(np.asarray(image).astype(np.uint16))
     elif image.mode not in ("1", "L", "LA", "RGB", "RGBA", "I;16", "P"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     width, height = image.size
-    return ImageInfo(
+    info = ImageInfo(
         buffer.getvalue(),
         "png",
         source_format,
@@ -251,3 +370,4 @@ def _to_png(image: Image.Image, source_format: str, orientation: int = 1) -> Ima
         orientation,
         transcoded=orientation == 1 or source_format != "png",
     )
+    return identified(info, image)

@@ -52,6 +52,18 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
         "links into the tree are never followed",
     )
     parser.add_argument(
+        "--dedupe",
+        choices=["group", "keep-one", "off"],
+        default="group",
+        help="copies of one picture: group keeps each group in one split and reports it "
+        "(duplicates.jsonl); keep-one also keeps one of each group's exact copies; off: neither",
+    )
+    parser.add_argument(
+        "--reject-conflicting-duplicates",
+        action="store_true",
+        help="reject every copy of a picture filed under two or more labels (default: report)",
+    )
+    parser.add_argument(
         "--beam-arg",
         action="append",
         default=[],

@@ -58,6 +58,8 @@ def _options(args):
         label_level=args.label_level,
         max_reject_fraction=args.max_reject_fraction,
         follow_external_links=args.follow_external_links,
+        dedupe=args.dedupe,
+        reject_conflicting_duplicates=args.reject_conflicting_duplicates,
     )
 
 

@@ -33,9 +33,9 @@ def convert(args) -> int:
         beam_pipeline_args=list(config.beam_args),
     )
     print(convert_tree.summary_line(report, args.output))
-    from components.examples.report import split_warnings
+    from components.examples.report import duplicate_lines, split_warnings
 
-    for line in split_warnings(report):
+    for line in [*split_warnings(report), *duplicate_lines(report)]:
         print(line, file=sys.stderr)
     return 0
 
@@ -51,7 +51,7 @@ def run(args) -> int:
             write_digits_tree(sample_root)
     # Checked before the log exists under ROOT: a failed check leaves no folder behind.
     local = local_runner.prepare(args.config, args.root)
-    from components.examples.report import read_report, split_warnings
+    from components.examples.report import duplicate_lines, read_report, split_warnings
     from components.image_example_gen.report_checks import ImageExampleGenError
     from pipeline.results import blessing_lines
 
@@ -79,7 +79,8 @@ def run(args) -> int:
                 f"(the traceback is in {log}; once fixed, the same command resumes the run)"
             ) from None
     if summary.get("examples_uri"):
-        for line in split_warnings(read_report(summary["examples_uri"])):
+        report = read_report(summary["examples_uri"])
+        for line in [*split_warnings(report), *duplicate_lines(report)]:
             print(line, file=sys.stderr)
     accuracy, top_k = summary["accuracy"], summary.get("top_k_accuracy")
     top_k_text = "" if top_k is None else f", top-{summary['top_k']} {top_k:.3f}"

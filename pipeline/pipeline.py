@@ -79,16 +79,24 @@ def statistics_options(features: FeatureNames = FeatureNames()) -> tfdv.StatsOpt
       - top values and unique counts come from TFDV's sketches (Misra-Gries, KMV) over every
         example, in memory bounded by the sketch sizes instead of the number of distinct
         values: exact up to 1,024 labels (top values) and 16,384 (unique count), approximate
-        beyond. The exact count of every class is ImageExampleGen's report.json.
+        beyond. The exact count of every class is ImageExampleGen's report.json;
+      - the fingerprint by which copies were grouped (`image_hash`) is left out: a count of
+        its values says nothing, and the Trainer does not read it.
     """
+    import dataclasses
+
     schema = schema_pb2.Schema()
     image = schema.feature.add(name=features.image, type=schema_pb2.BYTES)
     image.image_domain.SetInParent()
     for name in (features.id, features.path):
         unique = schema.feature.add(name=name, type=schema_pb2.BYTES)
         unique.string_domain.is_categorical = schema_pb2.StringDomain.CATEGORICAL_NO
+    counted = [name for name in dataclasses.astuple(features) if name != features.image_hash]
     return tfdv.StatsOptions(
-        enable_semantic_domain_stats=True, schema=schema, use_sketch_based_topk_uniques=True
+        enable_semantic_domain_stats=True,
+        schema=schema,
+        use_sketch_based_topk_uniques=True,
+        feature_allowlist=counted,
     )
 
 

@@ -347,7 +347,9 @@ class StepWatch:
         if "images" in counts:
             n, since = counts["images"]["value"], counts["images"]["since"]
             rate = n / max(time.monotonic() - since, 1e-6)
-            words.append(f"{n:,} images checked and written ({_rate(rate)}/s)")
+            words.append(f"{n:,} images checked ({_rate(rate)}/s)")
+        if "written" in counts:
+            words.append(f"{counts['written']['value']:,} written")
         if "train_steps" in counts:
             c = counts["train_steps"]
             rate = c["value"] / max(time.monotonic() - c["since"], 1e-6)

@@ -5,6 +5,7 @@
   label_names.json  a display name per label, for people
   report.json       counts that reconcile every file seen, per split and class
   rejects.jsonl     every file that did not become an example, and why
+  duplicates.jsonl  every group of copies of one picture: its paths, labels, splits
 
 Split folders are named by TFX (artifact_utils.get_split_uri), never by hand here. An exported
 model's folder holds labels.txt and label_names.json too (trainer/model.py export).
@@ -18,6 +19,7 @@ LABELS_FILE = "labels.txt"
 LABEL_NAMES_FILE = "label_names.json"
 REPORT_FILE = "report.json"
 REJECTS_FILE = "rejects.jsonl"
+DUPLICATES_FILE = "duplicates.jsonl"
 # TFX's shard prefix, tfx/components/example_gen/write_split.py DEFAULT_FILE_NAME (1.16); held
 # here so that readers need not import Beam (tests/components/examples checks it is TFX's).
 SHARD_PREFIX = "data_tfrecord"

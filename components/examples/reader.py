@@ -29,6 +29,7 @@ def feature_spec(features: FeatureNames = FeatureNames()) -> dict[str, tf.io.Fix
     spec[features.format] = tf.io.FixedLenFeature([], tf.string)
     spec[features.source_format] = tf.io.FixedLenFeature([], tf.string, default_value="")
     spec[features.orientation] = tf.io.FixedLenFeature([], tf.int64, default_value=1)
+    spec[features.image_hash] = tf.io.FixedLenFeature([], tf.string, default_value="")
     return spec
 
 

@@ -28,12 +28,15 @@ DUPLICATE_ID = "duplicate_id"
 DUPLICATE_PATH = "duplicate_path"
 BLANK_LABEL = "blank_label"
 UNPRINTABLE_LABEL = "unprintable_label"
+# A copy of a picture that another label's images hold too (with reject_conflicting_duplicates).
+CONFLICTING_LABELS_DUPLICATE = "conflicting_labels_duplicate"
 # Skipped.
 HIDDEN_OR_SYSTEM = "hidden_or_system"
 LABELS_CSV_FILE = "labels_file"  # the labels CSV (or label names CSV) lying inside the tree
 ALREADY_WALKED = "already_walked"
 LINK_INTO_TREE = "link_into_tree"
 LINK_OUTSIDE_TREE = "link_outside_tree"
+DUPLICATE_IMAGE = "duplicate_image"  # the same image data as a kept image (dedupe keep-one)
 # A row of the labels CSV that matched no image.
 CSV_ID_WITHOUT_IMAGE = "csv_id_without_image"
 

@@ -69,6 +69,7 @@ def _layout(features: FeatureNames) -> tuple[tuple[str, bytes, str], ...]:
         (features.width, INT64_LIST, "width"),
         (features.channels, INT64_LIST, "channels"),
         (features.orientation, INT64_LIST, "orientation"),
+        (features.image_hash, BYTES_LIST, "image_hash"),
     ]
     return tuple(sorted(fields, key=lambda field: field[0].encode()))
 
@@ -87,6 +88,7 @@ def serialize_example(record, info: ImageInfo, label_index: int, features: Featu
         "width": varint(info.width),
         "channels": varint(info.channels),
         "orientation": varint(info.orientation),
+        "image_hash": info.fingerprint,
     }
     pieces = [b"\x0a", b""]
     for name, kind, source in _layout(features):

@@ -4,21 +4,25 @@ The stages, one module each:
   options.py     ImageOptions, read back from exec_properties (custom_config)
   tree.py        the walk: every entry under the split folders, local or remote
   labels_csv.py  the labels CSV and the label names CSV
-  plan.py        on paths only: list -> label (folder, or one CSV join) -> drop duplicates ->
-                 split (TFX's own hash partition) -> vocabulary and split sizes in one combine
-  shards.py      group paths into shards, then read, check (components/image_files.py) and
-                 write each shard
-  rejects.py     rejects.jsonl: sorted runs where rejects arise, merged a line at a time
-  outputs.py     labels.txt, label_names.json, report.json; the checks that fail a run
+  plan.py        list -> label (folder, or one CSV join) -> drop same-path duplicates ->
+                 check -> group copies -> split -> cover every class -> vocabulary and sizes
+  checking.py    every image read and checked once (components/image_files.py), fingerprinted
+  duplicates.py  groups of copies of one picture (LSH candidates, leader clustering)
+  splits.py      TFX's own hash partition (a group on its first image's), class coverage
+  shards.py      group checked paths into shards, then read each image again and write it
+  rejects.py     rejects.jsonl and duplicates.jsonl: sorted runs where lines arise, merged a
+                 line at a time (sorted_runs.py)
+  outputs.py     labels.txt, label_names.json, report.json; report_checks.py fails a run
 What it writes is laid out by the Examples contract (components/examples).
 
 A BaseBeamExecutor, not TFX's BaseExampleGenExecutor: that one converts through its
 `GetInputSourceToExamplePTransform` extension point and writes through a Reshuffle of finished
 examples, which the local Beam runner holds in memory (every image of the tree), and it has
-nowhere to put rejects. Here images are read only in the last, fused step that also writes
-them, from shards of paths grouped beforehand, so memory does not grow with the number of
-images, the output files are identical from run to run, and every reject is recorded. The split
-is still TFX's (its partition function, on the same feature bytes: plan.py).
+nowhere to put rejects. Here images are read to be checked and again, in the last, fused step
+that writes them, from shards of paths grouped beforehand; only paths and verdicts travel
+between the steps, so memory does not grow with the images' bytes, the output files are
+identical from run to run, and every reject is recorded. The split is still TFX's (its
+partition function, on the same feature bytes: splits.py).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from tfx.types import artifact_utils, standard_component_specs
 
 from components import counters
 from components.examples import layout
-from components.examples.report import read_report, split_warnings
+from components.examples.report import duplicate_lines, read_report, split_warnings
 from components.image_example_gen import outputs, plan, progress_bar, report_checks, shards
 from components.image_example_gen.options import ImageOptions
 
@@ -63,14 +67,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         split_uris = {split: layout.split_uri(artifact, split) for split in split_names}
 
         with self._make_beam_pipeline() as pipeline:
-            planned = plan.plan_images(pipeline, input_base, input_config, output_config, options)
-            written = shards.write_shards(
-                planned,
-                split_uris,
+            planned = plan.plan_images(
+                pipeline,
+                input_base,
+                input_config,
+                output_config,
                 options,
+                runs_folder=os.path.join(artifact.uri, outputs.DUPLICATE_RUNS_FOLDER),
                 # A bar on a terminal, unless the run's watcher prints progress lines already.
                 show_bar=sys.stderr.isatty() and not counters.watched(),
             )
+            written = shards.write_shards(planned, split_uris, options)
             outputs.write_outputs_step(
                 pipeline, planned, written, artifact.uri, input_base, options, split_names
             )
@@ -83,7 +90,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         report = read_report(artifact.uri)
         _record_counts(artifact, report)
         report_checks.check_report(report, options)  # the real error first, when there is one
-        for line in split_warnings(report):
+        for line in [*split_warnings(report), *duplicate_lines(report)]:
             logging.warning("ImageExampleGen: %s", line)
 
 

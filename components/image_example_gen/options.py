@@ -54,6 +54,12 @@ class ImageOptions:
       follow_external_links: links whose target lies outside the image root are followed (a
         tree of links into a photo library); when false they are skipped as
         `link_outside_tree`. Links into the tree are never followed (`link_into_tree`).
+      dedupe: copies of one picture (components/image_example_gen/duplicates.py): "group"
+        puts each group of copies in one split and reports it in duplicates.jsonl;
+        "keep-one" does so and keeps only the first of each group's exact copies (the others
+        are skipped as `duplicate_image`); "off" neither groups nor reports.
+      reject_conflicting_duplicates: every member of a group of copies filed under two or
+        more labels is rejected (`conflicting_labels_duplicate`) instead of only reported.
       features: the feature names of the written examples.
     """
 
@@ -70,6 +76,8 @@ class ImageOptions:
     decode_threads: int = 0
     cover_every_split: bool = True
     follow_external_links: bool = True
+    dedupe: str = "group"
+    reject_conflicting_duplicates: bool = False
     features: FeatureNames = dataclasses.field(default_factory=FeatureNames)
 
     def __post_init__(self) -> None:
@@ -83,6 +91,8 @@ class ImageOptions:
             raise ValueError(f"images_per_shard must be positive, got {self.images_per_shard}.")
         if not 0 <= self.gzip_level <= 9:
             raise ValueError(f"gzip_level must be between 0 and 9, got {self.gzip_level}.")
+        if self.dedupe not in DEDUPE_MODES:
+            raise ValueError(f"dedupe must be one of {', '.join(DEDUPE_MODES)}, got {self.dedupe}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -151,6 +161,8 @@ class ImageOptions:
             return name
         return self.features.id if self.labels_csv else self.features.path
 
+
+DEDUPE_MODES = ("group", "keep-one", "off")
 
 # tfx/types/standard_artifact_utils.py (TFX 1.16) refuses any other split name.
 _TFX_SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")

@@ -1,6 +1,6 @@
 """What ImageExampleGen writes beside the shards: labels.txt, label_names.json (a display name
-per label), report.json (counts that reconcile every file seen) and rejects.jsonl, as the
-Examples contract (components/examples) lays them out."""
+per label), report.json (counts that reconcile every file seen), rejects.jsonl and
+duplicates.jsonl, as the Examples contract (components/examples) lays them out."""
 
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ import tensorflow as tf
 
 from components.examples import reasons
 from components.examples.layout import (
+    DUPLICATES_FILE,
     LABEL_NAMES_FILE,
     LABELS_FILE,
     REJECTS_FILE,
 )
 from components.examples.report import write_report
 from components.examples.vocabulary import write_label_names_file, write_labels_file
-from components.image_example_gen import rejects
+from components.image_example_gen import duplicates, rejects, sorted_runs
 from components.image_example_gen.options import ImageOptions
 
 REJECT_RUNS_FOLDER = "_reject_runs"  # rejects.py's sorted runs, deleted once merged
+DUPLICATE_RUNS_FOLDER = "_duplicate_runs"  # duplicates.jsonl's sorted runs, likewise
+EXAMPLES_SHOWN = 5  # groups named in report.json per warning (duplicates.jsonl lists all)
 
 
 def write_outputs(
@@ -36,6 +39,7 @@ def write_outputs(
     split_names: list[str],
     moved: int = 0,
     label_names: list[str] | None = None,
+    duplicate_runs: list[str] = (),
 ) -> None:
     write_labels_file(os.path.join(output_uri, LABELS_FILE), vocabulary)
     write_label_names_file(
@@ -46,9 +50,11 @@ def write_outputs(
     }
     for outcome in rejects.merge_runs(runs, os.path.join(output_uri, REJECTS_FILE)):
         by_status[outcome.status][outcome.reason] += 1
-    runs_folder = os.path.join(output_uri, REJECT_RUNS_FOLDER)
-    if tf.io.gfile.exists(runs_folder):  # with the runs of retried bundles, if any
-        tf.io.gfile.rmtree(runs_folder)
+    copies = _merge_duplicates(duplicate_runs, os.path.join(output_uri, DUPLICATES_FILE))
+    for folder in (REJECT_RUNS_FOLDER, DUPLICATE_RUNS_FOLDER):
+        runs_folder = os.path.join(output_uri, folder)
+        if tf.io.gfile.exists(runs_folder):  # with the runs of retried bundles, if any
+            tf.io.gfile.rmtree(runs_folder)
     splits = dict.fromkeys(split_names, 0)
     classes: dict[str, dict[str, int]] = {label: {} for label in vocabulary}
     formats = collections.Counter()
@@ -94,9 +100,43 @@ def write_outputs(
         # Photos stored sideways (EXIF orientation tag -> count), written upright.
         "turned_upright": sum(orientations.values()),
         "exif_orientations": dict(sorted(orientations.items())),
+        **copies,
         "options": options.to_dict(),
     }
     write_report(output_uri, report)
+
+
+def _merge_duplicates(runs: list[str], path: str) -> dict:
+    """Merges duplicates.jsonl's runs into `path`; its counts for report.json, and the first
+    EXAMPLES_SHOWN groups of each kind of warning (their first two paths)."""
+    counts = collections.Counter()
+    examples: dict[str, list] = {"cross_label_examples": [], "straddling_examples": []}
+    lines = sorted_runs.merge_runs(
+        runs, path, duplicates.line_key, duplicates.encode_line, duplicates.decode_line
+    )
+    for line in lines:
+        counts["duplicate_groups"] += 1
+        counts["duplicate_images"] += len(line["paths"])
+        counts["exact_groups"] += line["kind"] == "exact"
+        for kind, found in (
+            ("cross_label", len(set(line["labels"])) > 1),
+            ("straddling", duplicates.is_straddling(line)),
+        ):
+            counts[f"{kind}_groups"] += found
+            if found and len(examples[f"{kind}_examples"]) < EXAMPLES_SHOWN:
+                examples[f"{kind}_examples"].append(line["paths"][:2])
+    keys = (
+        "duplicate_groups",
+        "duplicate_images",
+        "exact_groups",
+        "cross_label_groups",
+        "straddling_groups",
+    )
+    return {
+        **{key: counts[key] for key in keys},
+        "duplicate_threshold_bits": duplicates.THRESHOLD,
+        **examples,
+    }
 
 
 def write_outputs_step(
@@ -131,6 +171,7 @@ def write_outputs_step(
             files_seen=beam.pvalue.AsSingleton(planned.files_seen),
             moved=beam.pvalue.AsSingleton(planned.moved),
             label_names=beam.pvalue.AsSingleton(planned.label_names),
+            duplicate_runs=beam.pvalue.AsList(planned.duplicate_runs),
             input_base=input_base,
             options=options,
             split_names=split_names,

@@ -1,13 +1,15 @@
-"""The plan, on file paths only: list, label (folder or CSV join), drop duplicates, split.
+"""The plan: list, label (folder or CSV join), drop same-path duplicates, check every image
+once (checking.py), group copies of one picture (duplicates.py), split (splits.py).
 
-Paths are small, so every step here is cheap; images are read only when shards are written
-(shards.py).
+What travels between the steps is paths and verdicts, never images: every image is read to be
+checked, and again when its shard is written (shards.py).
 """
 
 from __future__ import annotations
 
 import collections
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
@@ -17,9 +19,9 @@ from tfx.proto import example_gen_pb2
 from components.examples import reasons
 from components.examples.reasons import Outcome
 from components.examples.vocabulary import label_problem
-from components.image_example_gen import labels_csv, splits, tree
+from components.image_example_gen import checking, duplicates, labels_csv, sorted_runs, splits, tree
 from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.records import LabeledImage, as_tuple
+from components.image_example_gen.records import LabeledImage, as_tuple, from_tuple
 from components.image_example_gen.tree import FoundFile
 
 
@@ -150,48 +152,61 @@ FOLDERS_KEPT = 2  # per label: one folder names it, two say it has no folder nam
 
 
 class _Summary(beam.CombineFn):
-    """One pass over the planned records: the label set, the number of images per split and,
-    with CSV labels, the folders holding each label's images (at most FOLDERS_KEPT distinct
-    a label, so memory follows the labels, not the images)."""
+    """One pass over the labelled records: the label set and, with CSV labels, the folders
+    holding each label's images (at most FOLDERS_KEPT distinct a label, so memory follows the
+    labels, not the images). Every labelled file's label is in the vocabulary, also of one
+    whose images are all rejected later (report.json says it has no example)."""
 
     def __init__(self, folder_names: bool = False):
         self._folder_names = folder_names
 
     def create_accumulator(self):
-        return {}, {}, 0
+        return {}
 
-    def add_input(self, accumulator, record: LabeledImage):
-        labels, counts, moved = accumulator
+    def add_input(self, labels, record: LabeledImage):
         folders = labels.setdefault(record.label_name, [])
         if self._folder_names and len(folders) < FOLDERS_KEPT:
             folder = tree.folder_label(record.file.path, -1) or ""
             if folder not in folders:
                 folders.append(folder)
-        counts[record.split] = counts.get(record.split, 0) + 1
-        return labels, counts, moved + record.moved
+        return labels
 
     def merge_accumulators(self, accumulators):
-        labels, counts, moved = {}, {}, 0
-        for more_labels, more_counts, more_moved in accumulators:
+        labels = {}
+        for more_labels in accumulators:
             for label, more_folders in more_labels.items():
                 folders = labels.setdefault(label, [])
                 for folder in more_folders:
                     if len(folders) < FOLDERS_KEPT and folder not in folders:
                         folders.append(folder)
+        return labels
+
+    def extract_output(self, labels):
+        vocabulary = sort_labels(labels)
+        return {"vocabulary": vocabulary, "label_names": folder_names(vocabulary, labels)}
+
+
+class _SplitCounts(beam.CombineFn):
+    """The split's sizes of the final records, and how many coverage moved."""
+
+    def create_accumulator(self):
+        return {}, 0
+
+    def add_input(self, accumulator, record: LabeledImage):
+        counts, moved = accumulator
+        counts[record.split] = counts.get(record.split, 0) + 1
+        return counts, moved + record.moved
+
+    def merge_accumulators(self, accumulators):
+        counts, moved = {}, 0
+        for more_counts, more_moved in accumulators:
             moved += more_moved
             for split, n in more_counts.items():
                 counts[split] = counts.get(split, 0) + n
-        return labels, counts, moved
+        return counts, moved
 
     def extract_output(self, accumulator):
-        labels, counts, moved = accumulator
-        vocabulary = sort_labels(labels)
-        return {
-            "vocabulary": vocabulary,
-            "label_names": folder_names(vocabulary, labels),
-            "split_counts": counts,
-            "moved_to_cover_classes": moved,
-        }
+        return accumulator
 
 
 def folder_names(vocabulary: list[str], folders: dict[str, list[str]]) -> list[str]:
@@ -222,13 +237,14 @@ def _with_names_csv(summary: dict, label_names_csv: str | None) -> list[str]:
 
 
 class Plan(NamedTuple):
-    records: beam.PCollection  # LabeledImage with its output split
+    records: beam.PCollection  # checked LabeledImage with its output split
     vocabulary: beam.PCollection  # one element: the sorted label list
     split_counts: beam.PCollection  # one element: {split: number of planned images}
-    outcomes: beam.PCollection  # Outcome of everything rejected or skipped before reading
+    outcomes: beam.PCollection  # Outcome of everything rejected or skipped before writing
     files_seen: beam.PCollection  # one element: the number of entries listed
     moved: beam.PCollection  # one element: images moved so that their class is in every split
     label_names: beam.PCollection  # one element: a display name per label, aligned with vocabulary
+    duplicate_runs: beam.PCollection  # paths of sorted runs of duplicates.jsonl's lines
 
 
 def plan_images(
@@ -237,8 +253,16 @@ def plan_images(
     input_config: example_gen_pb2.Input,
     output_config: example_gen_pb2.Output,
     options: ImageOptions,
+    runs_folder: str | None = None,
+    show_bar: bool = False,
 ) -> Plan:
-    """Lists, labels and splits every image of every input split, without reading images."""
+    """Lists, labels, checks, groups and splits every image of every input split.
+
+    Args:
+      runs_folder: where duplicates.jsonl's sorted runs are written (a temporary folder of
+        the output); None: a new temporary folder.
+      show_bar: a progress bar of the images checked, on a terminal.
+    """
     ignore = tree.ignored_files(options.labels_csv, options.label_names_csv)
     if options.label_names_csv:  # a missing file fails here, before any work
         labels_csv.check_label_names_csv(options.label_names_csv)
@@ -311,9 +335,24 @@ def plan_images(
         ).with_outputs("outcomes", main="records")
         outcome_parts.extend([unique.outcomes, labeled.outcomes])
 
+    checked = (
+        labeled.records
+        | "AsTuples" >> beam.Map(as_tuple)
+        | "CheckImages"
+        >> beam.ParDo(checking.CheckImages(options, show_bar)).with_outputs(
+            "outcomes", main="records"
+        )
+    )
+    outcome_parts.append(checked.outcomes)
+    records = checked.records | "Checked" >> beam.Map(from_tuple)
     feature_name = options.partition_feature(output_config)
+    dropped = []
+    if options.dedupe != "off":
+        copies = duplicates.find_copies(records, options, feature_name)
+        records, dropped = copies.records, [copies.dropped]
+        outcome_parts.append(copies.outcomes)
     split_config = output_config.split_config
-    records = labeled.records | "AssignSplit" >> beam.Map(
+    records = records | "AssignSplit" >> beam.Map(
         splits.assign_split,
         feature_name,
         options.features,
@@ -331,10 +370,31 @@ def plan_images(
             | "GroupByLabel" >> beam.GroupByKey()
             | "CoverEverySplit" >> beam.FlatMap(splits.cover_splits, split_config)
         )
-    summary = records | "Summarize" >> beam.CombineGlobally(_Summary(bool(options.labels_csv)))
+    summary = labeled.records | "Summarize" >> beam.CombineGlobally(
+        _Summary(bool(options.labels_csv))
+    )
     vocabulary = summary | "Vocabulary" >> beam.Map(lambda s: s["vocabulary"])
-    split_counts = summary | "SplitCounts" >> beam.Map(lambda s: s["split_counts"])
-    moved = summary | "Moved" >> beam.Map(lambda s: s["moved_to_cover_classes"])
     label_names = summary | "LabelNames" >> beam.Map(_with_names_csv, options.label_names_csv)
+    counted = records | "CountSplits" >> beam.CombineGlobally(_SplitCounts())
+    split_counts = counted | "SplitCounts" >> beam.Map(lambda c: c[0])
+    moved = counted | "Moved" >> beam.Map(lambda c: c[1])
     outcomes = tuple(outcome_parts) | "PlanOutcomes" >> beam.Flatten()
-    return Plan(records, vocabulary, split_counts, outcomes, files_seen, moved, label_names)
+    duplicate_runs = (
+        (records, *dropped)
+        | "AllKept" >> beam.Flatten()
+        | "Grouped" >> beam.Filter(lambda r: bool(r.group))
+        | "ByGroup" >> beam.Map(duplicates.member)
+        | "Groups" >> beam.GroupByKey()
+        | "GroupLines" >> beam.Map(duplicates.group_line)
+        | "GroupRuns"
+        >> beam.ParDo(
+            sorted_runs.WriteRuns(
+                runs_folder or tempfile.mkdtemp(prefix="imgtfx-duplicates-"),
+                duplicates.line_key,
+                duplicates.encode_line,
+            )
+        )
+    )
+    return Plan(
+        records, vocabulary, split_counts, outcomes, files_seen, moved, label_names, duplicate_runs
+    )

@@ -1,7 +1,8 @@
-"""The split of each planned image: TFX's own hash partition on the image's id or path, then
-every class covered in every split where it has images enough.
+"""The split of each checked image: TFX's own hash partition on the image's id or path (a
+group of copies on its representative's, so that all of a group lie in one split), then every
+class covered in every split where it has images enough, moving whole groups.
 
-Works on plan records (plan.LabeledImage) only, before any image is read.
+Works on plan records (records.LabeledImage): paths, labels and verdicts, never the images.
 """
 
 from __future__ import annotations
@@ -17,19 +18,12 @@ from components.image_example_gen import example_bytes
 from components.image_example_gen.records import LabeledImage, from_tuple
 
 
-def assign_split(
-    record: LabeledImage,
-    feature_name: str,
-    features: FeatureNames,
-    output_config: example_gen_pb2.Output,
-    bounds: list[int] | None = None,
-) -> LabeledImage:
-    """Picks the split with TFX's own partition function (base_example_gen_executor's
-    _PartitionFn: sha256 of the partition feature, modulo the total hash buckets), on the same
-    feature bytes, and keeps the bucket: the coverage step ranks images by it."""
-    split_config = output_config.split_config
-    if not split_config.splits:
-        return record._replace(split=record.file.split)
+def partition_value(record: LabeledImage, feature_name: str, features: FeatureNames) -> str:
+    """The value of the partition feature of a record (what TFX's partition function hashes).
+
+    Raises:
+      ValueError: a partition feature the plan does not know before reading images.
+    """
     values = {
         features.id: record.id,
         features.path: record.file.path,
@@ -40,8 +34,28 @@ def assign_split(
             f"partition_feature_name '{feature_name}' must be one of {sorted(values)}: "
             "the split is chosen before images are read."
         )
+    return values[feature_name]
+
+
+def assign_split(
+    record: LabeledImage,
+    feature_name: str,
+    features: FeatureNames,
+    output_config: example_gen_pb2.Output,
+    bounds: list[int] | None = None,
+) -> LabeledImage:
+    """Picks the split with TFX's own partition function (base_example_gen_executor's
+    _PartitionFn: sha256 of the partition feature, modulo the total hash buckets), on the same
+    feature bytes, and keeps the bucket: the coverage step ranks images by it. A member of a
+    group of copies takes its group's: the hash of its representative's feature."""
+    split_config = output_config.split_config
+    if not split_config.splits:
+        return record._replace(split=record.file.split)
+    value = record.group_value if record.group else None
+    if value is None:
+        value = partition_value(record, feature_name, features)
     bounds = bounds or bucket_bounds(split_config)
-    bucket = int(hashlib.sha256(partition_key(values[feature_name])).hexdigest(), 16) % bounds[-1]
+    bucket = int(hashlib.sha256(partition_key(value)).hexdigest(), 16) % bounds[-1]
     index = bisect.bisect(bounds, bucket)
     return record._replace(split=split_config.splits[index].name, bucket=bucket)
 
@@ -61,17 +75,24 @@ def bucket_bounds(split_config: example_gen_pb2.SplitConfig) -> list[int]:
 
 
 def cover_splits(
-    element: tuple[str, Iterable[LabeledImage]], split_config: example_gen_pb2.SplitConfig
+    element: tuple[str, Iterable[tuple]], split_config: example_gen_pb2.SplitConfig
 ) -> Iterator[LabeledImage]:
     """One class's images, each split holding at least one of them where the class has enough.
 
     The hash split leaves small classes out of a split by chance (a class of two images has no
     eval image 64% of the time at 80/20). For each split in the config's order that lacks the
-    class, the image whose hash bucket lies nearest that split's buckets moves there: into the
-    first split (train) from any other, so a class of one image is learned; into the others
-    from a split holding at least two. Every other image keeps its hash split, so adding images
-    moves an existing image only in a class that lacked a split (at most one image per split),
-    and only back to where its hash puts it once the class has its own image there.
+    class, the unit whose hash bucket lies nearest that split's buckets moves there, a unit
+    being an image in no group or a whole group of copies of this one label (copies stay in one
+    split): into the first split (train) from any other, so a class of one image is learned;
+    into the others from a split that keeps one of the class after the move. Every other unit
+    keeps its split, so adding images moves an existing one only in a class that lacked a
+    split (at most one unit per split), and only back to where its hash puts it once the class
+    has its own image there.
+
+    Only where no whole unit can cover a split (the class is one group of copies, or a group
+    spanning labels) does a single image move out of its group, as a last resort, so that
+    every class of two or more images is still learned and evaluated: that group then
+    straddles the split, which duplicates.jsonl and report.json count.
     """
     _, records = element
     bounds = bucket_bounds(split_config)
@@ -82,18 +103,40 @@ def cover_splits(
     for index, name in enumerate(names):
         if members[name]:
             continue
-        spare = 1 if index == 0 else 2  # what a donor split must hold to give one
-        donors = [r for other in names if len(members[other]) >= spare for r in members[other]]
-        if not donors:
-            continue
+        keep = 0 if index == 0 else 1  # what the donor split must keep of the class
         low, high = (bounds[index - 1] if index else 0), bounds[index]
 
-        def distance(r: LabeledImage, low=low, high=high) -> tuple[int, str]:
-            gap = low - r.bucket if r.bucket < low else max(0, r.bucket - high + 1)
-            return gap, r.file.path
+        def distance(unit: list[LabeledImage], low=low, high=high) -> tuple:
+            bucket = unit[0].bucket
+            gap = low - bucket if bucket < low else max(0, bucket - high + 1)
+            return gap, len(unit), unit[0].file.path
 
-        chosen = min(donors, key=distance)
-        members[chosen.split].remove(chosen)
-        members[name].append(chosen._replace(split=name, moved=True))
+        units = [
+            unit
+            for other in names
+            if other != name
+            for unit in _units(members[other])
+            if len(members[other]) - len(unit) >= keep
+        ]
+        if not units:  # the last resort: one image out of its group
+            units = [[r] for other in names if len(members[other]) > keep for r in members[other]]
+        if not units:
+            continue
+        for chosen in min(units, key=distance):
+            members[chosen.split].remove(chosen)
+            members[name].append(chosen._replace(split=name, moved=True))
     for name in names:
         yield from members[name]
+
+
+def _units(records: list[LabeledImage]) -> list[list[LabeledImage]]:
+    """The units coverage moves: an image in no group, or every image of a group of copies of
+    one label (a group spanning labels is moved by no label's coverage)."""
+    groups: dict[str, list[LabeledImage]] = {}
+    units = []
+    for record in records:
+        if not record.group:
+            units.append([record])
+        elif record.group_labels == 1:
+            groups.setdefault(record.group, []).append(record)
+    return units + list(groups.values())

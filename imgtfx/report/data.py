@@ -20,6 +20,9 @@ REJECTS_SHOWN = 200  # files listed per reject reason
 MAX_EVAL_PREDICTED = 5000
 WORST_SHOWN = 12
 THUMBNAIL = 96  # pixels on the longer side
+LARGEST_GROUPS_SHOWN = 8  # groups of copies shown by size
+CROSS_LABEL_SHOWN = 12  # groups of copies under two or more labels shown
+MEMBERS_SHOWN = 5  # thumbnails of each group shown
 
 
 @dataclasses.dataclass
@@ -118,6 +121,27 @@ class Predictions:
 
 
 @dataclasses.dataclass
+class CopyGroup:
+    """One group of copies (a line of duplicates.jsonl), with thumbnails of its first members
+    (None for a member kept out of the examples)."""
+
+    kind: str
+    paths: list[str]
+    labels: list[str]
+    splits: list[str]
+    distances: list[int]
+    thumbnails: list[np.ndarray | None]
+
+
+@dataclasses.dataclass
+class Copies:
+    """The groups of copies of one picture: the largest, and those under several labels."""
+
+    largest: list[CopyGroup]  # at most LARGEST_GROUPS_SHOWN, largest first
+    cross_label: list[CopyGroup]  # at most CROSS_LABEL_SHOWN, in duplicates.jsonl's order
+
+
+@dataclasses.dataclass
 class RunResults:
     """Everything the page shows of one run."""
 
@@ -128,3 +152,4 @@ class RunResults:
     curves: dict[str, dict[str, list[tuple[int, float]]]]  # run -> metric -> [(epoch, value)]
     slices: Slices | None  # None: not evaluated
     predictions: Predictions | None  # None: no trained model
+    copies: Copies | None = None  # None: none found, or not looked for

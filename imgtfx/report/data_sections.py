@@ -1,5 +1,5 @@
 """The report's sections on the data and the training: the dataset and its rejects, sample
-images, TFDV statistics and anomalies, and the training curves."""
+images, copies of one picture, TFDV statistics and anomalies, and the training curves."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ import html
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from imgtfx.report.data import LIST_SHOWN, MAX_CLASSES_SHOWN, Dataset, Samples, Statistics
+from imgtfx.report.data import (
+    LIST_SHOWN,
+    MAX_CLASSES_SHOWN,
+    Copies,
+    CopyGroup,
+    Dataset,
+    Samples,
+    Statistics,
+)
 from imgtfx.report.parts import (
+    breakable_path,
     count,
     drawable,
     img,
@@ -231,3 +240,50 @@ def curves_section(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> str
         axis.set_xlabel("round (100 steps)")
         axis.legend()
     return section("training", "Training curves", img(png(figure), "curves"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Copies.
+
+
+def _copy_group(group: CopyGroup, names: dict[str, str]) -> str:
+    figures = []
+    for i, path in enumerate(group.paths[: len(group.thumbnails)]):
+        label = shown(group.labels[i], names.get(group.labels[i], group.labels[i]))
+        picture = group.thumbnails[i]
+        image = img(thumbnail_uri(picture), path, "thumb") if picture is not None else "(none)"
+        figures.append(
+            f"<figure>{image}<figcaption>{html.escape(label)}<br>{html.escape(group.splits[i])}"
+            f", {group.distances[i]} bits<br><code>{breakable_path(path)}</code></figcaption>"
+            "</figure>"
+        )
+    more = len(group.paths) - len(group.thumbnails)
+    tail = f"<p>and {more:,} more.</p>"
+    head = f"<p>{count(len(group.paths), 'image')}, {html.escape(group.kind)} copies:</p>"
+    return head + f"<div class='grid'>{''.join(figures)}</div>" + (tail if more > 0 else "")
+
+
+def copies_section(copies: Copies | None, report: dict, names: dict[str, str]) -> str:
+    """The groups of copies of one picture: counts, the largest groups and every group under
+    two or more labels (up to the page's caps), side by side."""
+    if not copies:
+        looked = report.get("options", {}).get("dedupe", "group") != "off"
+        text = "No copies of one picture found." if looked else "Copies were not looked for."
+        return section("copies", "Copies", f"<p>{text}</p>")
+    counts = [
+        ["groups of copies", f"{report.get('duplicate_groups', 0):,}"],
+        ["images in them", f"{report.get('duplicate_images', 0):,}"],
+        ["groups of exact copies", f"{report.get('exact_groups', 0):,}"],
+        ["groups under two or more labels", f"{report.get('cross_label_groups', 0):,}"],
+        ["groups in more than one split", f"{report.get('straddling_groups', 0):,}"],
+        ["near: at most, bits from the first", f"{report.get('duplicate_threshold_bits', '')}"],
+    ]
+    body = table(["", ""], counts)
+    body += "<h3>Largest groups</h3>" + "".join(_copy_group(g, names) for g in copies.largest)
+    if copies.cross_label:
+        total = report.get("cross_label_groups", len(copies.cross_label))
+        body += (
+            f"<h3>Under two or more labels ({len(copies.cross_label):,} of {total:,})</h3>"
+            + "".join(_copy_group(g, names) for g in copies.cross_label)
+        )
+    return section("copies", "Copies of one picture", body + "<p>All in duplicates.jsonl.</p>")

@@ -19,17 +19,29 @@ from components.examples import reader
 from components.examples.decode import decode_image
 from components.examples.features import FeatureNames
 from components.examples.layout import split_files
-from components.examples.report import features_of, iter_rejects, read_report, split_warnings
+from components.examples.report import (
+    duplicate_lines,
+    features_of,
+    iter_duplicates,
+    iter_rejects,
+    read_report,
+    split_warnings,
+)
 from components.examples.vocabulary import read_label_names, read_vocabulary
 from imgtfx.report.data import (
+    CROSS_LABEL_SHOWN,
+    LARGEST_GROUPS_SHOWN,
     LIST_SHOWN,
     MAX_CLASSES_SHOWN,
     MAX_EVAL_PREDICTED,
+    MEMBERS_SHOWN,
     REJECTS_SHOWN,
     SAMPLES_PER_CLASS,
     THUMBNAIL,
     WORST_SHOWN,
     Anomaly,
+    Copies,
+    CopyGroup,
     Dataset,
     FeatureStatistics,
     Mistake,
@@ -63,13 +75,62 @@ def read_run(summary: dict) -> RunResults:
             if model and tf.io.gfile.exists(model)
             else None
         ),
+        copies=read_copies(examples, features, dataset.report),
     )
 
 
 def read_dataset(examples_uri: str) -> Dataset:
     report = read_report(examples_uri)
     names = dict(zip(read_vocabulary(examples_uri), read_label_names(examples_uri), strict=True))
-    return Dataset(report, names, split_warnings(report), read_rejects(examples_uri))
+    warnings = [*split_warnings(report), *duplicate_lines(report)[1:]]
+    return Dataset(report, names, warnings, read_rejects(examples_uri))
+
+
+def read_copies(examples_uri: str, names: FeatureNames, report: dict) -> Copies | None:
+    """The groups the page shows (the LARGEST_GROUPS_SHOWN largest, the first
+    CROSS_LABEL_SHOWN under two or more labels), streamed from duplicates.jsonl, and the
+    thumbnails of their first MEMBERS_SHOWN members, read from the examples until every one is
+    found; None when no copies were found."""
+    if not report.get("duplicate_groups"):
+        return None
+    cross_label: list[dict] = []
+
+    def lines():
+        for line in iter_duplicates(examples_uri):
+            if len(set(line["labels"])) > 1 and len(cross_label) < CROSS_LABEL_SHOWN:
+                cross_label.append(line)
+            yield line
+
+    largest = heapq.nlargest(LARGEST_GROUPS_SHOWN, lines(), key=lambda line: len(line["paths"]))
+    wanted = {p for line in largest + cross_label for p in line["paths"][:MEMBERS_SHOWN]}
+    pictures: dict[str, np.ndarray] = {}
+    for split in report["splits"]:
+        if len(pictures) == len(wanted):
+            break
+        dataset = reader.read_examples(
+            split_files(examples_uri, split, report["splits"]),
+            names,
+            keys=[names.path, names.image],
+        )
+        for example in dataset:
+            path = example[names.path].numpy().decode()
+            if path in wanted:
+                pictures[path] = thumbnail(example[names.image].numpy())
+                if len(pictures) == len(wanted):
+                    break
+
+    def group(line: dict) -> CopyGroup:
+        shown = line["paths"][:MEMBERS_SHOWN]
+        return CopyGroup(
+            line["kind"],
+            line["paths"],
+            line["labels"],
+            line["splits"],
+            line["distances"],
+            [pictures.get(p) for p in shown],
+        )
+
+    return Copies([group(line) for line in largest], [group(line) for line in cross_label])
 
 
 def read_rejects(examples_uri: str) -> list[RejectGroup]:

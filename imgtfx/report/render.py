@@ -12,6 +12,7 @@ import html
 
 from imgtfx.report.data import RunResults
 from imgtfx.report.data_sections import (
+    copies_section,
     curves_section,
     dataset_section,
     samples_section,
@@ -19,7 +20,16 @@ from imgtfx.report.data_sections import (
 )
 from imgtfx.report.model_sections import evaluation_section, predictions_section, steps_section
 
-SECTIONS = ("dataset", "samples", "statistics", "training", "evaluation", "errors", "steps")
+SECTIONS = (
+    "dataset",
+    "samples",
+    "copies",
+    "statistics",
+    "training",
+    "evaluation",
+    "errors",
+    "steps",
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -43,6 +53,7 @@ def render(results: RunResults) -> str:
     sections = [
         dataset_section(results.dataset),
         samples_section(results.samples, results.dataset.names),
+        copies_section(results.copies, results.dataset.report, results.dataset.names),
         statistics_section(results.statistics),
         curves_section(results.curves),
         evaluation_section(summary, results.slices),

@@ -16,7 +16,7 @@ import zipfile
 from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
-from components.image_example_gen import shards
+from components.image_example_gen import checking, shards
 from components.image_example_gen.options import ImageOptions
 from components.image_example_gen.records import LabeledImage, as_tuple
 from components.image_example_gen.tree import FoundFile
@@ -38,15 +38,21 @@ wheel = sys.argv[1]
 tree = [p for p in sys.path if not p or os.path.isdir(os.path.join(p, "components"))]
 sys.path[:] = [wheel] + [p for p in sys.path if p not in tree]
 from apache_beam.internal import pickler
-with open("dofn.pickle", "rb") as f:
-    dofn = pickler.loads(f.read())
-with open("element.pickle", "rb") as f:
-    element, vocabulary = pickler.loads(f.read())
-dofn.setup()
-outputs = list(dofn.process(element, vocabulary))
+with open("dofns.pickle", "rb") as f:
+    check, write = pickler.loads(f.read())
+with open("elements.pickle", "rb") as f:
+    records, vocabulary = pickler.loads(f.read())
+check.setup()
+check.start_bundle()
+checked = [o for r in records for o in check.process(r)] + list(check.finish_bundle())
+unwrap = lambda o: getattr(o, "value", o)  # windowed, in finish_bundle
+rejects = [unwrap(o.value).path for o in checked if hasattr(o, "tag")]
+checked = [unwrap(o) for o in checked if not hasattr(o, "tag")]
+outputs = list(write.process((("train", 0, 1), checked), vocabulary))
 import components.image_example_gen.shards as shards
+rejects += [o.value.path for o in outputs if hasattr(o, "tag")]
 print(json.dumps({"module": shards.__file__, "stats": [o for o in outputs if isinstance(o, dict)],
-                  "rejects": [o.value.path for o in outputs if hasattr(o, "tag")]}))
+                  "rejects": rejects}))
 """
 
 
@@ -70,11 +76,12 @@ def test_dataflow_workers_unpickle_and_run_image_example_gen_from_the_staged_whe
     out = tmp_path / "out"
     work = tmp_path / "worker"
     work.mkdir()
-    (work / "dofn.pickle").write_bytes(
-        pickler.dumps(shards.WriteShard({"train": str(out / "Split-train")}, ImageOptions()))
+    dofns = (
+        checking.CheckImages(ImageOptions()),
+        shards.WriteShard({"train": str(out / "Split-train")}, ImageOptions()),
     )
-    element = (("train", 0, 1), records)
-    (work / "element.pickle").write_bytes(pickler.dumps((element, ["cat", "dog"])))
+    (work / "dofns.pickle").write_bytes(pickler.dumps(dofns))
+    (work / "elements.pickle").write_bytes(pickler.dumps((records, ["cat", "dog"])))
 
     done = subprocess.run(
         [sys.executable, "-c", WORKER, wheel], cwd=work, capture_output=True, text=True

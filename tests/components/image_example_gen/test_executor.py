@@ -15,7 +15,7 @@ from components import image_files
 from components.examples import layout, reasons
 from components.examples import report as examples_report
 from components.examples.vocabulary import read_vocabulary
-from components.image_example_gen import driver, plan, report_checks, shards, tree
+from components.image_example_gen import checking, driver, plan, report_checks, tree
 from components.image_example_gen.component import default_output_config
 from components.image_example_gen.options import ImageOptions
 from tests.components.image_example_gen.conversions import (
@@ -28,8 +28,8 @@ from tests.conftest import encode, make_tree, write
 
 def test_the_plan_labels_and_splits_paths_inside_a_pipeline(tree):
     """The plan's Beam stages, checked inside the pipeline: every listed file is a labelled,
-    split record or an outcome with its reason, before any image is read."""
-    write(os.path.join(tree, "train", "cat", "broken.jpg"), b"")  # read later, by the shards
+    checked and split record or an outcome with its reason, before any shard is written."""
+    write(os.path.join(tree, "train", "cat", "broken.jpg"), b"")  # found by the check
     write(os.path.join(tree, "train", "dog", ".DS_Store"), b"x")
     write(os.path.join(tree, "loose.jpg"), encode())  # no label folder at level -2
     options = ImageOptions(label_level=-2)
@@ -42,7 +42,7 @@ def test_the_plan_labels_and_splits_paths_inside_a_pipeline(tree):
         planned = plan.plan_images(p, str(tree), input_config, output_config, options)
         assert_that(
             planned.records | beam.Map(lambda r: (r.file.path, r.label_name, r.split in SPLITS)),
-            equal_to([(path, "train", True) for path in [*paths, "train/cat/broken.jpg"]]),
+            equal_to([(path, "train", True) for path in paths]),
             label="Records",
         )
         assert_that(
@@ -51,6 +51,7 @@ def test_the_plan_labels_and_splits_paths_inside_a_pipeline(tree):
                 [
                     ("train/dog/.DS_Store", reasons.SKIPPED, reasons.HIDDEN_OR_SYSTEM),
                     ("loose.jpg", reasons.REJECTED, reasons.NO_LABEL_FOLDER),
+                    ("train/cat/broken.jpg", reasons.REJECTED, reasons.EMPTY_FILE),
                 ]
             ),
             label="Outcomes",
@@ -283,7 +284,7 @@ def test_decode_threads_follow_the_containers_cpu_limit(tmp_path, files, expecte
     for name, text in files.items():
         write(tmp_path / name, text.encode())
     affinity = len(os.sched_getaffinity(0))
-    assert shards.usable_cores(str(tmp_path)) == (expected or affinity)
+    assert checking.usable_cores(str(tmp_path)) == (expected or affinity)
 
 
 def test_bundles_at_once_in_one_process_share_its_decode_threads(monkeypatch):
@@ -297,7 +298,7 @@ def test_bundles_at_once_in_one_process_share_its_decode_threads(monkeypatch):
     lock = threading.Lock()
     busy, most, workers = [0], [0], set()
 
-    def convert(record, index, options):
+    def check(record):
         with lock:
             busy[0] += 1
             most[0] = max(most[0], busy[0])
@@ -307,7 +308,6 @@ def test_bundles_at_once_in_one_process_share_its_decode_threads(monkeypatch):
             busy[0] -= 1
         return record.id
 
-    monkeypatch.setattr(shards, "_convert_framed", convert)
     options = ImageOptions(decode_threads=3)
     bundles = [
         [
@@ -319,7 +319,7 @@ def test_bundles_at_once_in_one_process_share_its_decode_threads(monkeypatch):
     results = {}
 
     def bundle(b):
-        results[b] = [r for _, r in shards._convert_all(bundles[b], {}, options)]
+        results[b] = [r for _, r in checking.in_order(bundles[b], check, options.decode_threads)]
 
     threads = [threading.Thread(target=bundle, args=(b,)) for b in range(6)]
     for t in threads:

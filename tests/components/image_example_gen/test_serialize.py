@@ -24,6 +24,7 @@ def _protobuf_bytes(record, info, label, features) -> bytes:
         (features.path, record.file.path.encode()),
         (features.format, info.format.encode()),
         (features.source_format, info.source_format.encode()),
+        (features.image_hash, info.fingerprint),
     ):
         feature[name].bytes_list.value.append(value)
     for name, value in (
@@ -49,7 +50,7 @@ def _protobuf_bytes(record, info, label, features) -> bytes:
 )
 def test_hand_built_bytes_are_protobufs_deterministic_bytes(path, label, number, data, features):
     record = LabeledImage(FoundFile("train", path, "/x/" + path), path.split("/")[-1], label)
-    info = ImageInfo(data, "jpeg", "mpo", 540, 960, 3, 6)
+    info = ImageInfo(data, "jpeg", "mpo", 540, 960, 3, 6, fingerprint=bytes(range(29)))
     expected = _protobuf_bytes(record, info, number, features)
     assert example_bytes.serialize_example(record, info, number, features) == expected
     # again: the second call is served from the cached entry heads

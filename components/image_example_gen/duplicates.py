@@ -1,0 +1,302 @@
+"""Groups of copies of one picture, from the fingerprints of checked images, before the split.
+
+A near copy lies at most THRESHOLD bits from another (image_files.fingerprint: re-encoded,
+resized, a few percent cropped, brightness or contrast nudged, the upright twin of a sideways
+photo); an exact copy has the same image data too (image_files.exact_digest).
+
+Candidates come from banding (LSH): the fingerprint's bits, in a fixed random order, are cut into
+BANDS bands of BAND_BITS bits; images that agree on a whole band meet in its bucket, and only
+they are compared. A bucket holds a few images on average (1 in 2**BAND_BITS of the rest), and
+one that holds more than MAX_BUCKET (pictures alike in that band) is compared in chunks of
+MAX_BUCKET neighbours by fingerprint, so no bucket costs all its pairs.
+
+Groups never chain: images are taken in a canonical order (the partition key: the CSV id or the
+relative path), and each joins the earliest group whose representative (its first image) lies
+within THRESHOLD bits, else starts a group of its own (leader clustering). Every member is
+within THRESHOLD of its representative, so a group spans at most 2 x THRESHOLD bits however
+many photos lie a few bits apart. That pass runs in one place over the images that have a near
+copy, each with at most MAX_NEIGHBOURS neighbours, earliest first: memory follows the copies,
+not the dataset.
+
+Stability: an image keeps its group as images are added unless a new image precedes its
+representative in the canonical order and lies within THRESHOLD of it, or of a representative
+it then joins in turn; an image with no near copy among the new ones keeps its group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import apache_beam as beam
+import numpy as np
+
+from components.image_files import FINGERPRINT_BITS
+
+THRESHOLD = 30  # bits of FINGERPRINT_BITS (225): 13%
+BANDS = 20
+BAND_BITS = 12
+MAX_BUCKET = 64
+MAX_NEIGHBOURS = 8
+# The bands' bits: a fixed permutation of the fingerprint's bits, repeated to fill the bands.
+_ORDER = np.random.default_rng(FINGERPRINT_BITS).permutation(FINGERPRINT_BITS)
+_BAND_POSITIONS = np.resize(_ORDER, BANDS * BAND_BITS).reshape(BANDS, BAND_BITS)
+_BAND_WEIGHTS = 1 << np.arange(BAND_BITS - 1, -1, -1)
+
+
+class Image(NamedTuple):
+    """What grouping knows of one checked image."""
+
+    key: str  # unique: the relative path
+    order: tuple  # canonical order: (partition value, path)
+    label: str
+    fingerprint: bytes
+    digest: int
+
+
+class Membership(NamedTuple):
+    """An image's group: its representative (the group's first image in canonical order)."""
+
+    representative: str  # the representative's key (path)
+    partition_value: str  # the representative's partition feature value: the group's split
+    labels: int  # distinct labels in the group (1: the group moves as one)
+    distance: int  # bits from the representative
+    exact: bool  # the representative's image data (exact_digest), not only near it
+
+
+def band_keys(fingerprint: bytes) -> list[tuple[int, int]]:
+    """(band index, band value) of each band of a fingerprint."""
+    bits = np.unpackbits(np.frombuffer(fingerprint, np.uint8))[:FINGERPRINT_BITS]
+    values = bits[_BAND_POSITIONS] @ _BAND_WEIGHTS
+    return list(enumerate(values.tolist()))
+
+
+def distance(a: bytes, b: bytes) -> int:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+def near_pairs(bucket: Iterable[tuple]) -> Iterator[tuple[str, tuple]]:
+    """(key, (neighbour as an Image tuple, bits)) both ways for each pair in one bucket within
+    THRESHOLD; a bucket larger than MAX_BUCKET is compared in chunks of that many images
+    sorted by fingerprint (with half a chunk of overlap), never all its pairs."""
+    members = sorted(Image(*m) for m in bucket)
+    if len(members) < 2:
+        return
+    if len(members) > MAX_BUCKET:
+        members.sort(key=lambda m: m.fingerprint)
+        half = MAX_BUCKET // 2
+        starts = [*range(0, len(members) - MAX_BUCKET, half), len(members) - MAX_BUCKET]
+        chunks = [members[s : s + MAX_BUCKET] for s in starts]
+    else:
+        chunks = [members]
+    values = {m.key: int.from_bytes(m.fingerprint, "big") for m in members}
+    for chunk in chunks:
+        for i, a in enumerate(chunk):
+            for b in chunk[i + 1 :]:
+                bits = (values[a.key] ^ values[b.key]).bit_count()
+                if bits <= THRESHOLD:
+                    yield a.key, (tuple(b), bits)
+                    yield b.key, (tuple(a), bits)
+
+
+def earliest_neighbours(element: tuple[str, Iterable[tuple]]) -> tuple[str, list[tuple]]:
+    """An image's distinct near neighbours, the MAX_NEIGHBOURS earliest in canonical order."""
+    key, found = element
+    best: dict[str, tuple] = {}
+    for neighbour, bits in found:
+        best[neighbour[0]] = (Image(*neighbour), bits)
+    ordered = sorted(best.values(), key=lambda nb: nb[0].order)
+    return key, [(tuple(image), bits) for image, bits in ordered[:MAX_NEIGHBOURS]]
+
+
+def leader_groups(
+    images: Iterable[Image], neighbours: dict[str, list[tuple[Image, int]]]
+) -> dict[str, Membership]:
+    """Leader clustering in canonical order (see the module): {key: Membership} of every image
+    in a group of two or more. `images`: every image with a near neighbour; `neighbours`: each
+    one's earliest near neighbours with their distance."""
+    by_key = {image.key: image for image in images}
+    representative: dict[str, tuple[str, int]] = {}  # key -> (representative key, bits)
+    for image in sorted(by_key.values(), key=lambda i: i.order):
+        earlier = [
+            (other.order, other.key, bits)
+            for other, bits in neighbours.get(image.key, [])
+            if other.order < image.order and representative.get(other.key, ("",))[0] == other.key
+        ]
+        if earlier:
+            _, leader, bits = min(earlier)
+            representative[image.key] = (leader, bits)
+        else:
+            representative[image.key] = (image.key, 0)
+    members: dict[str, list[str]] = {}
+    for key, (leader, _) in representative.items():
+        members.setdefault(leader, []).append(key)
+    groups = {}
+    for leader, keys in members.items():
+        if len(keys) < 2:
+            continue
+        head = by_key[leader]
+        labels = len({by_key[k].label for k in keys})
+        for key in keys:
+            bits = representative[key][1]
+            exact = bits == 0 and by_key[key].digest == head.digest
+            groups[key] = Membership(leader, head.order[0], labels, bits, exact)
+    return groups
+
+
+def _cluster(pairs: list[tuple[tuple, list[tuple]]]) -> Iterator[tuple[str, tuple]]:
+    images, neighbours = [], {}
+    for own, found in pairs:
+        image = Image(*own)
+        images.append(image)
+        neighbours[image.key] = [(Image(*other), bits) for other, bits in found]
+    for key, membership in leader_groups(images, neighbours).items():
+        yield key, tuple(membership)
+
+
+@beam.ptransform_fn
+def GroupCopies(images: beam.PCollection) -> beam.PCollection:  # noqa: N802 - Beam's naming
+    """Image tuples -> (key, Membership tuple) of every image in a group of copies."""
+    own = images | "OwnInfo" >> beam.Map(lambda image: (image[0], image))
+    found = (
+        images
+        | "Bands" >> beam.FlatMap(lambda image: ((band, image) for band in band_keys(image[3])))
+        | "Buckets" >> beam.GroupByKey()
+        | "NearPairs" >> beam.FlatMap(lambda bucket: near_pairs(bucket[1]))
+        | "ByImage" >> beam.GroupByKey()
+        | "Earliest" >> beam.Map(earliest_neighbours)
+    )
+    return (
+        {"own": own, "found": found}
+        | "WithOwn" >> beam.CoGroupByKey()
+        | "HasCopies" >> beam.FlatMap(_with_neighbours)
+        | "Together" >> beam.combiners.ToList()
+        | "Leaders" >> beam.FlatMap(_cluster)
+    )
+
+
+def _with_neighbours(element: tuple[str, dict]) -> Iterator[tuple[tuple, list[tuple]]]:
+    _, joined = element
+    for found in joined["found"]:
+        yield joined["own"][0], found
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan's records: grouped, copies kept out where the options say, and duplicates.jsonl.
+
+
+class Copies(NamedTuple):
+    records: beam.PCollection  # LabeledImage, with its group of copies where it has one
+    dropped: beam.PCollection  # LabeledImage kept out (keep-one, conflicting labels); split
+    # names why ("skipped: duplicate_image")
+    outcomes: beam.PCollection  # their Outcomes
+
+
+def find_copies(records: beam.PCollection, options, feature_name: str) -> Copies:
+    """Groups the checked records' copies and keeps out what `options` says: with
+    dedupe="keep-one" the exact copies of each group's first image (skipped as
+    duplicate_image), with reject_conflicting_duplicates every member of a group under two or
+    more labels (rejected as conflicting_labels_duplicate)."""
+    from components.image_example_gen import splits
+
+    def as_image(record) -> tuple:
+        value = splits.partition_value(record, feature_name, options.features)
+        checked = record.checked
+        return tuple(
+            Image(
+                record.file.path,
+                (value, record.file.path),
+                record.label_name,
+                checked.fingerprint,
+                checked.digest,
+            )
+        )
+
+    memberships = records | "ForGrouping" >> beam.Map(as_image) | "GroupCopies" >> GroupCopies()
+    kept = (
+        records
+        | "JoinGroups" >> beam.Map(_joined, beam.pvalue.AsDict(memberships))
+        | "KeepOut"
+        >> beam.FlatMap(
+            _keep_out, options.dedupe, options.reject_conflicting_duplicates
+        ).with_outputs("dropped", "outcomes", main="records")
+    )
+    return Copies(kept.records, kept.dropped, kept.outcomes)
+
+
+def _joined(record, memberships: dict):
+    found = memberships.get(record.file.path)
+    if found is None:
+        return record
+    membership = Membership(*found)
+    return record._replace(
+        group=membership.representative,
+        group_value=membership.partition_value,
+        group_labels=membership.labels,
+        distance=membership.distance,
+        exact=membership.exact,
+    )
+
+
+def _keep_out(record, dedupe: str, reject_conflicting: bool) -> Iterator:
+    from components.examples import reasons
+
+    if record.group and reject_conflicting and record.group_labels > 1:
+        status, reason = reasons.REJECTED, reasons.CONFLICTING_LABELS_DUPLICATE
+        detail = f"a copy of {record.group}, whose copies lie under {record.group_labels} labels"
+    elif dedupe == "keep-one" and record.exact and record.group != record.file.path:
+        status, reason, detail = reasons.SKIPPED, reasons.DUPLICATE_IMAGE, f"kept {record.group}"
+    else:
+        yield record
+        return
+    yield beam.pvalue.TaggedOutput(
+        "outcomes", reasons.Outcome(record.file.path, status, reason, detail)
+    )
+    yield beam.pvalue.TaggedOutput("dropped", record._replace(split=f"{status}: {reason}"))
+
+
+def group_line(element: tuple[str, Iterable[tuple]]) -> dict:
+    """One line of duplicates.jsonl: a group's members, its first image (the representative)
+    first, then by path."""
+    representative, members = element
+    members = sorted(members, key=lambda m: (m[0] != representative, m[0]))
+    return {
+        "kind": "exact" if all(m[4] for m in members) else "near",
+        "paths": [m[0] for m in members],
+        "labels": [m[1] for m in members],
+        "splits": [m[2] for m in members],
+        "distances": [m[3] for m in members],
+        "max_distance": max(m[3] for m in members),
+    }
+
+
+def member(record) -> tuple[str, tuple]:
+    """(group, the member's part of its line) of a grouped record."""
+    return record.group, (
+        record.file.path,
+        record.label_name,
+        record.split,
+        record.distance,
+        record.exact,
+    )
+
+
+def line_key(line: dict) -> str:
+    return line["paths"][0]
+
+
+def encode_line(line: dict) -> str:
+    import json
+
+    return json.dumps(line, ensure_ascii=False) + "\n"
+
+
+def decode_line(text: str) -> dict:
+    import json
+
+    return json.loads(text)
+
+
+def is_straddling(line: dict) -> bool:
+    """Copies of one picture in two splits (what was kept out is in none)."""
+    return len({s for s in line["splits"] if ":" not in s}) > 1

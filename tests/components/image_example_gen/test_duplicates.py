@@ -1,0 +1,224 @@
+"""Copies of one picture: found (recall), distinct photos left alone (false groups), every group
+in one split, reported, kept out where asked; groups that never chain; stable as images come.
+
+The trees are bench/copies_data.py's: contest-shaped photos with exact and near copies planted
+in the same landmark, under another landmark and in the other split folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+
+import pytest
+
+from bench.copies_data import measure, write_planted_tree, write_tinted_tree
+from components.examples import layout, reasons
+from components.examples import report as examples_report
+from components.image_example_gen import duplicates
+from components.image_example_gen.options import ImageOptions, split_folders_config
+from tests.components.image_example_gen.conversions import rejects_of, run_do
+
+SIZE = (320, 180)
+
+
+def _lines(out) -> list[dict]:
+    with open(os.path.join(out, layout.DUPLICATES_FILE), encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("planted"))
+    tree = write_planted_tree(root, num_classes=30, photos_per_class=5, copies=120, size=SIZE)
+    with open(tree["manifest"], encoding="utf-8") as f:
+        manifest = json.load(f)
+    out = os.path.join(root, "out")
+    options = ImageOptions(labels_csv=tree["labels_csv"], max_reject_fraction=0.5)
+    run_do(tree["images"], out, options, input_config=split_folders_config(["train", "eval"]))
+    return tree, manifest, out
+
+
+def test_planted_copies_are_found_and_distinct_photos_left_alone(planted, capsys):
+    _, manifest, out = planted
+    result = measure(_lines(out), manifest)
+    with capsys.disabled():
+        print(
+            f"\ncopies found: recall {result['recall']:.3f} of {result['planted']} planted "
+            f"(missed: {[m['kind'] for m in result['missed']]}); false groups "
+            f"{result['false_groups']:.3%} of {result['distinct']} distinct photos"
+        )
+    assert result["recall"] >= 0.95
+    assert result["false_groups"] <= 0.01
+
+
+def test_every_group_under_two_labels_and_across_split_folders_is_reported(planted):
+    _, manifest, out = planted
+    lines = _lines(out)
+    report = examples_report.read_report(out)
+    cross = [line for line in lines if len(set(line["labels"])) > 1]
+    straddling = [line for line in lines if duplicates.is_straddling(line)]
+    assert report["duplicate_groups"] == len(lines) > 0
+    assert report["duplicate_images"] == sum(len(line["paths"]) for line in lines)
+    assert report["cross_label_groups"] == len(cross) > 0
+    assert report["straddling_groups"] == len(straddling) > 0  # the user's split is kept
+    group_of = {path: i for i, line in enumerate(lines) for path in line["paths"]}
+    for plant in manifest["planted"]:
+        if plant["copy"] in group_of and plant["place"] == "other_class":
+            assert len(set(lines[group_of[plant["copy"]]]["labels"])) > 1, plant
+        if plant["copy"] in group_of and plant["place"] == "other_split":
+            assert duplicates.is_straddling(lines[group_of[plant["copy"]]]), plant
+    said = examples_report.duplicate_lines(report)
+    assert said[0].startswith(f"copies: {len(lines):,} groups")
+    assert any("under two or more labels" in line for line in said)
+    assert any("more than one split" in line for line in said)
+    for line in lines:  # every member within the threshold of the first, never a chain
+        assert line["distances"][0] == 0 and max(line["distances"]) <= duplicates.THRESHOLD
+        assert line["max_distance"] == max(line["distances"])
+
+
+@pytest.fixture(scope="module")
+def hash_split(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("hashsplit"))
+    tree = write_planted_tree(
+        root, num_classes=30, photos_per_class=5, copies=120, size=SIZE, split_folders=False
+    )
+    return tree
+
+
+def test_the_hash_split_keeps_each_group_in_one_split(hash_split, tmp_path):
+    out = tmp_path / "out"
+    run_do(hash_split["images"], out, ImageOptions(labels_csv=hash_split["labels_csv"]))
+    lines = _lines(out)
+    report = examples_report.read_report(str(out))
+    assert lines and report["straddling_groups"] == 0
+    assert all(len(set(line["splits"])) == 1 for line in lines)
+    assert report["classes_without_examples"] == {"train": [], "eval": []}
+    assert report["reconciled"] and report["examples"] == report["files_seen"]
+
+
+def test_keep_one_skips_the_exact_copies_and_the_option_rejects_conflicting_ones(
+    hash_split, tmp_path
+):
+    out = tmp_path / "keep"
+    options = ImageOptions(labels_csv=hash_split["labels_csv"], dedupe="keep-one")
+    run_do(hash_split["images"], out, options)
+    lines = _lines(out)
+    report = examples_report.read_report(str(out))
+    skipped = [
+        (path, split)
+        for line in lines
+        for path, split, d in zip(line["paths"], line["splits"], line["distances"], strict=True)
+        if split.startswith("skipped")
+    ]
+    assert skipped and report["skipped_by_reason"] == {reasons.DUPLICATE_IMAGE: len(skipped)}
+    assert all(split == "skipped: duplicate_image" for _, split in skipped)
+    assert report["reconciled"]
+    kept = rejects_of(out)
+    assert {path for path, _ in skipped} == {p for p, r in kept.items() if r == "duplicate_image"}
+
+    out = tmp_path / "conflicting"
+    options = ImageOptions(
+        labels_csv=hash_split["labels_csv"],
+        reject_conflicting_duplicates=True,
+        max_reject_fraction=0.9,
+    )
+    run_do(hash_split["images"], out, options)
+    lines = _lines(out)
+    cross = [line for line in lines if len(set(line["labels"])) > 1]
+    rejected = {p for p, r in rejects_of(out).items() if r == reasons.CONFLICTING_LABELS_DUPLICATE}
+    assert cross and rejected == {path for line in cross for path in line["paths"]}
+
+
+def test_dedupe_off_groups_nothing_and_still_writes_the_file(tmp_path):
+    root = str(tmp_path / "tree")
+    tree = write_planted_tree(root, num_classes=6, photos_per_class=3, copies=12, size=SIZE)
+    out = tmp_path / "out"
+    options = ImageOptions(labels_csv=tree["labels_csv"], dedupe="off")
+    run_do(tree["images"], out, options)
+    report = examples_report.read_report(str(out))
+    assert _lines(out) == [] and report["duplicate_groups"] == 0
+    assert report["examples"] == report["files_seen"] == 6 * 3 + 12
+    assert examples_report.duplicate_lines(report) == []
+
+
+def test_groups_never_chain():
+    """a~b and b~c, not a~c: c starts its own group; b joins a (the earlier leader)."""
+    image = duplicates.Image
+    a, b, c = (image(k, (k, k), "x", b"", 1) for k in "abc")
+    near = duplicates.THRESHOLD
+    groups = duplicates.leader_groups(
+        [a, b, c], {"a": [(b, near)], "b": [(a, near), (c, 3)], "c": [(b, 3)]}
+    )
+    assert set(groups) == {"a", "b"} and groups["b"].representative == "a"
+    assert groups["a"].distance == 0 and groups["b"].distance == near
+
+
+def test_a_bucket_of_many_alike_pictures_is_compared_in_chunks():
+    image = duplicates.Image
+    members = [tuple(image(f"{i:04d}", (f"{i:04d}",), "x", bytes(29), 1)) for i in range(300)]
+    pairs = list(duplicates.near_pairs(members))
+    found = {(a, b[0][0]) for a, b in pairs}
+    # Chunks of MAX_BUCKET with half of one overlapping: far fewer than all 300 x 299 pairs,
+    # and every image has its neighbours.
+    assert len(found) < 300 * 299 // 3
+    assert {a for a, _ in found} == {m[0] for m in members}
+
+
+def test_a_tree_of_tinted_crops_still_trains_and_evaluates_every_class(tmp_path):
+    """Classes that are tints of three shots: a fingerprint without the tint (chroma signs
+    are unchanged by a colour cast) puts most photos of every class within a few bits. Groups
+    stay bounded (each member within THRESHOLD of its first), and every class is learned and
+    evaluated: where no whole group can cover a split, one photo leaves its group, and the
+    group is reported as straddling."""
+    tree = write_tinted_tree(str(tmp_path / "tree"), num_classes=40, photos_per_class=4, size=SIZE)
+    out = tmp_path / "out"
+    run_do(tree["images"], out)
+    report = examples_report.read_report(str(out))
+    lines = _lines(out)
+    assert report["classes_without_examples"] == {"train": [], "eval": []}
+    assert report["cross_label_groups"] > 0  # the case this tree makes
+    assert all(max(line["distances"]) <= duplicates.THRESHOLD for line in lines)
+    assert report["straddling_groups"] == sum(map(duplicates.is_straddling, lines))
+    assert os.path.getsize(out / layout.REPORT_FILE) < 100_000  # capped examples only
+
+
+def test_adding_images_moves_only_their_copies_and_what_coverage_moves(tmp_path):
+    root = str(tmp_path / "tree")
+    tree = write_planted_tree(root, num_classes=12, photos_per_class=5, copies=0, size=SIZE,
+                              split_folders=False)  # fmt: skip
+    options = ImageOptions(labels_csv=tree["labels_csv"])
+    run_do(tree["images"], tmp_path / "a", options)
+    before = _splits(tmp_path / "a")
+    more = write_planted_tree(str(tmp_path / "more"), num_classes=12, photos_per_class=5,
+                              copies=30, size=SIZE, split_folders=False, seed=1,
+                              first_photo=5)  # fmt: skip
+    for folder, _, names in os.walk(more["images"]):  # new photos and copies of theirs
+        for name in names:
+            rel = os.path.relpath(os.path.join(folder, name), more["images"])
+            target = os.path.join(tree["images"], rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(os.path.join(folder, name), target)
+    with open(more["labels_csv"], encoding="utf-8") as f:
+        rows = f.read().split("\n", 1)[1]
+    with open(tree["labels_csv"], "a", encoding="utf-8") as f:
+        f.write(rows)
+    run_do(tree["images"], tmp_path / "b", options)
+    after = _splits(tmp_path / "b")
+    plain = dataclasses.replace(options, cover_every_split=False)
+    run_do(tree["images"], tmp_path / "hash", plain)
+    by_hash = _splits(tmp_path / "hash")
+    changed = {p for p in before if before[p] != after[p]}
+    grouped = {p for line in _lines(tmp_path / "b") for p in line["paths"]}
+    # The old photos are not copies of the new ones: none joined a group, and one changed its
+    # split only where coverage moved it, before (it goes back now) or now.
+    assert not changed & grouped
+    assert all(before[p] != by_hash[p] or after[p] != by_hash[p] for p in changed)
+
+
+def _splits(out) -> dict[str, str]:
+    from tests.components.image_example_gen.conversions import ids_by_split
+
+    return {path: split for split, paths in ids_by_split(out).items() for path in paths}

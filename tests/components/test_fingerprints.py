@@ -1,0 +1,96 @@
+"""The fingerprint and the exact digest of components/image_files.py, on contest-shaped photos:
+near copies within the grouping threshold, distinct photos of one landmark beyond it."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.contest_data import _grain, render_photo, sideways
+from bench.copies_data import NEAR_KINDS, _with_comment, near_copy
+from components import image_files
+from components.examples.reasons import MAX_PIXELS
+from components.image_example_gen.duplicates import THRESHOLD
+
+SIZE = (480, 270)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    grain = _grain(SIZE, 9.0, 0)
+    return {(lm, i): render_photo(lm, i, SIZE, grain) for lm in range(8) for i in range(8)}
+
+
+def _fingerprint(data: bytes) -> bytes:
+    info = image_files.check_image(data, MAX_PIXELS, True)
+    return info.fingerprint
+
+
+@pytest.mark.parametrize("kind", NEAR_KINDS)
+def test_near_copies_lie_within_the_threshold(photos, kind):
+    """Every copy of each kind, but crops (1 to 3% off each side): 92% of those at this size
+    (a crop moves every frequency a little), measured 48 photos apart."""
+    rng = np.random.default_rng(0)
+    distances = []
+    for data in photos.values():
+        original = sideways(data, 8) if kind == "upright_twin" else data
+        copy = near_copy(data, kind, rng)
+        distances.append(image_files.hamming(_fingerprint(original), _fingerprint(copy)))
+    within = np.mean(np.array(distances) <= THRESHOLD)
+    assert within >= (0.85 if kind == "crop" else 1.0), distances
+
+
+def test_distinct_photos_of_one_landmark_lie_beyond_it_thanks_to_chroma(photos):
+    same = [(a, b) for a, b in itertools.combinations(photos, 2) if a[0] == b[0]]
+    prints = {key: _fingerprint(data) for key, data in photos.items()}
+    assert min(image_files.hamming(prints[a], prints[b]) for a, b in same) > THRESHOLD
+    # A luma-only 64-bit hash of the same pictures (the common pHash) puts some within the
+    # same share of its bits: the landmarks' photos share their luma layout.
+    luma = {key: _luma_hash(data) for key, data in photos.items()}
+    closest = min(int((luma[a] != luma[b]).sum()) for a, b in same)
+    assert closest <= 64 * THRESHOLD / image_files.FINGERPRINT_BITS
+
+
+def _luma_hash(data: bytes) -> np.ndarray:
+    small = Image.open(io.BytesIO(data)).convert("L").resize((32, 32), Image.BOX)
+    k = np.arange(32)
+    dct = np.cos(np.pi * (2 * k[None, :] + 1) * k[:8, None] / 64)
+    return (dct @ np.asarray(small, np.float64) @ dct.T).ravel()[1:65] > 0
+
+
+def test_brightness_and_contrast_change_no_bit_before_jpeg():
+    """Signs of AC coefficients: a constant added (brightness) or a scale (contrast) around
+    zero-mean coefficients leaves them; what the planted copies differ by is re-encoding."""
+    rng = np.random.default_rng(3)
+    pixels = (rng.random((64, 96, 3)) * 150 + 40).astype(np.float32)
+    base = image_files.fingerprint(Image.fromarray(pixels.astype(np.uint8)))
+    brighter = image_files.fingerprint(Image.fromarray((pixels + 30).astype(np.uint8)))
+    assert image_files.hamming(base, brighter) <= 4  # rounding of a few pixels only
+
+
+def test_a_picture_without_colour_is_told_apart_by_finer_luma(photos):
+    gray = [Image.open(io.BytesIO(d)).convert("L") for d in list(photos.values())[:16]]
+    prints = [image_files.fingerprint(g) for g in gray]
+    assert all(p[-1] & 0x40 == 0 for p in prints)  # the colour bit (bit 225) is off
+    distances = [image_files.hamming(a, b) for a, b in itertools.combinations(prints, 2)]
+    assert min(distances) > THRESHOLD
+
+
+def test_the_exact_digest_is_the_image_data_not_the_file(photos):
+    data = next(iter(photos.values()))
+    info = image_files.check_image(data, MAX_PIXELS, True)
+    commented = image_files.check_image(_with_comment(data, b"edited"), MAX_PIXELS, True)
+    assert commented.digest == info.digest and commented.fingerprint == info.fingerprint
+    reencoded = near_copy(data, "reencode", np.random.default_rng(0))
+    other = image_files.check_image(reencoded, MAX_PIXELS, True)
+    assert other.digest != info.digest
+    png = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(png, "PNG", compress_level=1)
+    again = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(again, "PNG", compress_level=9)
+    first, second = (image_files.check_image(b.getvalue(), MAX_PIXELS, True) for b in (png, again))
+    assert first.digest == second.digest  # the same pixels, other bytes
