@@ -10,6 +10,7 @@ an edit here reruns ImageExampleGen only.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import warnings
@@ -61,56 +62,80 @@ class ImageInfo(NamedTuple):
 
 
 # The perceptual fingerprint: the signs of the lowest DCT frequencies (DC left out) of the
-# upright picture shrunk to 32x32, in YCbCr: 99 of luma (10x10) and 63 of each chroma channel
-# (8x8); a picture without colour, whose chroma signs would all be alike, gets the next 126
-# luma frequencies instead, and the last bit says which (226 bits). Signs around zero, not the
-# median, so brightness (DC) and contrast (a scale) change no bit. Chroma is in it: distinct
-# contest-shaped photos of one landmark (bench/contest_data.py) share their luma layout, and
-# a 64-bit luma hash puts some of them within the grouping threshold's share of its bits;
-# these bits put none of them within it (tests/components/test_fingerprints.py).
-FINGERPRINT_SIDE = 32
+# upright picture, in YCbCr: 99 of luma (u, v < 10) and 63 of each chroma channel (u, v < 8);
+# a picture without colour, whose chroma signs would all be alike, gets the next 126 luma
+# frequencies instead, and the last bit says which (226 bits). Frequency (u, v) is u half
+# cycles down the picture and v across, whatever its size, so the DCT is taken of the pixels
+# the check decoded (the 1/8-scale JPEG) as they are, no thumbnail made. Signs around zero,
+# not the median, so brightness (DC) and contrast (a scale) change no bit. Chroma is in it:
+# distinct contest-shaped photos of one landmark (bench/contest_data.py) share their luma
+# layout, and a 64-bit luma hash puts some of them within the grouping threshold's share of
+# its bits; these bits put none of them within it (tests/components/test_fingerprints.py).
 FINGERPRINT_BITS = 226
+FINGERPRINT_SIDE = 64  # pictures larger than twice this are box-reduced first
+DRAFT_SIDE = 2 * 16  # a JPEG is drafted no smaller: the finest frequency is 16 half cycles
 _LUMA, _CHROMA, _FINE = 10, 8, 16
-# Chroma that varies less than this (standard deviation, 0-255) over the thumbnail is no colour.
-COLOUR_DEVIATION = 2.0
-_DCT = np.cos(
-    np.pi
-    * (2 * np.arange(FINGERPRINT_SIDE)[None, :] + 1)
-    * np.arange(_FINE)[:, None]
-    / (2 * FINGERPRINT_SIDE)
-).astype(np.float32)
-_COLOUR = np.zeros((3, _FINE, _FINE), bool)
-_COLOUR[0, :_LUMA, :_LUMA] = True
-_COLOUR[1:, :_CHROMA, :_CHROMA] = True
-_COLOUR[:, 0, 0] = False
-_COLOUR_TAKEN = np.flatnonzero(_COLOUR)  # luma's first: 99, then 63 + 63
+# Chroma whose strongest low frequency moves less than this (levels of 0-255, averaged over
+# the picture) is no colour: a gray picture's JPEG noise averages out far below it.
+COLOUR_LEVEL = 1.0
+_PIXEL_MODES = ("RGB", "L", "CMYK", "YCbCr", "RGBA", "LA")
+# JFIF's RGB -> YCbCr, without its offsets (they move DC only).
+_YCBCR = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
+    np.float32,
+)
+_COLOUR_TAKEN = np.array(
+    [(u * _LUMA + v) * 3 + channel
+     for channel, side in ((0, _LUMA), (1, _CHROMA), (2, _CHROMA))
+     for u in range(side) for v in range(side) if u or v]
+)  # fmt: skip  # indices into the (u, v, channel) coefficients of the coarse block
 _FINER = sorted(
     ((u, v) for u in range(_FINE) for v in range(_FINE) if u >= _LUMA or v >= _LUMA),
     key=lambda uv: (uv[0] + uv[1], uv[0]),
 )[: 2 * (_CHROMA * _CHROMA - 1)]
-_GRAY_TAKEN = np.concatenate(
-    [_COLOUR_TAKEN[: _LUMA * _LUMA - 1], [u * _FINE + v for u, v in _FINER]]
-)
-_PIXEL_MODES = ("RGB", "L", "CMYK", "YCbCr", "RGBA", "LA")
+_GRAY_TAKEN = np.array(
+    [u * _FINE + v for u in range(_LUMA) for v in range(_LUMA) if u or v]
+    + [u * _FINE + v for u, v in _FINER]
+)  # indices into the (u, v) luma coefficients of the fine block
+
+
+@functools.lru_cache(maxsize=256)
+def _basis(n: int, k: int = _FINE) -> np.ndarray:
+    """DCT-II rows of the first k frequencies over n samples, divided by n, so that a
+    coefficient is in levels averaged over the picture, whatever its size."""
+    x = np.arange(n)
+    return (np.cos(np.pi * (2 * x[None, :] + 1) * np.arange(k)[:, None] / (2 * n)) / n).astype(
+        np.float32
+    )
 
 
 def fingerprint(image: Image.Image) -> bytes:
     """The perceptual fingerprint of an upright picture (FINGERPRINT_BITS bits, as bytes):
     copies re-encoded, resized, slightly cropped, or with brightness or contrast nudged lie a
-    few bits apart (hamming). Costs about 0.1 ms on the 1/8-scale JPEG the check decodes."""
+    few bits apart (hamming). Two small matrix products over the pixels the check decoded:
+    small beside the 1/8-scale JPEG decode itself (bench/methods.py measures it)."""
     if image.mode.startswith("I;16") or image.mode in ("I", "F"):
         image = Image.fromarray((np.asarray(image, np.float32) / 257).clip(0, 255).astype(np.uint8))
-    elif image.mode not in _PIXEL_MODES:
+    if image.mode not in _PIXEL_MODES:
         image = image.convert("RGB")  # palettes, 1-bit
-    small = image.resize((FINGERPRINT_SIDE, FINGERPRINT_SIDE), Image.BOX).convert("YCbCr")
-    planes = np.asarray(small, np.float32).transpose(2, 0, 1)
-    coloured = bool(planes[1:].std(axis=(1, 2)).max() >= COLOUR_DEVIATION)
+    factor = min(image.size) // FINGERPRINT_SIDE
+    if factor > 1:  # a full-size picture (not a JPEG's draft): fewer pixels, the same lows
+        image = image.reduce(factor)
+    if image.mode != "RGB":
+        image = image.convert("RGB")  # gray, CMYK; alpha dropped, as TensorFlow drops it
+    width, height = image.size
+    rgb = np.frombuffer(image.tobytes(), np.uint8).reshape(height, width * 3).astype(np.float32)
+    rows, columns = _basis(height), _basis(width)
+    down = (rows[:_LUMA] @ rgb).reshape(_LUMA, width, 3).transpose(0, 2, 1)  # (u, c, x)
+    coarse = (down @ columns[:_LUMA].T).transpose(0, 2, 1) @ _YCBCR.T  # (u, v, YCbCr)
+    chroma = np.abs(coarse[:_CHROMA, :_CHROMA, 1:])
+    chroma[0, 0] = 0
+    coloured = bool(chroma.max() >= COLOUR_LEVEL)
     if coloured:
-        coefficients = _DCT[:_LUMA] @ planes @ _DCT[:_LUMA].T
-        taken = np.pad(coefficients, ((0, 0), (0, _FINE - _LUMA), (0, _FINE - _LUMA)))
-        bits = taken.ravel().take(_COLOUR_TAKEN) > 0
+        bits = coarse.ravel().take(_COLOUR_TAKEN) > 0
     else:
-        bits = (_DCT @ planes[0] @ _DCT.T).ravel().take(_GRAY_TAKEN) > 0
+        luma = rgb.reshape(height, width, 3) @ _YCBCR[0]
+        bits = (rows @ luma @ columns.T).ravel().take(_GRAY_TAKEN) > 0
     return np.packbits(np.append(bits, coloured)).tobytes()
 
 
@@ -250,7 +275,7 @@ def check_image(data: bytes, max_pixels: int, transcode: bool) -> ImageInfo | Ou
     Returns an ImageInfo, or an Outcome whose `path` is empty (the caller knows the path).
     The bytes are kept as they are only when the trainer's decoder sees the pixels checked here
     (see _tf_misreads); a JPEG it would misread is re-encoded as JPEG, anything else as PNG.
-    JPEGs are decoded at 1/8 scale (a small one at no less than FINGERPRINT_SIDE pixels a
+    JPEGs are decoded at 1/8 scale (a small one at no less than DRAFT_SIDE pixels a
     side): the whole entropy-coded stream is still read, so truncation is found, at less than
     half the cost of a full decode.
     """
@@ -277,7 +302,7 @@ def check_image(data: bytes, max_pixels: int, transcode: bool) -> ImageInfo | Ou
             if image.format in ("JPEG", "MPO"):  # an MPO's first picture: what TF decodes
                 # At most 1/8 scale, and never under the fingerprint's side: a 24x20 JPEG drafted
                 # to 3x3 pixels left its fingerprint a few bits from any other.
-                side = FINGERPRINT_SIDE
+                side = DRAFT_SIDE
                 draft = (min(width, max(width // 8, side)), min(height, max(height // 8, side)))
                 image.draft(image.mode, draft)
             image.load()

@@ -27,7 +27,7 @@ from components import counters, image_files
 from components.examples.reasons import REJECTED, UNREADABLE, Outcome
 from components.image_example_gen import progress_bar
 from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.records import Checked, LabeledImage, as_tuple, from_tuple
+from components.image_example_gen.records import Checked, LabeledImage
 
 
 def usable_cores(cgroup: str = "/sys/fs/cgroup") -> int:
@@ -131,8 +131,8 @@ def check(record: LabeledImage, options: ImageOptions) -> LabeledImage | Outcome
 
 
 class CheckImages(beam.DoFn):
-    """Plan record tuples -> checked record tuples (main) or Outcomes ('outcomes'), checked on
-    the decode threads, at most 4 per thread in flight."""
+    """Plan records -> checked records (main) or Outcomes ('outcomes'), checked on the decode
+    threads, at most 4 per thread in flight."""
 
     def __init__(self, options: ImageOptions, show_bar: bool = False):
         self._options = options
@@ -147,8 +147,7 @@ class CheckImages(beam.DoFn):
     def start_bundle(self):
         self._pending = collections.deque()
 
-    def process(self, element):
-        record = from_tuple(element)
+    def process(self, record):
         if self._threads == 1:
             yield from self._outputs(check(record, self._options))
             return
@@ -173,4 +172,4 @@ class CheckImages(beam.DoFn):
         if isinstance(result, Outcome):
             yield beam.pvalue.TaggedOutput("outcomes", result)
         else:
-            yield as_tuple(result)
+            yield result

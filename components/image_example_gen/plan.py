@@ -21,7 +21,7 @@ from components.examples.reasons import Outcome
 from components.examples.vocabulary import label_problem
 from components.image_example_gen import checking, duplicates, labels_csv, sorted_runs, splits, tree
 from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.records import LabeledImage, as_tuple, from_tuple
+from components.image_example_gen.records import LabeledImage, as_tuple
 from components.image_example_gen.tree import FoundFile
 
 
@@ -335,16 +335,11 @@ def plan_images(
         ).with_outputs("outcomes", main="records")
         outcome_parts.extend([unique.outcomes, labeled.outcomes])
 
-    checked = (
-        labeled.records
-        | "AsTuples" >> beam.Map(as_tuple)
-        | "CheckImages"
-        >> beam.ParDo(checking.CheckImages(options, show_bar)).with_outputs(
-            "outcomes", main="records"
-        )
-    )
+    checked = labeled.records | "CheckImages" >> beam.ParDo(
+        checking.CheckImages(options, show_bar)
+    ).with_outputs("outcomes", main="records")
     outcome_parts.append(checked.outcomes)
-    records = checked.records | "Checked" >> beam.Map(from_tuple)
+    records = checked.records
     feature_name = options.partition_feature(output_config)
     dropped = []
     if options.dedupe != "off":

@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from components.image_example_gen import checking, shards
 from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.records import LabeledImage, as_tuple
+from components.image_example_gen.records import LabeledImage
 from components.image_example_gen.tree import FoundFile
 from imgtfx import cli
 from pipeline import staging
@@ -48,8 +48,9 @@ checked = [o for r in records for o in check.process(r)] + list(check.finish_bun
 unwrap = lambda o: getattr(o, "value", o)  # windowed, in finish_bundle
 rejects = [unwrap(o.value).path for o in checked if hasattr(o, "tag")]
 checked = [unwrap(o) for o in checked if not hasattr(o, "tag")]
-outputs = list(write.process((("train", 0, 1), checked), vocabulary))
 import components.image_example_gen.shards as shards
+from components.image_example_gen.records import as_tuple
+outputs = list(write.process((("train", 0, 1), [as_tuple(c) for c in checked]), vocabulary))
 rejects += [o.value.path for o in outputs if hasattr(o, "tag")]
 print(json.dumps({"module": shards.__file__, "stats": [o for o in outputs if isinstance(o, dict)],
                   "rejects": rejects}))
@@ -69,10 +70,9 @@ def test_dataflow_workers_unpickle_and_run_image_example_gen_from_the_staged_whe
     for rel, data in files.items():
         write(images / rel, data)
     records = [
-        as_tuple(LabeledImage(FoundFile("train", rel, str(images / rel)), rel, rel.split("/")[0]))
+        LabeledImage(FoundFile("train", rel, str(images / rel)), rel, rel.split("/")[0], "train")
         for rel in files
     ]
-    records = [(*r[:3], "train", *r[4:]) for r in records]
     out = tmp_path / "out"
     work = tmp_path / "worker"
     work.mkdir()
