@@ -1,4 +1,4 @@
-"""Top-k accuracy as a TFMA-native metric: the Evaluator's per-class slices at any class count.
+"""Top-k accuracy and GAP as TFMA-native metrics: the Evaluator's per-class slices at any count.
 
 TFMA computes a Keras metric (tf_keras' SparseCategoricalAccuracy) per slice by calling its
 `update_state` eagerly, and every call goes through AutoGraph's converted_call: measured 65 s for
@@ -11,6 +11,8 @@ thresholds, results and reports read the same:
   sparse_top_k_categorical_accuracy  top_k=k
 An example counts as right when fewer than k classes score strictly higher than its label (the
 rule of tf.math.in_top_k, which Keras' top-k accuracy uses).
+
+GAP (configs.GAP), the landmark contests' score: see `global_average_precision`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
-from pipeline.configs import ACCURACY
+from pipeline.configs import ACCURACY, GAP
 
 
 class TopKAccuracy(metric_types.Metric):
@@ -108,3 +110,101 @@ class _TopKAccuracyCombiner(beam.CombineFn):
     def extract_output(self, accumulator: list[float]) -> dict:
         hits, total = accumulator
         return {self._key: hits / total if total else float("nan")}
+
+
+def global_average_precision(
+    confidences: np.ndarray, correct: np.ndarray, has_label: np.ndarray | None = None
+) -> float:
+    """GAP, the score of the Google Landmark Recognition challenges and the Dacon contest.
+
+    One prediction (a label and its confidence) per query; sorted by confidence over all
+    queries, GAP = (1/M) sum_i P(i) rel(i): P(i) the share of correct predictions among the
+    first i, rel(i) 1 where the i-th is correct, M the number of queries that have a correct
+    label at all (`has_label`; a query without one, a photo of no landmark, still takes a rank
+    and lowers the precision of those after it). Equal confidences are ranked wrong ones first,
+    so that a tie never flatters a model and the score does not depend on the queries' order.
+    NaN when no query has a label.
+    """
+    confidences = np.asarray(confidences, np.float64).reshape(-1)
+    correct = np.asarray(correct, bool).reshape(-1)
+    has_label = np.ones_like(correct) if has_label is None else np.asarray(has_label, bool)
+    total = int(np.count_nonzero(has_label))
+    if not total:
+        return float("nan")
+    order = np.lexsort((correct, -confidences))  # by confidence, then wrong before right
+    hits = correct[order]
+    precision = np.cumsum(hits) / np.arange(1, hits.size + 1)
+    return float(np.sum(precision[hits]) / total)
+
+
+class GlobalAveragePrecision(metric_types.Metric):
+    """GAP of the top class of every example (`global_average_precision`). A label outside the
+    classes (index < 0 or past the scores) is a query without a correct label."""
+
+    def __init__(self, name: str = GAP):
+        super().__init__(metric_util.merge_per_key_computations(_gap), name=name)
+
+
+metric_types.register_metric(GlobalAveragePrecision)
+
+
+def _gap(
+    name: str,
+    eval_config=None,
+    model_name: str = "",
+    output_name: str = "",
+    sub_key=None,
+    aggregation_type=None,
+    class_weights=None,
+    example_weighted: bool = False,
+) -> metric_types.MetricComputations:
+    key = metric_types.MetricKey(
+        name=name, model_name=model_name, output_name=output_name, sub_key=sub_key
+    )
+    return [
+        metric_types.MetricComputation(
+            keys=[key], preprocessors=None, combiner=_GapCombiner(key, eval_config)
+        )
+    ]
+
+
+class _GapCombiner(beam.CombineFn):
+    """Accumulates (confidence, correct, has_label) per query: 17 bytes an eval example, in
+    each slice it belongs to (overall and its class). GAP ranks all queries of a slice at once,
+    so no fixed-size summary computes it exactly."""
+
+    def __init__(self, key, eval_config):
+        self._key = key
+        self._eval_config = eval_config
+
+    def create_accumulator(self) -> list[list]:
+        return [[], [], []]
+
+    def add_input(self, accumulator: list[list], element) -> list[list]:
+        for label, prediction, _ in metric_util.to_label_prediction_example_weight(
+            element,
+            eval_config=self._eval_config,
+            model_name=self._key.model_name,
+            output_name=self._key.output_name,
+            flatten=False,
+            allow_none=True,
+        ):
+            if label is None or prediction is None:
+                continue
+            scores = np.asarray(prediction, dtype=np.float64).reshape(-1)
+            index = int(np.asarray(label).reshape(-1)[0])
+            best = int(np.argmax(scores))
+            accumulator[0].append(float(scores[best]))
+            accumulator[1].append(best == index)
+            accumulator[2].append(0 <= index < scores.size)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[list[list]]) -> list[list]:
+        merged = self.create_accumulator()
+        for accumulator in accumulators:
+            for column, values in zip(merged, accumulator, strict=True):
+                column.extend(values)
+        return merged
+
+    def extract_output(self, accumulator: list[list]) -> dict:
+        return {self._key: global_average_precision(*accumulator)}

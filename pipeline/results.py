@@ -10,7 +10,7 @@ from tfx.orchestration import metadata
 
 from components.examples.report import read_report
 from components.image_evaluator.properties import BASELINE_NOTE, CLASS_SLICES
-from pipeline.configs import ACCURACY, TOP_K_ACCURACY
+from pipeline.configs import ACCURACY, GAP, TOP_K_ACCURACY
 
 OVERALL = "overall"
 MAX_FAILED = 100
@@ -194,6 +194,7 @@ def summarize(
         "accuracy": None,
         "top_k": top_k,
         "top_k_accuracy": None,
+        "gap": None,
         "blessed": None,
         "model": os.path.join(model.uri, "Format-Serving") if model else None,
         "pushed_model": None,
@@ -220,6 +221,7 @@ def summarize(
         metrics = overall_metrics(evaluation.uri)
         summary["accuracy"] = metrics.get(ACCURACY)
         summary["top_k_accuracy"] = metrics.get(TOP_K_ACCURACY)
+        summary["gap"] = metrics.get(GAP)
         summary["evaluation_uri"] = evaluation.uri
     if blessing:
         summary["blessed"] = bool(blessing.custom_properties["blessed"].int_value)
@@ -238,6 +240,7 @@ def summarize(
         summary["blessing"]["metrics"] = {
             "accuracy": summary["accuracy"],
             f"top_{top_k}_accuracy": summary["top_k_accuracy"],
+            "gap": summary["gap"],
         }
     if pushed and pushed.custom_properties["pushed"].int_value:
         summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value

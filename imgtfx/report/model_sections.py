@@ -37,6 +37,8 @@ def _thresholds_text(thresholds: dict) -> str:
         parts.append(f"accuracy >= {thresholds['min_accuracy']:g}")
     if thresholds.get("min_class_accuracy") is not None:
         parts.append(f">= {thresholds['min_class_accuracy']:g} on every class")
+    if thresholds.get("min_gap") is not None:
+        parts.append(f"GAP >= {thresholds['min_gap']:g}")
     if thresholds.get("max_accuracy_drop") is not None:
         parts.append(f"at most {thresholds['max_accuracy_drop']:g} below the baseline")
     return ", ".join(parts) or "no threshold"
@@ -65,6 +67,8 @@ def evaluation_section(summary: dict, slices: Slices | None) -> str:
     accuracy = summary.get("accuracy")
     top_k = summary.get("top_k_accuracy")
     top_k_text = "" if top_k is None else f", top-{summary.get('top_k', 3)} accuracy {top_k:.4f}"
+    if summary.get("gap") is not None:
+        top_k_text += f", GAP {summary['gap']:.4f}"
     blessing = summary.get("blessing") or {}
     thresholds = blessing.get("thresholds") or {"min_accuracy": summary.get("min_accuracy")}
     failed = blessing.get("failed") or []

@@ -115,6 +115,21 @@ def test_opt_in_class_floor_fails_on_the_weak_class_only(tmp_path):
     assert [(f["slice"], f["value"]) for f in why["failed"]] == [("label_name=3", 0.25)]
 
 
+def test_opt_in_gap_bound_blesses_on_the_contest_score(tmp_path):
+    """Every prediction here has confidence 0.91: GAP ranks the 15 wrong ones first (ties never
+    flatter), then the 185 right ones at precision j / (15 + j)."""
+    evaluation_uri, blessed = _evaluate(tmp_path, "gap", min_accuracy=0.9, min_gap=0.9)
+    assert not blessed
+    why = explain_blessing(evaluation_uri, blessed, {}, None)
+    (failure,) = why["failed"]
+    expected = sum(j / (15 + j) for j in range(1, 186)) / 200
+    assert failure["metric"] == "global_average_precision" and failure["slice"] == "overall"
+    assert failure["value"] == pytest.approx(expected, abs=1e-6)
+    assert expected < 0.75  # far below the accuracy (0.925), which alone would bless it
+    _, blessed = _evaluate(tmp_path, "gap-low", min_accuracy=0.9, min_gap=0.7)
+    assert blessed
+
+
 def test_a_baseline_trained_on_other_classes_is_skipped_and_the_summary_says_so(tmp_path):
     """The blessed baseline knew class 'cat' where these examples have '9': label 9 means
     another class in each, so the model is evaluated as on a first run, and says why."""

@@ -1,0 +1,74 @@
+"""GAP, the landmark contests' score, against sums done by hand, and as the Evaluator's metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.metrics import global_average_precision
+
+
+def test_gap_is_the_precision_at_each_correct_rank_over_the_queries_with_a_label():
+    # Ranked by confidence: right (0.9), wrong (0.8), right (0.7), a photo of no landmark
+    # (0.6, wrong by definition), right (0.5). M = 4 queries with a label (one of them wrong,
+    # 0.1). P at the correct ranks: 1/1, 2/3, 3/5.
+    confidences = [0.7, 0.9, 0.5, 0.8, 0.6, 0.1]
+    correct = [True, True, True, False, False, False]
+    has_label = [True, True, True, True, False, True]
+    expected = (1 / 1 + 2 / 3 + 3 / 5) / 5
+    assert global_average_precision(confidences, correct, has_label) == pytest.approx(expected)
+    # The query without a label counts in the ranking, not in M: with a label it would be
+    # wrong and in M, and the score is lower.
+    labelled = (1 / 1 + 2 / 3 + 3 / 5) / 6
+    assert global_average_precision(confidences, correct) == pytest.approx(labelled)
+
+
+def test_equal_confidences_rank_the_wrong_prediction_first_whatever_the_order():
+    # Two at 0.9, one right and one wrong: wrong first, so P at the right one is 1/2.
+    for confidences, correct in (([0.9, 0.9, 0.4], [True, False, True]),
+                                 ([0.9, 0.9, 0.4], [False, True, True])):  # fmt: skip
+        assert global_average_precision(confidences, correct) == pytest.approx((1 / 2 + 2 / 3) / 3)
+
+
+def test_gap_edge_cases():
+    assert global_average_precision([0.5, 0.4], [True, True]) == pytest.approx(1.0)
+    assert global_average_precision([0.5, 0.4], [False, False]) == 0.0
+    assert np.isnan(global_average_precision([0.5], [False], [False]))
+
+
+def test_the_evaluator_metric_ranks_the_top_class_of_each_example_over_merged_accumulators():
+    from tensorflow_model_analysis.metrics import metric_types
+
+    from pipeline.configs import GAP
+    from pipeline.metrics import GlobalAveragePrecision
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 20, 300)
+    labels[::50] = -1  # not a class of the model: a query without a correct label
+    scores = rng.random((300, 20))
+    scores[::4, :] = 0.0
+    scores[np.arange(0, 300, 4), np.maximum(labels[::4], 0)] = 2.0  # a quarter sure and right
+    (computation,) = GlobalAveragePrecision().computations()
+    combiner = computation.combiner
+    halves = []
+    for part in (slice(0, 120), slice(120, 300)):
+        accumulator = combiner.create_accumulator()
+        for label, score in zip(labels[part], scores[part], strict=True):
+            inputs = metric_types.StandardMetricInputs(
+                label=np.array([label]), prediction=score, example_weight=np.array([1.0])
+            )
+            accumulator = combiner.add_input(accumulator, inputs)
+        halves.append(accumulator)
+    output = combiner.extract_output(combiner.merge_accumulators(halves))
+    [(key, value)] = output.items()
+    assert key.name == GAP
+    best = scores.argmax(axis=1)
+    # By hand: sort by confidence (wrong first in a tie), sum the precision at right ranks.
+    rows = sorted(zip(scores.max(axis=1), best == labels, strict=True), key=lambda r: (-r[0], r[1]))
+    hits = precision_sum = 0
+    for rank, (_, right) in enumerate(rows, start=1):
+        if right:
+            hits += 1
+            precision_sum += hits / rank
+    assert value == pytest.approx(precision_sum / int(np.sum(labels >= 0)))
+    assert 0.2 < value < 1.0  # the sure quarter first: far above chance
