@@ -1,4 +1,5 @@
-"""The image classifier: a small Keras CNN, its training `run_fn`, and its serving signatures.
+"""The image classifier: a small Keras CNN or a pretrained backbone, compiled, and its serving
+signatures (trainer/training.py trains it).
 
 Keras: tf-keras (Keras 2), imported explicitly. TFX 1.16's TFMA and TFT use tf-keras, and
 `TF_USE_LEGACY_KERAS=1` is set everywhere (CLI, Makefile, container image) so `tf.keras` agrees.
@@ -10,19 +11,15 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import math  # noqa: E402
-import time  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
-from absl import logging  # noqa: E402
 
-from components import counters  # noqa: E402
 from components.examples import decode  # noqa: E402
 from components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE  # noqa: E402
 from components.examples.reasons import TOO_MANY_PIXELS  # noqa: E402
 from components.examples.vocabulary import write_label_names_file, write_labels_file  # noqa: E402
-from trainer import data  # noqa: E402
+from trainer import backbones  # noqa: E402
 from trainer.options import TrainerOptions  # noqa: E402
 
 PROBABILITIES = "probabilities"
@@ -38,7 +35,6 @@ IMAGES_SIGNATURE = "serving_images"
 # positionally, which TensorFlow first tries as a structured call and rejects with an error
 # text that formats every image of the batch: 12 s per 4,400 photos, thrown away.
 EVAL_SIGNATURE = "evaluate"
-EPOCH_STEPS = 100
 # The default 0.99 needs thousands of steps before the moving statistics that inference uses
 # settle; runs here are hundreds of steps (measured: 0.19 vs 0.99 eval accuracy at 200 steps).
 BN_MOMENTUM = 0.9
@@ -63,6 +59,84 @@ class ImageClassifier(keras.Model):
 
 
 def build_model(num_classes: int, options: TrainerOptions = TrainerOptions()) -> keras.Model:
+    """The compiled classifier of `options.backbone`: the small CNN or a pretrained backbone."""
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}.")
+    if options.backbone == backbones.SMALL_CNN:
+        model = _small_cnn(num_classes, options)
+    else:
+        model = _on_backbone(num_classes, options)
+    compile_model(model, options, options.learning_rate)
+    return model
+
+
+def _on_backbone(num_classes: int, options: TrainerOptions) -> keras.Model:
+    """Backbone -> global average pooling -> dropout -> softmax (float32 under mixed precision).
+
+    A pretrained backbone is frozen and always runs in inference mode (`training=False`): its
+    BatchNorm layers keep ImageNet's statistics through both phases, as Keras' transfer
+    learning guide does (updating them from small batches of a new task ruins the features).
+    A random backbone trains whole, BatchNorm included.
+    """
+    size = options.image_size
+    inputs = keras.Input(shape=(size, size, 3), name="image")
+    network = backbones.build(options.backbone, size, options.weights)
+    x = backbones.preprocess(options.backbone, inputs)
+    if options.pretrained:
+        network.trainable = False
+        x = network(x, training=False)
+    else:
+        x = network(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(options.dropout)(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name=PROBABILITIES
+    )(x)
+    return ImageClassifier(inputs, outputs, name=f"{options.backbone}_classifier")
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The backbone inside a classifier built on one."""
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def unfreeze_top(model: keras.Model, layers: int) -> None:
+    """Makes the backbone's last `layers` layers (-1: all) trainable, BatchNorm excepted."""
+    network = backbone_of(model)
+    network.trainable = True
+    chosen = set(map(id, network.layers if layers == -1 else network.layers[-layers:]))
+    for layer in network.layers:
+        frozen = isinstance(layer, keras.layers.BatchNormalization) or id(layer) not in chosen
+        layer.trainable = not frozen
+
+
+def compile_model(model: keras.Model, options: TrainerOptions, learning_rate: float) -> None:
+    """Adam (AdamW with weight decay), cross-entropy (label-smoothed when asked), accuracy."""
+    if options.weight_decay:
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=options.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    if options.label_smoothing:
+        loss = _smoothed_loss(model.output_shape[-1], options.label_smoothing)
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def _smoothed_loss(num_classes: int, smoothing: float):
+    def smoothed_cross_entropy(labels, probabilities):
+        targets = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), num_classes)
+        return keras.losses.categorical_crossentropy(
+            targets, probabilities, label_smoothing=smoothing
+        )
+
+    return smoothed_cross_entropy
+
+
+def _small_cnn(num_classes: int, options: TrainerOptions) -> keras.Model:
     """A strided stem (conv-BN-ReLU, stride 2) -> conv blocks (conv-BN-ReLU, max-pool) ->
     global average pooling -> dropout -> softmax.
 
@@ -74,8 +148,6 @@ def build_model(num_classes: int, options: TrainerOptions = TrainerOptions()) ->
     convolutions per block at full size and learned more in 300 steps (measured on the
     contest-shaped tree, 1,049 classes, 64 px: 3.5 vs 1.7 steps/s, eval accuracy 0.21 vs 0.04).
     """
-    if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}.")
     size = options.image_size
     inputs = keras.Input(shape=(size, size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / 255)(inputs)
@@ -93,19 +165,7 @@ def build_model(num_classes: int, options: TrainerOptions = TrainerOptions()) ->
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(options.dropout)(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES)(x)
-    model = ImageClassifier(inputs, outputs, name="image_classifier")
-    model.compile(
-        optimizer=keras.optimizers.Adam(options.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    return model
-
-
-def balanced_class_weights(counts: list[int]) -> dict[int, float]:
-    """Inverse-frequency weights (sklearn's 'balanced'); classes without examples get 0."""
-    total, present = sum(counts), sum(1 for c in counts if c)
-    return {i: (total / (present * c) if c else 0.0) for i, c in enumerate(counts)}
+    return ImageClassifier(inputs, outputs, name="image_classifier")
 
 
 class _Untracked:
@@ -262,73 +322,3 @@ def export(
     )
     write_labels_file(os.path.join(path, LABELS_FILE), vocabulary)
     write_label_names_file(os.path.join(path, LABEL_NAMES_FILE), vocabulary, label_names)
-
-
-class StepProgress(keras.callbacks.Callback):
-    """Publishes the training step (the local runner's progress lines read it) and logs it
-    every `log_every_s` seconds, so that a long training is never silent on any runner."""
-
-    def __init__(self, total_steps: int, log_every_s: float = 60.0):
-        super().__init__()
-        self._total = total_steps
-        self._every = log_every_s
-        self._step = 0
-        self._start = self._last = time.monotonic()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        counters.update("train_steps", self._step, self._total)
-        now = time.monotonic()
-        if now - self._last >= self._every:
-            self._last = now
-            logging.info(
-                "Trainer: step %d/%d (%.2f steps/s).",
-                self._step,
-                self._total,
-                self._step / (now - self._start),
-            )
-
-
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point (`run_fn='trainer.model.run_fn'`)."""
-    options = TrainerOptions.from_dict(fn_args.custom_config)
-    vocabulary = data.vocabulary_of(fn_args.train_files)
-    train = data.make_dataset(fn_args.train_files, options, training=True)
-    evaluation = data.make_dataset(fn_args.eval_files, options, training=False)
-
-    class_weight = None
-    if options.class_weights == "balanced":
-        counts = data.class_counts(fn_args.train_files)
-        class_weight = balanced_class_weights([counts.get(label, 0) for label in vocabulary])
-
-    model = build_model(len(vocabulary), options)
-    steps = max(1, int(fn_args.train_steps))
-    epoch_steps = min(steps, EPOCH_STEPS)
-    epochs = math.ceil(steps / epoch_steps)
-    callbacks = [
-        StepProgress(steps),
-        keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=options.early_stopping_patience,
-            restore_best_weights=True,
-        ),
-    ]
-    logging.info("Training %d classes: %d steps in %d rounds.", len(vocabulary), steps, epochs)
-    model.fit(
-        train,
-        steps_per_epoch=epoch_steps,
-        epochs=epochs,
-        validation_data=evaluation,
-        validation_steps=max(1, int(fn_args.eval_steps or 1)),
-        class_weight=class_weight,
-        callbacks=callbacks,
-        verbose=2,
-    )
-    export(
-        model,
-        vocabulary,
-        options,
-        fn_args.serving_model_dir,
-        data.label_names_of(fn_args.train_files),
-    )

@@ -9,6 +9,16 @@ from components.examples.features import FeatureNames
 from components.examples.reasons import MAX_PIXELS
 
 SUPPORTED_IMAGE_SIZES = range(16, 513)
+# Kept in step with trainer/backbones.py (a test checks): options stay light, no TensorFlow.
+BACKBONES = (
+    "small_cnn",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_v2_b0",
+    "resnet50",
+)
+MIN_BACKBONE_IMAGE_SIZE = 32
+MIXED_PRECISION = ("auto", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +39,20 @@ class TrainerOptions:
       before decoding) with an error for that image; the converter's limit by default. Lower it
       to bound the memory one request can take (decoding needs at least 3 bytes per pixel).
     features: feature names written by ImageExampleGen.
+    backbone: small_cnn (the model above, trained from scratch) or a Keras Applications
+      backbone (trainer/backbones.py) under global pooling and a softmax head.
+    weights: a backbone's weights: 'none' (random), 'imagenet' (Keras' cache, never
+      downloaded) or a weights file (local or gs://).
+    weights_sha256: the weights file's digest, set by the run configuration: new weights at
+      the same path change the Trainer's cache key.
+    fine_tune_layers: after the head's steps, the backbone's last layers to train as well
+      (BatchNorm stays frozen); -1: all of them.
+    fine_tune_steps: steps of that second phase, after `train_steps`.
+    fine_tune_learning_rate: the second phase's learning rate (default learning_rate / 10).
+    weight_decay: decoupled weight decay (AdamW); 0 is Adam.
+    label_smoothing: share of each label's target spread over the other classes.
+    mixed_precision: 'auto' trains in mixed_float16 (softmax in float32) when a GPU is
+      present, 'off' never.
     """
 
     image_size: int = 64
@@ -44,8 +68,43 @@ class TrainerOptions:
     early_stopping_patience: int = 5
     max_pixels: int = MAX_PIXELS
     features: FeatureNames = dataclasses.field(default_factory=FeatureNames)
+    backbone: str = "small_cnn"
+    weights: str = "none"
+    weights_sha256: str = ""
+    fine_tune_layers: int = 0
+    fine_tune_steps: int = 0
+    fine_tune_learning_rate: float | None = None
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    mixed_precision: str = "auto"
+
+    @property
+    def pretrained(self) -> bool:
+        """A backbone with weights from somewhere: its head trains first, the backbone frozen."""
+        return self.backbone != "small_cnn" and self.weights != "none"
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(
+                f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}."
+            )
+        if self.backbone == "small_cnn" and self.weights != "none":
+            raise ValueError("small_cnn trains from scratch: give --weights with a backbone.")
+        if self.backbone != "small_cnn" and self.image_size < MIN_BACKBONE_IMAGE_SIZE:
+            raise ValueError(
+                f"backbone {self.backbone} needs images of at least {MIN_BACKBONE_IMAGE_SIZE} "
+                f"px (--image-size), got {self.image_size}."
+            )
+        if self.fine_tune_steps < 0 or self.fine_tune_layers < -1:
+            raise ValueError("fine_tune_steps must be >= 0 and fine_tune_layers >= -1.")
+        if self.fine_tune_steps and not self.pretrained:
+            raise ValueError(
+                "fine-tuning follows a pretrained backbone's head phase: give --weights."
+            )
+        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise ValueError("weight_decay must be >= 0 and label_smoothing in [0, 1).")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}.")
         if self.image_size not in SUPPORTED_IMAGE_SIZES:
             raise ValueError(
                 f"image size must be between {SUPPORTED_IMAGE_SIZES.start} and "

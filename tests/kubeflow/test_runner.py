@@ -67,7 +67,7 @@ def test_compiled_spec_has_every_task_image_executor_and_parameter(tmp_path):
     assert trainer_inputs["train_args"] == {"componentInputParameter": TRAIN_ARGS_PARAMETER}
     assert "module_file" not in trainer_inputs
     run_fn = trainer_inputs["run_fn"]["runtimeValue"]["constantValue"]["stringValue"]
-    assert run_fn == "trainer.model.run_fn"
+    assert run_fn == "trainer.training.run_fn"
 
 
 def test_compiling_needs_no_access_to_the_pipeline_root(tmp_path):

@@ -30,7 +30,7 @@ ENTRY_MODULES = {
         "components/image_example_gen/driver.py",
     ),
     "LabelSchema": ("components/label_schema/component.py",),
-    "Trainer": ("trainer/model.py",),
+    "Trainer": ("trainer/training.py",),
     "Evaluator": (
         "components/baseline_evaluator/executor.py",
         "components/image_evaluator/executor.py",

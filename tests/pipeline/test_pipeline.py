@@ -37,7 +37,7 @@ def test_pipeline_wires_every_step(tmp_path):
     assert upstream["Trainer"] == ["ImageExampleGen", "LabelSchema"]
     assert upstream["Evaluator"] == ["ImageExampleGen", "Trainer", "latest_blessed_model_resolver"]
     assert upstream["Pusher"] == ["Evaluator", "Trainer"]
-    assert by_id["Trainer"].exec_properties["run_fn"] == "trainer.model.run_fn"
+    assert by_id["Trainer"].exec_properties["run_fn"] == "trainer.training.run_fn"
     assert (
         "module_file" not in by_id["Trainer"].exec_properties
         or not by_id["Trainer"].exec_properties["module_file"]

@@ -9,7 +9,7 @@ import tensorflow as tf
 from components.examples import layout
 from tests.components.image_example_gen.conversions import run_do
 from tests.conftest import encode, make_tree, write
-from trainer import data, model
+from trainer import data, model, training
 from trainer.options import TrainerOptions
 
 SMALL = TrainerOptions(image_size=16, batch_size=4, filters=(4, 8))
@@ -33,7 +33,7 @@ def test_options_reject_unknown_image_size():
 
 
 def test_balanced_class_weights():
-    weights = model.balanced_class_weights([10, 30, 0])
+    weights = training.balanced_class_weights([10, 30, 0])
     assert weights == {0: 2.0, 1: 40 / 60, 2: 0.0}
     assert weights[0] * 10 == pytest.approx(weights[1] * 30)
 
