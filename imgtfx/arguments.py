@@ -8,6 +8,7 @@ import argparse
 from components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
 from imgtfx import commands
 from pipeline import configs
+from trainer.options import BACKBONES
 
 
 def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = True) -> None:
@@ -98,12 +99,50 @@ def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) ->
         help="also require this accuracy on every class (default: no per-class floor)",
     )
     parser.add_argument(
+        "--min-gap",
+        type=float,
+        help="also require this GAP (global average precision, the landmark contests' score)",
+    )
+    parser.add_argument(
         "--class-weights",
         choices=["none", "balanced"],
         default="none",
         help="balanced: weigh each class by the inverse of its size (uneven classes)",
     )
     parser.add_argument("--flip", action="store_true", help="random left-right flips in training")
+    parser.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default="small_cnn",
+        help="small_cnn (trained from scratch) or a Keras Applications backbone",
+    )
+    parser.add_argument(
+        "--weights",
+        default="none",
+        metavar="none|imagenet|PATH",
+        help="the backbone's weights: random, Keras' cache (never downloaded), or a weights file "
+        "(local or gs://; the backbone without its top, as Keras Applications reads it)",
+    )
+    parser.add_argument(
+        "--fine-tune-layers",
+        type=int,
+        default=0,
+        help="after the head's steps, also train the backbone's last N layers (-1: all)",
+    )
+    parser.add_argument(
+        "--fine-tune-steps", type=int, default=0, help="steps of fine-tuning, after --train-steps"
+    )
+    parser.add_argument(
+        "--fine-tune-learning-rate", type=float, help="default: the learning rate / 10"
+    )
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's weight decay")
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["auto", "off"],
+        default="auto",
+        help="auto: mixed_float16 when a GPU is present",
+    )
     parser.add_argument("--no-augment", action="store_true", help="no training augmentation")
 
 
@@ -230,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="SavedModel folder, or ROOT/serving")
     p.add_argument(
         "--top-k", type=int, default=3, help="labels listed per image, most likely first"
+    )
+    p.add_argument(
+        "--submission",
+        metavar="CSV",
+        help="write the contest's submission instead: id,landmark_id,conf, one row per image "
+        "(id: the file name without extension; an image that cannot be predicted gets an "
+        "empty row and a line on stderr)",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
     p.set_defaults(func=commands.predict)

@@ -7,6 +7,7 @@ KubeflowTarget for `compile`) before TensorFlow is imported, and hands over to t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import warnings
@@ -38,13 +39,32 @@ def _beam_args(values: list[str] | None) -> list[str]:
 def _trainer_options(args, image_size: int):
     from trainer.options import TrainerOptions
 
-    return TrainerOptions(
+    options = TrainerOptions(
         image_size=image_size,
         batch_size=args.batch_size,
         augment=not args.no_augment,
         flip=args.flip,
         class_weights=args.class_weights,
+        backbone=args.backbone,
+        weights=args.weights,
+        fine_tune_layers=args.fine_tune_layers,
+        fine_tune_steps=args.fine_tune_steps,
+        fine_tune_learning_rate=args.fine_tune_learning_rate,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        mixed_precision=args.mixed_precision,
     )
+    if options.weights in ("none", "imagenet"):
+        return options
+    if args.command == "compile" and options.weights.startswith(("minio://", "s3://")):
+        return options  # read by the Trainer's pod (the launcher's copy), not from here
+    from trainer import backbones
+
+    # Checked here, before any step runs: a file that does not fit is one line, not a failed
+    # Trainer after the conversion.
+    backbones.check_weights(options.weights)
+    backbones.build(options.backbone, options.image_size, options.weights)
+    return dataclasses.replace(options, weights_sha256=backbones.weights_digest(options.weights))
 
 
 def _options(args):
@@ -77,6 +97,7 @@ def _run_config(args):
             "train_steps": args.train_steps,
             "min_accuracy": args.min_accuracy,
             "min_class_accuracy": args.min_class_accuracy,
+            "min_gap": args.min_gap,
         }
     beam_args = args.beam_arg
     if args.command == "compile":

@@ -84,6 +84,8 @@ def run(args) -> int:
             print(line, file=sys.stderr)
     accuracy, top_k = summary["accuracy"], summary.get("top_k_accuracy")
     top_k_text = "" if top_k is None else f", top-{summary['top_k']} {top_k:.3f}"
+    if summary.get("gap") is not None:
+        top_k_text += f", GAP {summary['gap']:.3f}"
     splits = ", ".join(f"{split} {n:,}" for split, n in (summary["examples"] or {}).items())
     print(
         f"examples: {splits or 'none'}; rejected {summary['rejected']:,}; accuracy "
@@ -132,9 +134,15 @@ def submit_run(args) -> int:
 
 def predict(args) -> int:
     from imgtfx.predict import predict as predict_files
+    from imgtfx.predict import submission_rows, write_submission
 
     predicted = 0
-    for line in predict_files(args.model, args.images, args.top_k, progress=sys.stderr.isatty()):
+    lines = predict_files(args.model, args.images, args.top_k, progress=sys.stderr.isatty())
+    if args.submission:
+        rows = write_submission(args.submission, submission_rows(lines, sys.stderr))
+        predicted = sum(1 for row in rows if row[1])
+        print(f"submission: {args.submission} ({len(rows):,} rows, {predicted:,} predicted)")
+    for line in [] if args.submission else lines:
         predicted += "error" not in line
         print(json.dumps(line, ensure_ascii=False), flush=True)
     if not predicted:

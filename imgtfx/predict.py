@@ -133,3 +133,38 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
     yield from flush()
     if bar:
         bar.close()
+
+
+SUBMISSION_HEADER = ("id", "landmark_id", "conf")
+
+
+def submission_rows(lines: Iterable[dict], errors) -> Iterator[tuple[str, str, str]]:
+    """(id, label, confidence) per predicted line, in order: the id is the file name without
+    its extension, the label the class as the labels CSV spells it, the confidence its
+    probability. A line with an error gives (id, "", "") and says why on `errors`; an id
+    given twice is said there too (both rows are written)."""
+    seen = set()
+    for line in lines:
+        key = os.path.splitext(os.path.basename(line["path"]))[0]
+        if key in seen:
+            print(f"imgtfx predict: id {key} given twice ({line['path']})", file=errors)
+        seen.add(key)
+        if "error" in line:
+            print(f"imgtfx predict: {line['path']}: {line['error']}", file=errors)
+            yield key, "", ""
+        else:
+            yield key, line["label"], f"{line['probability']:.6f}"
+
+
+def write_submission(path: str, rows: Iterable[tuple[str, str, str]]) -> list[tuple]:
+    """Writes the rows as a CSV with SUBMISSION_HEADER (UTF-8); returns them."""
+    import csv
+
+    written = []
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(SUBMISSION_HEADER)
+        for row in rows:
+            writer.writerow(row)
+            written.append(row)
+    return written

@@ -31,7 +31,8 @@ ExecutorOutput TFX writes. What it repairs, each from the KFP backend's source
   should be is made a folder again.
 
 - An image tree on minio:// or s3:// reaches ImageExampleGen as an input artifact the launcher
-  copies into the pod (use_image_tree).
+  copies into the pod (use_image_tree); a backbone's weights file reaches the Trainer the same
+  way (use_weights).
 - A Pusher whose serving folder is on minio:// or s3:// pushes into its own `pushed_model`
   artifact, which the launcher uploads (push_into_artifact).
 
@@ -54,6 +55,7 @@ LOCAL_MIRRORS = {"gs://": "gcs", "s3://": "s3", "minio://": "minio"}
 # driver's GetStoreSessionInfo takes no other provider): the ones the launcher mirrors.
 BUCKET_SCHEMES = tuple(LOCAL_MIRRORS)
 IMAGE_TREE_INPUT = "image_tree"
+WEIGHTS_INPUT = "backbone_weights"
 LAUNCHER_OUTPUTS = ("executor-logs",)  # driver/driver.go provisionOutputs, from 2.5.0
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 
@@ -126,15 +128,27 @@ def use_image_tree(executor_input: dict, mount: str = "/") -> bool:
     launcher has copied into the pod): the input is set aside, not TFX's, and every parameter
     that names the tree or a file in it (input_base; a labels CSV inside the tree) names the
     launcher's local copy instead. Returns whether it did."""
+    return _use_imported(executor_input, IMAGE_TREE_INPUT, "image tree", mount)
+
+
+def use_weights(executor_input: dict, mount: str = "/") -> bool:
+    """The Trainer with a `backbone_weights` input (the weights file, which the launcher has
+    copied into the pod): set aside as the image tree is, and the Trainer's options
+    (custom_config) name the local copy. Returns whether it did."""
+    return _use_imported(executor_input, WEIGHTS_INPUT, "weights file", mount)
+
+
+def _use_imported(executor_input: dict, key: str, what: str, mount: str) -> bool:
     artifacts = executor_input.get("inputs", {}).get("artifacts", {})
-    tree = artifacts.pop(IMAGE_TREE_INPUT, None)
-    if not tree:
+    imported = artifacts.pop(key, None)
+    if not imported:
         return False
-    uri = tree["artifacts"][0]["uri"].rstrip("/")
+    uri = imported["artifacts"][0]["uri"].rstrip("/")
     local = local_path(uri, mount)
     if local is None:
-        raise ValueError(f"image tree {uri}: the launcher copies only {BUCKET_SCHEMES} URIs.")
-    _folder_again(local)
+        raise ValueError(f"{what} {uri}: the launcher copies only {BUCKET_SCHEMES} URIs.")
+    if key == IMAGE_TREE_INPUT:
+        _folder_again(local)
     named = re.compile(re.escape(uri) + r'(?=$|/|")')  # the tree, not a sibling "uri2/"
     parameters = executor_input["inputs"].get("parameterValues", {})
     for key, value in parameters.items():
@@ -219,6 +233,7 @@ def _main(parsed) -> None:
     inputs_spec = json.loads(args.json_serialized_inputs_spec_args or "{}")
     executor_input = json.loads(args.json_serialized_invocation_args)
     use_image_tree(executor_input, mount)
+    use_weights(executor_input, mount)
     executor_input = repair_input(executor_input, inputs_spec, mount)
     pushed_here = push_into_artifact(executor_input, mount)
     args.json_serialized_invocation_args = json.dumps(executor_input)

@@ -10,7 +10,8 @@ PipelineJob for Vertex AI Pipelines, both from the same `create_pipeline(config,
                 (components/baseline_evaluator). It never runs the `preCacheCheck` hook that
                 fingerprints the image tree, so ImageExampleGen's task is not cached there.
                 A tree on minio:// or s3:// comes into ImageExampleGen's pod through an
-                importer task (image_tree_importer).
+                importer task (image_tree_importer), a backbone's weights file into the
+                Trainer's through another (weights_importer).
   .json         Vertex AI Pipelines: the PipelineJob JSON, with TFX's Resolver and the
                 fingerprinting driver, both of which Vertex runs.
 
@@ -41,6 +42,7 @@ from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER, RunConfi
 ENTRYPOINT = "kubeflow.entrypoint"  # python -m, in the image (kubeflow/Dockerfile)
 EXAMPLE_GEN_TASK = "ImageExampleGen"
 IMAGE_TREE_TASK = "ImageTree"  # the importer of a tree on minio:// or s3:// (image_tree_importer)
+WEIGHTS_TASK = "BackboneWeights"  # the importer of a backbone's weights file (weights_importer)
 TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
 OBJECT_STORE_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
@@ -71,6 +73,21 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
     values their defaults.
     """
     platform = target.platform
+    weights = config.trainer_options.weights
+    if weights not in ("none", "imagenet"):
+        stores = entrypoint.BUCKET_SCHEMES if platform == KFP else ("gs://",)
+        if not weights.startswith(stores):
+            raise ValueError(
+                f"the cluster cannot read the weights file {weights}: copy it to a bucket "
+                f"({', '.join(stores)}) and give its URI with --weights."
+            )
+        if not weights.endswith((".h5", ".hdf5")):
+            # A checkpoint is several objects under a prefix, which the 2.17 launcher's
+            # path-prefix download (objectstore DownloadBlob, #12928) does not bring along.
+            raise ValueError(
+                f"on Kubeflow the weights are one HDF5 file (.h5), got {weights}: save them "
+                "with save_weights('<name>.h5')."
+            )
     pipeline = create_pipeline(
         config,
         target.pipeline_root,
@@ -115,6 +132,8 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
     )
     if config.images.startswith(object_store.SCHEMES):  # TensorFlow in the image cannot read them
         image_tree_importer(spec)
+    if config.trainer_options.weights not in ("none", "imagenet"):
+        weights_importer(spec, config.trainer_options.weights)
     if target.object_store_endpoint:
         evaluator_container(spec)["env"].append(
             {"name": object_store.ENDPOINT_ENV, "value": target.object_store_endpoint}
@@ -204,31 +223,69 @@ def image_tree_importer(spec: dict) -> dict:
     pipeline_spec_builder.py build_importer_spec_for_task, 2.2.0 :589: runtimeParameter
     'uri'); the backend resolves it from the root DAG's inputs (component/importer_launcher.go
     ImportSpecToMLMDArtifact, 2.2.0 :196-221, 2.15.0 :213-238)."""
-    dataset = {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"}
-    executor = f"{IMAGE_TREE_TASK}_executor"  # TFX's naming, as the package's other tasks
-    spec["components"][IMAGE_TREE_TASK] = {
+    return _importer(
+        spec,
+        IMAGE_TREE_TASK,
+        {"runtimeParameter": "uri"},
+        EXAMPLE_GEN_TASK,
+        entrypoint.IMAGE_TREE_INPUT,
+        "system.Dataset",
+        parameters={"uri": {"componentInputParameter": IMAGES_PARAMETER}},
+    )
+
+
+def weights_importer(spec: dict, uri: str) -> dict:
+    """Has the launcher copy the backbone's weights file into the Trainer's pod, on any store:
+    an importer task with the file's URI as a constant (as the kfp SDK compiles
+    `dsl.importer(artifact_uri="gs://...")`: pipeline_spec_builder.py, kfp 2.5.0 :576-577,
+    `artifactUri.constant`; importer_launcher.go reads GetConstant().GetStringValue(), 2.2.0
+    :190-192, 2.15.0 :207-209), its artifact the Trainer's input `backbone_weights`. The
+    launcher downloads the one object to its mirror (DownloadBlob of the file's own key: a
+    relative path of "."), and the entrypoint points the Trainer's options at it. So the
+    Trainer's pod reads no bucket itself and needs no network."""
+    return _importer(
+        spec, WEIGHTS_TASK, {"constant": uri}, TRAINER, entrypoint.WEIGHTS_INPUT, "system.Model"
+    )
+
+
+def _importer(
+    spec: dict,
+    task_name: str,
+    uri: dict,
+    consumer: str,
+    input_key: str,
+    schema_title: str,
+    parameters: dict | None = None,
+) -> dict:
+    """Adds importer task `task_name` (its artifact URI `uri`, an ImporterSpec ArtifactUri) whose
+    artifact is `consumer`'s input `input_key`."""
+    artifact_type = {"schemaTitle": schema_title, "schemaVersion": "0.0.1"}
+    executor = f"{task_name}_executor"  # TFX's naming, as the package's other tasks
+    component = {
         "executorLabel": executor,
-        "inputDefinitions": {"parameters": {"uri": {"parameterType": "STRING"}}},
-        "outputDefinitions": {"artifacts": {"artifact": {"artifactType": dataset}}},
+        "outputDefinitions": {"artifacts": {"artifact": {"artifactType": artifact_type}}},
     }
+    if parameters:
+        component["inputDefinitions"] = {
+            "parameters": {name: {"parameterType": "STRING"} for name in parameters}
+        }
+    spec["components"][task_name] = component
     spec["deploymentSpec"]["executors"][executor] = {
-        "importer": {"artifactUri": {"runtimeParameter": "uri"}, "typeSchema": dataset}
+        "importer": {"artifactUri": uri, "typeSchema": artifact_type}
     }
     tasks = spec["root"]["dag"]["tasks"]
-    tasks[IMAGE_TREE_TASK] = {
-        "componentRef": {"name": IMAGE_TREE_TASK},
-        "inputs": {"parameters": {"uri": {"componentInputParameter": IMAGES_PARAMETER}}},
-        "taskInfo": {"name": IMAGE_TREE_TASK},
+    tasks[task_name] = {"componentRef": {"name": task_name}, "taskInfo": {"name": task_name}}
+    if parameters:
+        tasks[task_name]["inputs"] = {"parameters": parameters}
+    task = tasks[consumer]
+    task.setdefault("dependentTasks", []).append(task_name)
+    task.setdefault("inputs", {}).setdefault("artifacts", {})[input_key] = {
+        "taskOutputArtifact": {"outputArtifactKey": "artifact", "producerTask": task_name}
     }
-    task = tasks[EXAMPLE_GEN_TASK]
-    task.setdefault("dependentTasks", []).append(IMAGE_TREE_TASK)
-    task.setdefault("inputs", {}).setdefault("artifacts", {})[entrypoint.IMAGE_TREE_INPUT] = {
-        "taskOutputArtifact": {"outputArtifactKey": "artifact", "producerTask": IMAGE_TREE_TASK}
+    consumer_component = spec["components"][task["componentRef"]["name"]]
+    consumer_component.setdefault("inputDefinitions", {}).setdefault("artifacts", {})[input_key] = {
+        "artifactType": artifact_type
     }
-    component = spec["components"][task["componentRef"]["name"]]
-    component.setdefault("inputDefinitions", {}).setdefault("artifacts", {})[
-        entrypoint.IMAGE_TREE_INPUT
-    ] = {"artifactType": dataset}
     return spec
 
 

@@ -36,7 +36,7 @@ from pipeline.run_config import (
 )
 from trainer.model import EVAL_SIGNATURE, PROBABILITIES
 
-TRAINER_RUN_FN = "trainer.model.run_fn"
+TRAINER_RUN_FN = "trainer.training.run_fn"
 # Where the Evaluator's baseline (the latest blessed model) comes from.
 BASELINE_FROM_RESOLVER = "resolver"  # TFX's Resolver: LocalDagRunner, Vertex AI Pipelines
 BASELINE_FROM_METADATA_SERVICE = "metadata_service"  # the Evaluator asks (open-source KFP)
@@ -105,10 +105,12 @@ def eval_config(
     min_accuracy: float = configs.MIN_ACCURACY,
     top_k: int = configs.TOP_K,
     min_class_accuracy: float | None = None,
+    min_gap: float | None = None,
 ) -> tfma.EvalConfig:
-    """Multiclass evaluation: top-k accuracy and every metric per class (slices on the label
-    name); blessing needs the overall accuracy at least `min_accuracy` and at most
-    MAX_ACCURACY_DROP below the latest blessed model.
+    """Multiclass evaluation: top-k accuracy, GAP and every metric per class (slices on the
+    label name); blessing needs the overall accuracy at least `min_accuracy` and at most
+    MAX_ACCURACY_DROP below the latest blessed model, and (opt-in) the overall GAP at least
+    `min_gap`.
 
     The accuracy thresholds are per-slice thresholds on the overall slice only: a threshold on
     the metric itself would apply to every class slice too, and with hundreds of classes of a
@@ -144,6 +146,16 @@ def eval_config(
                 ),
             )
         )
+    gap_thresholds = []
+    if min_gap is not None:
+        gap_thresholds.append(
+            tfma.PerSliceMetricThreshold(
+                slicing_specs=overall,
+                threshold=tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_gap})
+                ),
+            )
+        )
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -170,6 +182,12 @@ def eval_config(
                         class_name=metrics.TopKAccuracy.__name__,
                         module=metrics.__name__,
                         config=f'"top_k": {top_k}, "name": "{configs.TOP_K_ACCURACY}"',
+                    ),
+                    tfma.MetricConfig(
+                        class_name=metrics.GlobalAveragePrecision.__name__,
+                        module=metrics.__name__,
+                        config=f'"name": "{configs.GAP}"',
+                        per_slice_thresholds=gap_thresholds,
                     ),
                     tfma.MetricConfig(class_name="ExampleCount"),
                 ]
@@ -245,7 +263,10 @@ def create_pipeline(
         custom_config=config.trainer().to_dict(),
     )
     evaluation = eval_config(
-        features, config.min_accuracy, min_class_accuracy=config.min_class_accuracy
+        features,
+        config.min_accuracy,
+        min_class_accuracy=config.min_class_accuracy,
+        min_gap=config.min_gap,
     )
     resolvers = []
     if baseline == BASELINE_FROM_RESOLVER:

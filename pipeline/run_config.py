@@ -42,6 +42,7 @@ class RunConfig:
     eval_steps: eval batches per evaluation round during training.
     min_accuracy: the overall eval accuracy a model needs to be blessed and pushed.
     min_class_accuracy: opt-in: the accuracy every class needs as well (None: no floor).
+    min_gap: opt-in: the overall GAP (global average precision) a model needs as well.
     beam_args: Beam options of the data steps (Dataflow, Flink, Spark ...).
     pipeline_name: the pipeline's name in ML Metadata and on Kubeflow.
     """
@@ -55,6 +56,7 @@ class RunConfig:
     eval_steps: int = configs.EVAL_STEPS
     min_accuracy: float = configs.MIN_ACCURACY
     min_class_accuracy: float | None = None
+    min_gap: float | None = None
     beam_args: tuple[str, ...] = configs.BEAM_PIPELINE_ARGS
     pipeline_name: str = configs.PIPELINE_NAME
 
@@ -73,7 +75,7 @@ class RunConfig:
                 raise ValueError(
                     f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}."
                 )
-        for name in ("min_accuracy", "min_class_accuracy"):
+        for name in ("min_accuracy", "min_class_accuracy", "min_gap"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
                 raise ValueError(
@@ -100,4 +102,5 @@ class RunConfig:
             "min_accuracy": self.min_accuracy,
             "max_accuracy_drop": configs.MAX_ACCURACY_DROP,
             "min_class_accuracy": self.min_class_accuracy,
+            "min_gap": self.min_gap,
         }

@@ -285,6 +285,34 @@ def test_predict_names_each_answer_when_the_model_has_names(exported, tmp_path):
     assert old["label"] == line["label"]
 
 
+def test_predict_writes_the_contest_submission_one_row_per_image(exported, tmp_path, capsys):
+    """`imgtfx predict --submission`: id,landmark_id,conf for every file of the folder, in
+    order; a broken file gets an empty prediction and a line on stderr."""
+    import csv
+
+    from imgtfx import cli
+
+    path, keras_model, _ = exported
+    folder = tmp_path / "test"
+    good = encode("JPEG", size=(30, 20), seed=11)
+    write(folder / "0a1b.jpg", good)
+    write(folder / "남산.jpg", encode("PNG", size=(20, 30), seed=12))
+    write(folder / "broken.jpg", b"not an image")
+    out = tmp_path / "submission.csv"
+    assert cli.main(["predict", "--model", path, "--submission", str(out), str(folder)]) == 0
+    with open(out, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["id", "landmark_id", "conf"]
+    assert [r[0] for r in rows[1:]] == ["0a1b", "broken", "남산"]
+    expected = reference(keras_model, [good])[0]
+    assert rows[1][1] == VOCABULARY[int(expected.argmax())]
+    assert float(rows[1][2]) == pytest.approx(float(expected.max()), abs=1e-5)
+    assert rows[2][1:] == ["", ""] and rows[3][1] in VOCABULARY
+    captured = capsys.readouterr()
+    assert "broken.jpg: not_an_image" in captured.err
+    assert "3 rows, 2 predicted" in captured.out
+
+
 def test_options_carry_the_pixel_limit():
     from components.image_example_gen.options import ImageOptions
 
