@@ -46,6 +46,13 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path, kfp_ver
     digits = write_digits_tree(str(tmp_path / "digits"), limit=240)
     tree = "minio://mlpipeline/datasets/digits"  # where a MinIO install keeps data
     spec_file = str(tmp_path / "pipeline.yaml")
+    trainer_options = TrainerOptions(image_size=16, batch_size=8, filters=(8, 16))
+    weights = None
+    if kfp_version == "2.15.0":  # and a backbone whose weights file is an imported artifact
+        weights = "minio://mlpipeline/weights/mobilenet_v3_small_notop.h5"
+        trainer_options = TrainerOptions(
+            image_size=32, batch_size=8, backbone="mobilenet_v3_small", weights=weights
+        )
     compile_package(
         spec_file,
         pipeline_root=kfp_emulator.DEFAULT_PIPELINE_ROOT,
@@ -53,7 +60,7 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path, kfp_ver
         image=IMAGE,
         labels_csv=tree + "/labels.csv",
         train_steps=10,
-        trainer_options=TrainerOptions(image_size=16, batch_size=8, filters=(8, 16)),
+        trainer_options=trainer_options,
         min_accuracy=0.0,
     )
     os.makedirs(tmp_path / "metadata")  # the cluster's metadata service, here a SQLite file
@@ -78,6 +85,13 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path, kfp_ver
     shutil.copytree(digits["images"], run.stored(tree))
     shutil.copyfile(digits["labels_csv"], run.stored(tree + "/labels.csv"))
     write(run.stored(tree + "-more/0/x.jpg"), b"not read")
+    if weights:
+        from trainer import backbones
+
+        network = backbones.build("mobilenet_v3_small", 32)
+        network.set_weights([w + 0.125 for w in network.get_weights()])
+        os.makedirs(os.path.dirname(run.stored(weights)))
+        network.save_weights(run.stored(weights))
     outputs = run.run()
 
     ran = [label for label, _ in run.log]
@@ -103,6 +117,12 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path, kfp_ver
     )
     out = served.signatures[model.IMAGES_SIGNATURE](images=tf.constant([open(jpg, "rb").read()]))
     assert out[model.LABEL_NAME].numpy()[0].decode() in {str(d) for d in range(10)}
+    if weights:  # the backbone trained from the file: its frozen weights are the file's
+        assert outputs["BackboneWeights"]["artifact"][0]["uri"] == weights
+        kept = {v.name: v.numpy() for v in served.weights}
+        first = next(k for k in kept if k.startswith("Conv/kernel"))
+        saved = network.get_layer("Conv").get_weights()[0]
+        assert (kept[first] == saved).all()
 
     model_uri = outputs["Trainer"]["model"][0]["uri"]
     assert model_uri.startswith("minio://")  # in ML Metadata as the remote URI, not the pod's

@@ -170,3 +170,25 @@ def test_a_tree_the_launcher_copied_is_read_where_it_lies_in_the_pod():
     assert parameters["other"] == f"{tree}2/x.jpg"
     assert executor_input["inputs"]["artifacts"] == {}  # not TFX's input
     assert not entrypoint.use_image_tree(_executor_input())  # other tasks: unchanged
+
+
+def test_the_trainer_reads_the_weights_file_the_launcher_copied():
+    weights = "gs://bucket/weights/mobilenet_v3_small_notop.h5"
+    config = json.dumps({"backbone": "mobilenet_v3_small", "weights": weights})
+    executor_input = {
+        "inputs": {
+            "parameterValues": {"custom_config": config},
+            "artifacts": {
+                entrypoint.WEIGHTS_INPUT: {
+                    "artifacts": [{"name": "9", "uri": weights, "type": {"instanceSchema": ""}}]
+                }
+            },
+        },
+        "outputs": {"artifacts": {}},
+    }
+    assert entrypoint.use_weights(executor_input, "/pod")
+    parameters = executor_input["inputs"]["parameterValues"]
+    local = "/pod/gcs/bucket/weights/mobilenet_v3_small_notop.h5"
+    assert json.loads(parameters["custom_config"])["weights"] == local
+    assert executor_input["inputs"]["artifacts"] == {}
+    assert not entrypoint.use_weights(_executor_input())

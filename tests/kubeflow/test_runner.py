@@ -161,6 +161,49 @@ def test_a_tree_on_minio_reaches_image_example_gen_through_an_importer(tmp_path)
     assert "ImageTree" not in on_gcs["pipelineSpec"]["root"]["dag"]["tasks"]
 
 
+def test_a_weights_file_reaches_the_trainer_through_an_importer(tmp_path):
+    """As kfp compiles dsl.importer(artifact_uri="gs://..."), read back by kfp's own loader: a
+    constant URI, its artifact the Trainer's input; the Trainer's options still name the URI
+    (the entrypoint replaces it with the launcher's copy)."""
+    from kfp.client.client import _extract_pipeline_yaml
+
+    from trainer.options import TrainerOptions
+
+    weights = "minio://mlpipeline/weights/mobilenet_v3_small_notop.h5"
+    trainer_options = TrainerOptions(backbone="mobilenet_v3_small", weights=weights)
+    compile_to(tmp_path, "pipeline.yaml", trainer_options=trainer_options)
+    package = _extract_pipeline_yaml(str(tmp_path / "spec" / "pipeline.yaml"))
+    spec = json_format.MessageToDict(package.pipeline_spec)
+    assert spec["deploymentSpec"]["executors"]["BackboneWeights_executor"] == {
+        "importer": {
+            "artifactUri": {"constant": weights},
+            "typeSchema": {"schemaTitle": "system.Model", "schemaVersion": "0.0.1"},
+        }
+    }
+    trainer = spec["root"]["dag"]["tasks"]["Trainer"]
+    assert "BackboneWeights" in trainer["dependentTasks"]
+    assert trainer["inputs"]["artifacts"][entrypoint.WEIGHTS_INPUT] == {
+        "taskOutputArtifact": {"outputArtifactKey": "artifact", "producerTask": "BackboneWeights"}
+    }
+    config = trainer["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constant"]
+    assert json.loads(config)["weights"] == weights
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ("/home/me/weights.h5", "the cluster cannot read the weights file"),
+        ("gs://bucket/weights/ckpt", "on Kubeflow the weights are one HDF5 file"),
+    ],
+)
+def test_compile_refuses_weights_the_trainers_pod_cannot_get(tmp_path, weights, message):
+    from trainer.options import TrainerOptions
+
+    trainer_options = TrainerOptions(backbone="resnet50", weights=weights)
+    with pytest.raises(ValueError, match=message):
+        compile_to(tmp_path, "pipeline.yaml", trainer_options=trainer_options)
+
+
 def test_evaluator_gets_the_minio_secret_every_backend_applies(tmp_path):
     """The platform spec as kfp's own loader reads it; the emulated driver (2.2.0, strict,
     to 2.15.0) maps it into the Evaluator's env, and fails as a cluster would without the
