@@ -149,15 +149,10 @@ metric_types.register_metric(GlobalAveragePrecision)
 
 
 def _gap(
-    name: str,
-    eval_config=None,
-    model_name: str = "",
-    output_name: str = "",
-    sub_key=None,
-    aggregation_type=None,
-    class_weights=None,
-    example_weighted: bool = False,
+    name: str, eval_config=None, model_name: str = "", output_name: str = "", sub_key=None
 ) -> metric_types.MetricComputations:
+    """TFMA passes only the arguments named here (merge_per_key_computations reads them):
+    GAP takes no weights, classes or aggregation."""
     key = metric_types.MetricKey(
         name=name, model_name=model_name, output_name=output_name, sub_key=sub_key
     )

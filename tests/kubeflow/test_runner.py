@@ -378,3 +378,23 @@ def test_compiled_package_carries_what_run_would_use(tmp_path):
     assert '"lowerBound": 0.05' in json.dumps(parameter("Evaluator", "eval_config")).replace(
         "lower_bound", "lowerBound"
     )
+
+
+def test_a_checkout_under_tmp_stays_visible_in_the_pod(tmp_path):
+    """A pod's /tmp is its own, so a checkout cloned under /tmp (as CI may clone it) would be
+    hidden from the task's command; the emulator shares it at its own place, as the image
+    holds the code at its WORKDIR."""
+    from tests.kubeflow.kfp_emulator.pod import run_in_pod
+    from tests.kubeflow.kfp_emulator.runner import hidden_by_pod_tmp
+
+    code = tmp_path / "clone"
+    (code / ".venv").mkdir(parents=True)
+    (code / "module.py").write_text("print('from the checkout')\n")
+    env = {"PATH": os.environ["PATH"]}
+    argv = ["cat", "module.py"]
+    hidden = run_in_pod(str(tmp_path / "pod-a"), argv, env, str(code))
+    assert hidden.returncode != 0 and "can't cd" in hidden.stderr
+    shared = hidden_by_pod_tmp(str(code), str(code / ".venv"), "/usr")
+    assert shared == (str(code),)  # what lies inside it comes along; /usr is not hidden
+    seen = run_in_pod(str(tmp_path / "pod-b"), argv, env, str(code), shared)
+    assert seen.returncode == 0 and "from the checkout" in seen.stdout

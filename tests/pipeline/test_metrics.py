@@ -1,4 +1,5 @@
-"""GAP, the landmark contests' score, against sums done by hand, and as the Evaluator's metric."""
+"""The Evaluator's TFMA-native metrics: GAP (the landmark contests' score) against sums done
+by hand, and top-k accuracy against Keras'."""
 
 from __future__ import annotations
 
@@ -6,6 +7,27 @@ import numpy as np
 import pytest
 
 from pipeline.metrics import global_average_precision
+
+
+def combined(metric, labels, scores, cut: int) -> float:
+    """The metric's one value, its combiner fed labels[:cut] and labels[cut:] in two
+    accumulators and merged, as Beam combines them."""
+    from tensorflow_model_analysis.metrics import metric_types
+
+    (computation,) = metric.computations()
+    combiner = computation.combiner
+    halves = []
+    for part in (slice(0, cut), slice(cut, len(labels))):
+        accumulator = combiner.create_accumulator()
+        for label, score in zip(labels[part], scores[part], strict=True):
+            inputs = metric_types.StandardMetricInputs(
+                label=np.array([label]), prediction=score, example_weight=np.array([1.0])
+            )
+            accumulator = combiner.add_input(accumulator, inputs)
+        halves.append(accumulator)
+    [(key, value)] = combiner.extract_output(combiner.merge_accumulators(halves)).items()
+    assert key.name == metric.name
+    return value
 
 
 def test_gap_is_the_precision_at_each_correct_rank_over_the_queries_with_a_label():
@@ -37,9 +59,6 @@ def test_gap_edge_cases():
 
 
 def test_the_evaluator_metric_ranks_the_top_class_of_each_example_over_merged_accumulators():
-    from tensorflow_model_analysis.metrics import metric_types
-
-    from pipeline.configs import GAP
     from pipeline.metrics import GlobalAveragePrecision
 
     rng = np.random.default_rng(0)
@@ -48,20 +67,7 @@ def test_the_evaluator_metric_ranks_the_top_class_of_each_example_over_merged_ac
     scores = rng.random((300, 20))
     scores[::4, :] = 0.0
     scores[np.arange(0, 300, 4), np.maximum(labels[::4], 0)] = 2.0  # a quarter sure and right
-    (computation,) = GlobalAveragePrecision().computations()
-    combiner = computation.combiner
-    halves = []
-    for part in (slice(0, 120), slice(120, 300)):
-        accumulator = combiner.create_accumulator()
-        for label, score in zip(labels[part], scores[part], strict=True):
-            inputs = metric_types.StandardMetricInputs(
-                label=np.array([label]), prediction=score, example_weight=np.array([1.0])
-            )
-            accumulator = combiner.add_input(accumulator, inputs)
-        halves.append(accumulator)
-    output = combiner.extract_output(combiner.merge_accumulators(halves))
-    [(key, value)] = output.items()
-    assert key.name == GAP
+    value = combined(GlobalAveragePrecision(), labels, scores, 120)
     best = scores.argmax(axis=1)
     # By hand: sort by confidence (wrong first in a tie), sum the precision at right ranks.
     rows = sorted(zip(scores.max(axis=1), best == labels, strict=True), key=lambda r: (-r[0], r[1]))
@@ -72,3 +78,24 @@ def test_the_evaluator_metric_ranks_the_top_class_of_each_example_over_merged_ac
             precision_sum += hits / rank
     assert value == pytest.approx(precision_sum / int(np.sum(labels >= 0)))
     assert 0.2 < value < 1.0  # the sure quarter first: far above chance
+
+
+def test_native_top_k_accuracy_matches_keras_metrics():
+    """The Evaluator's TFMA-native accuracy (a numpy combiner per slice) gives what tf_keras'
+    SparseCategoricalAccuracy and SparseTopKCategoricalAccuracy give on the same predictions."""
+    import tf_keras as keras
+
+    from pipeline.metrics import TopKAccuracy
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 50, 400)
+    scores = rng.random((400, 50))
+    scores[::3, :] = 0.0
+    scores[np.arange(0, 400, 3), labels[::3]] = 1.0  # a third certainly right
+    for k, reference in ((1, keras.metrics.SparseCategoricalAccuracy()),
+                         (3, keras.metrics.SparseTopKCategoricalAccuracy(k=3))):  # fmt: skip
+        name = "sparse_categorical_accuracy" if k == 1 else "sparse_top_k_categorical_accuracy"
+        value = combined(TopKAccuracy(top_k=k, name=name), labels, scores, 200)
+        reference.update_state(labels, scores)
+        assert value == pytest.approx(float(reference.result()), abs=1e-6), k  # Keras: float32
+        assert 0.3 < value < 1.0

@@ -96,39 +96,6 @@ def test_bad_configuration_fails_fast_with_one_line(tmp_path):
         RunConfig("/images", min_accuracy=1.5)
 
 
-def test_native_top_k_accuracy_matches_keras_metrics():
-    """The Evaluator's TFMA-native accuracy (a numpy combiner per slice) gives what tf_keras'
-    SparseCategoricalAccuracy and SparseTopKCategoricalAccuracy give on the same predictions."""
-    import numpy as np
-    import tf_keras as keras
-    from tensorflow_model_analysis.metrics import metric_types
-
-    from pipeline.metrics import TopKAccuracy
-
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 50, 400)
-    scores = rng.random((400, 50))
-    scores[::3, :] = 0.0
-    scores[np.arange(0, 400, 3), labels[::3]] = 1.0  # a third certainly right
-    for k, reference in ((1, keras.metrics.SparseCategoricalAccuracy()),
-                         (3, keras.metrics.SparseTopKCategoricalAccuracy(k=3))):  # fmt: skip
-        (computation,) = TopKAccuracy(top_k=k).computations()
-        combiner = computation.combiner
-        halves = []
-        for part in (slice(0, 200), slice(200, 400)):  # two accumulators, merged
-            accumulator = combiner.create_accumulator()
-            for label, score in zip(labels[part], scores[part], strict=True):
-                inputs = metric_types.StandardMetricInputs(
-                    label=np.array([label]), prediction=score, example_weight=np.array([1.0])
-                )
-                accumulator = combiner.add_input(accumulator, inputs)
-            halves.append(accumulator)
-        (value,) = combiner.extract_output(combiner.merge_accumulators(halves)).values()
-        reference.update_state(labels, scores)
-        assert value == pytest.approx(float(reference.result()), abs=1e-6), k  # Keras: float32
-        assert 0.3 < value < 1.0
-
-
 def test_components_do_not_import_the_pipeline_that_uses_them():
     import ast
     from pathlib import Path

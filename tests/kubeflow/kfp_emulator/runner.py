@@ -35,6 +35,14 @@ from tests.kubeflow.kfp_emulator.spec import (
     value_message,
 )
 
+
+def hidden_by_pod_tmp(*paths: str) -> tuple[str, ...]:
+    """The paths a pod's own /tmp would hide (a checkout or a virtual environment cloned under
+    /tmp, as CI may): shared into the pod at their own place, as the image holds its code."""
+    hidden = sorted({p for p in map(os.path.realpath, paths) if p.startswith("/tmp/")})
+    return tuple(p for p in hidden if not any(p.startswith(q + "/") for q in hidden))
+
+
 # The image's WORKDIR (kubeflow/Dockerfile /pipeline, holding the code): this checkout.
 WORKDIR = os.path.dirname(os.path.dirname(os.path.abspath(kubeflow.__file__)))
 
@@ -97,7 +105,11 @@ class LocalSpecRunner:
             self.root = os.path.abspath(self.pipeline.get("defaultPipelineRoot") or root)
         self.run_id = uuid.uuid4().hex[:12]
         self.metadata = metadata
-        self.volumes = tuple(volumes) + ((os.path.dirname(metadata),) if metadata else ())
+        self.volumes = (
+            tuple(volumes)
+            + ((os.path.dirname(metadata),) if metadata else ())
+            + hidden_by_pod_tmp(WORKDIR, sys.prefix)
+        )
         self.kfp = tuple(int(p) for p in kfp_version.split(".")[:3])
         self._next_id = 0
         runtime = spec.get("runtimeConfig", {})
