@@ -39,7 +39,8 @@ PYTEST := $(VENV)/bin/pytest -n auto --dist loadfile --no-loadscope-reorder
 test: setup
 	$(PYTEST) -m "not contracts"
 
-# The whole Kubeflow package under KFP 2.4.1 and 2.5.0's contracts too (about 4 minutes).
+# The whole Kubeflow package under KFP 2.4.1 and 2.5.0's contracts too, and 2.15.0's with a backbone
+# from a weights file (about 8 minutes).
 test-contracts: setup
 	$(VENV)/bin/pytest -n auto -m contracts tests/kubeflow
 

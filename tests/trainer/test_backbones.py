@@ -160,12 +160,12 @@ def test_a_pretrained_backbone_beats_random_weights_on_a_few_shot_task(tmp_path)
     same backbone trained from random weights on those 16 photos for as many steps."""
     pretrain = TrainerOptions(image_size=SIZE, backbone="mobilenet_v3_small", batch_size=32)
     source = model.build_model(8, pretrain)
-    for layer in model.backbone_of(source).layers:  # 300 steps: let BatchNorm's averages settle
+    for layer in model.backbone_of(source).layers:  # 150 steps: let BatchNorm's averages settle
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     model.compile_model(source, pretrain, 2e-3)
     images, labels = _task(8, 60, seed=2)
-    source.fit(_batches(images, labels, 32), steps_per_epoch=300, epochs=1, verbose=0)
+    source.fit(_batches(images, labels, 32), steps_per_epoch=150, epochs=1, verbose=0)
     path = str(tmp_path / "pretrained_notop.h5")
     model.backbone_of(source).save_weights(path)
 
