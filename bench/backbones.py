@@ -52,7 +52,6 @@ def converted_examples(work: str, photos: int) -> str:
 
 
 def measure(examples: str, backbone: str, size: int, steps: int, args, policy: str) -> dict:
-    import tensorflow as tf
     import tf_keras as keras
 
     from components.examples.layout import split_files
@@ -83,7 +82,6 @@ def measure(examples: str, backbone: str, size: int, steps: int, args, policy: s
     classifier.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - start
     _, accuracy = classifier.evaluate(evaluation, steps=EVAL_BATCHES, verbose=0)
-    del tf
     return {
         "backbone": backbone,
         "size": size,

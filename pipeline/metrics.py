@@ -67,6 +67,24 @@ def _top_k_accuracy(
     ]
 
 
+def _labelled_scores(element, key, eval_config, example_weighted: bool = False):
+    """(class scores, label index, weight) of each example of `element` that has both."""
+    for label, prediction, weight in metric_util.to_label_prediction_example_weight(
+        element,
+        eval_config=eval_config,
+        model_name=key.model_name,
+        output_name=key.output_name,
+        example_weighted=example_weighted,
+        flatten=False,
+        allow_none=True,
+    ):
+        if label is None or prediction is None:
+            continue
+        scores = np.asarray(prediction, dtype=np.float64).reshape(-1)
+        index = int(np.asarray(label).reshape(-1)[0])
+        yield scores, index, float(metric_util.safe_to_scalar(weight))
+
+
 class _TopKAccuracyCombiner(beam.CombineFn):
     """Accumulates (weighted hits, weighted examples)."""
 
@@ -80,20 +98,9 @@ class _TopKAccuracyCombiner(beam.CombineFn):
         return [0.0, 0.0]
 
     def add_input(self, accumulator: list[float], element) -> list[float]:
-        for label, prediction, weight in metric_util.to_label_prediction_example_weight(
-            element,
-            eval_config=self._eval_config,
-            model_name=self._key.model_name,
-            output_name=self._key.output_name,
-            example_weighted=self._example_weighted,
-            flatten=False,
-            allow_none=True,
+        for scores, index, weight in _labelled_scores(
+            element, self._key, self._eval_config, self._example_weighted
         ):
-            if label is None or prediction is None:
-                continue
-            scores = np.asarray(prediction, dtype=np.float64).reshape(-1)
-            index = int(np.asarray(label).reshape(-1)[0])
-            weight = float(metric_util.safe_to_scalar(weight))
             inside = 0 <= index < scores.size
             hit = inside and int(np.count_nonzero(scores > scores[index])) < self._top_k
             accumulator[0] += weight * hit
@@ -176,18 +183,7 @@ class _GapCombiner(beam.CombineFn):
         return [[], [], []]
 
     def add_input(self, accumulator: list[list], element) -> list[list]:
-        for label, prediction, _ in metric_util.to_label_prediction_example_weight(
-            element,
-            eval_config=self._eval_config,
-            model_name=self._key.model_name,
-            output_name=self._key.output_name,
-            flatten=False,
-            allow_none=True,
-        ):
-            if label is None or prediction is None:
-                continue
-            scores = np.asarray(prediction, dtype=np.float64).reshape(-1)
-            index = int(np.asarray(label).reshape(-1)[0])
+        for scores, index, _ in _labelled_scores(element, self._key, self._eval_config):
             best = int(np.argmax(scores))
             accumulator[0].append(float(scores[best]))
             accumulator[1].append(best == index)
