@@ -45,18 +45,17 @@ def features_of(report: dict) -> FeatureNames:
 def iter_rejects(examples_uri: str) -> Iterator[Outcome]:
     """rejects.jsonl's records, in its order (status, then path), streamed; none where an older
     artifact has no file."""
-    path = os.path.join(examples_uri, REJECTS_FILE)
-    if not tf.io.gfile.exists(path):
-        return
-    with tf.io.gfile.GFile(path) as f:
-        for line in f:
-            yield Outcome(**json.loads(line))
+    return (Outcome(**record) for record in _json_lines(examples_uri, REJECTS_FILE))
 
 
 def iter_duplicates(examples_uri: str) -> Iterator[dict]:
     """duplicates.jsonl's groups, in its order (by first path), streamed; none where an older
     artifact has no file."""
-    path = os.path.join(examples_uri, DUPLICATES_FILE)
+    return _json_lines(examples_uri, DUPLICATES_FILE)
+
+
+def _json_lines(examples_uri: str, name: str) -> Iterator[dict]:
+    path = os.path.join(examples_uri, name)
     if not tf.io.gfile.exists(path):
         return
     with tf.io.gfile.GFile(path) as f:
