@@ -10,7 +10,11 @@ they are compared. A bucket holds a few images on average (1 in 2**BAND_BITS of 
 one that holds more than MAX_BUCKET (pictures alike in that band) is compared in chunks of
 MAX_BUCKET neighbours by fingerprint, so no bucket costs all its pairs. Buckets travel to the
 comparing step ROUTES of a band together, gathered per bundle: Beam's shuffle pays per
-element, and an element per image and band cost 0.55 ms an image on the local runner.
+element, and an element per image and band cost 0.55 ms an image on the local runner. They
+carry an image's 8-byte id and its fingerprint only, packed as bytes of 39-byte entries: the
+local runner holds a shuffle's values decoded, as Python objects, and each image's tuple under
+its 20 bands held 1.1 GB at 88,000 contest photos (ImageExampleGen's peak, 2.5 GiB). The near
+pairs found are then resolved to their images by two joins on the id, one element per image.
 
 Groups never chain: images are taken in a canonical order (the partition key: the CSV id or the
 relative path), and each joins the earliest group whose representative (its first image) lies
@@ -27,6 +31,8 @@ it then joins in turn; an image with no near copy among the new ones keeps its g
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
@@ -36,7 +42,11 @@ from apache_beam.transforms import window
 
 from components.image_files import FINGERPRINT_BITS
 
-THRESHOLD = 30  # bits of FINGERPRINT_BITS (225): 13%
+# Bits of FINGERPRINT_BITS (226): 11.5%. Measured on 1,200 planted copies at 320x180, 480x270
+# and 960x540: every copy but crops within 14 bits, crops (1-3% off each side) up to 28, 4 of
+# 150 beyond 26; distinct contest photos of one landmark as near as 17 bits at 88,000 photos,
+# 124 of the 712 grouped there at 30 bits within 26 (bench-scale, 2026-12-02).
+THRESHOLD = 26
 BANDS = 20
 BAND_BITS = 12
 MAX_BUCKET = 64
@@ -79,17 +89,32 @@ def distance(a: bytes, b: bytes) -> int:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
 
 
+FINGERPRINT_BYTES = (FINGERPRINT_BITS + 7) // 8
+_ENTRY = struct.Struct(f">H8s{FINGERPRINT_BYTES}s")  # band value, image id, fingerprint
+
+
+def image_id(key: str) -> bytes:
+    """The 8-byte id an image has in the band shuffle (of its key). Ids that collide (about
+    n**2 / 2**65: 5e-7 at 4.1 million images) cost nothing but a wasted candidate: pairs are
+    measured again on the images themselves once resolved (neighbours_of)."""
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+
+
 class GatherBands(beam.DoFn):
-    """Image tuples -> ((band, route), [(band value, image)]) per bundle: each image under
-    each of its bands, the bands' buckets sent ROUTES to a shuffle key."""
+    """Image tuples -> ((band, route), packed entries) per bundle: each image's id and
+    fingerprint under each of its bands, the bands' buckets sent ROUTES to a shuffle key, as
+    bytes of fixed-size entries (see the module)."""
 
     def start_bundle(self):
-        self._gathered: dict[tuple[int, int], list] = {}
+        self._gathered: dict[tuple[int, int], bytearray] = {}
         self._entries = 0
 
     def process(self, image):
-        for band, value in band_keys(image[3]):
-            self._gathered.setdefault((band, value % ROUTES), []).append((value, image))
+        key, fingerprint = image[0], image[3]
+        own = image_id(key)
+        for band, value in band_keys(fingerprint):
+            part = self._gathered.setdefault((band, value % ROUTES), bytearray())
+            part += _ENTRY.pack(value, own, fingerprint)
         self._entries += BANDS
         if self._entries >= GATHERED:
             yield from self._send()
@@ -100,54 +125,71 @@ class GatherBands(beam.DoFn):
 
     def _send(self):
         gathered, self._gathered, self._entries = self._gathered, {}, 0
-        yield from gathered.items()
+        for key, part in gathered.items():
+            yield key, bytes(part)
 
 
-def route_pairs(element: tuple[tuple[int, int], Iterable[list]]) -> Iterator[tuple[str, tuple]]:
-    """The near pairs of every bucket of one shuffle key."""
+def route_pairs(element: tuple[tuple[int, int], Iterable[bytes]]) -> Iterator[tuple]:
+    """(id, (neighbour id, bits)) of the near pairs of every bucket of one shuffle key."""
     _, parts = element
-    buckets: dict[int, list] = {}
+    buckets: dict[int, list[tuple[bytes, bytes]]] = {}
     for part in parts:
-        for value, image in part:
-            buckets.setdefault(value, []).append(image)
+        for value, own, fingerprint in _ENTRY.iter_unpack(part):
+            buckets.setdefault(value, []).append((own, fingerprint))
     for bucket in buckets.values():
-        yield from near_pairs(bucket)
+        if len(bucket) > 1:
+            yield from near_pairs(bucket)
 
 
-def near_pairs(bucket: Iterable[tuple]) -> Iterator[tuple[str, tuple]]:
-    """(key, (the image, its neighbour, bits)) both ways for each pair in one bucket within
-    THRESHOLD, as Image tuples; a bucket larger than MAX_BUCKET is compared in chunks of that
-    many images sorted by fingerprint (with half a chunk of overlap), never all its pairs."""
-    members = sorted(Image(*m) for m in bucket)
+def near_pairs(bucket: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple]:
+    """(id, (neighbour id, bits)) both ways for each pair of (id, fingerprint) in one bucket
+    within THRESHOLD; a bucket larger than MAX_BUCKET is compared in chunks of that many images
+    sorted by fingerprint (with half a chunk of overlap), never all its pairs."""
+    members = sorted(set(bucket))
     if len(members) < 2:
         return
     if len(members) > MAX_BUCKET:
-        members.sort(key=lambda m: m.fingerprint)
+        members.sort(key=lambda m: m[1])
         half = MAX_BUCKET // 2
         starts = [*range(0, len(members) - MAX_BUCKET, half), len(members) - MAX_BUCKET]
         chunks = [members[s : s + MAX_BUCKET] for s in starts]
     else:
         chunks = [members]
-    values = {m.key: int.from_bytes(m.fingerprint, "big") for m in members}
+    values = {member: int.from_bytes(member[1], "big") for member in members}
     for chunk in chunks:
         for i, a in enumerate(chunk):
             for b in chunk[i + 1 :]:
-                bits = (values[a.key] ^ values[b.key]).bit_count()
-                if bits <= THRESHOLD:
-                    yield a.key, (tuple(a), tuple(b), bits)
-                    yield b.key, (tuple(b), tuple(a), bits)
+                bits = (values[a] ^ values[b]).bit_count()
+                if bits <= THRESHOLD and a[0] != b[0]:
+                    yield a[0], (b[0], bits)
+                    yield b[0], (a[0], bits)
 
 
-def earliest_neighbours(element: tuple[str, Iterable[tuple]]) -> tuple[tuple, list[tuple]]:
-    """An image (as a tuple) and its distinct near neighbours, the MAX_NEIGHBOURS earliest in
-    canonical order."""
-    _, found = element
-    best: dict[str, tuple] = {}
-    for image, neighbour, bits in found:
-        own = image  # the same in every pair of this image
-        best[neighbour[0]] = (Image(*neighbour), bits)
-    ordered = sorted(best.values(), key=lambda nb: nb[0].order)
-    return own, [(tuple(image), bits) for image, bits in ordered[:MAX_NEIGHBOURS]]
+def offered(element: tuple[bytes, dict[str, list]]) -> Iterator[tuple]:
+    """An image's near pairs, resolved on its side: (neighbour id, (the image, bits)) for each
+    image that found it a near pair."""
+    _, joined = element
+    asked = set(joined["asked"])  # a pair meets in each band it shares
+    for image in joined["image"]:  # one, but where two keys share an id
+        for asking, bits in asked:
+            yield asking, (image, bits)
+
+
+def neighbours_of(element: tuple[bytes, dict[str, list]]) -> Iterator[tuple]:
+    """(an image, its distinct near neighbours with their bits, the MAX_NEIGHBOURS earliest in
+    canonical order), measured again on the images themselves."""
+    _, joined = element
+    for own in joined["image"]:
+        own = Image(*own)
+        best: dict[str, tuple[Image, int]] = {}
+        for other, _ in joined["found"]:
+            other = Image(*other)
+            bits = distance(own.fingerprint, other.fingerprint)
+            if other.key != own.key and bits <= THRESHOLD:
+                best[other.key] = (other, bits)
+        if best:
+            ordered = sorted(best.values(), key=lambda nb: nb[0].order)
+            yield tuple(own), [(tuple(image), bits) for image, bits in ordered[:MAX_NEIGHBOURS]]
 
 
 def leader_groups(
@@ -198,13 +240,22 @@ def _cluster(pairs: list[tuple[tuple, list[tuple]]]) -> Iterator[tuple[str, tupl
 @beam.ptransform_fn
 def GroupCopies(images: beam.PCollection) -> beam.PCollection:  # noqa: N802 - Beam's naming
     """Image tuples -> (key, Membership tuple) of every image in a group of copies."""
-    return (
+    by_id = images | "ById" >> beam.Map(lambda image: (image_id(image[0]), image))
+    pairs = (
         images
         | "Bands" >> beam.ParDo(GatherBands())
         | "Buckets" >> beam.GroupByKey()
         | "NearPairs" >> beam.FlatMap(route_pairs)
-        | "ByImage" >> beam.GroupByKey()
-        | "Earliest" >> beam.Map(earliest_neighbours)
+    )
+    found = (
+        {"image": by_id, "asked": pairs}
+        | "Resolve" >> beam.CoGroupByKey()
+        | "Offered" >> beam.FlatMap(offered)
+    )
+    return (
+        {"image": by_id, "found": found}
+        | "ByImage" >> beam.CoGroupByKey()
+        | "Earliest" >> beam.FlatMap(neighbours_of)
         | "Together" >> beam.combiners.ToList()
         | "Leaders" >> beam.FlatMap(_cluster)
     )

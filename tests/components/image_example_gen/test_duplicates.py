@@ -8,6 +8,7 @@ in the same landmark, under another landmark and in the other split folder.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import shutil
@@ -157,14 +158,66 @@ def test_groups_never_chain():
 
 
 def test_a_bucket_of_many_alike_pictures_is_compared_in_chunks():
-    image = duplicates.Image
-    members = [tuple(image(f"{i:04d}", (f"{i:04d}",), "x", bytes(29), 1)) for i in range(300)]
-    pairs = list(duplicates.near_pairs(members))
-    found = {(a, b[1][0]) for a, b in pairs}
+    members = [(i.to_bytes(8, "big"), bytes(29)) for i in range(300)]
+    found = set(duplicates.near_pairs(members))
     # Chunks of MAX_BUCKET with half of one overlapping: far fewer than all 300 x 299 pairs,
     # and every image has its neighbours.
     assert len(found) < 300 * 299 // 3
     assert {a for a, _ in found} == {m[0] for m in members}
+
+
+def _images():
+    image = duplicates.Image
+    a, b = "train/서울/경복궁/a.jpg", "train/서울/경복궁/b.jpg"
+    return [
+        image(a, ("1001", a), "경복궁", bytes(29), 2**64 - 1),
+        image(b, ("1002", b), "경복궁", bytes(28) + b"\x07", 0),  # 3 bits from a
+        image("c.jpg", ("", "c.jpg"), "7", b"\xff" * 29, 5),
+    ]
+
+
+def test_band_entries_travel_packed_and_pairs_resolve_to_their_images():
+    """What the band shuffle carries is bytes (ids and fingerprints: the local runner holds no
+    tuple per image and band); the near pairs found there resolve to their images, and only
+    the images within the threshold are neighbours."""
+    images = _images()
+    gather = duplicates.GatherBands()
+    gather.start_bundle()
+    assert list(itertools.chain.from_iterable(gather.process(tuple(i)) for i in images)) == []
+    shuffled = {}
+    for windowed in gather.finish_bundle():
+        key, part = windowed.value
+        assert isinstance(part, bytes) and len(part) % 39 == 0
+        shuffled.setdefault(key, []).append(part)
+    assert len(shuffled) >= duplicates.BANDS  # each band at least one key
+    pairs = {pair for element in shuffled.items() for pair in duplicates.route_pairs(element)}
+    a, b = (duplicates.image_id(i.key) for i in images[:2])
+    assert pairs == {(a, (b, 3)), (b, (a, 3))}
+    ids = {duplicates.image_id(i.key): tuple(i) for i in images}
+    offers = [
+        offer
+        for own, image in ids.items()
+        for offer in duplicates.offered(
+            (own, {"image": [image], "asked": [p for k, p in pairs if k == own]})
+        )
+    ]
+    found = {own: [p for k, p in offers if k == own] for own in ids}
+    neighbours = [
+        n for own, image in ids.items()
+        for n in duplicates.neighbours_of((own, {"image": [image], "found": found[own]}))
+    ]  # fmt: skip
+    assert sorted(neighbours) == sorted(
+        [(tuple(images[0]), [(tuple(images[1]), 3)]), (tuple(images[1]), [(tuple(images[0]), 3)])]
+    )
+
+
+def test_two_images_sharing_an_id_are_measured_again_and_not_grouped():
+    """An id collision (two keys, one 8-byte id) brings a far image along as a candidate; the
+    distance measured on the images themselves leaves it out."""
+    near, _, far = _images()
+    twin = duplicates.image_id(near.key)
+    joined = {"image": [tuple(near)], "found": [(tuple(far), 0), (tuple(near), 0)]}
+    assert list(duplicates.neighbours_of((twin, joined))) == []
 
 
 def test_a_tree_of_tinted_crops_still_trains_and_evaluates_every_class(tmp_path):
