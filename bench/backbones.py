@@ -2,8 +2,8 @@
 images/s alone, for each backbone at each image size, on one contest-shaped Examples artifact.
 
   python bench/backbones.py [--photos 8000] [--sizes 96,160,224] [--steps 40]
-      [--backbones small_cnn,mobilenet_v3_small,...] [--weights-dir DIR]
-      [--mixed-precision off|auto|both]
+      [--backbones small_cnn,mobilenet_v3_small,...] [--heads softmax,cosine]
+      [--weights-dir DIR] [--mixed-precision off|auto|both]
 
 The tree is bench/contest_data.py's (960x540 phone photos, 1,049 landmarks), converted once with
 `imgtfx convert`. Every model is built and trained by the Trainer's own code (trainer/model.py,
@@ -51,10 +51,14 @@ def converted_examples(work: str, photos: int) -> str:
     return out
 
 
-def measure(examples: str, backbone: str, size: int, steps: int, args, policy: str) -> dict:
+def measure(
+    examples: str, backbone: str, size: int, steps: int, args, policy: str, head: str = "softmax"
+) -> dict:
+    import numpy as np
     import tf_keras as keras
 
     from components.examples.layout import split_files
+    from pipeline.metrics import global_average_precision
     from trainer import data, model
     from trainer.options import TrainerOptions
 
@@ -65,7 +69,7 @@ def measure(examples: str, backbone: str, size: int, steps: int, args, policy: s
         candidate = os.path.join(args.weights_dir, f"{backbone}_notop.h5")
         weights = candidate if os.path.exists(candidate) else "none"
     options = TrainerOptions(
-        image_size=size, batch_size=args.batch_size, backbone=backbone, weights=weights
+        image_size=size, batch_size=args.batch_size, backbone=backbone, weights=weights, head=head
     )
     train = data.make_dataset([split_files(examples, "train")], options, training=True)
     evaluation = data.make_dataset([split_files(examples, "eval")], options, training=False)
@@ -81,9 +85,17 @@ def measure(examples: str, backbone: str, size: int, steps: int, args, policy: s
     start = time.perf_counter()
     classifier.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - start
-    _, accuracy = classifier.evaluate(evaluation, steps=EVAL_BATCHES, verbose=0)
+    labels, probabilities = [], []
+    for images, batch_labels in evaluation.take(EVAL_BATCHES):
+        probabilities.append(classifier(images, training=False).numpy())
+        labels.append(batch_labels.numpy().reshape(-1))
+    labels, probabilities = np.concatenate(labels), np.concatenate(probabilities)
+    predicted = probabilities.argmax(axis=1)
+    accuracy = float(np.mean(predicted == labels))
+    gap = global_average_precision(probabilities.max(axis=1), predicted == labels)
     return {
         "backbone": backbone,
+        "head": head,
         "size": size,
         "policy": policy,
         "weights": "file" if weights != "none" else "random",
@@ -91,7 +103,8 @@ def measure(examples: str, backbone: str, size: int, steps: int, args, policy: s
         "steps/s": round(steps / seconds, 2),
         "images/s (train)": round(steps * args.batch_size / seconds, 1),
         "images/s (input alone)": round(input_rate, 1),
-        f"eval acc after {steps + WARMUP_STEPS}": round(float(accuracy), 4),
+        f"eval acc after {steps + WARMUP_STEPS}": round(accuracy, 4),
+        "eval GAP": round(gap, 4),
     }
 
 
@@ -104,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--backbones", default=",".join(BACKBONES))
+    parser.add_argument("--heads", default="softmax", help="softmax,cosine: each head in turn")
     parser.add_argument("--weights-dir", help="holds <backbone>_notop.h5 files")
     parser.add_argument("--mixed-precision", choices=["off", "auto", "both"], default="off")
     parser.add_argument("--work", default=os.path.join(REPO, "bench", "work"))
@@ -119,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         for backbone in args.backbones.split(","):
-            for policy in policies:
-                rows.append(measure(examples, backbone, size, args.steps, args, policy))
-                print(rows[-1], flush=True)
+            for head in args.heads.split(","):
+                for policy in policies:
+                    rows.append(measure(examples, backbone, size, args.steps, args, policy, head))
+                    print(rows[-1], flush=True)
     device = f"{len(gpus)} GPU(s)" if gpus else f"{os.cpu_count()} CPU cores"
     print(table(rows, f"\nBackbones on {args.photos:,} contest-shaped photos, {device}:"))
     results = {

@@ -8,7 +8,7 @@ import argparse
 from components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
 from imgtfx import commands
 from pipeline import configs
-from trainer.options import BACKBONES
+from trainer.options import BACKBONES, HEADS
 
 
 def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = True) -> None:
@@ -137,6 +137,19 @@ def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) ->
     )
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's weight decay")
     parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument(
+        "--head",
+        choices=HEADS,
+        default="softmax",
+        help="the classifier: a dense softmax, or cosine similarities trained with a margin "
+        "(CosFace; for many classes of few photos)",
+    )
+    parser.add_argument(
+        "--cosine-margin", type=float, default=0.2, help="the cosine head's margin m"
+    )
+    parser.add_argument(
+        "--cosine-scale", type=float, default=30.0, help="the cosine head's logit scale s"
+    )
     parser.add_argument(
         "--mixed-precision",
         choices=["auto", "off"],

@@ -52,6 +52,9 @@ def _trainer_options(args, image_size: int):
         fine_tune_learning_rate=args.fine_tune_learning_rate,
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
+        head=args.head,
+        cosine_margin=args.cosine_margin,
+        cosine_scale=args.cosine_scale,
         mixed_precision=args.mixed_precision,
     )
     if options.weights in ("none", "imagenet"):

@@ -23,6 +23,9 @@ from trainer import backbones  # noqa: E402
 from trainer.options import TrainerOptions  # noqa: E402
 
 PROBABILITIES = "probabilities"
+COSINE = "cosine"  # TrainerOptions.head of the cosine classifier
+COSINES = "cosines"  # its layer of cosine similarities
+TINY = 1.1754944e-38  # float32's smallest normal number: log(0) never reaches the loss
 CLASS_INDEX = "class_index"
 LABEL_NAME = "label_name"
 LABEL_DISPLAY_NAME = "label_display_name"  # the label's name for people (label_names.json)
@@ -71,7 +74,7 @@ def build_model(num_classes: int, options: TrainerOptions = TrainerOptions()) ->
 
 
 def _on_backbone(num_classes: int, options: TrainerOptions) -> keras.Model:
-    """Backbone -> global average pooling -> dropout -> softmax (float32 under mixed precision).
+    """Backbone -> global average pooling -> the head (`_head`).
 
     A pretrained backbone is frozen and always runs in inference mode (`training=False`): its
     BatchNorm layers keep ImageNet's statistics through both phases, as Keras' transfer
@@ -88,10 +91,7 @@ def _on_backbone(num_classes: int, options: TrainerOptions) -> keras.Model:
     else:
         x = network(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dropout(options.dropout)(x)
-    outputs = keras.layers.Dense(
-        num_classes, activation="softmax", dtype="float32", name=PROBABILITIES
-    )(x)
+    outputs = _head(x, num_classes, options)
     return ImageClassifier(inputs, outputs, name=f"{options.backbone}_classifier")
 
 
@@ -111,7 +111,8 @@ def unfreeze_top(model: keras.Model, layers: int) -> None:
 
 
 def compile_model(model: keras.Model, options: TrainerOptions, learning_rate: float) -> None:
-    """Adam (AdamW with weight decay), cross-entropy (label-smoothed when asked), accuracy."""
+    """Adam (AdamW with weight decay), cross-entropy (label-smoothed when asked; with a margin
+    for the cosine head), accuracy."""
     if options.weight_decay:
         optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=options.weight_decay)
     else:
@@ -119,11 +120,77 @@ def compile_model(model: keras.Model, options: TrainerOptions, learning_rate: fl
     loss = keras.losses.SparseCategoricalCrossentropy()
     if options.label_smoothing:
         loss = _smoothed_loss(model.output_shape[-1], options.label_smoothing)
+    if options.head == COSINE:
+        loss = cosine_margin_loss(
+            model.output_shape[-1], options.cosine_scale, options.cosine_margin
+        )
     model.compile(
         optimizer=optimizer,
         loss=loss,
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+
+
+def _head(features: tf.Tensor, num_classes: int, options: TrainerOptions) -> tf.Tensor:
+    """Dropout, then the class probabilities (float32 under mixed precision): a dense softmax,
+    or for the cosine head softmax(s * cos), cos the similarity of the features' direction to
+    one learned unit vector per class. The output is probabilities either way, so serving,
+    the Evaluator and predict read both heads alike."""
+    x = keras.layers.Dropout(options.dropout)(features)
+    if options.head != COSINE:
+        return keras.layers.Dense(
+            num_classes, activation="softmax", dtype="float32", name=PROBABILITIES
+        )(x)
+    cosines = CosineSimilarity(num_classes, dtype="float32", name=COSINES)(x)
+    logits = keras.layers.Rescaling(options.cosine_scale, dtype="float32")(cosines)
+    return keras.layers.Softmax(dtype="float32", name=PROBABILITIES)(logits)
+
+
+class CosineSimilarity(keras.layers.Layer):
+    """cos(features, w_k) for each class k: both sides L2-normalized, so a class is a direction
+    and the features' norm (the photo's contrast, its size of detail) does not decide it."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(int(input_shape[-1]), self.units),
+            initializer=keras.initializers.GlorotUniform(),
+        )
+
+    def call(self, features):
+        return tf.matmul(
+            tf.math.l2_normalize(features, axis=-1), tf.math.l2_normalize(self.kernel, axis=0)
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def cosine_margin_loss(num_classes: int, scale: float, margin: float):
+    """CosFace's loss (Wang et al. 2018, additive cosine margin) read from the probabilities.
+
+    With logits s * cos_j, the loss -log(e^{s(cos_y - m)} / (e^{s(cos_y - m)} + sum_{j != y}
+    e^{s cos_j})) is softplus(logsumexp_{j != y}(log p_j) - log p_y + s m): differences of log
+    probabilities are differences of logits, so the model outputs probabilities as the softmax
+    head does and needs no labels at call time. ArcFace's angular margin, cos(theta_y + m), needs
+    cos_y itself, which probabilities do not determine; hence this margin. float32 holds the
+    smallest probability s = 30 gives (e^-60), so log p is exact enough here.
+    """
+
+    def margin_cross_entropy(labels, probabilities):
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        probabilities = tf.cast(probabilities, tf.float32)
+        log_p = tf.math.log(tf.maximum(probabilities, TINY))
+        target = tf.one_hot(labels, num_classes, on_value=True, off_value=False)
+        log_target = tf.reduce_sum(tf.where(target, log_p, 0.0), axis=-1)
+        others = tf.reduce_logsumexp(tf.where(target, tf.float32.min, log_p), axis=-1)
+        return tf.nn.softplus(others - log_target + scale * margin)
+
+    return margin_cross_entropy
 
 
 def _smoothed_loss(num_classes: int, smoothing: float):
@@ -138,7 +205,7 @@ def _smoothed_loss(num_classes: int, smoothing: float):
 
 def _small_cnn(num_classes: int, options: TrainerOptions) -> keras.Model:
     """A strided stem (conv-BN-ReLU, stride 2) -> conv blocks (conv-BN-ReLU, max-pool) ->
-    global average pooling -> dropout -> softmax.
+    global average pooling -> the head (`_head`).
 
     Input: float RGB images in [0, 255] of options.image_size; rescaling is part of the model so
     that serving feeds decoded pixels as they are.
@@ -163,8 +230,7 @@ def _small_cnn(num_classes: int, options: TrainerOptions) -> keras.Model:
             x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D(padding="same")(x)  # small inputs end at 1x1, not 0x0
     x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dropout(options.dropout)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES)(x)
+    outputs = _head(x, num_classes, options)
     return ImageClassifier(inputs, outputs, name="image_classifier")
 
 

@@ -19,6 +19,7 @@ BACKBONES = (
 )
 MIN_BACKBONE_IMAGE_SIZE = 32
 MIXED_PRECISION = ("auto", "off")
+HEADS = ("softmax", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +41,7 @@ class TrainerOptions:
       to bound the memory one request can take (decoding needs at least 3 bytes per pixel).
     features: feature names written by ImageExampleGen.
     backbone: small_cnn (the model above, trained from scratch) or a Keras Applications
-      backbone (trainer/backbones.py) under global pooling and a softmax head.
+      backbone (trainer/backbones.py) under global pooling and `head`.
     weights: a backbone's weights: 'none' (random), 'imagenet' (Keras' cache, never
       downloaded) or a weights file (local or gs://).
     weights_sha256: the weights file's digest, set by the run configuration: new weights at
@@ -50,7 +51,12 @@ class TrainerOptions:
     fine_tune_steps: steps of that second phase, after `train_steps`.
     fine_tune_learning_rate: the second phase's learning rate (default learning_rate / 10).
     weight_decay: decoupled weight decay (AdamW); 0 is Adam.
-    label_smoothing: share of each label's target spread over the other classes.
+    label_smoothing: share of each label's target spread over the other classes (softmax head).
+    head: the classifier on the pooled features: 'softmax' (a dense layer) or 'cosine' (cosine
+      similarity to one unit vector per class, trained with an additive cosine margin:
+      CosFace, the ArcFace family's margin that the served probabilities can carry).
+    cosine_scale: the cosine head's logit scale s (probabilities are softmax(s * cos)).
+    cosine_margin: the margin m taken off the true class's cosine in training.
     mixed_precision: 'auto' trains in mixed_float16 (softmax in float32) when a GPU is
       present, 'off' never.
     """
@@ -77,6 +83,9 @@ class TrainerOptions:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     mixed_precision: str = "auto"
+    head: str = "softmax"
+    cosine_scale: float = 30.0
+    cosine_margin: float = 0.2
 
     @property
     def pretrained(self) -> bool:
@@ -103,6 +112,14 @@ class TrainerOptions:
             )
         if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
             raise ValueError("weight_decay must be >= 0 and label_smoothing in [0, 1).")
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}.")
+        if self.cosine_scale <= 0 or not 0 <= self.cosine_margin < 1:
+            raise ValueError("cosine_scale must be > 0 and cosine_margin in [0, 1).")
+        if self.head == "cosine" and self.label_smoothing:
+            raise ValueError(
+                "label smoothing is for the softmax head; the cosine head has a margin."
+            )
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}.")
         if self.image_size not in SUPPORTED_IMAGE_SIZES:

@@ -76,6 +76,10 @@ ARGUMENT_ERRORS = [
     (["convert", "--images", ".", "--output", "o", "--eval-percent", "0"], "between 1 and 99"),
     (["convert", "--images", ".", "--output", "o", "--split-folders", "train"], "split folders"),
     (["report", "."], "holds no imgtfx run"),
+    (
+        ["run", "--root", "r", "--sample", "--head", "cosine", "--label-smoothing", "0.1"],
+        "label smoothing is for the softmax head",
+    ),
     (["convert", "--images", "empty", "--output", "o"], "image root empty is empty"),
     (["convert", "--images", ".", "--output", "o", "--label-names", "no.csv"], "CSV no.csv does"),
 ]
@@ -86,6 +90,14 @@ def test_label_names_flag_reaches_the_options():
     assert cli._options(cli.build_parser().parse_args(argv)).label_names_csv == "category.csv"
     no_names = cli.build_parser().parse_args(argv[:-2])
     assert cli._options(no_names).label_names_csv is None
+
+
+def test_head_flags_reach_the_trainer_options(tmp_path):
+    argv = ["run", "--sample", "--root", str(tmp_path / "r"), "--head", "cosine"]
+    args = cli.build_parser().parse_args([*argv, "--cosine-margin", "0.3"])
+    cli.check_args(args)
+    options = args.config.trainer_options
+    assert (options.head, options.cosine_margin, options.cosine_scale) == ("cosine", 0.3, 30.0)
 
 
 def test_argument_errors_are_answered_before_tensorflow_is_imported(tmp_path):
