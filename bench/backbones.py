@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", default="softmax", help="softmax,cosine: each head in turn")
     parser.add_argument("--weights-dir", help="holds <backbone>_notop.h5 files")
     parser.add_argument("--mixed-precision", choices=["off", "auto", "both"], default="off")
+    parser.add_argument("--tag", default="", help="in the results file's name (backbones-TAG-...)")
     parser.add_argument("--work", default=os.path.join(REPO, "bench", "work"))
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
     args = parser.parse_args(argv)
@@ -148,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     suffix = "gpu" if gpus else "cpu"
-    write_results(results, args.out, f"backbones-{suffix}-{datetime.date.today().isoformat()}.json")
+    name = "-".join(
+        filter(None, ["backbones", args.tag, suffix, datetime.date.today().isoformat()])
+    )
+    write_results(results, args.out, f"{name}.json")
     return 0
 
 
