@@ -11,10 +11,12 @@ one that holds more than MAX_BUCKET (pictures alike in that band) is compared in
 MAX_BUCKET neighbours by fingerprint, so no bucket costs all its pairs. Buckets travel to the
 comparing step ROUTES of a band together, gathered per bundle: Beam's shuffle pays per
 element, and an element per image and band cost 0.55 ms an image on the local runner. They
-carry an image's 8-byte id and its fingerprint only, packed as bytes of 39-byte entries: the
-local runner holds a shuffle's values decoded, as Python objects, and each image's tuple under
-its 20 bands held 1.1 GB at 88,000 contest photos (ImageExampleGen's peak, 2.5 GiB). The near
-pairs found are then resolved to their images by two joins on the id, one element per image.
+carry an image's 8-byte id and its fingerprint only, packed as 39-byte entries into one file per
+bundle (in the output's temporary folder), and what goes through the shuffle is where each
+part lies in its file: the local runner holds a shuffle's values in memory several times over
+(its buffer, the grouped stream, the decoded values), and each image's tuple under its 20
+bands held 1.1 GB at 88,000 contest photos (ImageExampleGen's peak, 2.5 GiB). The near pairs
+found are then resolved to their images by two joins on the id, one element per image.
 
 Groups never chain: images are taken in a canonical order (the partition key: the CSV id or the
 relative path), and each joins the earliest group whose representative (its first image) lies
@@ -33,11 +35,13 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
+import tensorflow as tf
 from apache_beam.transforms import window
 
 from components.image_files import FINGERPRINT_BITS
@@ -101,9 +105,13 @@ def image_id(key: str) -> bytes:
 
 
 class GatherBands(beam.DoFn):
-    """Image tuples -> ((band, route), packed entries) per bundle: each image's id and
+    """Image tuples -> ((band, route), (file, offset, length)) per bundle: each image's id and
     fingerprint under each of its bands, the bands' buckets sent ROUTES to a shuffle key, as
-    bytes of fixed-size entries (see the module)."""
+    fixed-size entries written to one file of `folder` (see the module). A retried bundle's
+    file is left unread; the folder is deleted whole once ImageExampleGen has written."""
+
+    def __init__(self, folder: str):
+        self._folder = folder
 
     def start_bundle(self):
         self._gathered: dict[tuple[int, int], bytearray] = {}
@@ -125,15 +133,36 @@ class GatherBands(beam.DoFn):
 
     def _send(self):
         gathered, self._gathered, self._entries = self._gathered, {}, 0
-        for key, part in gathered.items():
-            yield key, bytes(part)
+        if not gathered:
+            return
+        tf.io.gfile.makedirs(self._folder)
+        path = f"{self._folder}/bands-{uuid.uuid4().hex}.bin"
+        places, offset = [], 0
+        with tf.io.gfile.GFile(path, "wb") as f:
+            for key, part in gathered.items():
+                f.write(bytes(part))
+                places.append((key, (path, offset, len(part))))
+                offset += len(part)
+        yield from places
 
 
-def route_pairs(element: tuple[tuple[int, int], Iterable[bytes]]) -> Iterator[tuple]:
+def read_parts(places: Iterable[tuple[str, int, int]]) -> Iterator[bytes]:
+    """The packed entries at (file, offset, length) places, a file opened once."""
+    by_file: dict[str, list[tuple[int, int]]] = {}
+    for path, offset, length in places:
+        by_file.setdefault(path, []).append((offset, length))
+    for path, slices in sorted(by_file.items()):
+        with tf.io.gfile.GFile(path, "rb") as f:
+            for offset, length in sorted(slices):
+                f.seek(offset)
+                yield f.read(length)
+
+
+def route_pairs(element: tuple[tuple[int, int], Iterable[tuple]]) -> Iterator[tuple]:
     """(id, (neighbour id, bits)) of the near pairs of every bucket of one shuffle key."""
-    _, parts = element
+    _, places = element
     buckets: dict[int, list[tuple[bytes, bytes]]] = {}
-    for part in parts:
+    for part in read_parts(places):
         for value, own, fingerprint in _ENTRY.iter_unpack(part):
             buckets.setdefault(value, []).append((own, fingerprint))
     for bucket in buckets.values():
@@ -238,12 +267,13 @@ def _cluster(pairs: list[tuple[tuple, list[tuple]]]) -> Iterator[tuple[str, tupl
 
 
 @beam.ptransform_fn
-def GroupCopies(images: beam.PCollection) -> beam.PCollection:  # noqa: N802 - Beam's naming
-    """Image tuples -> (key, Membership tuple) of every image in a group of copies."""
+def GroupCopies(images: beam.PCollection, folder: str) -> beam.PCollection:  # noqa: N802
+    """Image tuples -> (key, Membership tuple) of every image in a group of copies; the bands'
+    entries go through files of `folder`."""
     by_id = images | "ById" >> beam.Map(lambda image: (image_id(image[0]), image))
     pairs = (
         images
-        | "Bands" >> beam.ParDo(GatherBands())
+        | "Bands" >> beam.ParDo(GatherBands(folder))
         | "Buckets" >> beam.GroupByKey()
         | "NearPairs" >> beam.FlatMap(route_pairs)
     )
@@ -272,8 +302,9 @@ class Copies(NamedTuple):
     outcomes: beam.PCollection  # their Outcomes
 
 
-def find_copies(records: beam.PCollection, options, feature_name: str) -> Copies:
-    """Groups the checked records' copies and keeps out what `options` says: with
+def find_copies(records: beam.PCollection, options, feature_name: str, folder: str) -> Copies:
+    """Groups the checked records' copies (their band entries written to files of `folder`, a
+    temporary folder) and keeps out what `options` says: with
     dedupe="keep-one" the exact copies of each group's first image (skipped as
     duplicate_image), with reject_conflicting_duplicates every member of a group under two or
     more labels (rejected as conflicting_labels_duplicate)."""
@@ -292,7 +323,9 @@ def find_copies(records: beam.PCollection, options, feature_name: str) -> Copies
             )
         )
 
-    memberships = records | "ForGrouping" >> beam.Map(as_image) | "GroupCopies" >> GroupCopies()
+    memberships = (
+        records | "ForGrouping" >> beam.Map(as_image) | "GroupCopies" >> GroupCopies(folder)
+    )
     kept = records | "JoinGroups" >> beam.FlatMap(
         _joined_or_kept_out,
         beam.pvalue.AsDict(memberships),
@@ -330,50 +363,3 @@ def _joined_or_kept_out(record, memberships: dict, dedupe: str, reject_conflicti
         "outcomes", reasons.Outcome(record.file.path, status, reason, detail)
     )
     yield beam.pvalue.TaggedOutput("dropped", record._replace(split=f"{status}: {reason}"))
-
-
-def group_line(element: tuple[str, Iterable[tuple]]) -> dict:
-    """One line of duplicates.jsonl: a group's members, its first image (the representative)
-    first, then by path."""
-    representative, members = element
-    members = sorted(members, key=lambda m: (m[0] != representative, m[0]))
-    return {
-        "kind": "exact" if all(m[4] for m in members) else "near",
-        "paths": [m[0] for m in members],
-        "labels": [m[1] for m in members],
-        "splits": [m[2] for m in members],
-        "distances": [m[3] for m in members],
-        "max_distance": max(m[3] for m in members),
-    }
-
-
-def member(record) -> tuple[str, tuple]:
-    """(group, the member's part of its line) of a grouped record."""
-    return record.group, (
-        record.file.path,
-        record.label_name,
-        record.split,
-        record.distance,
-        record.exact,
-    )
-
-
-def line_key(line: dict) -> str:
-    return line["paths"][0]
-
-
-def encode_line(line: dict) -> str:
-    import json
-
-    return json.dumps(line, ensure_ascii=False) + "\n"
-
-
-def decode_line(text: str) -> dict:
-    import json
-
-    return json.loads(text)
-
-
-def is_straddling(line: dict) -> bool:
-    """Copies of one picture in two splits (what was kept out is in none)."""
-    return len({s for s in line["splits"] if ":" not in s}) > 1

@@ -19,7 +19,7 @@ from components.examples.layout import (
 )
 from components.examples.report import write_report
 from components.examples.vocabulary import write_label_names_file, write_labels_file
-from components.image_example_gen import duplicates, rejects, sorted_runs
+from components.image_example_gen import duplicate_lines, duplicates, rejects, sorted_runs
 from components.image_example_gen.options import ImageOptions
 
 REJECT_RUNS_FOLDER = "_reject_runs"  # rejects.py's sorted runs, deleted once merged
@@ -112,7 +112,11 @@ def _merge_duplicates(runs: list[str], path: str) -> dict:
     counts = collections.Counter()
     examples: dict[str, list] = {"cross_label_examples": [], "straddling_examples": []}
     lines = sorted_runs.merge_runs(
-        runs, path, duplicates.line_key, duplicates.encode_line, duplicates.decode_line
+        runs,
+        path,
+        duplicate_lines.line_key,
+        duplicate_lines.encode_line,
+        duplicate_lines.decode_line,
     )
     for line in lines:
         counts["duplicate_groups"] += 1
@@ -120,7 +124,7 @@ def _merge_duplicates(runs: list[str], path: str) -> dict:
         counts["exact_groups"] += line["kind"] == "exact"
         for kind, found in (
             ("cross_label", len(set(line["labels"])) > 1),
-            ("straddling", duplicates.is_straddling(line)),
+            ("straddling", duplicate_lines.is_straddling(line)),
         ):
             counts[f"{kind}_groups"] += found
             if found and len(examples[f"{kind}_examples"]) < EXAMPLES_SHOWN:

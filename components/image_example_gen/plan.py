@@ -20,6 +20,7 @@ from components.examples import reasons
 from components.examples.reasons import Outcome
 from components.examples.vocabulary import label_problem
 from components.image_example_gen import checking, duplicates, labels_csv, sorted_runs, splits, tree
+from components.image_example_gen.duplicate_lines import encode_line, group_line, line_key, member
 from components.image_example_gen.options import ImageOptions
 from components.image_example_gen.records import LabeledImage, as_tuple
 from components.image_example_gen.tree import FoundFile
@@ -259,8 +260,8 @@ def plan_images(
     """Lists, labels, checks, groups and splits every image of every input split.
 
     Args:
-      runs_folder: where duplicates.jsonl's sorted runs are written (a temporary folder of
-        the output); None: a new temporary folder.
+      runs_folder: where duplicates.jsonl's sorted runs and the copies' band entries are
+        written (a temporary folder of the output); None: a new temporary folder.
       show_bar: a progress bar of the images checked, on a terminal.
     """
     ignore = tree.ignored_files(options.labels_csv, options.label_names_csv)
@@ -341,9 +342,10 @@ def plan_images(
     outcome_parts.append(checked.outcomes)
     records = checked.records
     feature_name = options.partition_feature(output_config)
+    runs_folder = runs_folder or tempfile.mkdtemp(prefix="imgtfx-duplicates-")
     dropped = []
     if options.dedupe != "off":
-        copies = duplicates.find_copies(records, options, feature_name)
+        copies = duplicates.find_copies(records, options, feature_name, f"{runs_folder}/bands")
         records, dropped = copies.records, [copies.dropped]
         outcome_parts.append(copies.outcomes)
     split_config = output_config.split_config
@@ -378,15 +380,15 @@ def plan_images(
         (records, *dropped)
         | "AllKept" >> beam.Flatten()
         | "Grouped" >> beam.Filter(lambda r: bool(r.group))
-        | "ByGroup" >> beam.Map(duplicates.member)
+        | "ByGroup" >> beam.Map(member)
         | "Groups" >> beam.GroupByKey()
-        | "GroupLines" >> beam.Map(duplicates.group_line)
+        | "GroupLines" >> beam.Map(group_line)
         | "GroupRuns"
         >> beam.ParDo(
             sorted_runs.WriteRuns(
-                runs_folder or tempfile.mkdtemp(prefix="imgtfx-duplicates-"),
-                duplicates.line_key,
-                duplicates.encode_line,
+                runs_folder,
+                line_key,
+                encode_line,
             )
         )
     )

@@ -18,7 +18,7 @@ import pytest
 from bench.copies_data import measure, write_planted_tree, write_tinted_tree
 from components.examples import layout, reasons
 from components.examples import report as examples_report
-from components.image_example_gen import duplicates
+from components.image_example_gen import duplicate_lines, duplicates
 from components.image_example_gen.options import ImageOptions, split_folders_config
 from tests.components.image_example_gen.conversions import rejects_of, run_do
 
@@ -60,7 +60,7 @@ def test_every_group_under_two_labels_and_across_split_folders_is_reported(plant
     lines = _lines(out)
     report = examples_report.read_report(out)
     cross = [line for line in lines if len(set(line["labels"])) > 1]
-    straddling = [line for line in lines if duplicates.is_straddling(line)]
+    straddling = [line for line in lines if duplicate_lines.is_straddling(line)]
     assert report["duplicate_groups"] == len(lines) > 0
     assert report["duplicate_images"] == sum(len(line["paths"]) for line in lines)
     assert report["cross_label_groups"] == len(cross) > 0
@@ -70,7 +70,7 @@ def test_every_group_under_two_labels_and_across_split_folders_is_reported(plant
         if plant["copy"] in group_of and plant["place"] == "other_class":
             assert len(set(lines[group_of[plant["copy"]]]["labels"])) > 1, plant
         if plant["copy"] in group_of and plant["place"] == "other_split":
-            assert duplicates.is_straddling(lines[group_of[plant["copy"]]]), plant
+            assert duplicate_lines.is_straddling(lines[group_of[plant["copy"]]]), plant
     said = examples_report.duplicate_lines(report)
     assert said[0].startswith(f"copies: {len(lines):,} groups")
     assert any("under two or more labels" in line for line in said)
@@ -176,19 +176,23 @@ def _images():
     ]
 
 
-def test_band_entries_travel_packed_and_pairs_resolve_to_their_images():
-    """What the band shuffle carries is bytes (ids and fingerprints: the local runner holds no
-    tuple per image and band); the near pairs found there resolve to their images, and only
-    the images within the threshold are neighbours."""
+def test_band_entries_travel_packed_and_pairs_resolve_to_their_images(tmp_path):
+    """The band entries (ids and fingerprints) are packed bytes in one file per bundle, and
+    what the band shuffle carries is only where each part lies (the local runner holds no
+    tuple per image and band, nor the entries); the near pairs found there resolve to their
+    images, and only the images within the threshold are neighbours."""
     images = _images()
-    gather = duplicates.GatherBands()
+    gather = duplicates.GatherBands(str(tmp_path / "bands"))
     gather.start_bundle()
     assert list(itertools.chain.from_iterable(gather.process(tuple(i)) for i in images)) == []
     shuffled = {}
     for windowed in gather.finish_bundle():
-        key, part = windowed.value
-        assert isinstance(part, bytes) and len(part) % 39 == 0
-        shuffled.setdefault(key, []).append(part)
+        key, place = windowed.value
+        path, _, length = place
+        assert os.path.dirname(path) == str(tmp_path / "bands") and length % 39 == 0
+        shuffled.setdefault(key, []).append(place)
+    (written,) = os.listdir(tmp_path / "bands")  # one file for the bundle
+    assert os.path.getsize(tmp_path / "bands" / written) == 39 * duplicates.BANDS * len(images)
     assert len(shuffled) >= duplicates.BANDS  # each band at least one key
     pairs = {pair for element in shuffled.items() for pair in duplicates.route_pairs(element)}
     a, b = (duplicates.image_id(i.key) for i in images[:2])
@@ -234,7 +238,7 @@ def test_a_tree_of_tinted_crops_still_trains_and_evaluates_every_class(tmp_path)
     assert report["classes_without_examples"] == {"train": [], "eval": []}
     assert report["cross_label_groups"] > 0  # the case this tree makes
     assert all(max(line["distances"]) <= duplicates.THRESHOLD for line in lines)
-    assert report["straddling_groups"] == sum(map(duplicates.is_straddling, lines))
+    assert report["straddling_groups"] == sum(map(duplicate_lines.is_straddling, lines))
     assert os.path.getsize(out / layout.REPORT_FILE) < 100_000  # capped examples only
 
 

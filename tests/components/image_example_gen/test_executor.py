@@ -150,6 +150,8 @@ def test_clean_tree_writes_every_output_and_the_report_renders(tree, tmp_path):
     ):
         assert (out / name).exists(), name
     assert (out / layout.REJECTS_FILE).read_text() == ""
+    # The temporary runs (rejects, copies' lines and band entries) are gone once written.
+    assert not [name for name in os.listdir(out) if name.startswith("_")]
     dataset = read.read_dataset(str(out))
     assert dataset.rejects == []
     assert "No file was rejected or skipped" in data_sections.dataset_section(dataset)
