@@ -18,8 +18,11 @@ ExecutorOutput TFX writes. What it repairs, each from the KFP backend's source
   (component/launcher_v2.go getLogWriter): it is set aside, and left out of the ExecutorOutput.
 - TFX writes unset metadata values as JSON null; the launcher cannot record a null
   (metadata/converter.go StructValueToMLMDValue, `// TODO: support null`): they are dropped.
-- The launcher reads the ExecutorOutput from `outputs.outputFile`, whose folder it does not
-  create from 2.15.0 (driver/driver.go :802): it is created here.
+- The launcher reads the ExecutorOutput from `outputs.outputFile`: from 2.15.0 the local task
+  root's `output_metadata.json` (driver/driver.go provisionOutputs, 2.15.0 :716-724), a folder
+  the launcher creates as the parent of every output artifact's local path, `executor-logs`
+  included (component/launcher_v2.go prepareOutputFolders, 2.15.0 :1048). It is created here
+  too, which changes nothing on those releases and keeps a task without outputs working.
 - Object storage: the launcher copies every input artifact to a local mirror before the command
   and uploads every output from it after (launcher_v2.go downloadArtifacts and
   uploadOutputArtifacts; LocalPathForURI maps gs:// -> /gcs/, minio:// -> /minio/, s3:// ->

@@ -83,7 +83,7 @@ def test_repaired_input_parses_with_tfx_on_the_launchers_local_copies(tmp_path):
     )
     assert set(outputs) == {"statistics"}  # executor-logs is the launcher's to write
     assert os.path.isdir(outputs["statistics"][0].uri)  # written locally, uploaded by the launcher
-    assert os.path.isdir(tmp_path / "out")  # outputFile's folder, which 2.15+ does not create
+    assert os.path.isdir(tmp_path / "out")  # outputFile's folder (a task without outputs)
     remote = entrypoint.remote_uri(outputs["statistics"][0].uri, mount)
     assert remote == original["outputs"]["artifacts"]["statistics"]["artifacts"][0]["uri"]
     assert original["inputs"]["artifacts"]["examples"]["artifacts"][0]["type"] == {
