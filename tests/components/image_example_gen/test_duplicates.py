@@ -18,7 +18,7 @@ import pytest
 from bench.copies_data import measure, write_planted_tree, write_tinted_tree
 from components.examples import layout, reasons
 from components.examples import report as examples_report
-from components.image_example_gen import duplicate_lines, duplicates
+from components.image_example_gen import bands, duplicate_lines, duplicates
 from components.image_example_gen.options import ImageOptions, split_folders_config
 from tests.components.image_example_gen.conversions import rejects_of, run_do
 
@@ -159,7 +159,7 @@ def test_groups_never_chain():
 
 def test_a_bucket_of_many_alike_pictures_is_compared_in_chunks():
     members = [(i.to_bytes(8, "big"), bytes(29)) for i in range(300)]
-    found = set(duplicates.near_pairs(members))
+    found = set(bands.near_pairs(members))
     # Chunks of MAX_BUCKET with half of one overlapping: far fewer than all 300 x 299 pairs,
     # and every image has its neighbours.
     assert len(found) < 300 * 299 // 3
@@ -182,7 +182,7 @@ def test_band_entries_travel_packed_and_pairs_resolve_to_their_images(tmp_path):
     tuple per image and band, nor the entries); the near pairs found there resolve to their
     images, and only the images within the threshold are neighbours."""
     images = _images()
-    gather = duplicates.GatherBands(str(tmp_path / "bands"))
+    gather = bands.GatherBands(str(tmp_path / "bands"))
     gather.start_bundle()
     assert list(itertools.chain.from_iterable(gather.process(tuple(i)) for i in images)) == []
     shuffled = {}
@@ -192,23 +192,28 @@ def test_band_entries_travel_packed_and_pairs_resolve_to_their_images(tmp_path):
         assert os.path.dirname(path) == str(tmp_path / "bands") and length % 39 == 0
         shuffled.setdefault(key, []).append(place)
     (written,) = os.listdir(tmp_path / "bands")  # one file for the bundle
-    assert os.path.getsize(tmp_path / "bands" / written) == 39 * duplicates.BANDS * len(images)
-    assert len(shuffled) >= duplicates.BANDS  # each band at least one key
-    pairs = {pair for element in shuffled.items() for pair in duplicates.route_pairs(element)}
-    a, b = (duplicates.image_id(i.key) for i in images[:2])
+    assert os.path.getsize(tmp_path / "bands" / written) == 39 * bands.BANDS * len(images)
+    assert len(shuffled) >= bands.BANDS  # each band at least one key
+    pairs = {pair for element in shuffled.items() for pair in bands.route_pairs(element)}
+    a, b = (bands.image_id(i.key) for i in images[:2])
     assert pairs == {(a, (b, 3)), (b, (a, 3))}
-    ids = {duplicates.image_id(i.key): tuple(i) for i in images}
+    ids = {bands.image_id(i.key): tuple(i) for i in images}
+    # Each pair once an image, however many bands and chunks it met in.
+    distinct = bands.DistinctPairs()
+    asked = {}
+    for own, pair in [*pairs, *pairs]:  # as from two bands
+        asked[own] = distinct.add_input(asked.get(own, distinct.create_accumulator()), pair)
+    asked = {own: distinct.extract_output(found) for own, found in asked.items()}
+    assert asked == {a: [(b, 3)], b: [(a, 3)]}
     offers = [
         offer
         for own, image in ids.items()
-        for offer in duplicates.offered(
-            (own, {"image": [image], "asked": [p for k, p in pairs if k == own]})
-        )
+        for offer in duplicates.offered((own, {"image": [image], "asked": [asked.get(own, [])]}))
     ]
     found = {own: [p for k, p in offers if k == own] for own in ids}
     neighbours = [
         n for own, image in ids.items()
-        for n in duplicates.neighbours_of((own, {"image": [image], "found": found[own]}))
+        for n in duplicates.neighbours_of((own, {"image": [image], "found": [found[own]]}))
     ]  # fmt: skip
     assert sorted(neighbours) == sorted(
         [(tuple(images[0]), [(tuple(images[1]), 3)]), (tuple(images[1]), [(tuple(images[0]), 3)])]
@@ -219,9 +224,34 @@ def test_two_images_sharing_an_id_are_measured_again_and_not_grouped():
     """An id collision (two keys, one 8-byte id) brings a far image along as a candidate; the
     distance measured on the images themselves leaves it out."""
     near, _, far = _images()
-    twin = duplicates.image_id(near.key)
-    joined = {"image": [tuple(near)], "found": [(tuple(far), 0), (tuple(near), 0)]}
+    twin = bands.image_id(near.key)
+    joined = {"image": [tuple(near)], "found": [[(tuple(far), 0), (tuple(near), 0)]]}
     assert list(duplicates.neighbours_of((twin, joined))) == []
+
+
+def test_an_image_is_offered_only_its_earliest_neighbours_whatever_the_bundles():
+    """On a tree of near-identical photos every photo has thousands of near neighbours: the
+    join gets the MAX_NEIGHBOURS earliest (and the spares), each once, the same in any order
+    of arrival and however Beam splits them into accumulators."""
+    image = duplicates.Image
+    offers = [
+        (tuple(image(f"p{i:03d}.jpg", (f"{i:03d}", f"p{i:03d}.jpg"), "x", bytes(29), i)), i % 7)
+        for i in range(200)
+    ]
+    combine = duplicates.EarliestOffers()
+    kept = duplicates.MAX_NEIGHBOURS + duplicates.SPARE_OFFERS
+    expected = offers[:kept]
+    for order in (offers, offers[::-1], offers[1::2] + offers[::2] + offers[:50]):
+        parts = [order[k::3] for k in range(3)]  # three bundles' accumulators
+        accumulators = []
+        for part in parts:
+            accumulator = combine.create_accumulator()
+            for offer in part:
+                accumulator = combine.add_input(accumulator, offer)
+            accumulators.append(accumulator)
+            assert len(accumulator) <= 4 * kept  # bounded while it gathers
+        merged = combine.merge_accumulators(accumulators)
+        assert combine.extract_output(merged) == expected
 
 
 def test_a_tree_of_tinted_crops_still_trains_and_evaluates_every_class(tmp_path):
