@@ -197,7 +197,8 @@ def GroupCopies(images: beam.PCollection, folder: str) -> beam.PCollection:  # n
 
 
 # ---------------------------------------------------------------------------------------------
-# The plan's records: grouped, copies kept out where the options say, and duplicates.jsonl.
+# The plan's records: grouped, copies kept out where the options say (duplicates.jsonl: see
+# duplicate_lines.py).
 
 
 class Copies(NamedTuple):
