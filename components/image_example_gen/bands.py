@@ -158,10 +158,7 @@ class DistinctPairs(beam.CombineFn):
         return pairs
 
     def merge_accumulators(self, accumulators):
-        merged = set()
-        for pairs in accumulators:
-            merged |= pairs
-        return merged
+        return set().union(*accumulators)
 
     def extract_output(self, pairs):
-        return sorted(pairs)
+        return sorted(pairs)  # the order offered() yields them in

@@ -75,10 +75,10 @@ def offered(element: tuple[bytes, dict[str, list]]) -> Iterator[tuple]:
     """An image's near pairs, resolved on its side: (neighbour id, (the image, bits)) for each
     image that found it a near pair."""
     _, joined = element
-    asked = set().union(*joined["asked"])  # one list an image (DistinctPairs)
     for image in joined["image"]:  # one, but where two keys share an id
-        for asking, bits in sorted(asked):
-            yield asking, (image, bits)
+        for asked in joined["asked"]:  # none, or one sorted list (DistinctPairs)
+            for asking, bits in asked:
+                yield asking, (image, bits)
 
 
 class EarliestOffers(beam.CombineFn):
