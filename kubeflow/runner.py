@@ -29,7 +29,8 @@ import os
 from tfx import version as tfx_version
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-from components.baseline_evaluator import environment, object_store
+from components import object_store
+from components.baseline_evaluator import environment
 from kubeflow import entrypoint
 from kubeflow.target import DEFAULT_GPU_TYPE, KFP, VERTEX, KubeflowTarget, gigabytes
 from pipeline.pipeline import (
@@ -155,7 +156,7 @@ def evaluator_container(spec: dict) -> dict:
 def secret_as_env(spec: dict, secret: str) -> dict:
     """The package's Kubernetes platform spec: the Evaluator's pod gets the object store's
     credentials from `secret` as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, to copy its
-    baseline model (components/baseline_evaluator/object_store.py).
+    baseline model (components/object_store.py).
 
     Written as kfp-kubernetes' `use_secret_as_env` writes it, with only the fields every
     backend from 2.2 reads (kubernetes_platform/proto/kubernetes_executor_config.proto

@@ -18,7 +18,7 @@ import threading
 import urllib.parse
 from xml.sax.saxutils import escape
 
-from components.baseline_evaluator import object_store
+from components import object_store
 
 ACCESS_KEY, SECRET_KEY = "minio", "minio123"  # KFP's standalone install's MinIO keys
 
@@ -32,12 +32,21 @@ def _error(handler, status: int, code: str) -> None:
 
 
 class S3Server:
-    """Serves `folder/<bucket>/<key>`; `url` is its endpoint; `requests` counts GETs.
+    """Serves `folder/<bucket>/<key>` to the holder of `access_key` and `secret_key` (KFP's
+    MinIO's by default); `url` is its endpoint; `requests` counts GETs.
     Faults to set: `outage` (status, body) answers every request so (a proxy's error page);
     `cut_short` keys are sent with their whole length announced and half their bytes."""
 
-    def __init__(self, folder: str, region: str = "minio", page_size: int = 2):
+    def __init__(
+        self,
+        folder: str,
+        region: str = "minio",
+        page_size: int = 2,
+        access_key: str = ACCESS_KEY,
+        secret_key: str = SECRET_KEY,
+    ):
         self.folder, self.region, self.page_size = folder, region, page_size
+        self.access_key, self.secret_key = access_key, secret_key
         self.requests = 0
         self.outage: tuple[int, bytes] | None = None
         self.cut_short: set[str] = set()
@@ -90,7 +99,7 @@ class S3Server:
             item.strip().split("=", 1) for item in auth.partition(" ")[2].split(",") if "=" in item
         )
         access_key = fields.get("Credential", "").split("/")[0]
-        if access_key != ACCESS_KEY:
+        if access_key != self.access_key:
             _error(handler, 403, "InvalidAccessKeyId")
             return False
         names = fields.get("SignedHeaders", "").split(";")
@@ -101,7 +110,7 @@ class S3Server:
             "GET",
             f"http://{handler.headers['Host']}{handler.path}",
             headers,
-            {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY},
+            {"access_key": self.access_key, "secret_key": self.secret_key},
             self.region,
             now,
         )["Authorization"]

@@ -25,7 +25,7 @@ from absl import logging
 from tfx.components.evaluator import constants
 from tfx.types import standard_artifacts, standard_component_specs
 
-from components.baseline_evaluator import object_store
+from components import object_store
 from components.baseline_evaluator.environment import (
     DEFAULT_METADATA_SERVICE,
     METADATA_SERVICE_ENV,
@@ -185,7 +185,9 @@ def local_baseline(uri: str, workdir: str, environ=os.environ) -> tuple[str | No
     inputs into the pod, and the baseline is found at run time, not an input."""
     if uri.startswith(object_store.SCHEMES):
         try:
-            return object_store.copy_folder(uri, os.path.join(workdir, "baseline"), environ), None
+            baseline = os.path.join(workdir, "baseline")
+            object_store.copy_folder(uri, baseline, environ)
+            return baseline, None
         except object_store.ObjectStoreError as e:
             return None, f"cannot copy {uri}: {e}"
     if not _readable(uri):

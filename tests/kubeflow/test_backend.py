@@ -11,7 +11,7 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from components.baseline_evaluator import object_store
+from components import object_store
 from components.baseline_evaluator.executor import connect, latest_blessed_model
 from imgtfx.sample_data import write_digits_tree
 from kubeflow import entrypoint, runner

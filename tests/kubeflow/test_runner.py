@@ -9,7 +9,7 @@ import os
 import pytest
 from google.protobuf import json_format
 
-from components.baseline_evaluator import object_store
+from components import object_store
 from kubeflow import entrypoint, runner
 from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER
 from tests.kubeflow import kfp_emulator

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from components.baseline_evaluator import object_store
+from components import object_store
 from tests.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 
 
@@ -92,7 +92,8 @@ def _environ(server, **more):
 def test_a_model_folder_is_copied_whole_page_by_page(minio, tmp_path):
     server, files = minio
     uri = "minio://mlpipeline/v2/artifacts/run/Trainer/model"
-    copied = object_store.copy_folder(uri, str(tmp_path / "copy"), _environ(server))
+    copied = str(tmp_path / "copy")
+    assert object_store.copy_folder(uri, copied, _environ(server)) == len(files)
     for name, data in files.items():
         with open(os.path.join(copied, *name.split("/")), "rb") as f:
             assert f.read() == data, name
@@ -144,3 +145,42 @@ def test_keys_that_would_land_outside_the_copy_are_refused(key, tmp_path, monkey
     with pytest.raises(object_store.ObjectStoreError, match="no safe local name"):
         object_store.copy_folder("minio://b/m", str(tmp_path / "copy"), environ)
     assert not os.path.exists(tmp_path / "copy")
+
+
+def test_a_data_store_is_read_with_its_own_names_and_many_at_once(tmp_path):
+    """ImageExampleGen's store: its own keys and region under IMGTFX_DATA_* (the root's AWS_*
+    left alone), every object of a Korean-named tree, 8 downloads at once, and one file."""
+    server = S3Server(str(tmp_path / "s3"), region="eu-west-1", access_key="reader", secret_key="s")
+    files = {f"train/서울/경복궁/{i:03d}.jpg": bytes([i]) * (i + 1) for i in range(40)}
+    for name, data in files.items():
+        path = tmp_path / "s3" / "landmarks" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (tmp_path / "s3" / "landmarks" / "train.csv").write_text("id,landmark_id\n000,1\n")
+    environ = {
+        "AWS_ACCESS_KEY_ID": "the-roots",  # the launcher's own, not for the data
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "IMGTFX_DATA_ACCESS_KEY_ID": "reader",
+        "IMGTFX_DATA_SECRET_ACCESS_KEY": "s",
+        "IMGTFX_DATA_ENDPOINT": server.url,
+        "IMGTFX_DATA_REGION": "eu-west-1",
+    }
+    data = object_store.data_environ(environ)
+    copy = tmp_path / "copy"
+    try:
+        assert object_store.copy_folder("s3://landmarks/train", str(copy), data, workers=8) == 40
+        object_store.copy_file("s3://landmarks/train.csv", str(tmp_path / "t.csv"), data)
+        roots = {**environ, object_store.ENDPOINT_ENV: server.url}  # the root's keys: refused
+        with pytest.raises(object_store.ObjectStoreError, match="403 InvalidAccessKeyId"):
+            object_store.copy_file("s3://landmarks/train.csv", str(tmp_path / "u"), roots)
+        with pytest.raises(object_store.ObjectStoreError, match="404 NoSuchKey"):
+            object_store.copy_file("s3://landmarks/gone.csv", str(tmp_path / "v"), data)
+        with pytest.raises(object_store.ObjectStoreError, match="give --data-secret"):
+            object_store.copy_file(
+                "s3://landmarks/x", str(tmp_path / "w"), {}, "give --data-secret"
+            )
+    finally:
+        server.close()
+    for name, content in files.items():
+        assert (copy / name.removeprefix("train/")).read_bytes() == content
+    assert (tmp_path / "t.csv").read_text().startswith("id,landmark_id")
