@@ -252,6 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=".yaml only: that store's URL when not KFP's MinIO (minio-service.kubeflow:9000) "
         "or AWS S3, e.g. http://minio.example:9000",
     )
+    p.add_argument(
+        "--data-secret",
+        metavar="NAME[,endpoint=HOST:PORT][,region=R][,accessKeyKey=K][,secretKeyKey=K]"
+        "[,disableSSL=true]",
+        help=".yaml only: Kubernetes secret with the keys of the store an image tree or CSV on "
+        "s3:// or minio:// is in, which ImageExampleGen copies it out of (fields as KFP's "
+        "providers config spells them; default keys accesskey, secretkey). Default: the "
+        "root store's secret for data in the root's store, KFP's mlpipeline-minio-artifact "
+        "for minio://; 'none' for none. See kubeflow/README.md, 'Data in your own bucket'",
+    )
     p.add_argument("--trainer-gpus", type=int, default=0, help="GPUs for the Trainer's step")
     p.add_argument(
         "--trainer-gpu-type",

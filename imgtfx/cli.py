@@ -134,6 +134,7 @@ def _kubeflow_target(args):
         trainer_memory=args.trainer_memory,
         object_store_secret=args.object_store_secret,
         object_store_endpoint=args.object_store_endpoint,
+        data_secret=args.data_secret,
     )
 
 
@@ -179,6 +180,8 @@ def check_args(args) -> None:
         args.config = _run_config(args)
     if args.command == "compile":
         args.target = _kubeflow_target(args)
+        if args.target.platform == "kfp":
+            args.target.data_store_secret(args.config.data_uris)  # data with no keys to read it
     if (
         args.command == "report"
         and "://" not in args.root  # a bucket's root is checked when it is read

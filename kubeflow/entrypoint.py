@@ -33,9 +33,10 @@ ExecutorOutput TFX writes. What it repairs, each from the KFP backend's source
   one into a file and fails), and an input mirror that holds a zero-byte file where its folder
   should be is made a folder again.
 
-- An image tree on minio:// or s3:// reaches ImageExampleGen as an input artifact the launcher
-  copies into the pod (use_image_tree); a backbone's weights file reaches the Trainer the same
-  way (use_weights).
+- ImageExampleGen copies an image tree and CSVs on minio:// or s3:// into the pod itself, with
+  the keys of the data secret the package names (fetch_data): the launcher reads an input
+  outside the root's bucket with no credentials. A backbone's weights file, in the root's
+  bucket, reaches the Trainer as an input artifact the launcher copies (use_weights).
 - A Pusher whose serving folder is on minio:// or s3:// pushes into its own `pushed_model`
   artifact, which the launcher uploads (push_into_artifact).
 
@@ -57,7 +58,11 @@ LOCAL_MIRRORS = {"gs://": "gcs", "s3://": "s3", "minio://": "minio"}
 # The stores a pipeline root may be on (objectstore/config.go ParseBucketConfig; the root
 # driver's GetStoreSessionInfo takes no other provider): the ones the launcher mirrors.
 BUCKET_SCHEMES = tuple(LOCAL_MIRRORS)
-IMAGE_TREE_INPUT = "image_tree"
+COPY_WORKERS = 16  # downloads at once: each waits mostly on the network
+DATA_HINT = (
+    "ImageExampleGen has no keys for this store: compile the package with --data-secret "
+    "NAME[,endpoint=...][,region=...] (kubeflow/README.md, 'Data in your own bucket')."
+)
 WEIGHTS_INPUT = "backbone_weights"
 LAUNCHER_OUTPUTS = ("executor-logs",)  # driver/driver.go provisionOutputs, from 2.5.0
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
@@ -126,33 +131,84 @@ def repair_input(executor_input: dict, inputs_spec: dict | None, mount: str = "/
     return repaired
 
 
-def use_image_tree(executor_input: dict, mount: str = "/") -> bool:
-    """ImageExampleGen with an `image_tree` input (a tree on minio:// or s3://, which the
-    launcher has copied into the pod): the input is set aside, not TFX's, and every parameter
-    that names the tree or a file in it (input_base; a labels CSV inside the tree) names the
-    launcher's local copy instead. Returns whether it did."""
-    return _use_imported(executor_input, IMAGE_TREE_INPUT, "image tree", mount)
+def fetch_data(executor_input: dict, store: dict[str, str], mount: str = "/") -> list[str]:
+    """ImageExampleGen (the task with an `input_base` parameter) with its image tree or CSVs on
+    minio:// or s3://, which TensorFlow in the image cannot open: each copied into the pod
+    where the launcher would mirror it (local_path), the tree COPY_WORKERS objects at once,
+    with the data store's settings `store` (object_store.data_environ), and every parameter
+    that names one (input_base, the options' labels_csv) names the copy. Returns the URIs
+    copied.
+
+    Raises:
+      ObjectStoreError: no keys, the store refusing, or nothing there; the message says which.
+    """
+    from components import object_store
+
+    parameters = executor_input.get("inputs", {}).get("parameterValues", {})
+    base = parameters.get("input_base")
+    if not isinstance(base, str):
+        return []
+    named: set[str] = set()
+    in_pod = {k: _in_pod(v, named, mount) for k, v in parameters.items() if isinstance(v, str)}
+    base = base.rstrip("/")
+    copied = []
+    for uri in sorted(named, key=lambda u: (u.rstrip("/") != base, u)):
+        if uri.rstrip("/") == base:
+            count = object_store.copy_folder(
+                base, local_path(base, mount), store, DATA_HINT, COPY_WORKERS
+            )
+            print(f"copied {count} objects of {base} into the pod", file=sys.stderr)
+        elif uri.startswith(base + "/"):
+            continue  # a file in the tree: copied with it
+        else:
+            object_store.copy_file(uri, local_path(uri, mount), store, DATA_HINT)
+        copied.append(uri)
+    parameters.update(in_pod)  # once every copy is there
+    return copied
+
+
+def _in_pod(value: str, named: set[str], mount: str) -> str:
+    """`value` (a URI, or JSON holding URIs) with each minio:// or s3:// URI its pod path;
+    the URIs go into `named`."""
+    from components.object_store import SCHEMES
+
+    if value.startswith(SCHEMES):
+        named.add(value)
+        return local_path(value, mount)
+    if not value.startswith(("{", "[")):
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+
+    def walk(item):
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        if isinstance(item, str) and item.startswith(SCHEMES):
+            named.add(item)
+            return local_path(item, mount)
+        return item
+
+    walked = walk(parsed)
+    return value if walked == parsed else json.dumps(walked)
 
 
 def use_weights(executor_input: dict, mount: str = "/") -> bool:
     """The Trainer with a `backbone_weights` input (the weights file, which the launcher has
-    copied into the pod): set aside as the image tree is, and the Trainer's options
+    copied into the pod): the input set aside, not TFX's, and the Trainer's options
     (custom_config) name the local copy. Returns whether it did."""
-    return _use_imported(executor_input, WEIGHTS_INPUT, "weights file", mount)
-
-
-def _use_imported(executor_input: dict, key: str, what: str, mount: str) -> bool:
     artifacts = executor_input.get("inputs", {}).get("artifacts", {})
-    imported = artifacts.pop(key, None)
+    imported = artifacts.pop(WEIGHTS_INPUT, None)
     if not imported:
         return False
     uri = imported["artifacts"][0]["uri"].rstrip("/")
     local = local_path(uri, mount)
     if local is None:
-        raise ValueError(f"{what} {uri}: the launcher copies only {BUCKET_SCHEMES} URIs.")
-    if key == IMAGE_TREE_INPUT:
-        _folder_again(local)
-    named = re.compile(re.escape(uri) + r'(?=$|/|")')  # the tree, not a sibling "uri2/"
+        raise ValueError(f"weights file {uri}: the launcher copies only {BUCKET_SCHEMES} URIs.")
+    named = re.compile(re.escape(uri) + r'(?=$|/|")')  # the file, not a sibling "uri2"
     parameters = executor_input["inputs"].get("parameterValues", {})
     for key, value in parameters.items():
         if isinstance(value, str):
@@ -235,7 +291,12 @@ def _main(parsed) -> None:
     mount = "/"  # the launcher's mirrors: /gcs, /minio, /s3 in the pod
     inputs_spec = json.loads(args.json_serialized_inputs_spec_args or "{}")
     executor_input = json.loads(args.json_serialized_invocation_args)
-    use_image_tree(executor_input, mount)
+    from components.object_store import ObjectStoreError, data_environ
+
+    try:
+        fetch_data(executor_input, data_environ(), mount)
+    except ObjectStoreError as e:  # one line, not a traceback
+        sys.exit(f"ImageExampleGen cannot copy its data into the pod: {e}")
     use_weights(executor_input, mount)
     executor_input = repair_input(executor_input, inputs_spec, mount)
     pushed_here = push_into_artifact(executor_input, mount)

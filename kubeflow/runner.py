@@ -9,9 +9,9 @@ PipelineJob for Vertex AI Pipelines, both from the same `create_pipeline(config,
                 Evaluator finds its baseline in the cluster's ML Metadata service
                 (components/baseline_evaluator). It never runs the `preCacheCheck` hook that
                 fingerprints the image tree, so ImageExampleGen's task is not cached there.
-                A tree on minio:// or s3:// comes into ImageExampleGen's pod through an
-                importer task (image_tree_importer), a backbone's weights file into the
-                Trainer's through another (weights_importer).
+                ImageExampleGen copies a tree or CSV on minio:// or s3:// into its pod
+                itself, with the data secret's keys (data_store); a backbone's weights file
+                comes into the Trainer's through an importer task (weights_importer).
   .json         Vertex AI Pipelines: the PipelineJob JSON, with TFX's Resolver and the
                 fingerprinting driver, both of which Vertex runs.
 
@@ -32,7 +32,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 from components import object_store
 from components.baseline_evaluator import environment
 from kubeflow import entrypoint
-from kubeflow.target import DEFAULT_GPU_TYPE, KFP, VERTEX, KubeflowTarget, gigabytes
+from kubeflow.target import DEFAULT_GPU_TYPE, KFP, VERTEX, DataSecret, KubeflowTarget, gigabytes
 from pipeline.pipeline import (
     BASELINE_FROM_METADATA_SERVICE,
     BASELINE_FROM_RESOLVER,
@@ -42,11 +42,14 @@ from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER, RunConfi
 
 ENTRYPOINT = "kubeflow.entrypoint"  # python -m, in the image (kubeflow/Dockerfile)
 EXAMPLE_GEN_TASK = "ImageExampleGen"
-IMAGE_TREE_TASK = "ImageTree"  # the importer of a tree on minio:// or s3:// (image_tree_importer)
 WEIGHTS_TASK = "BackboneWeights"  # the importer of a backbone's weights file (weights_importer)
 TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
 OBJECT_STORE_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
+DATA_KEY_ENV = (
+    "IMGTFX_DATA_ACCESS_KEY_ID",
+    "IMGTFX_DATA_SECRET_ACCESS_KEY",
+)  # object_store.DATA_ENV
 
 
 def trainer_resources(target: KubeflowTarget):
@@ -89,6 +92,16 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
                 f"on Kubeflow the weights are one HDF5 file (.h5), got {weights}: save them "
                 "with save_weights('<name>.h5')."
             )
+        if platform == KFP and weights.startswith(object_store.SCHEMES):
+            # The launcher opens an input outside the root's bucket with no credentials of its
+            # own: gocloud has no minio driver before 2.17, and s3:// reads the pod's AWS_*
+            # (component/launcher_v2.go fetchNonDefaultBuckets, objectstore.OpenBucket, 2.15.0).
+            root_bucket = "/".join(target.pipeline_root.split("/")[:3]) + "/"
+            if not weights.startswith(root_bucket):
+                raise ValueError(
+                    f"the weights file {weights} is outside the pipeline root's bucket "
+                    f"{root_bucket}, which the KFP launcher cannot read: copy it there."
+                )
     pipeline = create_pipeline(
         config,
         target.pipeline_root,
@@ -131,56 +144,90 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
         target.metadata_service,
         parameters,
     )
-    if config.images.startswith(object_store.SCHEMES):  # TensorFlow in the image cannot read them
-        image_tree_importer(spec)
     if config.trainer_options.weights not in ("none", "imagenet"):
         weights_importer(spec, config.trainer_options.weights)
-    if target.object_store_endpoint:
-        evaluator_container(spec)["env"].append(
-            {"name": object_store.ENDPOINT_ENV, "value": target.object_store_endpoint}
-        )
-    platform_spec = secret_as_env(spec, target.secret) if target.secret else None
-    write_kfp_package(spec, output_file, platform_spec)
+    secrets = {}
+    if target.secret:
+        secrets[executor_of(spec, EVALUATOR)] = (target.secret, OBJECT_STORE_SECRET_KEYS)
+        if target.object_store_endpoint:
+            container_of(spec, EVALUATOR)["env"].append(
+                {"name": object_store.ENDPOINT_ENV, "value": target.object_store_endpoint}
+            )
+    data = target.data_store_secret(config.data_uris)
+    if data:
+        secrets[executor_of(spec, EXAMPLE_GEN_TASK)] = data_store(spec, data)
+    spec["pipelineInfo"]["description"] = description(spec, secrets)
+    write_kfp_package(spec, output_file, secret_as_env(secrets) if secrets else None)
     return spec
 
 
-def _evaluator_executor(spec: dict) -> str:
-    component = spec["root"]["dag"]["tasks"][EVALUATOR]["componentRef"]["name"]
+def executor_of(spec: dict, task: str) -> str:
+    component = spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]
     return spec["components"][component]["executorLabel"]
 
 
-def evaluator_container(spec: dict) -> dict:
-    return spec["deploymentSpec"]["executors"][_evaluator_executor(spec)]["container"]
+def container_of(spec: dict, task: str) -> dict:
+    container = spec["deploymentSpec"]["executors"][executor_of(spec, task)]["container"]
+    container.setdefault("env", [])
+    return container
 
 
-def secret_as_env(spec: dict, secret: str) -> dict:
-    """The package's Kubernetes platform spec: the Evaluator's pod gets the object store's
-    credentials from `secret` as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, to copy its
-    baseline model (components/object_store.py).
+def data_store(spec: dict, secret: DataSecret) -> tuple[str, dict[str, str]]:
+    """ImageExampleGen told where the users' store is (its container env) and which of the
+    secret's keys hold its credentials: (secret, {key: env}) for secret_as_env. Its entrypoint
+    copies the tree and CSVs in (kubeflow/entrypoint.py fetch_data): the launcher reads an
+    input outside the root's bucket with no credentials (fetchNonDefaultBuckets,
+    component/launcher_v2.go 2.15.0 :774; objectstore.OpenBucket with a nil session: gocloud
+    has no "minio" driver before 2.17.0, s3:// and 2.17's client read the pod's AWS_*)."""
+    env = container_of(spec, EXAMPLE_GEN_TASK)["env"]
+    if secret.endpoint_url:
+        env.append({"name": "IMGTFX_DATA_ENDPOINT", "value": secret.endpoint_url})
+    if secret.region:
+        env.append({"name": "IMGTFX_DATA_REGION", "value": secret.region})
+    keys = dict(zip((secret.access_key_key, secret.secret_key_key), DATA_KEY_ENV, strict=True))
+    return secret.name, keys
+
+
+def description(spec: dict, secrets: dict[str, tuple[str, dict]]) -> str:
+    """The package's description: which Kubernetes secret each task reads, and its keys."""
+    tasks = {executor_of(spec, name): name for name in spec["root"]["dag"]["tasks"]}
+    reads = [
+        f"{tasks[executor]} reads secret {name} (keys {', '.join(keys)})"
+        for executor, (name, keys) in sorted(secrets.items())
+    ]
+    return "Image classification (imgtfx). " + (
+        "; ".join(reads) + "." if reads else "No task reads a Kubernetes secret."
+    )
+
+
+def secret_as_env(secrets: dict[str, tuple[str, dict[str, str]]]) -> dict:
+    """The package's Kubernetes platform spec: each executor's pod gets the env vars that
+    `secrets` maps ({executor: (secret, {key: env var})}): the Evaluator the root store's
+    credentials as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, to copy its baseline model
+    (components/object_store.py); ImageExampleGen the data store's as IMGTFX_DATA_*.
 
     Written as kfp-kubernetes' `use_secret_as_env` writes it, with only the fields every
     backend from 2.2 reads (kubernetes_platform/proto/kubernetes_executor_config.proto
     SecretAsEnv: secret_name, key_to_env at 2.2.0; the driver's extendPodSpecPatch adds the
     env, driver/driver.go 2.2.0 :554, 2.5.0 :893, driver/k8s.go 2.15.0 :333). Not the newer
-    `secretNameParameter` (2.5) or `optional` (2.15): the 2.2 driver parses strictly and
-    refuses unknown fields (kubeflow/pipelines#11935, #12495). Without `optional`, a missing
-    secret keeps the pod from starting, which is why it is only named for a store that has
-    one: KFP's `mlpipeline-minio-artifact` (config/env.go, keys accesskey and secretkey) is
-    in the kubeflow namespace and, synced by the profile controller, in every profile's."""
-    keys = [{"secretKey": key, "envVar": env} for key, env in OBJECT_STORE_SECRET_KEYS.items()]
-    return {
-        "platforms": {
-            "kubernetes": {
-                "deploymentSpec": {
-                    "executors": {
-                        _evaluator_executor(spec): {
-                            "secretAsEnv": [{"secretName": secret, "keyToEnv": keys}]
-                        }
-                    }
+    `secretNameParameter` (2.5) or `optional` (2.15): the 2.2 driver and the argo compiler
+    from 2.14 parse strictly and refuse unknown fields (kubeflow/pipelines#11935, #12495).
+    Without `optional`, a missing secret keeps the pod from starting, which is why the
+    Evaluator's is only named for a store that has one: KFP's `mlpipeline-minio-artifact`
+    (config/env.go, keys accesskey and secretkey) is in the kubeflow namespace and, synced by
+    the profile controller, in every profile's."""
+    executors = {
+        executor: {
+            "secretAsEnv": [
+                {
+                    "secretName": name,
+                    "keyToEnv": [{"secretKey": k, "envVar": v} for k, v in keys.items()],
                 }
-            }
+            ]
         }
+        for executor, (name, keys) in secrets.items()
     }
+    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
 
 
 def for_open_source_backend(
@@ -201,7 +248,7 @@ def for_open_source_backend(
         spec["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
     tasks = spec["root"]["dag"]["tasks"]
     tasks[EXAMPLE_GEN_TASK].pop("cachingOptions", None)  # absent: not cached
-    container = evaluator_container(spec)
+    container = container_of(spec, EVALUATOR)
     container["env"] = [
         {"name": environment.METADATA_SERVICE_ENV, "value": metadata_service},
         {"name": environment.PIPELINE_NAME_ENV, "value": pipeline_name},
@@ -211,28 +258,6 @@ def for_open_source_backend(
         if command and command[-1] == entrypoint.TFX_ENTRYPOINT:
             command[-1] = ENTRYPOINT  # TFX's own crashes on what the backend sends
     return spec
-
-
-def image_tree_importer(spec: dict) -> dict:
-    """Has the launcher copy the image tree into ImageExampleGen's pod: TensorFlow in the image
-    reads gs:// but not minio:// or s3://. An importer task (ImporterSpec, its URI the `images`
-    run-time parameter) makes the tree an artifact, and ImageExampleGen takes it as its input
-    `image_tree`, which the launcher downloads before the command, every object under the
-    prefix, to /minio/... or /s3/... (component/launcher_v2.go downloadArtifacts,
-    objectstore.DownloadBlob, 2.2.0 to 2.15.0); the entrypoint points input_base there. As the
-    kfp SDK compiles `dsl.importer(artifact_uri=<pipeline parameter>)` (compiler/
-    pipeline_spec_builder.py build_importer_spec_for_task, 2.2.0 :589: runtimeParameter
-    'uri'); the backend resolves it from the root DAG's inputs (component/importer_launcher.go
-    ImportSpecToMLMDArtifact, 2.2.0 :196-221, 2.15.0 :213-238)."""
-    return _importer(
-        spec,
-        IMAGE_TREE_TASK,
-        {"runtimeParameter": "uri"},
-        EXAMPLE_GEN_TASK,
-        entrypoint.IMAGE_TREE_INPUT,
-        "system.Dataset",
-        parameters={"uri": {"componentInputParameter": IMAGES_PARAMETER}},
-    )
 
 
 def weights_importer(spec: dict, uri: str) -> dict:
@@ -256,7 +281,6 @@ def _importer(
     consumer: str,
     input_key: str,
     schema_title: str,
-    parameters: dict | None = None,
 ) -> dict:
     """Adds importer task `task_name` (its artifact URI `uri`, an ImporterSpec ArtifactUri) whose
     artifact is `consumer`'s input `input_key`."""
@@ -266,18 +290,12 @@ def _importer(
         "executorLabel": executor,
         "outputDefinitions": {"artifacts": {"artifact": {"artifactType": artifact_type}}},
     }
-    if parameters:
-        component["inputDefinitions"] = {
-            "parameters": {name: {"parameterType": "STRING"} for name in parameters}
-        }
     spec["components"][task_name] = component
     spec["deploymentSpec"]["executors"][executor] = {
         "importer": {"artifactUri": uri, "typeSchema": artifact_type}
     }
     tasks = spec["root"]["dag"]["tasks"]
     tasks[task_name] = {"componentRef": {"name": task_name}, "taskInfo": {"name": task_name}}
-    if parameters:
-        tasks[task_name]["inputs"] = {"parameters": parameters}
     task = tasks[consumer]
     task.setdefault("dependentTasks", []).append(task_name)
     task.setdefault("inputs", {}).setdefault("artifacts", {})[input_key] = {

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import re
 
+from components import object_store
 from components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
 from kubeflow.entrypoint import BUCKET_SCHEMES
 
@@ -92,6 +93,9 @@ class KubeflowTarget:
       otherwise; 'none' for none.
     object_store_endpoint: open-source KFP only: that store's endpoint URL, when not the
       launcher's default MinIO (minio-service.kubeflow:9000) or AWS.
+    data_secret: open-source KFP only: the secret ImageExampleGen reads an image tree or CSV on
+      minio:// or s3:// with, as DataSecret.parse reads it; default the object-store secret,
+      which for a minio:// tree is KFP's own; 'none' for none.
     """
 
     output: str
@@ -105,6 +109,7 @@ class KubeflowTarget:
     trainer_memory: str | None = None
     object_store_secret: str | None = None
     object_store_endpoint: str | None = None
+    data_secret: str | None = None
 
     def __post_init__(self) -> None:
         """Raises ValueError for a package no cluster could run."""
@@ -115,6 +120,8 @@ class KubeflowTarget:
             raise ValueError("trainer GPUs must be >= 0 and CPUs > 0.")
         if self.trainer_memory is not None:
             gigabytes(self.trainer_memory)
+        if self.data_secret and self.data_secret.lower() != "none":
+            DataSecret.parse(self.data_secret)
 
     @property
     def platform(self) -> str:
@@ -131,6 +138,106 @@ class KubeflowTarget:
         if secret is None and self.pipeline_root.startswith("minio://"):
             secret = OBJECT_STORE_SECRET
         return secret if secret and secret.lower() != "none" else None
+
+    def data_store_secret(self, data_uris: tuple[str, ...]) -> DataSecret | None:
+        """The secret ImageExampleGen reads `data_uris` (the tree, the CSVs) with, if any.
+
+        Raises:
+          ValueError: data on s3:// with no secret to read it with.
+        """
+        if self.data_secret:
+            return (
+                None if self.data_secret.lower() == "none" else DataSecret.parse(self.data_secret)
+            )
+        root_store = self.pipeline_root.split("://")[0] + "://"
+        for scheme in object_store.SCHEMES:
+            if not any(uri.startswith(scheme) for uri in data_uris):
+                continue
+            if root_store == scheme and self.secret:  # the root's store: its secret
+                return DataSecret(self.secret, endpoint=self.object_store_endpoint)
+            if scheme == "minio://":  # KFP's MinIO
+                return DataSecret(OBJECT_STORE_SECRET)
+        on_s3 = [uri for uri in data_uris if uri.startswith("s3://")]
+        if on_s3:
+            raise ValueError(
+                f"ImageExampleGen reads {on_s3[0]} itself, with keys from a Kubernetes secret: "
+                "give --data-secret NAME[,endpoint=HOST:PORT][,region=REGION] (kubeflow/README.md,"
+                " 'Data in your own bucket')."
+            )
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSecret:
+    """The Kubernetes secret holding the keys of the store the users' data is in, with where
+    that store is, spelled as KFP's own providers config spells a store (the kfp-launcher
+    ConfigMap's `providers.s3`: endpoint, region, disableSSL, secretName, accessKeyKey,
+    secretKeyKey; backend/src/v2/config/s3.go, 2.15.0).
+
+    Attributes:
+      name: the secret, in the run's namespace.
+      endpoint: host[:port] or URL of an S3-compatible store; None: KFP's MinIO for minio://
+        (minio-service.kubeflow:9000), AWS's regional endpoint for s3://.
+      region: the store's region (signing); None: 'minio' for minio://, us-east-1 for s3://.
+      access_key_key, secret_key_key: the secret's keys holding the access key and the secret
+        key (KFP's MinIO secret's: accesskey, secretkey).
+      disable_ssl: an endpoint without a scheme is http://, not https://.
+    """
+
+    name: str
+    endpoint: str | None = None
+    region: str | None = None
+    access_key_key: str = "accesskey"
+    secret_key_key: str = "secretkey"
+    disable_ssl: bool = False
+
+    FIELDS = {
+        "endpoint": "endpoint",
+        "region": "region",
+        "accessKeyKey": "access_key_key",
+        "secretKeyKey": "secret_key_key",
+        "disableSSL": "disable_ssl",
+    }
+
+    @classmethod
+    def parse(cls, text: str) -> DataSecret:
+        """'NAME[,endpoint=HOST:PORT][,region=R][,accessKeyKey=K][,secretKeyKey=K]
+        [,disableSSL=true]'.
+
+        Raises:
+          ValueError: not a secret name, or a field KFP's providers config does not have.
+        """
+        name, *fields = [part.strip() for part in text.split(",")]
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
+            raise ValueError(
+                f"--data-secret {text!r}: begin with the secret's name (lowercase letters, "
+                "digits, '-' and '.', as Kubernetes names it), then field=value pairs."
+            )
+        values: dict = {}
+        for field in fields:
+            key, equals, value = field.partition("=")
+            if key not in cls.FIELDS or not equals or not value:
+                raise ValueError(
+                    f"--data-secret {text!r}: {field!r} is not one of "
+                    f"{', '.join(k + '=...' for k in cls.FIELDS)}."
+                )
+            if key == "disableSSL":
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(f"--data-secret {text!r}: disableSSL is true or false.")
+                value = value.lower() == "true"
+            values[cls.FIELDS[key]] = value
+        return cls(name, **values)
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The endpoint as a URL; None for AWS's own (requests go to the bucket's regional,
+        virtual-hosted endpoint)."""
+        endpoint = self.endpoint
+        if not endpoint or re.match(r"^(https://)?s3(\.[a-z0-9-]+)?\.amazonaws\.com/?$", endpoint):
+            return None
+        if "://" not in endpoint:
+            endpoint = ("http://" if self.disable_ssl else "https://") + endpoint
+        return endpoint
 
 
 # The secret the KFP launcher reads MinIO credentials from (backend/src/v2/config/env.go,

@@ -82,6 +82,12 @@ class RunConfig:
                     f"--{name.replace('_', '-')} must be between 0 and 1, got {value}."
                 )
 
+    @property
+    def data_uris(self) -> tuple[str, ...]:
+        """What ImageExampleGen reads: the image root and the CSVs the options name."""
+        options = self.image_options
+        return tuple(u for u in (self.images, options.labels_csv, options.label_names_csv) if u)
+
     def input_config(self):
         """ImageExampleGen's input splits: one per split folder, else the whole root."""
         from tfx.proto import example_gen_pb2

@@ -142,36 +142,6 @@ def test_local_paths_are_the_launchers():
     assert entrypoint.local_path("/abs/path") is None
 
 
-def test_a_tree_the_launcher_copied_is_read_where_it_lies_in_the_pod():
-    tree = "s3://bucket/landmarks/train"
-    options = json.dumps({"labels_csv": f"{tree}/train.csv", "label_level": 2})
-    executor_input = {
-        "inputs": {
-            "parameterValues": {
-                "input_base": tree + "/",
-                "options": options,
-                "other": f"{tree}2/x.jpg",  # a sibling prefix is not the tree
-            },
-            "artifacts": {
-                entrypoint.IMAGE_TREE_INPUT: {
-                    "artifacts": [{"name": "7", "uri": tree + "/", "type": {"instanceSchema": ""}}]
-                }
-            },
-        },
-        "outputs": {"artifacts": {}},
-    }
-    assert entrypoint.use_image_tree(executor_input, "/pod")
-    parameters = executor_input["inputs"]["parameterValues"]
-    assert parameters["input_base"] == "/pod/s3/bucket/landmarks/train/"
-    assert (
-        json.loads(parameters["options"])["labels_csv"]
-        == "/pod/s3/bucket/landmarks/train/train.csv"
-    )
-    assert parameters["other"] == f"{tree}2/x.jpg"
-    assert executor_input["inputs"]["artifacts"] == {}  # not TFX's input
-    assert not entrypoint.use_image_tree(_executor_input())  # other tasks: unchanged
-
-
 def test_the_trainer_reads_the_weights_file_the_launcher_copied():
     weights = "gs://bucket/weights/mobilenet_v3_small_notop.h5"
     config = json.dumps({"backbone": "mobilenet_v3_small", "weights": weights})

@@ -131,36 +131,6 @@ def test_yaml_package_is_what_the_open_source_backend_runs(tmp_path, capsys):
     assert json.loads(train_args) == {"num_steps": 77}
 
 
-def test_a_tree_on_minio_reaches_image_example_gen_through_an_importer(tmp_path):
-    """As kfp compiles dsl.importer(artifact_uri=<pipeline parameter>), read back by kfp's own
-    package loader; a tree on gs:// gets none (TensorFlow reads it in place)."""
-    from kfp.client.client import _extract_pipeline_yaml
-
-    compile_to(tmp_path, "pipeline.yaml", images="s3://bucket/landmarks/train/")
-    package = _extract_pipeline_yaml(str(tmp_path / "spec" / "pipeline.yaml"))
-    spec = json_format.MessageToDict(package.pipeline_spec)
-    executor = spec["deploymentSpec"]["executors"]["ImageTree_executor"]
-    assert executor == {
-        "importer": {
-            "artifactUri": {"runtimeParameter": "uri"},
-            "typeSchema": {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"},
-        }
-    }
-    tasks = spec["root"]["dag"]["tasks"]
-    assert tasks["ImageTree"]["inputs"]["parameters"]["uri"] == {
-        "componentInputParameter": IMAGES_PARAMETER
-    }
-    example_gen = tasks["ImageExampleGen"]
-    assert "ImageTree" in example_gen["dependentTasks"]
-    assert example_gen["inputs"]["artifacts"][entrypoint.IMAGE_TREE_INPUT] == {
-        "taskOutputArtifact": {"outputArtifactKey": "artifact", "producerTask": "ImageTree"}
-    }
-    component = spec["components"][example_gen["componentRef"]["name"]]
-    assert entrypoint.IMAGE_TREE_INPUT in component["inputDefinitions"]["artifacts"]
-    on_gcs = compile_to(tmp_path, "gcs.yaml", images="gs://bucket/landmarks/train")
-    assert "ImageTree" not in on_gcs["pipelineSpec"]["root"]["dag"]["tasks"]
-
-
 def test_a_weights_file_reaches_the_trainer_through_an_importer(tmp_path):
     """As kfp compiles dsl.importer(artifact_uri="gs://..."), read back by kfp's own loader: a
     constant URI, its artifact the Trainer's input; the Trainer's options still name the URI
@@ -171,7 +141,12 @@ def test_a_weights_file_reaches_the_trainer_through_an_importer(tmp_path):
 
     weights = "minio://mlpipeline/weights/mobilenet_v3_small_notop.h5"
     trainer_options = TrainerOptions(backbone="mobilenet_v3_small", weights=weights)
-    compile_to(tmp_path, "pipeline.yaml", trainer_options=trainer_options)
+    compile_to(
+        tmp_path,
+        "pipeline.yaml",
+        trainer_options=trainer_options,
+        pipeline_root="minio://mlpipeline/v2/artifacts",  # the weights in the root's bucket
+    )
     package = _extract_pipeline_yaml(str(tmp_path / "spec" / "pipeline.yaml"))
     spec = json_format.MessageToDict(package.pipeline_spec)
     assert spec["deploymentSpec"]["executors"]["BackboneWeights_executor"] == {
@@ -194,6 +169,7 @@ def test_a_weights_file_reaches_the_trainer_through_an_importer(tmp_path):
     [
         ("/home/me/weights.h5", "the cluster cannot read the weights file"),
         ("gs://bucket/weights/ckpt", "on Kubeflow the weights are one HDF5 file"),
+        ("minio://other/w.h5", "outside the pipeline root's bucket gs://bucket/"),
     ],
 )
 def test_compile_refuses_weights_the_trainers_pod_cannot_get(tmp_path, weights, message):
@@ -261,7 +237,7 @@ def test_evaluator_gets_the_minio_secret_every_backend_applies(tmp_path):
     spec = kfp_emulator.load_spec(str(tmp_path / "spec" / "s3.yaml"))
     executors = spec["platformSpec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert executors["Evaluator_executor"]["secretAsEnv"][0]["secretName"] == "s3-creds"
-    env = runner.evaluator_container(spec["pipelineSpec"])["env"]
+    env = runner.container_of(spec["pipelineSpec"], "Evaluator")["env"]
     assert {"name": object_store.ENDPOINT_ENV, "value": "https://s3.example:9000"} in env
     none = compile_to(
         tmp_path, "none.yaml", pipeline_root="minio://b/r", object_store_secret="none"

@@ -1,0 +1,224 @@
+"""Data in the users' own bucket (kubeflow/README.md, "Data in your own bucket"): the compile
+commands the README gives, read back with kfp's own package loader; ImageExampleGen's
+entrypoint copying a tree and CSV out of a second store with that store's own keys; and the
+emulated cluster refusing the task, as Kubernetes does, when the secret is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from google.protobuf import json_format
+
+from components.object_store import ObjectStoreError, data_environ
+from kubeflow import entrypoint
+from tests.conftest import write
+from tests.kubeflow import kfp_emulator
+from tests.kubeflow.packages import IMAGE, compile_package
+from tests.s3_server import S3Server
+
+ROOT = "minio://mlpipeline/v2/artifacts"
+EXAMPLE_GEN = "ImageExampleGen_executor"
+
+
+def _compile(tmp_path, capsys, *flags):
+    from imgtfx import cli
+
+    output = str(tmp_path / "pipeline.yaml")
+    code = cli.main(
+        ["compile", "--pipeline-root", ROOT, "--image", IMAGE, "--output", output, *flags]
+    )
+    return code, output, capsys.readouterr().err
+
+
+def _read_back(output):
+    from kfp.client.client import _extract_pipeline_yaml
+
+    package = _extract_pipeline_yaml(output)
+    spec = json_format.MessageToDict(package.pipeline_spec)
+    platform = json_format.MessageToDict(package.platform_spec)
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    executor = spec["deploymentSpec"]["executors"][EXAMPLE_GEN]["container"]
+    env = {e["name"]: e["value"] for e in executor.get("env", [])}
+    return spec, executors.get(EXAMPLE_GEN, {}).get("secretAsEnv"), env
+
+
+DATA_KEYS = ("IMGTFX_DATA_ACCESS_KEY_ID", "IMGTFX_DATA_SECRET_ACCESS_KEY")
+
+
+@pytest.mark.parametrize(
+    "flags, secret, keys, env",
+    [
+        (  # KFP's own MinIO, another bucket: KFP's secret, KFP's MinIO endpoint
+            ["--images", "minio://datasets/landmarks/train", "--labels", "minio://datasets/l.csv"],
+            "mlpipeline-minio-artifact",
+            ("accesskey", "secretkey"),
+            {},
+        ),
+        (  # AWS S3
+            [
+                "--images",
+                "s3://my-landmarks/train",
+                "--data-secret",
+                "landmarks-s3,region=ap-northeast-2",
+            ],
+            "landmarks-s3",
+            ("accesskey", "secretkey"),
+            {"IMGTFX_DATA_REGION": "ap-northeast-2"},
+        ),
+        (  # an S3-compatible store of one's own (another MinIO, Ceph), keys named as AWS names
+            [
+                "--images",
+                "s3://datasets/landmarks/train",
+                "--data-secret",
+                "datasets-store,endpoint=minio.data.svc:9000,disableSSL=true,"
+                "accessKeyKey=AWS_ACCESS_KEY_ID,secretKeyKey=AWS_SECRET_ACCESS_KEY",
+            ],
+            "datasets-store",
+            ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+            {"IMGTFX_DATA_ENDPOINT": "http://minio.data.svc:9000"},
+        ),
+        (["--images", "gs://my-landmarks/train"], None, None, {}),  # Workload Identity
+    ],
+    ids=["minio", "aws-s3", "s3-compatible", "gcs"],
+)
+def test_each_store_s_compile_command_names_the_secret_image_example_gen_reads(
+    tmp_path, capsys, flags, secret, keys, env
+):
+    code, output, err = _compile(tmp_path, capsys, *flags)
+    assert code == 0, err
+    spec, secret_as_env, container_env = _read_back(output)
+    if secret is None:
+        assert secret_as_env is None
+        assert "ImageExampleGen reads" not in spec["pipelineInfo"]["description"]
+    else:
+        assert secret_as_env == [
+            {
+                "secretName": secret,
+                "keyToEnv": [
+                    {"secretKey": key, "envVar": var}
+                    for key, var in zip(keys, DATA_KEYS, strict=True)
+                ],
+            }
+        ]
+        assert f"ImageExampleGen reads secret {secret}" in spec["pipelineInfo"]["description"]
+    assert {k: v for k, v in container_env.items() if k.startswith("IMGTFX_DATA_")} == env
+    # The Evaluator still reads the root's MinIO with KFP's secret, under AWS_* as before.
+    assert "Evaluator reads secret mlpipeline-minio-artifact" in spec["pipelineInfo"]["description"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--images", "s3://my-landmarks/train"], "give --data-secret NAME"),
+        (["--images", "gs://b/t", "--data-secret", "Landmarks"], "begin with the secret's name"),
+        (["--images", "gs://b/t", "--data-secret", "s,endpont=x"], "'endpont=x' is not one of"),
+    ],
+)
+def test_data_no_secret_can_read_is_refused_at_compile_time(tmp_path, capsys, flags, message):
+    code, output, err = _compile(tmp_path, capsys, *flags)
+    assert code == 2 and message in err and err.strip().count("\n") == 0
+    assert not os.path.exists(output)
+
+
+def _tree(folder):
+    """A landmark tree in a bucket folder: Korean names, a CSV inside and one beside it."""
+    files = {}
+    for i in range(12):
+        files[f"train/서울/경복궁/{i:02d}.jpg"] = bytes([i]) * 10
+    files["train/inside.csv"] = b"id,landmark_id\n00,1\n"
+    files["labels/train.csv"] = "id,landmark_id\n00,경복궁\n".encode()
+    for name, data in files.items():
+        write(os.path.join(folder, name), data)
+    return files
+
+
+def test_image_example_gen_copies_its_tree_and_csv_out_of_a_second_store(tmp_path):
+    server = S3Server(
+        str(tmp_path / "store"), region="ap-northeast-2", access_key="reader", secret_key="k"
+    )
+    files = _tree(str(tmp_path / "store" / "landmarks"))
+    options = {"labels_csv": "s3://landmarks/labels/train.csv", "label_level": 2}
+    executor_input = {
+        "inputs": {
+            "parameterValues": {
+                "input_base": "s3://landmarks/train/",
+                "options": json.dumps(options),
+                "input_config": json.dumps({"splits": [{"name": "single_split"}]}),
+            },
+        },
+        "outputs": {"artifacts": {}},
+    }
+    environ = {
+        "AWS_ACCESS_KEY_ID": "the-root-s",  # the launcher's, left alone
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "IMGTFX_DATA_ACCESS_KEY_ID": "reader",
+        "IMGTFX_DATA_SECRET_ACCESS_KEY": "k",
+        "IMGTFX_DATA_ENDPOINT": server.url,
+        "IMGTFX_DATA_REGION": "ap-northeast-2",
+    }
+    mount = str(tmp_path / "pod")
+    try:
+        copied = entrypoint.fetch_data(executor_input, data_environ(environ), mount)
+        wrong = dict(environ, IMGTFX_DATA_SECRET_ACCESS_KEY="not-it")
+        again = {"inputs": {"parameterValues": {"input_base": "s3://landmarks/train"}}}
+        with pytest.raises(ObjectStoreError, match="403 SignatureDoesNotMatch"):
+            entrypoint.fetch_data(again, data_environ(wrong), str(tmp_path / "pod2"))
+        keyless = {k: v for k, v in environ.items() if not k.startswith("IMGTFX_DATA_")}
+        with pytest.raises(ObjectStoreError, match="compile the package with --data"):
+            entrypoint.fetch_data(again, data_environ(keyless), str(tmp_path / "pod3"))
+    finally:
+        server.close()
+    assert copied == ["s3://landmarks/train/", "s3://landmarks/labels/train.csv"]
+    parameters = executor_input["inputs"]["parameterValues"]
+    assert parameters["input_base"] == f"{mount}/s3/landmarks/train/"
+    assert json.loads(parameters["options"]) == {
+        "labels_csv": f"{mount}/s3/landmarks/labels/train.csv",
+        "label_level": 2,
+    }
+    for name, data in files.items():
+        with open(os.path.join(mount, "s3", "landmarks", name), "rb") as f:
+            assert f.read() == data, name
+    assert not entrypoint.fetch_data({"inputs": {"parameterValues": {"examples": "x"}}}, {})
+
+
+def _cluster(tmp_path, secrets):
+    output = str(tmp_path / "pipeline.yaml")
+    compile_package(
+        output,
+        images="s3://landmarks/train",
+        image=IMAGE,
+        pipeline_root=ROOT,
+        data_secret="landmarks-s3,endpoint=http://127.0.0.1:1,region=ap-northeast-2",
+        min_accuracy=0.0,
+    )
+    return kfp_emulator.LocalSpecRunner(
+        kfp_emulator.load_spec(output),
+        root=None,
+        workdir=str(tmp_path / "cluster"),
+        secrets=secrets,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+
+
+def test_without_the_data_secret_image_example_gen_never_starts(tmp_path):
+    """As Kubernetes answers a pod whose secretKeyRef names a secret the namespace lacks."""
+    run = _cluster(tmp_path, {"mlpipeline-minio-artifact": {"accesskey": "a", "secretkey": "s"}})
+    task = run.pipeline["root"]["dag"]["tasks"]["ImageExampleGen"]
+    with pytest.raises(kfp_emulator.TaskFailed, match='secret "landmarks-s3" not found'):
+        run.run_task("ImageExampleGen", task)
+    assert not run.log  # no command ran
+
+
+def test_a_store_that_refuses_fails_the_task_in_one_line(tmp_path):
+    """The task's own command, in its pod, against a store it cannot reach: one line saying
+    what and why, no traceback, and nothing converted."""
+    run = _cluster(tmp_path, {"landmarks-s3": {"accesskey": "a", "secretkey": "s"}})
+    task = run.pipeline["root"]["dag"]["tasks"]["ImageExampleGen"]
+    with pytest.raises(kfp_emulator.TaskFailed) as failed:
+        run.run_task("ImageExampleGen", task)
+    message = str(failed.value)
+    assert "ImageExampleGen cannot copy its data into the pod: cannot reach" in message
+    assert "http://127.0.0.1:1/landmarks" in message
+    assert "Traceback" not in message
