@@ -11,7 +11,6 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from components import object_store
 from components.baseline_evaluator.executor import connect, latest_blessed_model
 from imgtfx.sample_data import write_digits_tree
 from kubeflow import entrypoint, runner
@@ -27,27 +26,43 @@ from trainer.options import TrainerOptions
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "kfp_version, backbone",
+    "kfp_version, backbone, own_bucket",
     [
-        # Each release's whole run takes 3 to 4 minutes here: `make test` runs 2.15's, and
-        # `make test-contracts` the others (the data steps under them run in make test, below),
-        # and 2.15's again with a backbone from a weights file (7 minutes; the importer's spec
-        # and the entrypoint's use of it are checked in make test).
-        pytest.param("2.4.1", False, marks=pytest.mark.contracts),
-        pytest.param("2.5.0", False, marks=pytest.mark.contracts),
-        ("2.15.0", False),
-        pytest.param("2.15.0", True, marks=pytest.mark.contracts, id="2.15.0-backbone"),
+        # Each release's whole run takes 3 to 4 minutes here: `make test` runs 2.15's with the
+        # data in a bucket of its own, and `make test-contracts` the others (the data steps
+        # under them run in make test, below), with the data in KFP's MinIO, and 2.15's again
+        # with a backbone from a weights file (7 minutes; the importer's spec and the
+        # entrypoint's use of it are checked in make test).
+        pytest.param("2.4.1", False, False, marks=pytest.mark.contracts),
+        pytest.param("2.5.0", False, False, marks=pytest.mark.contracts),
+        ("2.15.0", False, True),
+        pytest.param("2.15.0", True, False, marks=pytest.mark.contracts, id="2.15.0-backbone"),
+        pytest.param("2.16.1", False, False, marks=pytest.mark.contracts),
+        pytest.param("2.17.0", False, False, marks=pytest.mark.contracts),
     ],
 )
-def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path, kfp_version, backbone):
-    """A KFP release's contract with its default minio:// root and the image tree in that MinIO:
-    every task's own command on local copies of its inputs (the tree through an importer),
-    outputs uploaded after, recorded in ML Metadata as the cluster records
-    them, through to a pushed model; then the Evaluator again, which copies its baseline out
-    of MinIO (S3's API, tests/s3_server.py, over the emulated bucket) with the credentials the
-    package maps from KFP's secret, and compares against it."""
+def test_yaml_package_runs_as_the_open_source_launcher_runs_it(
+    tmp_path, kfp_version, backbone, own_bucket
+):
+    """A KFP release's contract with its default minio:// root: every task's own command on
+    local copies of its inputs, outputs uploaded after, recorded in ML Metadata as the cluster
+    records them, through to a pushed model; then the Evaluator again, which copies its
+    baseline out of MinIO (S3's API, tests/s3_server.py, over the emulated bucket) with the
+    credentials the package maps from KFP's secret, and compares against it. The image tree
+    and its labels CSV are in KFP's MinIO, or (`own_bucket`) in an S3-compatible store of
+    their own with its own keys, region and secret, which ImageExampleGen copies them out of."""
     digits = write_digits_tree(str(tmp_path / "digits"), limit=240)
-    tree = "minio://mlpipeline/datasets/digits"  # where a MinIO install keeps data
+    buckets = tmp_path / "cluster" / "buckets"
+    minio = S3Server(str(buckets / "minio"))  # the launcher's buckets, KFP's MinIO
+    secrets = {OBJECT_STORE_SECRET: {"accesskey": ACCESS_KEY, "secretkey": SECRET_KEY}}
+    tree, data_secret = "minio://datasets/digits", None  # KFP's MinIO, a bucket for data
+    if own_bucket:
+        data_store = S3Server(
+            str(buckets / "s3"), region="ap-northeast-2", access_key="reader", secret_key="k"
+        )
+        tree = "s3://landmarks/train"
+        secrets["landmarks-s3"] = {"accesskey": "reader", "secretkey": "k"}
+        data_secret = f"landmarks-s3,endpoint={data_store.url},region=ap-northeast-2"
     spec_file = str(tmp_path / "pipeline.yaml")
     trainer_options = TrainerOptions(image_size=16, batch_size=8, filters=(8, 16))
     weights = None
@@ -65,10 +80,10 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path, kfp_ver
         train_steps=10,
         trainer_options=trainer_options,
         min_accuracy=0.0,
+        data_secret=data_secret,
     )
     os.makedirs(tmp_path / "metadata")  # the cluster's metadata service, here a SQLite file
     store = str(tmp_path / "metadata" / "metadata.sqlite")
-    minio = S3Server(str(tmp_path / "cluster" / "buckets" / "minio"))  # the launcher's buckets
     run = kfp_emulator.LocalSpecRunner(
         kfp_emulator.load_spec(spec_file),
         root=None,  # no pipeline_root on the run, no ConfigMap: the backend's default
@@ -76,15 +91,17 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path, kfp_ver
             "TF_USE_LEGACY_KERAS": "1",
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "IMGTFX_METADATA_SERVICE": f"sqlite:{store}",  # the cluster's service, here
-            object_store.ENDPOINT_ENV: minio.url,  # the cluster's MinIO, here
+            # The cluster's MinIO, here: where its service's env would point a pod.
+            "MINIO_SERVICE_SERVICE_HOST": "127.0.0.1",
+            "MINIO_SERVICE_SERVICE_PORT": minio.url.rsplit(":", 1)[1],
         },
         metadata=store,
         workdir=str(tmp_path / "cluster"),
-        secrets={OBJECT_STORE_SECRET: {"accesskey": ACCESS_KEY, "secretkey": SECRET_KEY}},
+        secrets=secrets,
         kfp_version=kfp_version,
     )
-    # The tree uploaded to the bucket, the labels CSV inside it, and a sibling folder whose
-    # name extends the tree's, which the launcher before 2.17 also downloads beside it.
+    # The tree uploaded to its bucket, the labels CSV inside it, and a sibling folder whose
+    # name extends the tree's, which is not the tree's.
     shutil.copytree(digits["images"], run.stored(tree))
     shutil.copyfile(digits["labels_csv"], run.stored(tree + "/labels.csv"))
     write(run.stored(tree + "-more/0/x.jpg"), b"not read")
@@ -95,14 +112,18 @@ def test_yaml_package_runs_as_the_open_source_launcher_runs_it(tmp_path, kfp_ver
         network.set_weights([w + 0.125 for w in network.get_weights()])
         os.makedirs(os.path.dirname(run.stored(weights)))
         network.save_weights(run.stored(weights))
+    data_requests = data_store.requests if own_bucket else None
     outputs = run.run()
+    if own_bucket:
+        data_store.close()
+        assert data_store.requests > data_requests  # the tree and CSV came from its own store
 
     ran = [label for label, _ in run.log]
     assert "ImageExampleGen:driver" not in ran  # the open-source backend runs no hook
     assert {"ImageExampleGen", "Trainer", "Evaluator", "Pusher"} <= set(ran)
     examples = outputs["ImageExampleGen"]["examples"][0]
     assert examples["uri"].startswith("minio://mlpipeline/v2/artifacts/image-classification/")
-    assert examples["metadata"]["examples"] == 240  # every digit read from the bucket's copy
+    assert examples["metadata"]["examples"] == 240  # every digit read from the pod's copy
     in_tree = sum(len(names) for _, _, names in os.walk(run.stored(tree)))  # images, CSV
     assert examples["metadata"]["files_seen"] == in_tree  # the sibling folder's not among them
     assert os.path.isdir(os.path.join(run.stored(examples["uri"]), "Split-train"))  # uploaded
