@@ -39,8 +39,8 @@ PYTEST := $(VENV)/bin/pytest -n auto --dist loadfile --no-loadscope-reorder
 test: setup
 	$(PYTEST) -m "not contracts"
 
-# The whole Kubeflow package under KFP 2.4.1 and 2.5.0's contracts too, and 2.15.0's with a backbone
-# from a weights file (about 8 minutes).
+# The whole Kubeflow package under KFP 2.4.1, 2.5.0, 2.16.1 and 2.17.0's contracts too, and
+# 2.15.0's with a backbone from a weights file (about 8 minutes on 2 cores).
 test-contracts: setup
 	$(VENV)/bin/pytest -n auto -m contracts tests/kubeflow
 

@@ -17,9 +17,11 @@ Two launchers, chosen by the package:
   task (inputs copied down before the command, outputs uploaded after it); inputs rebuilt from
   ML Metadata (named by id, empty schema, metadata round-tripped); from 2.4 a uuid in output
   URIs, from 2.5 the `executor-logs` output, from 2.15 output names and the outputFile under
-  the task root; the ExecutorOutput parsed strictly; no `preCacheCheck` hook, no resolver
-  executors; every task's outputs recorded in an ML Metadata store as the launcher records them,
-  so that the Evaluator's baseline lookup reads what a cluster would hold;
+  the task root, from 2.16 a failed task's logs uploaded; the ExecutorOutput parsed strictly
+  and merged into the provisioned artifacts; no credentials for an input outside the root's
+  bucket; parameters checked against the component's definitions; no `preCacheCheck` hook, no
+  resolver executors; every task's outputs recorded in an ML Metadata store as the launcher
+  records them, so that the Evaluator's baseline lookup reads what a cluster would hold;
 - a `.json` PipelineJob runs as Vertex does: ExampleGen's driver hook first, and resolver tasks
   answered from this run's history (nothing blessed before the first run, as on a new project).
 
@@ -29,7 +31,8 @@ is only as faithful as its citation: tests/kubeflow shows TFX's bare entrypoint 
 as it fails on a cluster.
 
   spec.py      a package read with kfp's own loader; task order
-  runner.py    LocalSpecRunner: the driver and the launcher
+  runner.py    LocalSpecRunner: the driver and the launcher, in a task's order
+  launcher.py  their rules per release: buckets, uploads, merges, secrets, parameters
   pod.py       a task's command run in its pod's filesystem
   metadata.py  ML Metadata filled as the launcher fills it
 """

@@ -53,9 +53,11 @@ def record_outputs(
     task: str,
     outputs: dict,
     namespace: str = "kubeflow",
+    state: str = "COMPLETE",
 ) -> None:
-    """Records a task's execution and output artifacts in a SQLite ML Metadata store, in the
-    types and contexts the KFP v2 launcher uses on a cluster."""
+    """Records a task's execution (`state`: COMPLETE or FAILED) and output artifacts in a
+    SQLite ML Metadata store, in the types and contexts the KFP v2 launcher uses on a
+    cluster."""
     import ml_metadata as mlmd
     from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -81,7 +83,7 @@ def record_outputs(
     if not store.get_parent_contexts_by_context(run.id):
         store.put_parent_contexts([pb.ParentContext(child_id=run.id, parent_id=pipeline.id)])
     execution_type = store.put_execution_type(pb.ExecutionType(name="system.ContainerExecution"))
-    execution = pb.Execution(type_id=execution_type, last_known_state=pb.Execution.COMPLETE)
+    execution = pb.Execution(type_id=execution_type, last_known_state=getattr(pb.Execution, state))
     execution.custom_properties["task_name"].string_value = task
     pairs = []
     for key, artifacts in outputs.items():

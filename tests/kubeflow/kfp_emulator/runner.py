@@ -23,6 +23,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow
 from kubeflow.entrypoint import BUCKET_SCHEMES, local_path
+from tests.kubeflow.kfp_emulator import launcher
 from tests.kubeflow.kfp_emulator.metadata import record_outputs, round_trip
 from tests.kubeflow.kfp_emulator.pod import host_path, run_in_pod
 from tests.kubeflow.kfp_emulator.spec import (
@@ -126,7 +127,9 @@ class LocalSpecRunner:
         self.env["PATH"] = os.path.dirname(python) + os.pathsep + self.env.get("PATH", "")
         self.timeout_s = timeout_s
         self.outputs: dict[str, dict[str, list[dict]]] = {}
+        self.states: dict[str, str] = {}  # each recorded task's execution state
         self.log: list[tuple[str, list[str]]] = []
+        self._imported: dict[str, dict] = {}  # importer artifacts by what matches them
 
     def run(self) -> dict[str, dict[str, list[dict]]]:
         """Runs every task; returns {task: {output key: [RuntimeArtifact as dict]}}."""
@@ -162,10 +165,10 @@ class LocalSpecRunner:
         executor_input = self._executor_input(name, task, component, task_root)
         env = None
         if self.launcher == OPEN_SOURCE:
-            self._download_inputs(executor_input)
             spec_env = {e["name"]: e["value"] for e in container.get("env", [])}
             spec_env.update(self._secret_env(name, component["executorLabel"]))
             env = {**self.env, **spec_env, **self.env_overrides}
+            self._download_inputs(executor_input, env)
         else:
             for artifacts in executor_input["outputs"]["artifacts"].values():
                 for artifact in artifacts["artifacts"]:
@@ -175,25 +178,47 @@ class LocalSpecRunner:
                 self._call(
                     name + ":driver", pre_cache["command"], pre_cache["args"], executor_input
                 )
-        self._call(name, container["command"], container.get("args", []), executor_input, env)
+        try:
+            self._call(name, container["command"], container.get("args", []), executor_input, env)
+        except TaskFailed:
+            if self.launcher == OPEN_SOURCE:
+                # launcher_v2.go Execute: the execution is published FAILED (a deferred
+                # publish: 2.2.0 :142, to 2.17.0); from 2.16.0 (:415-428; 2.17.0 :786-790) with its
+                # executor-logs uploaded and recorded, and no other output.
+                self.outputs[name] = {}
+                if self.kfp >= (2, 16, 0):
+                    logs = self._merge_output(executor_input, only=(EXECUTOR_LOGS,))
+                    self.outputs[name] = logs
+                    self._upload_outputs(logs)
+                    self._as_recorded(name, logs)
+                self._record(name, "FAILED")
+            raise
         self.outputs[name] = self._merge_output(executor_input)
         if self.launcher == OPEN_SOURCE:
             self._upload_outputs(self.outputs[name])
             self._as_recorded(name, self.outputs[name])
             self._record(name)
 
-    def _record(self, task: str) -> None:
+    def _record(self, task: str, state: str = "COMPLETE") -> None:
         """The task's outputs into the ML Metadata store, when the run has one."""
+        self.states[task] = state
         if self.metadata:
             pipeline_name = self.pipeline["pipelineInfo"]["name"]
-            record_outputs(self.metadata, pipeline_name, self.run_id, task, self.outputs[task])
+            record_outputs(
+                self.metadata, pipeline_name, self.run_id, task, self.outputs[task], state=state
+            )
 
     def _import(self, task: dict, importer: dict) -> dict:
         """component/importer_launcher.go ImportSpecToMLMDArtifact: no pod and no download; the
         URI is a constant, or (runtimeParameter) the task input it names, which must come from
-        the parent DAG's inputs (2.2.0 :196-221, 2.15.0 :213-238); from 2.4.1 its scheme must
-        be one the object store knows (objectstore.ParseProviderFromPath, 2.4.1 :230). The
-        object is not looked up: a missing one shows only as a missing path downstream."""
+        the parent DAG's inputs (2.2.0 :196-221, 2.15.0 :213-238); from 2.3.0 its scheme must
+        be one the object store knows (ParseProviderFromPath, 2.3.0 :230, "No Provider scheme
+        found in artifact Uri" until 2.4.1, "no provider scheme found in artifact URI" from
+        2.5.0) and its store_session_info is the pod's env (2.3.0 :255). Unless `reimport`,
+        an artifact already recorded for this pipeline with the same type, URI and metadata is
+        reused, its id and all (findOrNewArtifactToImport, FindMatchedArtifact: metadata/
+        client.go 2.2.0 :968-1011). The object is not looked up: a missing one shows only as a
+        missing path downstream."""
         uri_spec = importer["artifactUri"]
         if "runtimeParameter" in uri_spec:
             source = task.get("inputs", {}).get("parameters", {}).get(uri_spec["runtimeParameter"])
@@ -210,17 +235,24 @@ class LocalSpecRunner:
             uri = uri_spec["constant"]
         else:
             raise TaskFailed("artifact uri not provided")
-        if self.kfp >= (2, 4, 0) and not uri.startswith((*BUCKET_SCHEMES, "mem://")):
-            raise TaskFailed(f"no provider scheme found in artifact URI: {uri}")
+        if self.kfp >= (2, 3, 0) and not uri.startswith((*BUCKET_SCHEMES, "mem://")):
+            if self.kfp >= (2, 5, 0):
+                raise TaskFailed(f"no provider scheme found in artifact URI: {uri}")
+            raise TaskFailed(f"No Provider scheme found in artifact Uri: {uri}")
         metadata = dict(importer.get("metadata", {}))
-        if self.kfp >= (2, 4, 0):  # importer_launcher.go (2.4.1 :263): session from the pod's env
+        if self.kfp >= (2, 3, 0):
             provider = uri.split("://")[0]
             metadata["store_session_info"] = json.dumps(
                 {"Provider": provider, "Params": {"fromEnv": "true"}}
             )
+        metadata = {k: round_trip(v) for k, v in metadata.items()}
+        match = json.dumps([importer["typeSchema"], uri, metadata], sort_keys=True)
+        if not importer.get("reimport") and match in self._imported:
+            return self._imported[match]
         self._next_id += 1  # recorded in ML Metadata, an id as every artifact there
         artifact = {"id": str(self._next_id), "type": importer["typeSchema"], "uri": uri}
-        return {**artifact, "metadata": {k: round_trip(v) for k, v in metadata.items()}}
+        self._imported[match] = {**artifact, "metadata": metadata}
+        return self._imported[match]
 
     def _executor_input(self, name: str, task: dict, component: dict, task_root: str) -> dict:
         inputs = task.get("inputs", {})
@@ -230,7 +262,11 @@ class LocalSpecRunner:
                 value = self.parameters[spec["componentInputParameter"]]
             else:
                 value = constant(spec)
-            parameters[key] = value if self._v2_1 else value_message(value)
+            parameters[key] = value
+        if self.launcher == OPEN_SOURCE:
+            parameters = launcher.checked_parameters(name, component, parameters)
+        if not self._v2_1:
+            parameters = {k: value_message(v) for k, v in parameters.items()}
         artifacts = {}
         for key, spec in inputs.get("artifacts", {}).items():
             source = spec["taskOutputArtifact"]
@@ -291,57 +327,23 @@ class LocalSpecRunner:
         return local_path(uri, self.pod)
 
     def _secret_env(self, name: str, executor_label: str) -> dict[str, str]:
-        """The pod's env from the platform spec's secretAsEnv, as the driver's
-        extendPodSpecPatch adds it (driver/driver.go 2.2.0 :554, 2.5.0 :893; driver/k8s.go
-        2.15.0 :333: an env var per keyToEnv, valueFrom secretKeyRef). A secret or key the
-        namespace lacks keeps the pod from starting: Kubernetes' CreateContainerConfigError."""
-        config = self.platform.get("deploymentSpec", {}).get("executors", {}).get(executor_label)
-        env = {}
-        for entry in (config or {}).get("secretAsEnv", []):
-            known = {"secretName", "keyToEnv"}  # kubernetes_executor_config.proto at 2.2.0
-            if self.kfp >= (2, 5, 0):
-                known.add("secretNameParameter")  # PR #11621
-            if self.kfp >= (2, 15, 0):
-                known.add("optional")  # PR #12216
-            unknown = sorted(set(entry) - known)
-            # The 2.2 driver and the 2.14 compiler (argocompiler/container.go 2.14.3 :285) parse
-            # the config strictly; the 2.4 to 2.13 drivers drop what they do not know
-            # (util.UnmarshalString; kubeflow/pipelines#11935, #12495).
-            strict = self.kfp < (2, 4, 0) or (2, 14, 0) <= self.kfp < (2, 15, 0)
-            if unknown and strict:
-                raise TaskFailed(
-                    f'task {name}: unknown field "{unknown[0]}" in kfp_kubernetes.SecretAsEnv'
-                )
-            entry = {k: v for k, v in entry.items() if k in known}
-            parameter = entry.get("secretNameParameter", {}).get("runtimeValue", {})
-            if "constant" in parameter:
-                entry["secretName"] = parameter["constant"]
-            secret = entry.get("secretName")
-            if secret not in self.secrets and entry.get("optional"):
-                continue
-            if secret not in self.secrets:
-                raise TaskFailed(
-                    f'task {name}: CreateContainerConfigError: secret "{secret}" not found'
-                )
-            for pair in entry.get("keyToEnv", []):
-                if pair["secretKey"] not in self.secrets[secret]:
-                    raise TaskFailed(
-                        f"task {name}: CreateContainerConfigError: couldn't find key "
-                        f"{pair['secretKey']} in Secret {secret}"
-                    )
-                env[pair["envVar"]] = self.secrets[secret][pair["secretKey"]]
-        return env
+        """The pod's env from the package's secretAsEnv (launcher.secret_env)."""
+        return launcher.secret_env(self.platform, name, executor_label, self.secrets, self.kfp)
 
     def stored(self, uri: str) -> str:
         """Where the emulated object store keeps `uri`."""
         return local_path(uri, self.buckets)
 
-    def _download_inputs(self, executor_input: dict) -> None:
+    def _download_inputs(self, executor_input: dict, env: Mapping[str, str]) -> None:
         """launcher_v2.go downloadArtifacts (2.2.0 :392, 2.17.0 :691): every input copied whole
-        into the pod's mirror; then prepareOutputFolders: the parent of every output's mirror."""
-        for value in executor_input["inputs"]["artifacts"].values():
+        into the pod's mirror, from a bucket the launcher can open (launcher.
+        input_bucket_refusal); then prepareOutputFolders: the parent of every output's mirror."""
+        for key, value in executor_input["inputs"]["artifacts"].items():
             for artifact in value["artifacts"]:
                 uri = artifact["uri"]
+                refusal = launcher.input_bucket_refusal(key, uri, self.root, env, self.kfp)
+                if refusal:
+                    raise TaskFailed(refusal)
                 stored, mirror = self.stored(uri), self._local(uri)
                 os.makedirs(os.path.dirname(mirror), exist_ok=True)
                 _copy(stored, mirror)
@@ -360,19 +362,17 @@ class LocalSpecRunner:
 
     def _upload_outputs(self, outputs: dict[str, list[dict]]) -> None:
         """launcher_v2.go uploadOutputArtifacts (2.2.0 :419, 2.17.0 :778): each output's mirror
-        to the store, files only (no folder markers); a missing mirror is only a warning
-        there; a URI outside the run's bucket fails (KeyFromURI)."""
-        bucket = "/".join(self.root.split("/")[:3]) + "/"
-        for artifacts in outputs.values():
+        to the store under its key (launcher.upload_key), files only (no folder markers); a
+        missing mirror is only a warning there."""
+        for name, artifacts in outputs.items():
             for artifact in artifacts:
-                if not artifact["uri"].startswith(bucket):
-                    raise TaskFailed(
-                        f"failed to upload output artifact: URI {artifact['uri']} does not have "
-                        f"expected bucket prefix {bucket}"
-                    )
-                mirror, stored = self._local(artifact["uri"]), self.stored(artifact["uri"])
+                local = self._local(artifact["uri"])
+                key = launcher.upload_key(name, artifact["uri"], self.root, local)
+                if key is None:
+                    continue  # "does not have a recognized storage URI": skipped
+                stored = self.stored(artifact["uri"])
                 os.makedirs(os.path.dirname(stored), exist_ok=True)
-                _copy(mirror, stored)
+                _copy(local, stored)
 
     def _as_recorded(self, task: str, outputs: dict[str, list[dict]]) -> None:
         """Each output as the launcher records it in ML Metadata (metadata/client.go
@@ -424,12 +424,16 @@ class LocalSpecRunner:
             tail = (done.stdout + done.stderr)[-4000:]
             raise TaskFailed(f"task {label} exited {done.returncode}:\n{tail}")
 
-    def _merge_output(self, executor_input: dict) -> dict[str, list[dict]]:
-        """The task's output artifacts, with the metadata its executor reported."""
+    def _merge_output(self, executor_input: dict, only: tuple = ()) -> dict[str, list[dict]]:
+        """The task's output artifacts (`only` those keys, if given), with what its executor
+        reported merged in (launcher.merge_runtime_artifact)."""
         outputs = {
-            key: [dict(a) for a in value["artifacts"]]
+            key: [json.loads(json.dumps(a)) for a in value["artifacts"]]
             for key, value in executor_input["outputs"]["artifacts"].items()
+            if not only or key in only
         }
+        if only:
+            return outputs
         path = executor_input["outputs"]["outputFile"]
         if self.launcher == OPEN_SOURCE:  # the pod's path
             path = host_path(self.pod, path)
@@ -449,8 +453,7 @@ class LocalSpecRunner:
             for artifact, update in zip(
                 outputs.get(key, []), value.get("artifacts", []), strict=False
             ):
-                artifact["metadata"] = update.get("metadata", {})
-                artifact["uri"] = update.get("uri", artifact["uri"])
+                launcher.merge_runtime_artifact(artifact, update)
         return outputs
 
     def _resolve(self, component: dict) -> dict[str, list[dict]]:

@@ -1,0 +1,205 @@
+"""The launcher's and the driver's rules a task's parameters and artifacts go through, per
+release (`kfp`, a version tuple), each read from kubeflow/pipelines `backend/src/v2/` at the
+tag cited beside it. runner.py applies them in the order a task meets them.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from tests.kubeflow.kfp_emulator.spec import TaskFailed
+
+# Credentials the AWS SDK's default chain finds in a pod's environment (env, web identity).
+AWS_ENV_CREDENTIALS = (
+    ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ("AWS_WEB_IDENTITY_TOKEN_FILE",),
+)
+
+
+def prefixed_bucket(root: str) -> str:
+    """objectstore/config.go PrefixedBucket (2.2.0 :80, 2.17.0): scheme + path.Join(bucket,
+    prefix), no trailing slash."""
+    scheme, _, rest = root.partition("://")
+    return f"{scheme}://" + "/".join(part for part in rest.split("/") if part)
+
+
+def input_bucket_refusal(
+    key: str, uri: str, root: str, env: Mapping[str, str], kfp: tuple[int, ...]
+) -> str | None:
+    """Why the launcher cannot open the bucket of input `key` at `uri`, or None.
+
+    component/launcher_v2.go fetchNonDefaultBuckets (2.15.0 :774-812): an input not under the
+    root's PrefixedBucket gets the root's session only when in the same scheme and bucket;
+    otherwise objectstore.OpenBucket with no session (object_store.go 2.15.0 :42-89):
+    gocloud's blob.OpenBucket of the bare URL, which has an s3 and a gs driver but no "minio"
+    one; s3blob's default opener takes the AWS SDK's default chain (the pod's env) and AWS's
+    endpoint, gcsblob Google's default credentials (Workload Identity). From 2.17.0
+    (object_store.go :91-105) minio:// and s3:// build newS3Client(ctx, nil, nil): the AWS
+    SDK's default config from the env, for both."""
+    if uri.startswith(prefixed_bucket(root)) or uri.startswith("oci://"):
+        return None
+    scheme, _, rest = uri.partition("://")
+    bucket = rest.split("/")[0]
+    if f"{scheme}://{bucket}" == "/".join(root.split("/")[:3]):
+        return None  # the root's bucket, another path: the root's session
+    failed = f'failed to open bucket for output artifact "{key}" with uri "{uri}": '
+    if scheme == "minio" and kfp < (2, 17, 0):
+        return failed + (
+            f'Failed to open bucket "{bucket}": open blob.Bucket: no driver registered for '
+            f'"minio" for URL "minio://{bucket}"'
+        )
+    if scheme in ("s3", "minio") and not any(
+        all(env.get(n) for n in c) for c in AWS_ENV_CREDENTIALS
+    ):
+        return (
+            f'failed to download input artifact "{key}" from remote storage URI "{uri}": '
+            "NoCredentialProviders: no valid providers in chain (the launcher reads a bucket "
+            "other than the root's with the pod's AWS_* only)"
+        )
+    return None
+
+
+def upload_key(name: str, uri: str, root: str, local: str | None) -> str | None:
+    """The store key output `name` is uploaded to, or None where the launcher skips it.
+
+    launcher_v2.go uploadOutputArtifacts (2.2.0 :434-450, 2.17.0 :811-830): a URI with no local
+    mirror (localPathForURI: not gs://, minio://, s3://) is a warning and skipped; otherwise
+    KeyFromURI (objectstore/config.go 2.2.0 :84-95) needs the root's PrefixedBucket as a plain
+    string prefix and a non-empty key."""
+    if local is None:
+        return None
+    prefixed = prefixed_bucket(root)
+    if not uri.startswith(prefixed):
+        raise TaskFailed(
+            f'failed to upload output artifact "{name}": URI "{uri}" does not have expected '
+            f'bucket prefix "{prefixed}"'
+        )
+    key = uri[len(prefixed) :].lstrip("/")
+    if not key:
+        raise TaskFailed(
+            f'failed to upload output artifact "{name}": URI "{uri}" has empty key given '
+            f'prefixed bucket "{prefixed}"'
+        )
+    return key
+
+
+def merge_runtime_artifact(provisioned: dict, reported: dict) -> None:
+    """launcher_v2.go mergeRuntimeArtifacts (2.2.0 :667-681, 2.17.0 :1188-1206): the reported
+    URI if not empty; the reported metadata's keys set over the provisioned ones, which stay."""
+    if reported.get("uri"):
+        provisioned["uri"] = reported["uri"]
+    if reported.get("metadata") is not None:
+        provisioned.setdefault("metadata", {}).update(reported["metadata"])
+
+
+def secret_env(
+    platform: Mapping, task: str, executor_label: str, secrets: Mapping, kfp: tuple[int, ...]
+) -> dict[str, str]:
+    """The pod's env from the platform spec's secretAsEnv, as the driver's extendPodSpecPatch
+    adds it (driver/driver.go 2.2.0 :554, 2.5.0 :893; driver/k8s.go 2.15.0 :333: an env var
+    per keyToEnv, valueFrom secretKeyRef, its Optional the entry's). A secret or key the
+    namespace lacks keeps the pod from starting (Kubernetes' CreateContainerConfigError),
+    unless optional, which Kubernetes' SecretKeySelector applies to both."""
+    config = platform.get("deploymentSpec", {}).get("executors", {}).get(executor_label)
+    env = {}
+    for entry in (config or {}).get("secretAsEnv", []):
+        known = {"secretName", "keyToEnv"}  # kubernetes_executor_config.proto at 2.2.0
+        if kfp >= (2, 5, 0):
+            known.add("secretNameParameter")  # PR #11621
+        if kfp >= (2, 15, 0):
+            known.add("optional")  # PR #12216
+        unknown = sorted(set(entry) - known)
+        # Strict: the 2.2 driver, and from 2.14 the argo compiler (argocompiler/container.go
+        # protojson.Unmarshal: 2.14.3 :283-287, 2.15.0 :307, 2.16.1 :318, 2.17.0 :324). The 2.4
+        # to 2.13 compilers and drivers drop what they do not know (jsonpb / util.UnmarshalString;
+        # kubeflow/pipelines#11935, #12495).
+        strict = kfp < (2, 4, 0) or kfp >= (2, 14, 0)
+        if unknown and strict:
+            raise TaskFailed(
+                f"task {task}: failed to unmarshal kubernetes config: unknown field "
+                f'"{unknown[0]}" in kfp_kubernetes.SecretAsEnv'
+            )
+        entry = {k: v for k, v in entry.items() if k in known}
+        parameter = entry.get("secretNameParameter", {}).get("runtimeValue", {})
+        if "constant" in parameter:
+            entry["secretName"] = parameter["constant"]
+        name, optional = entry.get("secretName"), bool(entry.get("optional"))
+        if name not in secrets and not optional:
+            raise TaskFailed(f'task {task}: CreateContainerConfigError: secret "{name}" not found')
+        for pair in entry.get("keyToEnv", []):
+            value = secrets.get(name, {}).get(pair["secretKey"])
+            if value is None and not optional:
+                raise TaskFailed(
+                    f"task {task}: CreateContainerConfigError: couldn't find key "
+                    f"{pair['secretKey']} in Secret {name}"
+                )
+            if value is not None:
+                env[pair["envVar"]] = value
+    return env
+
+
+NUMBERS = ("NUMBER_DOUBLE", "NUMBER_INTEGER")
+
+
+def checked_parameters(task: str, component: dict, values: dict[str, Any]) -> dict[str, Any]:
+    """A container task's input parameters as the driver validates and converts them against
+    the component's inputDefinitions (driver/driver.go validateNonRoot, 2.2.0 :956-1032;
+    driver/resolve.go 2.17.0 :185-240): a missing non-optional one with no default fails; a
+    missing optional one is not passed; a STRING parameter takes any value as its text
+    (metadata.PbValueToText); any other type refuses a null or a value of another kind."""
+    checked = dict(values)
+    for name, spec in component.get("inputDefinitions", {}).get("parameters", {}).items():
+        kind = spec.get("parameterType", "STRING")
+        if name not in values:
+            if spec.get("isOptional"):
+                continue
+            if "defaultValue" not in spec:
+                raise TaskFailed(
+                    f"task {task}: neither value nor default value provided for non-optional "
+                    f'parameter "{name}"'
+                )
+            # Falls through with no value: "" for a STRING, an unknown-kind error otherwise.
+            if kind != "STRING":
+                raise TaskFailed(f"task {task}: parameter {name} has unknown protobuf.Value type")
+            checked[name] = ""
+            continue
+        value = values[name]
+        if kind == "STRING":
+            checked[name] = value if isinstance(value, str) else _text(value)
+            continue
+        if value is None:
+            raise TaskFailed(f'task {task}: got null for input parameter "{name}"')
+        actual = _kind(value)
+        allowed = {"string": (), "number": NUMBERS, "bool": ("BOOLEAN",)}
+        allowed.update({"list": ("LIST",), "struct": ("STRUCT",)})
+        if kind not in allowed[actual]:
+            raise TaskFailed(
+                f'task {task}: input parameter "{name}" type mismatch: expect {kind}, got {actual}'
+            )
+    return checked
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "list"
+    return "struct" if isinstance(value, dict) else "string"
+
+
+def _text(value: Any) -> str:
+    """metadata/converter.go PbValueToText (2.2.0 :15-45): a number as Go's FormatFloat 'f', -1
+    (5 -> "5", 0.5 -> "0.5"), a bool as true/false, null as "". A list or struct is Go's
+    encoding/json of the proto message there; here plain JSON (this package passes none)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return format(decimal.Decimal(repr(float(value))).normalize(), "f")
+    return json.dumps(value, separators=(",", ":"))
