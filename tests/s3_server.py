@@ -15,6 +15,7 @@ import datetime
 import http.server
 import os
 import threading
+import time
 import urllib.parse
 from xml.sax.saxutils import escape
 
@@ -35,7 +36,8 @@ class S3Server:
     """Serves `folder/<bucket>/<key>` to the holder of `access_key` and `secret_key` (KFP's
     MinIO's by default); `url` is its endpoint; `requests` counts GETs.
     Faults to set: `outage` (status, body) answers every request so (a proxy's error page);
-    `cut_short` keys are sent with their whole length announced and half their bytes."""
+    `cut_short` keys are sent with their whole length announced and half their bytes;
+    `latency_s` waits before each answer (a store across a network)."""
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class S3Server:
         self.requests = 0
         self.outage: tuple[int, bytes] | None = None
         self.cut_short: set[str] = set()
+        self.latency_s = 0.0
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -58,6 +61,8 @@ class S3Server:
 
             def do_GET(self):  # noqa: N802 - http.server's API
                 server.requests += 1
+                if server.latency_s:
+                    time.sleep(server.latency_s)
                 if server.outage:
                     status, body = server.outage
                     self.send_response(status)

@@ -234,6 +234,9 @@ def test_a_failed_task_is_published_failed_with_its_logs_from_2_16(tmp_path, kfp
     assert [e.last_known_state for e in executions] == [pb.Execution.FAILED]
 
 
+KEYS = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
+
+
 @pytest.mark.parametrize(
     "uri, kfp_version, env, refused",
     [
@@ -241,6 +244,8 @@ def test_a_failed_task_is_published_failed_with_its_logs_from_2_16(tmp_path, kfp
         ("minio://datasets/train", "2.15.0", {}, 'no driver registered for "minio"'),
         ("minio://datasets/train", "2.15.0", {"AWS_ACCESS_KEY_ID": "a"}, "no driver registered"),
         ("minio://datasets/train", "2.17.0", {}, "NoCredentialProviders"),
+        ("minio://datasets/train", "2.17.0", KEYS, "addresses AWS S3"),
+        ("minio://datasets/train", "2.17.0", {**KEYS, "AWS_ENDPOINT_URL": "http://m"}, None),
         ("s3://landmarks/train", "2.15.0", {}, "NoCredentialProviders"),
         (
             "s3://landmarks/train",

@@ -37,8 +37,9 @@ def input_bucket_refusal(
     gocloud's blob.OpenBucket of the bare URL, which has an s3 and a gs driver but no "minio"
     one; s3blob's default opener takes the AWS SDK's default chain (the pod's env) and AWS's
     endpoint, gcsblob Google's default credentials (Workload Identity). From 2.17.0
-    (object_store.go :91-105) minio:// and s3:// build newS3Client(ctx, nil, nil): the AWS
-    SDK's default config from the env, for both."""
+    (object_store.go :91-105, :318-375) minio:// and s3:// build newS3Client(ctx, nil, nil):
+    the AWS SDK's default config from the env, for both, addressed at AWS unless the env names
+    an endpoint (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)."""
     if uri.startswith(prefixed_bucket(root)) or uri.startswith("oci://"):
         return None
     scheme, _, rest = uri.partition("://")
@@ -58,6 +59,12 @@ def input_bucket_refusal(
             f'failed to download input artifact "{key}" from remote storage URI "{uri}": '
             "NoCredentialProviders: no valid providers in chain (the launcher reads a bucket "
             "other than the root's with the pod's AWS_* only)"
+        )
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if scheme == "minio" and not endpoint:  # 2.17: no endpoint override, path style or SSL
+        return (
+            f'failed to download input artifact "{key}" from remote storage URI "{uri}": '
+            "NoSuchBucket (newS3Client with no session addresses AWS S3, not the cluster's MinIO)"
         )
     return None
 
