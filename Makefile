@@ -40,7 +40,7 @@ test: setup
 	$(PYTEST) -m "not contracts"
 
 # The whole Kubeflow package under KFP 2.4.1, 2.5.0, 2.16.1 and 2.17.0's contracts too, and
-# 2.15.0's with a backbone from a weights file (about 8 minutes on 2 cores).
+# 2.15.0's with a backbone from a weights file (about 4 minutes on 2 cores).
 test-contracts: setup
 	$(VENV)/bin/pytest -n auto -m contracts tests/kubeflow
 
