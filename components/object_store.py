@@ -212,10 +212,10 @@ class Store:
         (requests does not check the length)."""
         import requests
 
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         url, response = self._get("/" + key)
         written = 0
         try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # may meet a file
             with response, open(path, "wb") as f:
                 for chunk in response.iter_content(1 << 20):
                     written += f.write(chunk)
@@ -246,7 +246,7 @@ def copy_folder(
       ObjectStoreError: no credentials, the store unreachable or refusing, or nothing there.
     """
     store = Store(uri, environ, hint)
-    prefix = store.prefix.rstrip("/") + "/"
+    prefix = store.prefix.rstrip("/") + "/" if store.prefix.strip("/") else ""  # "": the bucket
     keys = [k for k in store.keys(prefix) if not k.endswith("/")]  # not folder markers
     if not keys:
         raise ObjectStoreError(f"nothing under {uri}")

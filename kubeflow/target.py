@@ -143,16 +143,18 @@ class KubeflowTarget:
         """The secret ImageExampleGen reads `data_uris` (the tree, the CSVs) with, if any.
 
         Raises:
-          ValueError: data on s3:// with no secret to read it with.
+          ValueError: data on s3:// with no secret to read it with, or on two stores.
         """
         if self.data_secret:
             return (
                 None if self.data_secret.lower() == "none" else DataSecret.parse(self.data_secret)
             )
+        stores = {
+            scheme for scheme in object_store.SCHEMES for u in data_uris if u.startswith(scheme)
+        }
         root_store = self.pipeline_root.split("://")[0] + "://"
-        for scheme in object_store.SCHEMES:
-            if not any(uri.startswith(scheme) for uri in data_uris):
-                continue
+        if len(stores) == 1:  # one secret reads one store
+            (scheme,) = stores
             if root_store == scheme and self.secret:  # the root's store: its secret
                 return DataSecret(self.secret, endpoint=self.object_store_endpoint)
             if scheme == "minio://":  # KFP's MinIO
@@ -226,7 +228,10 @@ class DataSecret:
                     raise ValueError(f"--data-secret {text!r}: disableSSL is true or false.")
                 value = value.lower() == "true"
             values[cls.FIELDS[key]] = value
-        return cls(name, **values)
+        secret = cls(name, **values)
+        if secret.access_key_key == secret.secret_key_key:
+            raise ValueError(f"--data-secret {text!r}: accessKeyKey and secretKeyKey are one key.")
+        return secret
 
     @property
     def endpoint_url(self) -> str | None:

@@ -169,6 +169,9 @@ def test_a_data_store_is_read_with_its_own_names_and_many_at_once(tmp_path):
     copy = tmp_path / "copy"
     try:
         assert object_store.copy_folder("s3://landmarks/train", str(copy), data, workers=8) == 40
+        whole = tmp_path / "whole"  # a tree at the bucket's root: every object in it
+        assert object_store.copy_folder("s3://landmarks/", str(whole), data, workers=8) == 41
+        assert (whole / "train.csv").is_file()
         object_store.copy_file("s3://landmarks/train.csv", str(tmp_path / "t.csv"), data)
         roots = {**environ, object_store.ENDPOINT_ENV: server.url}  # the root's keys: refused
         with pytest.raises(object_store.ObjectStoreError, match="403 InvalidAccessKeyId"):

@@ -114,6 +114,14 @@ def test_each_store_s_compile_command_names_the_secret_image_example_gen_reads(
         (["--images", "s3://my-landmarks/train"], "give --data-secret NAME"),
         (["--images", "gs://b/t", "--data-secret", "Landmarks"], "begin with the secret's name"),
         (["--images", "gs://b/t", "--data-secret", "s,endpont=x"], "'endpont=x' is not one of"),
+        (  # one secret cannot read two stores
+            ["--images", "minio://datasets/train", "--labels", "s3://other/l.csv"],
+            "reads s3://other/l.csv itself",
+        ),
+        (
+            ["--images", "s3://b/t", "--data-secret", "s,accessKeyKey=k,secretKeyKey=k"],
+            "are one key",
+        ),
     ],
 )
 def test_data_no_secret_can_read_is_refused_at_compile_time(tmp_path, capsys, flags, message):

@@ -103,14 +103,14 @@ def test_an_output_outside_the_roots_prefix_fails_and_one_with_no_store_is_skipp
     """KeyFromURI checks scheme, bucket and prefix (not the bucket alone); a URI the launcher
     has no mirror for is a warning, not a failure (before: any URI outside the bucket failed)."""
     elsewhere = {"uri": "minio://mlpipeline/elsewhere/out", "metadata": {}}
-    run = _run(tmp_path, _package(), env={"REPORT": json.dumps(elsewhere)})
+    first = _run(tmp_path, _package(), env={"REPORT": json.dumps(elsewhere)})
     with pytest.raises(kfp_emulator.TaskFailed, match='expected bucket prefix "minio://mlpipe'):
-        run.run_task("a", _task(run))
+        first.run_task("a", _task(first))
+    assert not os.path.exists(first.stored("minio://mlpipeline/elsewhere"))  # nothing uploaded
     no_store = {"uri": "https://models.example/out", "metadata": {"kept": 1}}
     run = _run(tmp_path / "2", _package(), env={"REPORT": json.dumps(no_store)})
     run.run_task("a", _task(run))
     assert run.outputs["a"]["out"][0]["uri"] == "https://models.example/out"  # recorded as is
-    assert not os.path.exists(run.stored("minio://mlpipeline/elsewhere"))
     with pytest.raises(kfp_emulator.TaskFailed, match="has empty key"):
         launcher.upload_key("out", ROOT, ROOT, "/minio/mlpipeline/v2/artifacts")
 
@@ -258,10 +258,12 @@ KEYS = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
     ],
 )
 def test_an_input_outside_the_roots_bucket_gets_no_credentials(
-    tmp_path, uri, kfp_version, env, refused
+    tmp_path, monkeypatch, uri, kfp_version, env, refused
 ):
     """fetchNonDefaultBuckets / OpenBucket with no session (before: every input was copied,
     whatever its bucket)."""
+    for name in (*KEYS, "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)  # the pod's env is the test's, not this shell's
     importer = {"artifactUri": {"constant": uri}, "typeSchema": {"schemaTitle": "system.Dataset"}}
     run = _run(tmp_path, _package(importer=importer), kfp_version, env=env)
     os.makedirs(run.stored(uri))
