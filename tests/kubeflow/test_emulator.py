@@ -245,7 +245,7 @@ KEYS = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
         ("minio://datasets/train", "2.15.0", {"AWS_ACCESS_KEY_ID": "a"}, "no driver registered"),
         ("minio://datasets/train", "2.17.0", {}, "NoCredentialProviders"),
         ("minio://datasets/train", "2.17.0", KEYS, "addresses AWS S3"),
-        ("minio://datasets/train", "2.17.0", {**KEYS, "AWS_ENDPOINT_URL": "http://m"}, None),
+        ("minio://datasets/train", "2.17.0", {**KEYS, "AWS_ENDPOINT_URL": "http://m"}, "Bucket"),
         ("s3://landmarks/train", "2.15.0", {}, "NoCredentialProviders"),
         (
             "s3://landmarks/train",

@@ -38,8 +38,8 @@ def input_bucket_refusal(
     one; s3blob's default opener takes the AWS SDK's default chain (the pod's env) and AWS's
     endpoint, gcsblob Google's default credentials (Workload Identity). From 2.17.0
     (object_store.go :91-105, :318-375) minio:// and s3:// build newS3Client(ctx, nil, nil):
-    the AWS SDK's default config from the env, for both, addressed at AWS unless the env names
-    an endpoint (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)."""
+    the AWS SDK's default config from the env, for both, virtual-hosted at AWS (or at the
+    env's AWS_ENDPOINT_URL), which KFP's path-style MinIO does not answer."""
     if uri.startswith(prefixed_bucket(root)) or uri.startswith("oci://"):
         return None
     scheme, _, rest = uri.partition("://")
@@ -60,11 +60,11 @@ def input_bucket_refusal(
             "NoCredentialProviders: no valid providers in chain (the launcher reads a bucket "
             "other than the root's with the pod's AWS_* only)"
         )
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-    if scheme == "minio" and not endpoint:  # 2.17: no endpoint override, path style or SSL
+    if scheme == "minio":  # 2.17: no endpoint override, path style or SSL setting
         return (
             f'failed to download input artifact "{key}" from remote storage URI "{uri}": '
-            "NoSuchBucket (newS3Client with no session addresses AWS S3, not the cluster's MinIO)"
+            "NoSuchBucket (newS3Client with no session addresses AWS S3, or AWS_ENDPOINT_URL "
+            "virtual-hosted, not the cluster's MinIO)"
         )
     return None
 
@@ -119,10 +119,11 @@ def secret_env(
         if kfp >= (2, 15, 0):
             known.add("optional")  # PR #12216
         unknown = sorted(set(entry) - known)
-        # Strict: the 2.2 driver, and from 2.14 the argo compiler (argocompiler/container.go
-        # protojson.Unmarshal: 2.14.3 :283-287, 2.15.0 :307, 2.16.1 :318, 2.17.0 :324). The 2.4
-        # to 2.13 compilers and drivers drop what they do not know (jsonpb / util.UnmarshalString;
-        # kubeflow/pipelines#11935, #12495).
+        # Strict: the 2.2 and 2.3 drivers (cmd/driver/main.go jsonpb, 2.2.0 :138), and from 2.14
+        # the argo compiler (argocompiler/container.go protojson.Unmarshal: 2.14.3 :283-287,
+        # 2.15.0 :307, 2.16.1 :318, 2.17.0 :324). The 2.4 to 2.13 compilers and drivers drop
+        # what they do not know (jsonpb / util.UnmarshalString; kubeflow/pipelines#11935,
+        # #12495).
         strict = kfp < (2, 4, 0) or kfp >= (2, 14, 0)
         if unknown and strict:
             raise TaskFailed(
