@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from typing import Any
 
@@ -148,8 +147,14 @@ def fetch_data(executor_input: dict, store: dict[str, str], mount: str = "/") ->
     base = parameters.get("input_base")
     if not isinstance(base, str):
         return []
+    from components.object_store import SCHEMES
+
     named: set[str] = set()
-    in_pod = {k: _in_pod(v, named, mount) for k, v in parameters.items() if isinstance(v, str)}
+    in_pod = {
+        k: _in_pod(v, lambda u: u.startswith(SCHEMES), named, mount)
+        for k, v in parameters.items()
+        if isinstance(v, str)
+    }
     base = base.rstrip("/")
     copied = []
     for uri in sorted(named, key=lambda u: (u.rstrip("/") != base, u)):
@@ -167,31 +172,27 @@ def fetch_data(executor_input: dict, store: dict[str, str], mount: str = "/") ->
     return copied
 
 
-def _in_pod(value: str, named: set[str], mount: str) -> str:
-    """`value` (a URI, or JSON holding URIs) with each minio:// or s3:// URI its pod path;
-    the URIs go into `named`."""
-    from components.object_store import SCHEMES
-
-    if value.startswith(SCHEMES):
-        named.add(value)
-        return local_path(value, mount)
-    if not value.startswith(("{", "[")):
-        return value
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return value
+def _in_pod(value: str, wanted, named: set[str], mount: str) -> str:
+    """`value` (a URI, or JSON holding URIs) with each URI that `wanted(uri)` accepts its pod
+    path (local_path); those URIs go into `named`. JSON is read, not searched as text: a
+    non-ASCII path is escaped there."""
 
     def walk(item):
         if isinstance(item, dict):
             return {k: walk(v) for k, v in item.items()}
         if isinstance(item, list):
             return [walk(v) for v in item]
-        if isinstance(item, str) and item.startswith(SCHEMES):
+        if isinstance(item, str) and wanted(item):
             named.add(item)
             return local_path(item, mount)
         return item
 
+    if not value.startswith(("{", "[")):
+        return walk(value)
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
     walked = walk(parsed)
     return value if walked == parsed else json.dumps(walked)
 
@@ -208,11 +209,10 @@ def use_weights(executor_input: dict, mount: str = "/") -> bool:
     local = local_path(uri, mount)
     if local is None:
         raise ValueError(f"weights file {uri}: the launcher copies only {BUCKET_SCHEMES} URIs.")
-    named = re.compile(re.escape(uri) + r'(?=$|/|")')  # the file, not a sibling "uri2"
     parameters = executor_input["inputs"].get("parameterValues", {})
     for key, value in parameters.items():
-        if isinstance(value, str):
-            parameters[key] = named.sub(local, value)
+        if isinstance(value, str):  # the file, not a sibling "uri2"
+            parameters[key] = _in_pod(value, lambda u: u == uri, set(), mount)
     return True
 
 
