@@ -1,25 +1,34 @@
-"""Copying folders and files out of MinIO or S3: the Evaluator's baseline model, and the image
-tree and labels CSV that ImageExampleGen reads on Kubeflow.
+"""Copying folders and files out of KFP's object store or S3: the Evaluator's baseline model,
+and the image tree and labels CSV that ImageExampleGen reads on Kubeflow.
 
 TensorFlow in the image reads gs:// and local paths only, and the KFP launcher copies a task's
 declared inputs only, with the pipeline root's credentials: the baseline model is found in ML
 Metadata at run time, and the users' data may lie in a bucket of their own, so those tasks
 copy what they read themselves. S3's REST API (ListObjectsV2 and GetObject), signed with AWS
-Signature Version 4, is what MinIO and S3 both answer; the project ships no S3 client library
-(tensorflow-io is not in the stack, and Beam's S3 filesystem would bring boto3 for two calls).
+Signature Version 4, is what SeaweedFS, MinIO and S3 all answer; the project ships no S3 client
+library (tensorflow-io is not in the stack, and Beam's S3 filesystem would bring boto3 for two
+calls).
 
-Where and as whom, from the task's environment, with the KFP launcher's defaults
-(backend/src/v2/config/env.go, 2.2.0 to 2.15.0):
-  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN)   the credentials; the compiled
-      package maps them from the secret the launcher reads, `mlpipeline-minio-artifact` (keys
-      accesskey, secretkey), present in every profile namespace of multi-user Kubeflow
-  IMGTFX_OBJECT_STORE_ENDPOINT   e.g. http://minio.example:9000 (path-style requests, as the
-      launcher's default forcePathStyle); for minio:// by default, as the launcher's
-      MinioDefaultEndpoint: $MINIO_SERVICE_SERVICE_HOST:$MINIO_SERVICE_SERVICE_PORT, else
-      minio-service.kubeflow:9000, over plain HTTP (disableSSL true); for s3://, AWS's
-      regional endpoint
-  AWS_REGION / AWS_DEFAULT_REGION   default: 'minio' for minio:// (the launcher's
-      getDefaultMinioSessionInfo region), us-east-1 for s3://
+Where, in this order (Store):
+  IMGTFX_OBJECT_STORE_ENDPOINT   given at compile time (--object-store-endpoint, or a secret's
+      endpoint=): e.g. http://minio.example:9000, path-style requests
+  the launcher's store session   what the KFP launcher recorded with the artifact
+      (`store_session_info`: provider, endpoint, region, disableSSL, forcePathStyle): the
+      store a baseline model was written to, exactly
+  for minio://, KFP's own store as a pod finds it (kfp_store_endpoint): the launcher's default
+      moved with the releases (backend/src/v2/objectstore/config.go: up to 2.14
+      $MINIO_SERVICE_SERVICE_HOST:PORT else minio-service.kubeflow:9000, 2.15 that constant,
+      from 2.16 seaweedfs.kubeflow:9000, and 2.16's manifests define no minio-service), so the
+      first of seaweedfs.kubeflow (KFP's SeaweedFS, from 2.15), a minio-service in the pod's
+      own namespace (its service-link env), minio-service.kubeflow that resolves; over plain
+      HTTP, path-style, region `minio`, and never through an HTTP proxy (KFP's default NO_PROXY
+      lists minio-service.kubeflow but not seaweedfs.kubeflow, apiserver/config/proxy)
+  for s3://, AWS's regional endpoint, virtual-hosted
+As whom: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), which the compiled
+package maps from a Kubernetes secret: `mlpipeline-minio-artifact` for KFP's store (on
+multi-user Kubeflow from 1.11 a key of the profile's own, allowed only its own prefixes), or the
+one named at compile time. Region: AWS_REGION / AWS_DEFAULT_REGION, else the session's, else
+`minio` for minio:// and us-east-1 for s3://.
 
 The users' data store (ImageExampleGen) is read with its own names (data_environ):
 IMGTFX_DATA_ACCESS_KEY_ID, IMGTFX_DATA_SECRET_ACCESS_KEY, IMGTFX_DATA_ENDPOINT and
@@ -33,7 +42,10 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import json
 import os
+import re
+import socket
 import urllib.parse
 import xml.etree.ElementTree as ET
 
@@ -47,7 +59,10 @@ DATA_ENV = {
     "IMGTFX_DATA_REGION": "AWS_REGION",
 }
 MINIO_SERVICE_ENV = ("MINIO_SERVICE_SERVICE_HOST", "MINIO_SERVICE_SERVICE_PORT")
-DEFAULT_MINIO_ENDPOINT = "minio-service.kubeflow:9000"
+# KFP's object store's services, in the order a pod tries them (kfp_store_endpoint).
+SEAWEEDFS_SERVICE = "seaweedfs.kubeflow:9000"  # objectstore/config.go@2.16.0:29
+MINIO_SERVICE = "minio-service.kubeflow:9000"  # objectstore/config.go@2.2.0:31, @2.15.0:29
+AWS_ENDPOINT = re.compile(r"^(https://)?s3(\.[a-z0-9-]+)?\.amazonaws\.com/?$")
 SCHEMES = ("minio://", "s3://")  # the stores TensorFlow in the image cannot read
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -118,12 +133,57 @@ def sign(
     return headers
 
 
-def _minio_endpoint(environ) -> str:
-    host, port = (
-        environ.get("MINIO_SERVICE_SERVICE_HOST"),
-        environ.get("MINIO_SERVICE_SERVICE_PORT"),
-    )
-    return f"http://{host}:{port}" if host and port else f"http://{DEFAULT_MINIO_ENDPOINT}"
+def kfp_store_endpoint(environ=os.environ, resolve=socket.getaddrinfo) -> str:
+    """KFP's own object store's URL, as a pod of any release finds it: seaweedfs.kubeflow if
+    that name resolves (the store from 2.15, the launcher's default from 2.16), else a
+    minio-service of the pod's own namespace (MINIO_SERVICE_SERVICE_HOST/PORT, which Kubernetes
+    sets from it and launchers up to 2.14 read first), else minio-service.kubeflow (the default
+    up to 2.15).
+
+    Raises:
+      ObjectStoreError: none of them is there.
+    """
+    host, _, port = SEAWEEDFS_SERVICE.partition(":")
+    try:
+        resolve(host, int(port))
+        return f"http://{SEAWEEDFS_SERVICE}"
+    except OSError:
+        pass
+    host, port = (environ.get(name) for name in MINIO_SERVICE_ENV)
+    if host and port:
+        return f"http://{host}:{port}"
+    host, _, port = MINIO_SERVICE.partition(":")
+    try:
+        resolve(host, int(port))
+        return f"http://{MINIO_SERVICE}"
+    except OSError:
+        raise ObjectStoreError(
+            f"cannot find KFP's object store: neither {SEAWEEDFS_SERVICE.split(':')[0]} (KFP "
+            f"2.15 and later) nor {MINIO_SERVICE.split(':')[0]} (up to 2.15) resolves from this "
+            "pod; compile with --object-store-endpoint URL (kubeflow/README.md)."
+        ) from None
+
+
+def session_endpoint(session: dict | str | None) -> tuple[str | None, str | None]:
+    """(endpoint URL, region) from a KFP store session (the `store_session_info` the launcher
+    records, objectstore.SessionInfo: Provider, Params), as the launcher addresses it
+    (objectstore/object_store.go createS3BucketSession: http:// for disableSSL, none for
+    AWS's own endpoint); (None, None) when it names none (fromEnv, gs)."""
+    if isinstance(session, str):
+        try:
+            session = json.loads(session)
+        except ValueError:
+            return None, None
+    params = (session or {}).get("Params") or {}
+    if (session or {}).get("Provider") not in ("minio", "s3") or params.get("fromEnv") == "true":
+        return None, params.get("region") or None
+    endpoint = params.get("endpoint") or ""
+    if not endpoint or AWS_ENDPOINT.match(endpoint.lower()):
+        return None, params.get("region") or None
+    if "://" not in endpoint:
+        ssl = params.get("disableSSL", "false").lower() != "true"
+        endpoint = ("https://" if ssl else "http://") + endpoint
+    return endpoint, params.get("region") or None
 
 
 def data_environ(environ=os.environ) -> dict[str, str]:
@@ -135,20 +195,32 @@ def data_environ(environ=os.environ) -> dict[str, str]:
 
 
 class Store:
-    """One bucket's objects over S3's REST API."""
+    """One bucket's objects over S3's REST API (where and as whom: the module's docstring).
 
-    def __init__(self, uri: str, environ=os.environ, hint: str = ""):
+    Args:
+      uri: minio://bucket/path or s3://bucket/path.
+      environ: the credentials, and the endpoint and region when given.
+      hint: what to do when there are no credentials, for the error.
+      session: the KFP store session the object was written with (store_session_info).
+    """
+
+    PAGE_SIZE = 1000  # ListObjectsV2's max-keys (S3's own default and limit)
+
+    def __init__(self, uri: str, environ=os.environ, hint: str = "", session=None):
         scheme, _, rest = uri.partition("://")
         self.bucket, _, self.prefix = rest.partition("/")
+        session_url, session_region = session_endpoint(session)
         self.region = (
             environ.get("AWS_REGION")
             or environ.get("AWS_DEFAULT_REGION")
+            or session_region
             or ("minio" if scheme == "minio" else "us-east-1")
         )
-        endpoint = environ.get(ENDPOINT_ENV) or (
-            _minio_endpoint(environ) if scheme == "minio" else None
-        )
-        if endpoint:  # MinIO and S3-compatible stores: path-style
+        self._in_cluster = False
+        endpoint = environ.get(ENDPOINT_ENV) or session_url
+        if not endpoint and scheme == "minio":
+            endpoint, self._in_cluster = kfp_store_endpoint(environ), True
+        if endpoint:  # KFP's store and S3-compatible stores: path-style
             self._base = f"{endpoint.rstrip('/')}/{self.bucket}"
         else:  # AWS: virtual-hosted style
             self._base = f"https://{self.bucket}.s3.{self.region}.amazonaws.com"
@@ -178,7 +250,9 @@ class Store:
         now = datetime.datetime.now(datetime.timezone.utc)
         headers = sign("GET", url, {}, self._credentials, self.region, now)
         try:
-            response = requests.get(url, headers=headers, timeout=60, stream=True)
+            http = requests.Session()  # not closed here: the response streams from it
+            http.trust_env = not self._in_cluster  # no proxy inside the cluster
+            response = http.get(url, headers=headers, timeout=60, stream=True)
             if response.status_code != 200:
                 body = response.content
                 response.close()
@@ -193,7 +267,7 @@ class Store:
 
         keys, token = [], None
         while True:
-            query = {"list-type": "2", "prefix": prefix}
+            query = {"list-type": "2", "prefix": prefix, "max-keys": str(self.PAGE_SIZE)}
             if token:
                 query["continuation-token"] = token
             url, response = self._get("/", query)
@@ -236,7 +310,12 @@ def _reason(body: bytes) -> str:
 
 
 def copy_folder(
-    uri: str, destination: str, environ=os.environ, hint: str = "", workers: int = 1
+    uri: str,
+    destination: str,
+    environ=os.environ,
+    hint: str = "",
+    workers: int = 1,
+    session=None,
 ) -> int:
     """Copies every object under folder `uri` (minio://bucket/path or s3://...) into
     `destination`, `workers` at once (a store answers each GET in milliseconds; 88,000 photos
@@ -245,7 +324,7 @@ def copy_folder(
     Raises:
       ObjectStoreError: no credentials, the store unreachable or refusing, or nothing there.
     """
-    store = Store(uri, environ, hint)
+    store = Store(uri, environ, hint, session)
     prefix = store.prefix.rstrip("/") + "/" if store.prefix.strip("/") else ""  # "": the bucket
     keys = [k for k in store.keys(prefix) if not k.endswith("/")]  # not folder markers
     if not keys:

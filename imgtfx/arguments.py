@@ -221,9 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--pipeline-root",
-        required=True,
-        help="artifact root: gs://, s3:// or minio://BUCKET/PATH (.json: gs:// only); the "
-        "open-source backend takes the root from the run: give it to `imgtfx submit` too",
+        help="artifact root: gs://, s3:// or minio://BUCKET/PATH (.json: required, gs:// only). "
+        "Open-source KFP takes the root from the run, else the namespace's default (a "
+        "profile's own on multi-user Kubeflow): leave it out there, or give the same to "
+        "`imgtfx submit`",
     )
     _add_input_args(p)  # --images: the default of the `images` runtime parameter
     _add_training_args(p)  # --train-steps: the default of the `train_args` runtime parameter
@@ -234,7 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="file to write: NAME.yaml, a package for open-source Kubeflow Pipelines (KFP v2 "
         "backend); NAME.json, a PipelineJob for Vertex AI Pipelines",
     )
-    p.add_argument("--serving-dir", help="push destination (default PIPELINE_ROOT/serving)")
+    p.add_argument(
+        "--serving-dir",
+        help="push destination (default PIPELINE_ROOT/serving; with no root, the Pusher's "
+        "pushed_model artifact under the run's root)",
+    )
     p.add_argument(
         "--metadata-service",
         default=DEFAULT_METADATA_SERVICE,
@@ -243,14 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--object-store-secret",
-        help=".yaml only: Kubernetes secret (keys accesskey, secretkey) with which the Evaluator "
-        "copies its baseline model out of minio:// or s3:// (default: mlpipeline-minio-artifact "
-        "for a minio:// root, none otherwise; 'none' for none)",
+        metavar="NAME[,endpoint=HOST:PORT][,region=R][,accessKeyKey=K][,secretKeyKey=K]"
+        "[,disableSSL=true]",
+        help=".yaml only: the pipeline root's store: the Kubernetes secret with its keys "
+        "(default keys accesskey, secretkey), and where it is. The Evaluator copies its "
+        "baseline model out of minio:// or s3:// with it; for an s3:// root (required there, "
+        "with region=) every task gets its keys and region, which the KFP launcher reads, and "
+        "an endpoint= writes the kfp-launcher providers entry beside the package. Default: "
+        "mlpipeline-minio-artifact for KFP's own store; 'none' for none",
     )
     p.add_argument(
         "--object-store-endpoint",
-        help=".yaml only: that store's URL when not KFP's MinIO (minio-service.kubeflow:9000) "
-        "or AWS S3, e.g. http://minio.example:9000",
+        help=".yaml only: the root store's URL when the pods cannot find it themselves (KFP's "
+        "own is found as the launcher finds it: seaweedfs.kubeflow, or minio-service), e.g. "
+        "http://minio.example:9000",
     )
     p.add_argument(
         "--data-secret",
@@ -272,14 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.compile_spec)
 
     p = subcommands.add_parser(
-        "submit", help="start a run of a .yaml package on Kubeflow Pipelines, with its root"
+        "submit", help="start a run of a .yaml package on Kubeflow Pipelines"
     )
     p.add_argument("package", help="the .yaml from `imgtfx compile`")
     p.add_argument("--host", help="KFP endpoint, e.g. http://ml-pipeline-ui.kubeflow")
     p.add_argument(
         "--pipeline-root",
-        required=True,
-        help="where the run's artifacts go: gs://, s3:// or minio://BUCKET/PATH",
+        help="where the run's artifacts go: gs://, s3:// or minio://BUCKET/PATH (default: the "
+        "namespace's, from its kfp-launcher ConfigMap: a profile's own on multi-user Kubeflow)",
     )
     p.add_argument("--images", help="image root for this run (default: the package's)")
     p.add_argument("--train-steps", type=int, help="training steps (default: the package's)")

@@ -103,15 +103,24 @@ def run(args) -> int:
 
 def compile_spec(args) -> int:
     from kubeflow import runner
-    from kubeflow.target import KFP
+    from kubeflow.target import KFP, multi_user_notes
 
     runner.compile(args.config, args.target)
+    uris = (*args.config.data_uris, args.config.trainer_options.weights)
+    for note in multi_user_notes(args.target, uris) if args.target.platform == KFP else []:
+        print(f"note: {note}", file=sys.stderr)
     where = (
         "open-source Kubeflow Pipelines (kfp.Client().upload_pipeline)"
         if args.target.platform == KFP
         else "Vertex AI Pipelines (aiplatform.PipelineJob)"
     )
     print(f"compiled: {args.target.output} for {where}")
+    if runner.needs_launcher_config(args.target):
+        launcher_config = runner.launcher_config_file(args.target.output)
+        print(
+            f"the KFP launcher needs the root's store in the runs' namespace: kubectl -n "
+            f"NAMESPACE patch configmap kfp-launcher --type merge --patch-file {launcher_config}"
+        )
     return 0
 
 
@@ -128,7 +137,8 @@ def submit_run(args) -> int:
         experiment=args.experiment,
         namespace=args.namespace,
     )
-    print(f"submitted: run {run_id} with pipeline root {args.pipeline_root}")
+    root = args.pipeline_root or "the namespace's default (its kfp-launcher ConfigMap)"
+    print(f"submitted: run {run_id} with pipeline root {root}")
     return 0
 
 

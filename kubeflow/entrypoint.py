@@ -63,6 +63,9 @@ DATA_HINT = (
     "NAME[,endpoint=...][,region=...] (kubeflow/README.md, 'Data in your own bucket')."
 )
 WEIGHTS_INPUT = "backbone_weights"
+# The push destination of a package compiled with no root and no serving folder: the Pusher's
+# own `pushed_model` artifact, under the run's root, is the served copy (push_into_artifact).
+SERVED_FROM_ARTIFACT = "/tmp/serving"
 LAUNCHER_OUTPUTS = ("executor-logs",)  # driver/driver.go provisionOutputs, from 2.5.0
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 
@@ -258,16 +261,17 @@ def _cleaned(value: Any, mount: str) -> Any:
 
 def push_into_artifact(executor_input: dict, mount: str = "/") -> bool:
     """A Pusher whose serving folder is on minio:// or s3://, which TensorFlow in the image
-    cannot write, pushes to a folder in the pod instead; its `pushed_model` artifact, a full
-    copy of the model that the launcher uploads, is then the served copy, and its
-    `pushed_destination` names it (repair_output). Returns whether it did."""
+    cannot write, or that has none (SERVED_FROM_ARTIFACT: compiled with no root), pushes to a
+    folder in the pod instead; its `pushed_model` artifact, a full copy of the model that the
+    launcher uploads, is then the served copy, and its `pushed_destination` names it
+    (repair_output). Returns whether it did."""
     parameters = executor_input.get("inputs", {}).get("parameterValues", {})
     if not isinstance(parameters.get("push_destination"), str):
         return False
     destination = json.loads(parameters["push_destination"])
     filesystem = destination.get("filesystem", {})
     base = filesystem.get("base_directory", filesystem.get("baseDirectory", ""))
-    if not base.startswith(("minio://", "s3://")):
+    if not base.startswith(("minio://", "s3://")) and base != SERVED_FROM_ARTIFACT:
         return False
     filesystem.pop("baseDirectory", None)
     filesystem["base_directory"] = os.path.join(mount, "tmp", "serving")

@@ -32,7 +32,16 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 from components import object_store
 from components.baseline_evaluator import environment
 from kubeflow import entrypoint
-from kubeflow.target import DEFAULT_GPU_TYPE, KFP, VERTEX, DataSecret, KubeflowTarget, gigabytes
+from kubeflow.target import (
+    DEFAULT_GPU_TYPE,
+    DEFAULT_ROOT,
+    KFP,
+    KFP_BUCKET,
+    VERTEX,
+    KubeflowTarget,
+    StoreSecret,
+    gigabytes,
+)
 from pipeline.pipeline import (
     BASELINE_FROM_METADATA_SERVICE,
     BASELINE_FROM_RESOLVER,
@@ -45,7 +54,7 @@ EXAMPLE_GEN_TASK = "ImageExampleGen"
 WEIGHTS_TASK = "BackboneWeights"  # the importer of a backbone's weights file (weights_importer)
 TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
-OBJECT_STORE_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
+ROOT_KEY_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")  # the AWS SDK's, the launcher's
 DATA_KEY_ENV = (
     "IMGTFX_DATA_ACCESS_KEY_ID",
     "IMGTFX_DATA_SECRET_ACCESS_KEY",
@@ -96,15 +105,22 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
             # The launcher opens an input outside the root's bucket with no credentials of its
             # own: gocloud has no minio driver before 2.17, and s3:// reads the pod's AWS_*
             # (component/launcher_v2.go fetchNonDefaultBuckets, objectstore.OpenBucket, 2.15.0).
-            root_bucket = "/".join(target.pipeline_root.split("/")[:3]) + "/"
+            root = target.pipeline_root or DEFAULT_ROOT
+            root_bucket = "/".join(root.split("/")[:3]) + "/"
             if not weights.startswith(root_bucket):
+                where = (
+                    f"the pipeline root's bucket {root_bucket}"
+                    if target.pipeline_root
+                    else f"KFP's own bucket {KFP_BUCKET}, every namespace's default root's "
+                    "(give --pipeline-root if your runs use another)"
+                )
                 raise ValueError(
-                    f"the weights file {weights} is outside the pipeline root's bucket "
-                    f"{root_bucket}, which the KFP launcher cannot read: copy it there."
+                    f"the weights file {weights} is outside {where}, which the KFP launcher "
+                    "cannot read: copy it there."
                 )
     pipeline = create_pipeline(
         config,
-        target.pipeline_root,
+        target.pipeline_root or DEFAULT_ROOT,  # TFX needs one; the package does not keep it
         target.serving,
         runtime_parameters=True,
         baseline=BASELINE_FROM_METADATA_SERVICE if platform == KFP else BASELINE_FROM_RESOLVER,
@@ -146,19 +162,88 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
     )
     if config.trainer_options.weights not in ("none", "imagenet"):
         weights_importer(spec, config.trainer_options.weights)
-    secrets = {}
-    if target.secret:
-        secrets[executor_of(spec, EVALUATOR)] = (target.secret, OBJECT_STORE_SECRET_KEYS)
-        if target.object_store_endpoint:
-            container_of(spec, EVALUATOR)["env"].append(
-                {"name": object_store.ENDPOINT_ENV, "value": target.object_store_endpoint}
-            )
+    secrets: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    root_secret = target.root_secret
+    if root_secret:
+        root_store(spec, target, root_secret, secrets)
     data = target.data_store_secret(config.data_uris)
     if data:
-        secrets[executor_of(spec, EXAMPLE_GEN_TASK)] = data_store(spec, data)
+        secrets.setdefault(executor_of(spec, EXAMPLE_GEN_TASK), []).append(data_store(spec, data))
     spec["pipelineInfo"]["description"] = description(spec, secrets)
     write_kfp_package(spec, output_file, secret_as_env(secrets) if secrets else None)
+    if needs_launcher_config(target):
+        write_launcher_config(launcher_config_file(output_file), root_secret)
     return spec
+
+
+def needs_launcher_config(target: KubeflowTarget) -> bool:
+    """An s3:// root at an endpoint of its own (an S3-compatible store), which the launcher
+    addresses only through the namespace's kfp-launcher providers entry."""
+    secret = target.root_secret
+    return (
+        target.platform == KFP
+        and target.root_store == "s3://"
+        and bool(secret and secret.endpoint_url)
+    )
+
+
+def launcher_config_file(output_file: str) -> str:
+    """Where compile writes the kfp-launcher providers entry an S3-compatible root needs."""
+    return os.path.splitext(output_file)[0] + ".kfp-launcher.yaml"
+
+
+def write_launcher_config(path: str, secret: StoreSecret) -> None:
+    """The `providers` entry of the namespace's kfp-launcher ConfigMap, as a merge patch
+    (`kubectl -n NAMESPACE patch configmap kfp-launcher --type merge --patch-file PATH`): the
+    launcher addresses an s3:// root at an endpoint of its own only through it (config/s3.go
+    ProvideSessionInfo; with no entry it is fromEnv, at AWS)."""
+    import yaml
+
+    patch = {"data": {"providers": yaml.safe_dump(secret.providers(), sort_keys=False)}}
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(
+            "# The pipeline root's store, for the KFP launcher: merge it into the kfp-launcher\n"
+            "# ConfigMap of the namespace the runs go to (kubeflow/README.md, 'A root in your\n"
+            "# own S3 bucket'):\n"
+            "#   kubectl -n NAMESPACE patch configmap kfp-launcher --type merge --patch-file "
+            f"{os.path.basename(path)}\n"
+        )
+        yaml.safe_dump(patch, f, sort_keys=False)
+
+
+def root_store(
+    spec: dict,
+    target: KubeflowTarget,
+    secret: StoreSecret,
+    secrets: dict[str, list[tuple[str, dict[str, str]]]],
+) -> None:
+    """The pipeline root's store's keys for the tasks that read it themselves: the Evaluator
+    (its baseline model, components/object_store.py) as AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, with the store's endpoint when one is given. For an s3:// root,
+    every task, with AWS_REGION: the launcher in each pod opens such a root with the AWS SDK's
+    default chain from the pod's environment when the namespace's kfp-launcher has no
+    providers entry (config/s3.go ProvideSessionInfo fromEnv, 2.15.0 :86-96;
+    objectstore.OpenBucket, 2.15.0 :80-89, 2.17.0 :91-105)."""
+    keys = dict(zip((secret.access_key_key, secret.secret_key_key), ROOT_KEY_ENV, strict=True))
+    executors = [executor_of(spec, EVALUATOR)]
+    if target.root_store == "s3://":
+        executors = [
+            executor_of(spec, name)
+            for name in spec["root"]["dag"]["tasks"]
+            if "container" in spec["deploymentSpec"]["executors"][executor_of(spec, name)]
+        ]
+    for executor in executors:
+        secrets.setdefault(executor, []).append((secret.name, keys))
+        env = spec["deploymentSpec"]["executors"][executor]["container"].setdefault("env", [])
+        if target.root_store == "s3://" and secret.region:
+            env.extend(
+                {"name": name, "value": secret.region}
+                for name in ("AWS_REGION", "AWS_DEFAULT_REGION")
+            )
+    if secret.endpoint_url:
+        container_of(spec, EVALUATOR)["env"].append(
+            {"name": object_store.ENDPOINT_ENV, "value": secret.endpoint_url}
+        )
 
 
 def executor_of(spec: dict, task: str) -> str:
@@ -172,7 +257,7 @@ def container_of(spec: dict, task: str) -> dict:
     return container
 
 
-def data_store(spec: dict, secret: DataSecret) -> tuple[str, dict[str, str]]:
+def data_store(spec: dict, secret: StoreSecret) -> tuple[str, dict[str, str]]:
     """ImageExampleGen told where the users' store is (its container env) and which of the
     secret's keys hold its credentials: (secret, {key: env}) for secret_as_env. Its entrypoint
     copies the tree and CSVs in (kubeflow/entrypoint.py fetch_data): the launcher reads an
@@ -188,23 +273,24 @@ def data_store(spec: dict, secret: DataSecret) -> tuple[str, dict[str, str]]:
     return secret.name, keys
 
 
-def description(spec: dict, secrets: dict[str, tuple[str, dict]]) -> str:
+def description(spec: dict, secrets: dict[str, list[tuple[str, dict]]]) -> str:
     """The package's description: which Kubernetes secret each task reads, and its keys."""
     tasks = {executor_of(spec, name): name for name in spec["root"]["dag"]["tasks"]}
     reads = [
         f"{tasks[executor]} reads secret {name} (keys {', '.join(keys)})"
-        for executor, (name, keys) in sorted(secrets.items())
+        for executor, entries in sorted(secrets.items())
+        for name, keys in entries
     ]
     return "Image classification (imgtfx). " + (
         "; ".join(reads) + "." if reads else "No task reads a Kubernetes secret."
     )
 
 
-def secret_as_env(secrets: dict[str, tuple[str, dict[str, str]]]) -> dict:
+def secret_as_env(secrets: dict[str, list[tuple[str, dict[str, str]]]]) -> dict:
     """The package's Kubernetes platform spec: each executor's pod gets the env vars that
-    `secrets` maps ({executor: (secret, {key: env var})}): the Evaluator the root store's
-    credentials as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, to copy its baseline model
-    (components/object_store.py); ImageExampleGen the data store's as IMGTFX_DATA_*.
+    `secrets` maps ({executor: [(secret, {key: env var})]}): the root store's credentials as
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (root_store), ImageExampleGen the data store's as
+    IMGTFX_DATA_* (data_store).
 
     Written as kfp-kubernetes' `use_secret_as_env` writes it, with only the fields every
     backend from 2.2 reads (kubernetes_platform/proto/kubernetes_executor_config.proto
@@ -212,10 +298,10 @@ def secret_as_env(secrets: dict[str, tuple[str, dict[str, str]]]) -> dict:
     env, driver/driver.go 2.2.0 :554, 2.5.0 :893, driver/k8s.go 2.15.0 :333). Not the newer
     `secretNameParameter` (2.5) or `optional` (2.15): the 2.2 driver and the argo compiler
     from 2.14 parse strictly and refuse unknown fields (kubeflow/pipelines#11935, #12495).
-    Without `optional`, a missing secret keeps the pod from starting, which is why the
-    Evaluator's is only named for a store that has one: KFP's `mlpipeline-minio-artifact`
-    (config/env.go, keys accesskey and secretkey) is in the kubeflow namespace and, synced by
-    the profile controller, in every profile's."""
+    Without `optional`, a missing secret keeps the pod from starting, which is why a task gets
+    one only for a store that has one: KFP's `mlpipeline-minio-artifact` (config/env.go, keys
+    accesskey and secretkey) is in the kubeflow namespace and, made by the profile controller,
+    in every profile's."""
     executors = {
         executor: {
             "secretAsEnv": [
@@ -223,16 +309,17 @@ def secret_as_env(secrets: dict[str, tuple[str, dict[str, str]]]) -> dict:
                     "secretName": name,
                     "keyToEnv": [{"secretKey": k, "envVar": v} for k, v in keys.items()],
                 }
+                for name, keys in entries
             ]
         }
-        for executor, (name, keys) in secrets.items()
+        for executor, entries in secrets.items()
     }
     return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
 
 
 def for_open_source_backend(
     spec: dict,
-    pipeline_root: str,
+    pipeline_root: str | None,
     pipeline_name: str,
     metadata_service: str,
     parameters: dict[str, str],
@@ -240,10 +327,12 @@ def for_open_source_backend(
     """The spec, adjusted for the open-source backend: every task through this project's
     entrypoint (kubeflow/entrypoint.py), ImageExampleGen's task uncached (its
     cache key would be its parameters alone: new images under the same URI would reuse stale
-    examples), the Evaluator told where ML Metadata is, and the pipeline root and the runtime
-    parameters' defaults in the package (TFX puts them only in a PipelineJob; without a root
-    the backend would use its own minio:// default, which TFX cannot write to)."""
-    spec["defaultPipelineRoot"] = pipeline_root
+    examples), the Evaluator told where ML Metadata is, and the runtime parameters' defaults
+    in the package (TFX puts them only in a PipelineJob). The root, when given, is written as
+    the package's defaultPipelineRoot for people and tools that read it; the backend takes the
+    run's, or its namespace's (kubeflow/README.md, 'Submit')."""
+    if pipeline_root:
+        spec["defaultPipelineRoot"] = pipeline_root
     for name, value in parameters.items():
         spec["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
     tasks = spec["root"]["dag"]["tasks"]

@@ -2,8 +2,10 @@
 
 The backend takes the pipeline root from the run (driver/root_dag.go: the run's
 `pipeline_root`, else the namespace's `kfp-launcher` ConfigMap, else
-minio://mlpipeline/v2/artifacts), never from the package: so the run is created with kfp's own
-documented call, `Client.create_run_from_pipeline_package(..., pipeline_root=...)`.
+minio://mlpipeline/v2/artifacts), never from the package. With no root given, the run goes to
+the namespace's default: on multi-user Kubeflow from 1.11 (KFP 2.15) the profile's own
+minio://mlpipeline/private-artifacts/<ns>/v2/artifacts, the only prefix its key may write. The
+run is created with kfp's own documented call, `Client.create_run_from_pipeline_package`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER, train_ar
 def submit(
     package: str,
     host: str | None,
-    pipeline_root: str,
+    pipeline_root: str | None = None,
     images: str | None = None,
     train_steps: int | None = None,
     run_name: str | None = None,
@@ -29,7 +31,8 @@ def submit(
       package: a `.yaml` from `imgtfx compile`.
       host: the KFP API endpoint (e.g. http://ml-pipeline-ui.kubeflow); None: kfp's own
         default (KF_PIPELINES_ENDPOINT, or in-cluster).
-      pipeline_root: where the run's artifacts go (gs://, s3:// or minio://BUCKET/PATH).
+      pipeline_root: where the run's artifacts go (gs://, s3:// or minio://BUCKET/PATH); None:
+        the namespace's default root.
       images, train_steps: runtime parameters over the package's defaults.
       namespace: the profile namespace of a multi-user Kubeflow.
 
@@ -38,7 +41,8 @@ def submit(
     """
     if platform_of(package) != KFP:
         raise ValueError(f"{package}: submit a .yaml package (a .json runs on Vertex AI).")
-    check_pipeline_root(pipeline_root)
+    if pipeline_root is not None:
+        check_pipeline_root(pipeline_root)
     arguments = {}
     if images:
         arguments[IMAGES_PARAMETER] = images

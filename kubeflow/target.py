@@ -16,7 +16,7 @@ import re
 
 from components import object_store
 from components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
-from kubeflow.entrypoint import BUCKET_SCHEMES
+from kubeflow.entrypoint import BUCKET_SCHEMES, SERVED_FROM_ARTIFACT
 
 KFP, VERTEX = "kfp", "vertex"
 PLATFORMS = {".yaml": KFP, ".yml": KFP, ".json": VERTEX}
@@ -78,29 +78,33 @@ def gigabytes(memory: str) -> float:
 class KubeflowTarget:
     """Attributes:
     output: the file to write: `.yaml` (open-source KFP package) or `.json` (Vertex AI).
-    pipeline_root: the run's artifact store (gs://, s3:// or minio://BUCKET/PATH; gs:// for
-      Vertex); the open-source backend takes the root from the run, so pass the same one to
-      `imgtfx submit` (or set it in the kfp-launcher ConfigMap).
     image: the container image every step runs in (kubeflow/Dockerfile).
-    serving_dir: where blessed models are pushed; default PIPELINE_ROOT/serving.
+    pipeline_root: the run's artifact store (gs://, s3:// or minio://BUCKET/PATH; gs:// for
+      Vertex, where it is required). Open-source KFP takes the root from the run, else from
+      the namespace's kfp-launcher ConfigMap (a profile's own on multi-user Kubeflow), else
+      minio://mlpipeline/v2/artifacts: None leaves it to them, and what the package needs to
+      know of it is then that it is on KFP's own store, minio://mlpipeline/...
+    serving_dir: where blessed models are pushed; default PIPELINE_ROOT/serving, or (no root
+      given) the Pusher's own `pushed_model` artifact under the run's root.
     metadata_service: open-source KFP only: host:port of the metadata gRPC service the
       Evaluator asks for the latest blessed model, or 'none' for no baseline.
     trainer_gpus, trainer_gpu_type, trainer_cpu, trainer_memory: the Trainer's container
       resources on the cluster (memory like 16G).
-    object_store_secret: open-source KFP only: the Kubernetes secret (keys accesskey,
-      secretkey) whose credentials the Evaluator copies a baseline model out of minio:// or
-      s3:// with; default KFP's own `mlpipeline-minio-artifact` for a minio:// root, none
-      otherwise; 'none' for none.
-    object_store_endpoint: open-source KFP only: that store's endpoint URL, when not the
-      launcher's default MinIO (minio-service.kubeflow:9000) or AWS.
+    object_store_secret: open-source KFP only: the pipeline root's store as
+      StoreSecret.parse reads it: the Kubernetes secret with its keys (and its endpoint and
+      region). The Evaluator copies its baseline model with them; for an s3:// root every
+      task gets them, which the launcher reads (config/s3.go fromEnv). Default KFP's own
+      `mlpipeline-minio-artifact` for a minio:// root (or none given); 'none' for none.
+    object_store_endpoint: open-source KFP only: that store's endpoint URL (the secret's
+      endpoint= says the same).
     data_secret: open-source KFP only: the secret ImageExampleGen reads an image tree or CSV on
-      minio:// or s3:// with, as DataSecret.parse reads it; default the object-store secret,
-      which for a minio:// tree is KFP's own; 'none' for none.
+      minio:// or s3:// with, as StoreSecret.parse reads it; default the root's store's secret
+      for data in that store, KFP's own for minio://; 'none' for none.
     """
 
     output: str
-    pipeline_root: str
-    image: str
+    pipeline_root: str | None = None
+    image: str = ""
     serving_dir: str | None = None
     metadata_service: str = DEFAULT_METADATA_SERVICE
     trainer_gpus: int = 0
@@ -115,50 +119,84 @@ class KubeflowTarget:
         """Raises ValueError for a package no cluster could run."""
         if not self.image:
             raise ValueError("give the container image (--image) the steps run in.")
-        check_pipeline_root(self.pipeline_root, self.platform)
+        if self.pipeline_root is not None or self.platform == VERTEX:
+            check_pipeline_root(self.pipeline_root or "", self.platform)
         if self.trainer_gpus < 0 or (self.trainer_cpu is not None and self.trainer_cpu <= 0):
             raise ValueError("trainer GPUs must be >= 0 and CPUs > 0.")
         if self.trainer_memory is not None:
             gigabytes(self.trainer_memory)
         if self.data_secret and self.data_secret.lower() != "none":
-            DataSecret.parse(self.data_secret)
+            StoreSecret.parse(self.data_secret, "--data-secret")
+        secret = self.root_secret  # parses --object-store-secret
+        if self.root_store == "s3://" and self.platform == KFP:
+            if self.object_store_secret is None:
+                raise ValueError(
+                    f"pipeline root {self.pipeline_root}: every task's KFP launcher reads it with "
+                    "the pod's AWS credentials and region: give --object-store-secret "
+                    "NAME,region=REGION (or NAME,endpoint=HOST:PORT for an S3-compatible store; "
+                    "'none' where the cluster gives pods AWS credentials and a region itself)."
+                )
+            if secret and not (secret.region or secret.endpoint_url):
+                raise ValueError(
+                    f"--object-store-secret {self.object_store_secret}: the KFP launcher needs "
+                    "the bucket's region for an s3:// root: add ,region=REGION."
+                )
 
     @property
     def platform(self) -> str:
         return platform_of(self.output)
 
     @property
+    def root_store(self) -> str:
+        """The root's scheme (minio:// when no root is given: every KFP install's default)."""
+        return (self.pipeline_root or DEFAULT_ROOT).split("://")[0] + "://"
+
+    @property
     def serving(self) -> str:
-        return self.serving_dir or os.path.join(self.pipeline_root, "serving")
+        if self.serving_dir:
+            return self.serving_dir
+        if self.pipeline_root:
+            return os.path.join(self.pipeline_root, "serving")
+        return SERVED_FROM_ARTIFACT
+
+    @property
+    def root_secret(self) -> StoreSecret | None:
+        """The pipeline root's store's secret, if any (object_store_secret)."""
+        text = self.object_store_secret
+        if text is None and self.root_store == "minio://":
+            text = OBJECT_STORE_SECRET
+        if not text or text.lower() == "none":
+            return None
+        secret = StoreSecret.parse(text, "--object-store-secret")
+        if self.object_store_endpoint and not secret.endpoint:
+            secret = dataclasses.replace(secret, endpoint=self.object_store_endpoint)
+        return secret
 
     @property
     def secret(self) -> str | None:
-        """The object-store secret the Evaluator's pod gets, if any."""
-        secret = self.object_store_secret
-        if secret is None and self.pipeline_root.startswith("minio://"):
-            secret = OBJECT_STORE_SECRET
-        return secret if secret and secret.lower() != "none" else None
+        """The object-store secret's name the Evaluator's pod gets, if any."""
+        secret = self.root_secret
+        return secret.name if secret else None
 
-    def data_store_secret(self, data_uris: tuple[str, ...]) -> DataSecret | None:
+    def data_store_secret(self, data_uris: tuple[str, ...]) -> StoreSecret | None:
         """The secret ImageExampleGen reads `data_uris` (the tree, the CSVs) with, if any.
 
         Raises:
           ValueError: data on s3:// with no secret to read it with, or on two stores.
         """
         if self.data_secret:
-            return (
-                None if self.data_secret.lower() == "none" else DataSecret.parse(self.data_secret)
-            )
+            if self.data_secret.lower() == "none":
+                return None
+            return StoreSecret.parse(self.data_secret, "--data-secret")
         stores = {
             scheme for scheme in object_store.SCHEMES for u in data_uris if u.startswith(scheme)
         }
-        root_store = self.pipeline_root.split("://")[0] + "://"
         if len(stores) == 1:  # one secret reads one store
             (scheme,) = stores
-            if root_store == scheme and self.secret:  # the root's store: its secret
-                return DataSecret(self.secret, endpoint=self.object_store_endpoint)
-            if scheme == "minio://":  # KFP's MinIO
-                return DataSecret(OBJECT_STORE_SECRET)
+            if self.root_store == scheme and self.root_secret:  # the root's store: its secret
+                return self.root_secret
+            if scheme == "minio://":  # KFP's own store
+                return StoreSecret(OBJECT_STORE_SECRET)
         on_s3 = [uri for uri in data_uris if uri.startswith("s3://")]
         if on_s3:
             raise ValueError(
@@ -170,11 +208,11 @@ class KubeflowTarget:
 
 
 @dataclasses.dataclass(frozen=True)
-class DataSecret:
-    """The Kubernetes secret holding the keys of the store the users' data is in, with where
-    that store is, spelled as KFP's own providers config spells a store (the kfp-launcher
-    ConfigMap's `providers.s3`: endpoint, region, disableSSL, secretName, accessKeyKey,
-    secretKeyKey; backend/src/v2/config/s3.go, 2.15.0).
+class StoreSecret:
+    """The Kubernetes secret holding the keys of a store (the pipeline root's, or the one the
+    users' data is in), with where that store is, spelled as KFP's own providers config spells
+    a store (the kfp-launcher ConfigMap's `providers.s3`: endpoint, region, disableSSL,
+    secretName, accessKeyKey, secretKeyKey; backend/src/v2/config/s3.go, 2.15.0).
 
     Attributes:
       name: the secret, in the run's namespace.
@@ -202,9 +240,9 @@ class DataSecret:
     }
 
     @classmethod
-    def parse(cls, text: str) -> DataSecret:
+    def parse(cls, text: str, flag: str = "--data-secret") -> StoreSecret:
         """'NAME[,endpoint=HOST:PORT][,region=R][,accessKeyKey=K][,secretKeyKey=K]
-        [,disableSSL=true]'.
+        [,disableSSL=true]', given as `flag`.
 
         Raises:
           ValueError: not a secret name, or a field KFP's providers config does not have.
@@ -212,7 +250,7 @@ class DataSecret:
         name, *fields = [part.strip() for part in text.split(",")]
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
             raise ValueError(
-                f"--data-secret {text!r}: begin with the secret's name (lowercase letters, "
+                f"{flag} {text!r}: begin with the secret's name (lowercase letters, "
                 "digits, '-' and '.', as Kubernetes names it), then field=value pairs."
             )
         values: dict = {}
@@ -220,17 +258,17 @@ class DataSecret:
             key, equals, value = field.partition("=")
             if key not in cls.FIELDS or not equals or not value:
                 raise ValueError(
-                    f"--data-secret {text!r}: {field!r} is not one of "
+                    f"{flag} {text!r}: {field!r} is not one of "
                     f"{', '.join(k + '=...' for k in cls.FIELDS)}."
                 )
             if key == "disableSSL":
                 if value.lower() not in ("true", "false"):
-                    raise ValueError(f"--data-secret {text!r}: disableSSL is true or false.")
+                    raise ValueError(f"{flag} {text!r}: disableSSL is true or false.")
                 value = value.lower() == "true"
             values[cls.FIELDS[key]] = value
         secret = cls(name, **values)
         if secret.access_key_key == secret.secret_key_key:
-            raise ValueError(f"--data-secret {text!r}: accessKeyKey and secretKeyKey are one key.")
+            raise ValueError(f"{flag} {text!r}: accessKeyKey and secretKeyKey are one key.")
         return secret
 
     @property
@@ -244,7 +282,72 @@ class DataSecret:
             endpoint = ("http://" if self.disable_ssl else "https://") + endpoint
         return endpoint
 
+    def providers(self) -> dict:
+        """This store as the `providers.s3` entry of a kfp-launcher ConfigMap
+        (config/s3.go S3ProviderConfig, 2.15.0 :26-66: default endpoint, region, disableSSL,
+        forcePathStyle, credentials.secretRef), which the launcher of every release from 2.2
+        reads for an s3:// root in that namespace."""
+        default = {
+            "endpoint": self.endpoint,
+            "region": self.region or "us-east-1",
+            "disableSSL": self.disable_ssl,
+            "forcePathStyle": True,
+            "credentials": {
+                "fromEnv": False,
+                "secretRef": {
+                    "secretName": self.name,
+                    "accessKeyKey": self.access_key_key,
+                    "secretKeyKey": self.secret_key_key,
+                },
+            },
+        }
+        return {"s3": {"default": default}}
 
-# The secret the KFP launcher reads MinIO credentials from (backend/src/v2/config/env.go,
-# 2.2.0 to 2.15.0: minioArtifactSecretName, minioArtifactAccessKeyKey/SecretKeyKey).
+
+# The secret the KFP launcher reads its own store's credentials from (backend/src/v2/config/
+# env.go, 2.2.0 to 2.17.0: minioArtifactSecretName, minioArtifactAccessKeyKey/SecretKeyKey):
+# the admin's key on a standalone install, a profile's own on multi-user Kubeflow from 1.11.
 OBJECT_STORE_SECRET = "mlpipeline-minio-artifact"
+# Every KFP install's default root (config/env.go defaultPipelineRoot); a profile's is
+# minio://mlpipeline/private-artifacts/<ns>/v2/artifacts: the same store and bucket.
+DEFAULT_ROOT = "minio://mlpipeline/v2/artifacts"
+KFP_BUCKET = "minio://mlpipeline/"
+
+# What a profile's own key may read and write on multi-user Kubeflow from 1.11 (KFP 2.15): the
+# profile controller's policy (manifests/kustomize/base/installs/multi-user/
+# pipelines-profile-controller/sync.py@2.15.0:353-375): mlpipeline/{artifacts,
+# private-artifacts/<ns>, private/<ns>, shared}/*.
+PROFILE_PREFIXES = ("artifacts/", "private-artifacts/", "private/", "shared/")
+
+
+def multi_user_notes(target: KubeflowTarget, uris: tuple[str, ...]) -> list[str]:
+    """What a profile namespace of multi-user Kubeflow (1.11, KFP 2.15 and later) would refuse
+    in this package: a root, data or weights on KFP's own store outside the prefixes its key
+    may use. Notes, not errors: a standalone install's key reads the whole store."""
+    found = []
+    refused = []
+    for uri in uris:
+        if not uri.startswith("minio://"):
+            continue
+        if uri.startswith(KFP_BUCKET):
+            key = uri[len(KFP_BUCKET) :]
+            if not key.startswith(PROFILE_PREFIXES):
+                refused.append(uri)
+        elif not target.data_secret:  # another bucket, read with KFP's key
+            refused.append(uri)
+    if refused:
+        found.append(
+            "on multi-user Kubeflow (1.11 and later), a profile's key reads only "
+            f"{KFP_BUCKET}private/<namespace>/, {KFP_BUCKET}shared/ and {KFP_BUCKET}artifacts/: "
+            f"{', '.join(refused)} would be refused there (kubeflow/README.md, 'Multi-user "
+            "Kubeflow')."
+        )
+    root = target.pipeline_root or ""
+    if root.startswith(KFP_BUCKET) and not root[len(KFP_BUCKET) :].startswith(
+        ("private-artifacts/", "artifacts/")
+    ):
+        found.append(
+            f"on multi-user Kubeflow (1.11 and later) a profile's key cannot write {root}: "
+            "compile and submit there without --pipeline-root (the profile's own root applies)."
+        )
+    return found

@@ -17,6 +17,7 @@ Where to look comes from the task's environment (set in the compiled package; en
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from typing import Any
@@ -45,6 +46,7 @@ RUN_CONTEXT_TYPE = "system.PipelineRun"
 BLESSING_TYPE = "tfx.ModelBlessing"
 BLESSED = "blessed"
 CURRENT_MODEL = "current_model"
+STORE_SESSION_INFO = "store_session_info"  # metadata/client.go RecordArtifact, from 2.3.0
 
 
 class MetadataServiceError(RuntimeError):
@@ -77,12 +79,30 @@ def _number(value) -> float:
     return float(getattr(value, kind)) if kind in ("int_value", "double_value") else 0.0
 
 
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """A blessed model: its URI, and the store session the KFP launcher wrote it with (its
+    blessing's `store_session_info`, recorded on every output from KFP 2.3: the provider,
+    endpoint, region and secret of the run's root), or None."""
+
+    uri: str
+    session: str | None = None
+
+
 def latest_blessed_model(
     store, pipeline_name: str, exists=os.path.exists, namespace: str | None = None
 ) -> str | None:
-    """The model URI of the newest blessing with blessed=1 in `pipeline_name`'s context whose
-    model still exists, from a run of `namespace` when one is given; None when there is none
-    (a new cluster, or nothing blessed yet)."""
+    """The model URI of latest_blessed (None when there is none)."""
+    found = latest_blessed(store, pipeline_name, exists, namespace)
+    return found.uri if found else None
+
+
+def latest_blessed(
+    store, pipeline_name: str, exists=os.path.exists, namespace: str | None = None
+) -> Baseline | None:
+    """The newest blessing with blessed=1 in `pipeline_name`'s context whose model still
+    exists, from a run of `namespace` when one is given; None when there is none (a new
+    cluster, or nothing blessed yet)."""
     context = store.get_context_by_type_and_name(PIPELINE_CONTEXT_TYPE, pipeline_name)
     if context is None:
         return None
@@ -108,7 +128,8 @@ def latest_blessed_model(
             continue  # another team's run of a pipeline with the same name
         uri = blessing.custom_properties[CURRENT_MODEL].string_value
         if "://" in uri or exists(uri):
-            return uri
+            session = blessing.custom_properties.get(STORE_SESSION_INFO)
+            return Baseline(uri, session.string_value if session is not None else None)
         logging.warning("Blessed model %s no longer exists; looking further back.", uri)
     return None
 
@@ -142,8 +163,8 @@ def pod_namespace(environ=os.environ, path: str = POD_NAMESPACE_FILE) -> str | N
         return None
 
 
-def find_baseline(environ=os.environ) -> str | None:
-    """The baseline model URI for this task, per its environment; None for no baseline.
+def find_baseline(environ=os.environ) -> Baseline | None:
+    """The baseline model for this task, per its environment; None for no baseline.
 
     Raises:
       MetadataServiceError: the service is unreachable or the pipeline name is unset.
@@ -157,9 +178,7 @@ def find_baseline(environ=os.environ) -> str | None:
     if not pipeline_name:
         raise MetadataServiceError(f"{PIPELINE_NAME_ENV} is not set for the Evaluator task.")
     try:
-        return latest_blessed_model(
-            connect(address), pipeline_name, namespace=pod_namespace(environ)
-        )
+        return latest_blessed(connect(address), pipeline_name, namespace=pod_namespace(environ))
     except errors.StatusError as e:
         raise MetadataServiceError(
             f"cannot read the ML Metadata service at {address} ({type(e).__name__}: {e}). "
@@ -178,15 +197,18 @@ def _readable(uri: str) -> bool:
         return False
 
 
-def local_baseline(uri: str, workdir: str, environ=os.environ) -> tuple[str | None, str | None]:
+def local_baseline(
+    uri: str, workdir: str, environ=os.environ, session: str | None = None
+) -> tuple[str | None, str | None]:
     """(a path TensorFlow can load the baseline model from, None), or (None, why it cannot be
     had; then the model is evaluated without a baseline and the blessing says why). KFP's
-    minio:// and s3:// stores are copied into `workdir`: the launcher copies only a task's
-    inputs into the pod, and the baseline is found at run time, not an input."""
+    minio:// and s3:// stores are copied into `workdir`, from the store `session` names (the
+    launcher's record; components/object_store.py): the launcher copies only a task's inputs
+    into the pod, and the baseline is found at run time, not an input."""
     if uri.startswith(object_store.SCHEMES):
         try:
             baseline = os.path.join(workdir, "baseline")
-            object_store.copy_folder(uri, baseline, environ)
+            object_store.copy_folder(uri, baseline, environ, session=session)
             return baseline, None
         except object_store.ObjectStoreError as e:
             return None, f"cannot copy {uri}: {e}"
@@ -211,9 +233,12 @@ class Executor(image_evaluator.Executor):
         with tempfile.TemporaryDirectory(prefix="baseline-") as workdir:
             uri = skipped = None
             if not input_dict.get(key):
-                uri = find_baseline()
+                found = find_baseline()
+                uri = found.uri if found else None
                 logging.info("Baseline model from ML Metadata: %s", uri or "none")
-                path, skipped = local_baseline(uri, workdir) if uri else (None, None)
+                path, skipped = (
+                    local_baseline(uri, workdir, session=found.session) if found else (None, None)
+                )
                 if path:
                     # The copy's labels.txt is what the vocabulary check reads.
                     baseline = standard_artifacts.Model()
