@@ -4,9 +4,9 @@ measured side by side on one tree, and the time both would take at the contest's
 
   python bench/data_copy.py [--objects 1000] [--kib 100] [--latency-ms 20]
 
-The store is the tests' S3 stand-in (tests/s3_server.py: ListObjectsV2 pages, GetObject, SigV4
-checked) on this machine, each answer delayed by --latency-ms, S3's typical time to first byte
-within a region; the objects are the contest's photo size (960x540 JPEG, ~100 KiB).
+The store is SeaweedFS (tests/seaweedfs.py, the store KFP deploys) on this machine, reached
+through tests/s3_faults.py, which delays each answer by --latency-ms, S3's typical time to first
+byte within a region; the objects are the contest's photo size (960x540 JPEG, ~100 KiB).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ CONTEST_PHOTOS = 88_000
 def main() -> None:
     from components import object_store
     from kubeflow.entrypoint import COPY_WORKERS
-    from tests.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
+    from tests.s3_faults import FaultyNetwork
+    from tests.seaweedfs import ADMIN_KEYS, SeaweedFS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=1000)
@@ -35,21 +36,17 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="bench-copy-")
+    server = SeaweedFS(os.path.join(work, "seaweedfs"))
     try:
-        tree = os.path.join(work, "store", "landmarks", "train")
         payload = os.urandom(args.kib * 1024)
         for i in range(args.objects):
-            folder = os.path.join(tree, f"city{i % 7}", f"landmark{i % 97}")
-            os.makedirs(folder, exist_ok=True)
-            with open(os.path.join(folder, f"{i:06d}.jpg"), "wb") as f:
-                f.write(payload)
-        server = S3Server(os.path.join(work, "store"), page_size=1000)
-        server.latency_s = args.latency_ms / 1000
+            server.put(f"s3://landmarks/train/city{i % 7}/landmark{i % 97}/{i:06d}.jpg", payload)
+        network = FaultyNetwork(server.url)
+        network.latency_s = args.latency_ms / 1000
         environ = {
-            object_store.ENDPOINT_ENV: server.url,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_REGION": server.region,
+            object_store.ENDPOINT_ENV: network.url,
+            "AWS_ACCESS_KEY_ID": ADMIN_KEYS[0],
+            "AWS_SECRET_ACCESS_KEY": ADMIN_KEYS[1],
         }
         seconds = {}
         for workers in (1, COPY_WORKERS):
@@ -59,8 +56,9 @@ def main() -> None:
             seconds[workers] = time.perf_counter() - start
             assert count == args.objects
             shutil.rmtree(target)
-        server.close()
+        network.close()
     finally:
+        server.close()
         shutil.rmtree(work, ignore_errors=True)
     mib = args.objects * args.kib / 1024
     print(f"{args.objects} objects of {args.kib} KiB, {args.latency_ms:g} ms a request:")

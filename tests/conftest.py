@@ -69,6 +69,35 @@ def make_tree(root, classes=("cat", "dog"), per_class=6, prefix="train", fmt="JP
     return paths
 
 
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """KFP's object store (tests/seaweedfs.py), one per test process: each test keeps to its
+    own buckets, prefixes and namespaces."""
+    from tests.seaweedfs import SeaweedFS
+
+    server = SeaweedFS(str(tmp_path_factory.mktemp("seaweedfs")))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def own_store(tmp_path_factory):
+    """An S3-compatible store of the users' own (their data, or an s3:// root): a second
+    SeaweedFS, its own admin and keys."""
+    from tests.seaweedfs import SeaweedFS
+
+    server = SeaweedFS(str(tmp_path_factory.mktemp("own-store")))
+    yield server
+    server.close()
+
+
+def unique(name: str) -> str:
+    """`name` with a suffix of its own: a bucket, prefix or namespace no other test uses."""
+    import uuid
+
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture
 def tree(tmp_path):
     root = tmp_path / "images"

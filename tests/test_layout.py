@@ -116,7 +116,9 @@ def test_the_wheel_ships_the_packages_and_no_test_tool(wheel_files):
     test_tools = [
         f
         for f in wheel_files
-        if re.search(r"(spec_runner|kfp_emulator|contest_data|gcs_server|s3_server|conftest)", f)
+        if re.search(
+            r"(spec_runner|kfp_emulator|contest_data|gcs_server|seaweedfs|s3_faults|conftest)", f
+        )
         or f.startswith(DEV_ONLY)
     ]
     assert test_tools == []

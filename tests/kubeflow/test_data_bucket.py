@@ -13,10 +13,9 @@ from google.protobuf import json_format
 
 from components.object_store import ObjectStoreError, data_environ
 from kubeflow import entrypoint
-from tests.conftest import write
+from tests.conftest import unique
 from tests.kubeflow import kfp_emulator
 from tests.kubeflow.packages import IMAGE, compile_package
-from tests.s3_server import S3Server
 
 ROOT = "minio://mlpipeline/v2/artifacts"
 EXAMPLE_GEN = "ImageExampleGen_executor"
@@ -130,28 +129,27 @@ def test_data_no_secret_can_read_is_refused_at_compile_time(tmp_path, capsys, fl
     assert not os.path.exists(output)
 
 
-def _tree(folder):
-    """A landmark tree in a bucket folder: Korean names, a CSV inside and one beside it."""
+def _tree(store, bucket):
+    """A landmark tree in a bucket: Korean names, a CSV inside and one beside it."""
     files = {}
     for i in range(12):
         files[f"train/서울/경복궁/{i:02d}.jpg"] = bytes([i]) * 10
     files["train/inside.csv"] = b"id,landmark_id\n00,1\n"
     files["labels/train.csv"] = "id,landmark_id\n00,경복궁\n".encode()
     for name, data in files.items():
-        write(os.path.join(folder, name), data)
+        store.put(f"s3://{bucket}/{name}", data)
     return files
 
 
-def test_image_example_gen_copies_its_tree_and_csv_out_of_a_second_store(tmp_path):
-    server = S3Server(
-        str(tmp_path / "store"), region="ap-northeast-2", access_key="reader", secret_key="k"
-    )
-    files = _tree(str(tmp_path / "store" / "landmarks"))
-    options = {"labels_csv": "s3://landmarks/labels/train.csv", "label_level": 2}
+def test_image_example_gen_copies_its_tree_and_csv_out_of_a_second_store(own_store, tmp_path):
+    bucket = unique("landmarks")
+    keys = own_store.user_key(unique("reader"), bucket)
+    files = _tree(own_store, bucket)
+    options = {"labels_csv": f"s3://{bucket}/labels/train.csv", "label_level": 2}
     executor_input = {
         "inputs": {
             "parameterValues": {
-                "input_base": "s3://landmarks/train/",
+                "input_base": f"s3://{bucket}/train/",
                 "options": json.dumps(options),
                 "input_config": json.dumps({"splits": [{"name": "single_split"}]}),
             },
@@ -161,37 +159,34 @@ def test_image_example_gen_copies_its_tree_and_csv_out_of_a_second_store(tmp_pat
     environ = {
         "AWS_ACCESS_KEY_ID": "the-root-s",  # the launcher's, left alone
         "AWS_SECRET_ACCESS_KEY": "x",
-        "IMGTFX_DATA_ACCESS_KEY_ID": "reader",
-        "IMGTFX_DATA_SECRET_ACCESS_KEY": "k",
-        "IMGTFX_DATA_ENDPOINT": server.url,
+        "IMGTFX_DATA_ACCESS_KEY_ID": keys[0],
+        "IMGTFX_DATA_SECRET_ACCESS_KEY": keys[1],
+        "IMGTFX_DATA_ENDPOINT": own_store.url,
         "IMGTFX_DATA_REGION": "ap-northeast-2",
     }
     mount = str(tmp_path / "pod")
-    try:
-        copied = entrypoint.fetch_data(executor_input, data_environ(environ), mount)
-        wrong = dict(environ, IMGTFX_DATA_SECRET_ACCESS_KEY="not-it")
-        again = {"inputs": {"parameterValues": {"input_base": "s3://landmarks/train"}}}
-        with pytest.raises(ObjectStoreError, match="403 SignatureDoesNotMatch"):
-            entrypoint.fetch_data(again, data_environ(wrong), str(tmp_path / "pod2"))
-        keyless = {k: v for k, v in environ.items() if not k.startswith("IMGTFX_DATA_")}
-        with pytest.raises(ObjectStoreError, match="compile the package with --data"):
-            entrypoint.fetch_data(again, data_environ(keyless), str(tmp_path / "pod3"))
-    finally:
-        server.close()
-    assert copied == ["s3://landmarks/train/", "s3://landmarks/labels/train.csv"]
+    copied = entrypoint.fetch_data(executor_input, data_environ(environ), mount)
+    wrong = dict(environ, IMGTFX_DATA_SECRET_ACCESS_KEY="not-it")
+    again = {"inputs": {"parameterValues": {"input_base": f"s3://{bucket}/train"}}}
+    with pytest.raises(ObjectStoreError, match="403 SignatureDoesNotMatch"):
+        entrypoint.fetch_data(again, data_environ(wrong), str(tmp_path / "pod2"))
+    keyless = {k: v for k, v in environ.items() if not k.startswith("IMGTFX_DATA_")}
+    with pytest.raises(ObjectStoreError, match="compile the package with --data"):
+        entrypoint.fetch_data(again, data_environ(keyless), str(tmp_path / "pod3"))
+    assert copied == [f"s3://{bucket}/train/", f"s3://{bucket}/labels/train.csv"]
     parameters = executor_input["inputs"]["parameterValues"]
-    assert parameters["input_base"] == f"{mount}/s3/landmarks/train/"
+    assert parameters["input_base"] == f"{mount}/s3/{bucket}/train/"
     assert json.loads(parameters["options"]) == {
-        "labels_csv": f"{mount}/s3/landmarks/labels/train.csv",
+        "labels_csv": f"{mount}/s3/{bucket}/labels/train.csv",
         "label_level": 2,
     }
     for name, data in files.items():
-        with open(os.path.join(mount, "s3", "landmarks", name), "rb") as f:
+        with open(os.path.join(mount, "s3", bucket, name), "rb") as f:
             assert f.read() == data, name
     assert not entrypoint.fetch_data({"inputs": {"parameterValues": {"examples": "x"}}}, {})
 
 
-def _cluster(tmp_path, secrets):
+def _cluster(tmp_path, make_cluster, secrets):
     output = str(tmp_path / "pipeline.yaml")
     compile_package(
         output,
@@ -201,28 +196,26 @@ def _cluster(tmp_path, secrets):
         data_secret="landmarks-s3,endpoint=http://127.0.0.1:1,region=ap-northeast-2",
         min_accuracy=0.0,
     )
+    cluster = make_cluster("2.15.0")
+    cluster.secrets(kfp_emulator.KUBEFLOW).update(secrets)
     return kfp_emulator.LocalSpecRunner(
-        kfp_emulator.load_spec(output),
-        root=None,
-        workdir=str(tmp_path / "cluster"),
-        secrets=secrets,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+        kfp_emulator.load_spec(output), cluster=cluster, env={"TF_CPP_MIN_LOG_LEVEL": "3"}
     )
 
 
-def test_without_the_data_secret_image_example_gen_never_starts(tmp_path):
+def test_without_the_data_secret_image_example_gen_never_starts(tmp_path, make_cluster):
     """As Kubernetes answers a pod whose secretKeyRef names a secret the namespace lacks."""
-    run = _cluster(tmp_path, {"mlpipeline-minio-artifact": {"accesskey": "a", "secretkey": "s"}})
+    run = _cluster(tmp_path, make_cluster, {})
     task = run.pipeline["root"]["dag"]["tasks"]["ImageExampleGen"]
     with pytest.raises(kfp_emulator.TaskFailed, match='secret "landmarks-s3" not found'):
         run.run_task("ImageExampleGen", task)
     assert not run.log  # no command ran
 
 
-def test_a_store_that_refuses_fails_the_task_in_one_line(tmp_path):
+def test_a_store_that_refuses_fails_the_task_in_one_line(tmp_path, make_cluster):
     """The task's own command, in its pod, against a store it cannot reach: one line saying
     what and why, no traceback, and nothing converted."""
-    run = _cluster(tmp_path, {"landmarks-s3": {"accesskey": "a", "secretkey": "s"}})
+    run = _cluster(tmp_path, make_cluster, {"landmarks-s3": {"accesskey": "a", "secretkey": "s"}})
     task = run.pipeline["root"]["dag"]["tasks"]["ImageExampleGen"]
     with pytest.raises(kfp_emulator.TaskFailed) as failed:
         run.run_task("ImageExampleGen", task)

@@ -10,17 +10,28 @@ import os
 
 import pytest
 
+from tests.conftest import unique
 from tests.kubeflow import kfp_emulator
 from tests.kubeflow.kfp_emulator import launcher
 
 ROOT = "minio://mlpipeline/v2/artifacts"
 # The task's command: writes `text` into each output's pod mirror and reports, for output
-# "out", the URI and metadata in REPORT (JSON), then exits with EXIT.
+# "out", the URI and metadata in REPORT (JSON), then exits with EXIT; writes what it sees of its
+# pod (user, capabilities, environment, /etc/hosts, namespace) to /tmp/pod.json.
 COMMAND = r"""
 import json, os, sys
 executor_input = json.loads(sys.argv[1])
 report = json.loads(os.environ.get("REPORT", "{}"))
 print("the task ran")
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+seen = {
+    "uid": os.getuid(), "gid": os.getgid(), "env": dict(os.environ),
+    "capabilities": int(status["CapEff"].strip(), 16), "no_new_privs": status["NoNewPrivs"].strip(),
+    "hosts": open("/etc/hosts").read(),
+    "namespace": open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read(),
+    "home_writable": os.access(os.environ.get("HOME", "/"), os.W_OK),
+}
+json.dump(seen, open("/tmp/pod.json", "w"))
 for key, value in executor_input["outputs"]["artifacts"].items():
     for artifact in value["artifacts"]:
         path = artifact["uri"].replace("minio://", "/minio/").replace("s3://", "/s3/")
@@ -79,36 +90,53 @@ def _package(parameters=None, definitions=None, importer=None, platform=None) ->
     }
 
 
-def _run(tmp_path, package, kfp_version="2.15.0", env=None, metadata=False, **kwargs):
-    store = None
-    if metadata:
-        os.makedirs(tmp_path / "metadata", exist_ok=True)
-        store = str(tmp_path / "metadata" / "metadata.sqlite")
-    return kfp_emulator.LocalSpecRunner(
+@pytest.fixture
+def run_on(make_cluster, tmp_path):
+    """run_on(package, kfp_version, env, metadata, root, cluster, namespace): a runner of the
+    package on an emulated install (standalone, the kubeflow namespace, by default)."""
+
+    def make(
         package,
+        kfp_version="2.15.0",
+        env=None,
+        metadata=False,
         root=ROOT,
-        workdir=str(tmp_path / "cluster"),
-        kfp_version=kfp_version,
-        env=env or {},
-        metadata=store,
-        **kwargs,
-    )
+        cluster=None,
+        namespace=None,
+    ):
+        store = None
+        if metadata:
+            folder = tmp_path / unique("metadata")
+            os.makedirs(folder)
+            store = str(folder / "metadata.sqlite")
+        return kfp_emulator.LocalSpecRunner(
+            package,
+            root=root,
+            cluster=cluster or make_cluster(kfp_version),
+            namespace=namespace,
+            env=env or {},
+            metadata=store,
+        )
+
+    return make
 
 
 def _task(run, name="a"):
     return run.pipeline["root"]["dag"]["tasks"][name]
 
 
-def test_an_output_outside_the_roots_prefix_fails_and_one_with_no_store_is_skipped(tmp_path):
+def test_an_output_outside_the_roots_prefix_fails_and_one_with_no_store_is_skipped(
+    run_on, seaweedfs
+):
     """KeyFromURI checks scheme, bucket and prefix (not the bucket alone); a URI the launcher
     has no mirror for is a warning, not a failure (before: any URI outside the bucket failed)."""
-    elsewhere = {"uri": "minio://mlpipeline/elsewhere/out", "metadata": {}}
-    first = _run(tmp_path, _package(), env={"REPORT": json.dumps(elsewhere)})
+    elsewhere = {"uri": f"minio://mlpipeline/{unique('elsewhere')}/out", "metadata": {}}
+    first = run_on(_package(), env={"REPORT": json.dumps(elsewhere)})
     with pytest.raises(kfp_emulator.TaskFailed, match='expected bucket prefix "minio://mlpipe'):
         first.run_task("a", _task(first))
-    assert not os.path.exists(first.stored("minio://mlpipeline/elsewhere"))  # nothing uploaded
+    assert not seaweedfs.keys(elsewhere["uri"].rsplit("/", 1)[0])  # nothing uploaded
     no_store = {"uri": "https://models.example/out", "metadata": {"kept": 1}}
-    run = _run(tmp_path / "2", _package(), env={"REPORT": json.dumps(no_store)})
+    run = run_on(_package(), env={"REPORT": json.dumps(no_store)})
     run.run_task("a", _task(run))
     assert run.outputs["a"]["out"][0]["uri"] == "https://models.example/out"  # recorded as is
     with pytest.raises(kfp_emulator.TaskFailed, match="has empty key"):
@@ -157,7 +185,7 @@ def test_an_optional_secret_tolerates_a_missing_key_as_kubernetes_does():
         launcher.secret_env(platform, "t", "e", {"s": {"k": "v"}}, (2, 15, 0))
 
 
-def test_the_importer_checks_the_scheme_from_2_3_and_reuses_a_matching_artifact(tmp_path):
+def test_the_importer_checks_the_scheme_from_2_3_and_reuses_a_matching_artifact(run_on):
     """importer_launcher.go 2.3.0: the scheme check and a fromEnv session (before: from
     2.4.1); FindMatchedArtifact: the same import again is the same artifact, unless reimport
     (before: a new one each time)."""
@@ -165,11 +193,11 @@ def test_the_importer_checks_the_scheme_from_2_3_and_reuses_a_matching_artifact(
         "artifactUri": {"constant": "https://host/w.h5"},
         "typeSchema": {"schemaTitle": "system.Model"},
     }
-    run = _run(tmp_path, _package(importer=importer), kfp_version="2.3.0")
+    run = run_on(_package(importer=importer), kfp_version="2.3.0")
     with pytest.raises(kfp_emulator.TaskFailed, match="No Provider scheme found in artifact Uri"):
         run.run_task("imp", _task(run, "imp"))
     importer["artifactUri"] = {"constant": f"{ROOT}/weights/w.h5"}
-    run = _run(tmp_path / "2", _package(importer=importer), kfp_version="2.3.0")
+    run = run_on(_package(importer=importer), kfp_version="2.3.0")
     run.run_task("imp", _task(run, "imp"))
     first = run.outputs["imp"]["artifact"][0]
     assert json.loads(first["metadata"]["store_session_info"])["Params"] == {"fromEnv": "true"}
@@ -180,7 +208,7 @@ def test_the_importer_checks_the_scheme_from_2_3_and_reuses_a_matching_artifact(
     assert run.outputs["imp"]["artifact"][0]["id"] != first["id"]
 
 
-def test_the_driver_checks_and_converts_input_parameters(tmp_path):
+def test_the_driver_checks_and_converts_input_parameters(run_on):
     """validateNonRoot / resolve.go: a STRING parameter takes a number as its text, another type
     refuses a string, a missing non-optional one with no default fails, a missing optional one
     is left out (before: every value passed as it was)."""
@@ -194,26 +222,26 @@ def test_the_driver_checks_and_converts_input_parameters(tmp_path):
         return {"runtimeValue": {"constant": value}}
 
     package = _package({"name": constant(5.0), "steps": constant(10)}, definitions)
-    run = _run(tmp_path, package)
+    run = run_on(package)
     run.run_task("a", _task(run))
     (_, argv) = run.log[-1]
     parameters = json.loads(argv[-1])["inputs"]["parameterValues"]
     assert parameters == {"name": "5", "steps": 10}
     package = _package({"name": constant("x"), "steps": constant("10")}, definitions)
-    run = _run(tmp_path / "2", package)
+    run = run_on(package)
     with pytest.raises(kfp_emulator.TaskFailed, match='"steps" type mismatch: expect NUMBER_INT'):
         run.run_task("a", _task(run))
-    run = _run(tmp_path / "3", _package({"name": constant("x")}, definitions))
+    run = run_on(_package({"name": constant("x")}, definitions))
     with pytest.raises(kfp_emulator.TaskFailed, match='non-optional parameter "steps"'):
         run.run_task("a", _task(run))
     assert not run.log  # refused before any pod
 
 
 @pytest.mark.parametrize("kfp_version", ["2.15.0", "2.16.1", "2.17.0"])
-def test_a_failed_task_is_published_failed_with_its_logs_from_2_16(tmp_path, kfp_version):
+def test_a_failed_task_is_published_failed_with_its_logs_from_2_16(run_on, seaweedfs, kfp_version):
     """launcher_v2.go 2.16: the executor-logs of a failed command are uploaded and recorded,
     no other output, and the execution FAILED (before: nothing uploaded or recorded)."""
-    run = _run(tmp_path, _package(), kfp_version, env={"EXIT": "1"}, metadata=True)
+    run = run_on(_package(), kfp_version, env={"EXIT": "1"}, metadata=True)
     with pytest.raises(kfp_emulator.TaskFailed, match="exited 1"):
         run.run_task("a", _task(run))
     assert run.states["a"] == "FAILED"
@@ -223,57 +251,222 @@ def test_a_failed_task_is_published_failed_with_its_logs_from_2_16(tmp_path, kfp
     assert set(run.outputs["a"]) == {"executor-logs"}
     logs = run.outputs["a"]["executor-logs"][0]["uri"]
     assert logs.endswith("executor-logs-0")  # the retry index, from 2.16.1
-    with open(run.stored(logs), encoding="utf-8") as f:
-        assert "the task ran" in f.read()
+    assert "the task ran" in seaweedfs.read(logs).decode()
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     config = pb.ConnectionConfig()
-    config.sqlite.filename_uri = str(tmp_path / "metadata" / "metadata.sqlite")
+    config.sqlite.filename_uri = run.metadata
     executions = metadata_store.MetadataStore(config).get_executions()
     assert [e.last_known_state for e in executions] == [pb.Execution.FAILED]
-
-
-KEYS = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
 
 
 @pytest.mark.parametrize(
     "uri, kfp_version, env, refused",
     [
-        # The ImageTree importer this package had: a tree in KFP's MinIO, another bucket.
+        # The ImageTree importer this package had: a tree in KFP's store, another bucket.
         ("minio://datasets/train", "2.15.0", {}, 'no driver registered for "minio"'),
         ("minio://datasets/train", "2.15.0", {"AWS_ACCESS_KEY_ID": "a"}, "no driver registered"),
         ("minio://datasets/train", "2.17.0", {}, "NoCredentialProviders"),
-        ("minio://datasets/train", "2.17.0", KEYS, "addresses AWS S3"),
-        ("minio://datasets/train", "2.17.0", {**KEYS, "AWS_ENDPOINT_URL": "http://m"}, "Bucket"),
+        ("minio://datasets/train", "2.17.0", "aws", "addresses AWS S3"),
         ("s3://landmarks/train", "2.15.0", {}, "NoCredentialProviders"),
-        (
-            "s3://landmarks/train",
-            "2.15.0",
-            {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"},
-            None,
-        ),
+        ("s3://landmarks/train", "2.15.0", "aws-no-region", "MissingRegion"),
+        ("s3://landmarks/train", "2.15.0", "aws", None),  # the AWS chain, at AWS
         ("minio://mlpipeline/datasets/train", "2.15.0", {}, None),  # the root's bucket
-        ("gs://landmarks/train", "2.15.0", {}, None),  # Google's default credentials
     ],
 )
 def test_an_input_outside_the_roots_bucket_gets_no_credentials(
-    tmp_path, monkeypatch, uri, kfp_version, env, refused
+    run_on, make_cluster, own_store, uri, kfp_version, env, refused
 ):
     """fetchNonDefaultBuckets / OpenBucket with no session (before: every input was copied,
-    whatever its bucket)."""
-    for name in (*KEYS, "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_WEB_IDENTITY_TOKEN_FILE"):
-        monkeypatch.delenv(name, raising=False)  # the pod's env is the test's, not this shell's
+    whatever its bucket). "AWS" is a second SeaweedFS here, reached with the pod's AWS_*."""
+    bucket = unique(uri.split("/")[2])
+    uri = uri.replace(uri.split("/")[2], bucket, 1) if "mlpipeline" not in uri else uri
+    store = own_store if uri.startswith("s3://") else None
+    if env in ("aws", "aws-no-region"):
+        keys = own_store.user_key(unique("reader"), bucket)
+        env = {"AWS_ACCESS_KEY_ID": keys[0], "AWS_SECRET_ACCESS_KEY": keys[1]}
+        env.update({"AWS_REGION": "eu-west-1"} if refused != "MissingRegion" else {})
+    cluster = make_cluster(kfp_version, aws=own_store)
+    (store or cluster.store).put(f"{uri}/0.jpg", b"jpeg")
     importer = {"artifactUri": {"constant": uri}, "typeSchema": {"schemaTitle": "system.Dataset"}}
-    run = _run(tmp_path, _package(importer=importer), kfp_version, env=env)
-    os.makedirs(run.stored(uri))
-    with open(os.path.join(run.stored(uri), "0.jpg"), "w") as f:
-        f.write("jpeg")
+    run = run_on(_package(importer=importer), kfp_version, env=env, cluster=cluster)
     run.run_task("imp", _task(run, "imp"))
     if refused:
         with pytest.raises(kfp_emulator.TaskFailed, match=refused):
             run.run_task("a", _task(run))
         assert not run.log  # before the command
+        assert run.states["a"] == "FAILED"  # published FAILED all the same
     else:
         run.run_task("a", _task(run))
         assert run.log[-1][0] == "a"
+        copied = os.path.join(run.pod, uri.replace("://", "/", 1), "0.jpg")
+        assert open(copied, "rb").read() == b"jpeg"  # downloaded into the pod's mirror
+
+
+def _seen(run) -> dict:
+    """What the task's command saw of its pod (COMMAND's /tmp/pod.json)."""
+    with open(os.path.join(run.pod, "tmp", "pod.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_the_root_is_the_runs_else_the_namespaces_else_kfps(make_cluster):
+    """driver/root_dag.go: the run's pipeline_root, else the namespace's kfp-launcher
+    defaultPipelineRoot (a profile's own from 2.15, sync.py), else the constant (before: the
+    constant whenever the run named none)."""
+    cluster = make_cluster("2.15.0", multi_user=True)
+    profile = cluster.add_profile()
+    package = _package()
+    in_profile = kfp_emulator.LocalSpecRunner(package, cluster=cluster, namespace=profile)
+    assert in_profile.root == f"minio://mlpipeline/private-artifacts/{profile}/v2/artifacts"
+    own = kfp_emulator.LocalSpecRunner(
+        package, "s3://mine/root", cluster=cluster, namespace=profile
+    )
+    assert own.root == "s3://mine/root"
+    standalone = kfp_emulator.LocalSpecRunner(package, cluster=make_cluster("2.15.0"))
+    assert standalone.root == "minio://mlpipeline/v2/artifacts"
+    with pytest.raises(ValueError, match="profile namespace"):
+        kfp_emulator.LocalSpecRunner(package, cluster=cluster)
+
+
+@pytest.mark.parametrize(
+    "kfp_version, multi_user, endpoint",
+    [
+        ("2.4.1", False, "{store}:9000"),  # the driver pod's MINIO_SERVICE_* service links
+        ("2.4.1", True, "minio-service.kubeflow:9000"),  # a profile's pod has none
+        ("2.15.0", True, "minio-service.kubeflow:9000"),  # the constant, SeaweedFS's alias
+        ("2.16.1", False, "seaweedfs.kubeflow:9000"),
+        ("2.17.0", True, "seaweedfs.kubeflow:9000"),
+    ],
+)
+def test_the_store_session_is_recorded_as_each_release_finds_its_store(
+    run_on, make_cluster, kfp_version, multi_user, endpoint
+):
+    """config/env.go getDefaultMinioSessionInfo per release, recorded in the run's context and
+    on every output (metadata/client.go, from 2.3; before: {"Provider": "local"})."""
+    cluster = make_cluster(kfp_version, multi_user=multi_user)
+    namespace = cluster.add_profile() if multi_user else None
+    run = run_on(_package(), cluster=cluster, namespace=namespace, root=None, metadata=True)
+    run.run_task("a", _task(run))
+    session = json.loads(run.outputs["a"]["out"][0]["metadata"]["store_session_info"])
+    assert session["Provider"] == "minio"
+    assert session["Params"]["endpoint"] == endpoint.format(store=cluster.store.address)
+    assert session["Params"]["secretName"] == "mlpipeline-minio-artifact"
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    config = pb.ConnectionConfig()
+    config.sqlite.filename_uri = run.metadata
+    (context,) = metadata_store.MetadataStore(config).get_contexts_by_type("system.PipelineRun")
+    properties = context.custom_properties
+    assert properties["pipeline_root"].string_value == run.root
+    assert json.loads(properties["store_session_info"].string_value) == session
+    assert properties["namespace"].string_value == (namespace or "kubeflow")
+
+
+@pytest.mark.parametrize(
+    "kfp_version, multi_user, services, links",
+    [
+        ("2.5.0", False, {"minio-service"}, True),
+        ("2.5.0", True, {"minio-service"}, False),
+        ("2.15.0", True, {"minio-service", "seaweedfs"}, False),
+        ("2.15.0", False, {"minio-service", "seaweedfs"}, True),
+        ("2.16.1", False, {"seaweedfs"}, False),
+        ("2.17.0", True, {"seaweedfs"}, False),
+    ],
+)
+def test_a_pod_sees_the_install_as_a_pod_of_that_release_does(
+    run_on, make_cluster, kfp_version, multi_user, services, links
+):
+    """Cluster DNS names the store's services the release's manifests define; service-link env
+    only in the kubeflow namespace where a minio-service exists (before: every pod got the test
+    process's MINIO_SERVICE_*); the image's USER, not root; from 2.16 no capabilities and no
+    privilege escalation (security_context.go)."""
+    cluster = make_cluster(kfp_version, multi_user=multi_user)
+    namespace = cluster.add_profile() if multi_user else None
+    run = run_on(_package(), cluster=cluster, namespace=namespace, root=None)
+    run.run_task("a", _task(run))
+    seen = _seen(run)
+    named = {line.split()[1].split(".")[0] for line in seen["hosts"].splitlines()[1:]}
+    assert named == services
+    assert ("MINIO_SERVICE_SERVICE_HOST" in seen["env"]) is links
+    assert seen["namespace"] == (namespace or "kubeflow")
+    image = kfp_emulator.image.read()
+    assert (seen["uid"], seen["gid"]) == (image.user, image.group) != (0, 0)
+    assert seen["home_writable"] and seen["env"]["HOME"] == image.home
+    assert not any(k.startswith("PYTEST") for k in seen["env"])  # nothing of the test process's
+    assert seen["capabilities"] == 0  # a non-root user has none at any release
+    from_2_16 = kfp_emulator.cluster.version(kfp_version) >= (2, 16, 0)
+    assert seen["no_new_privs"] == ("1" if from_2_16 else "0")
+
+
+def test_an_administrators_user_runs_the_step_from_2_16(run_on, make_cluster):
+    """DEFAULT_SECURITY_CONTEXT_RUN_AS_USER/GROUP (apiserver/common/config.go@2.17.0:46-49):
+    the user container runs as that user, whatever the image says."""
+    run = run_on(_package(), cluster=make_cluster("2.17.0", run_as_user=4321, run_as_group=4321))
+    run.run_task("a", _task(run))
+    assert (_seen(run)["uid"], _seen(run)["gid"]) == (4321, 4321)
+
+
+def test_a_profiles_key_cannot_write_kfps_shared_root_and_writes_its_own(run_on, make_cluster):
+    """Multi-user Kubeflow from 1.11 (KFP 2.15): the profile's key, with the profile
+    controller's policy, writes only its own prefixes. A run submitted with the root the
+    README once gave (minio://mlpipeline/v2/artifacts) fails at its first upload; SeaweedFS
+    refuses it. With no root the profile's own applies, and the upload goes through."""
+    cluster = make_cluster("2.15.0", multi_user=True)
+    profile = cluster.add_profile()
+    shared = run_on(_package(), cluster=cluster, namespace=profile, root=ROOT)
+    with pytest.raises(kfp_emulator.TaskFailed, match='upload output artifact "out".*AccessDenied'):
+        shared.run_task("a", _task(shared))
+    assert shared.states["a"] == "FAILED" and shared.log  # the command ran; the upload failed
+    own = run_on(_package(), cluster=cluster, namespace=profile, root=None)
+    own.run_task("a", _task(own))
+    uri = own.outputs["a"]["out"][0]["uri"]
+    assert uri.startswith(f"minio://mlpipeline/private-artifacts/{profile}/v2/artifacts/")
+    assert cluster.store.read(uri + "/data.txt") == b"written"
+
+
+def test_an_s3_root_is_opened_with_the_namespaces_providers_entry(run_on, make_cluster, own_store):
+    """config/s3.go: an s3:// root with a kfp-launcher `providers.s3` entry is opened at its
+    endpoint with its secret's keys, read through the Kubernetes API; without the secret the
+    task fails before its command (launcher_v2.go Execute opens the root's bucket first)."""
+    bucket = unique("artifacts")
+    keys = own_store.user_key(unique("pipelines"), bucket)
+    cluster = make_cluster("2.17.0")
+    endpoint = cluster.add_store("store.example", own_store)
+    providers = {
+        "s3": {
+            "default": {
+                "endpoint": endpoint,
+                "region": "eu-west-1",
+                "disableSSL": True,
+                "credentials": {
+                    "fromEnv": False,
+                    "secretRef": {
+                        "secretName": "store-keys",
+                        "accessKeyKey": "AWS_ACCESS_KEY_ID",
+                        "secretKeyKey": "AWS_SECRET_ACCESS_KEY",
+                    },
+                },
+            }
+        }
+    }
+    import yaml
+
+    cluster.namespace("kubeflow").configmaps["kfp-launcher"] = {
+        "providers": yaml.safe_dump(providers)
+    }
+    missing = run_on(_package(), cluster=cluster, root=f"s3://{bucket}/root")
+    with pytest.raises(kfp_emulator.TaskFailed, match='secrets "store-keys" not found'):
+        missing.run_task("a", _task(missing))
+    assert not missing.log
+    cluster.secrets("kubeflow")["store-keys"] = dict(
+        zip(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), keys, strict=True)
+    )
+    run = run_on(_package(), cluster=cluster, root=f"s3://{bucket}/root")
+    run.run_task("a", _task(run))
+    uri = run.outputs["a"]["out"][0]["uri"]
+    assert own_store.read(uri + "/data.txt") == b"written"
+    assert "store.example" in _seen(run)["hosts"]  # the pods reach it by name too
+    session = json.loads(run.session_info)
+    assert session["Params"]["endpoint"] == endpoint and session["Params"]["fromEnv"] == "false"

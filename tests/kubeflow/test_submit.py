@@ -62,3 +62,9 @@ def test_submit_starts_a_run_with_its_pipeline_root_through_kfps_own_client(
 
     code = cli.main(["submit", package, "--pipeline-root", "/mnt/root"])
     assert code == 2 and "/mnt/root cannot be used" in capsys.readouterr().err
+
+    # No root: the run takes its namespace's (a profile's own on multi-user Kubeflow).
+    code = cli.main(["submit", package, "--host", "http://kfp", "--namespace", "team-a"])
+    assert code == 0 and "the namespace's default" in capsys.readouterr().out
+    method, url, body = sent[-1]
+    assert url.endswith("/runs") and not body["runtime_config"].get("pipeline_root")

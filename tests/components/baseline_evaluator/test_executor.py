@@ -9,17 +9,20 @@ import pytest
 
 from components.baseline_evaluator import executor
 from tests.kubeflow.kfp_emulator import record_outputs
+from tests.kubeflow.kfp_emulator.metadata import metadata_service
 
 MODEL = {"instanceSchema": "title: tfx.Model\ntype: object\n"}
 BLESSING = {"instanceSchema": "title: tfx.ModelBlessing\ntype: object\n"}
 
 
-def _evaluate(store, pipeline, run, model_uri, blessed, namespace="kubeflow"):
+def _evaluate(store, pipeline, run, model_uri, blessed, namespace="kubeflow", session=None):
     """Records a Trainer and an Evaluator task of one run, as the launcher does."""
     os.makedirs(model_uri, exist_ok=True)
     model = {"model": [{"type": MODEL, "uri": model_uri}]}
     record_outputs(store, pipeline, run, "Trainer", model, namespace)
     metadata = {"blessed": blessed, "current_model": model_uri, "current_model_id": 7}
+    if session:
+        metadata["store_session_info"] = session
     blessing = {"type": BLESSING, "uri": f"{model_uri}-blessing", "metadata": metadata}
     record_outputs(store, pipeline, run, "Evaluator", {"blessing": [blessing]}, namespace)
 
@@ -39,6 +42,22 @@ def test_latest_blessed_model_of_this_pipeline(tmp_path):
     assert found == str(models / "m1")
 
 
+def test_the_baseline_comes_with_the_store_the_launcher_wrote_it_to(tmp_path):
+    """From 2.3 the launcher records its store session on every output: the endpoint, region
+    and secret of the run's root, which the baseline's copy then reads from."""
+    store = str(tmp_path / "metadata.sqlite")
+    session = (
+        '{"Provider":"minio","Params":{"disableSSL":"true","endpoint":"seaweedfs.kubeflow:9000",'
+        '"fromEnv":"false","region":"minio","secretName":"mlpipeline-minio-artifact"}}'
+    )
+    _evaluate(store, "images", "run1", str(tmp_path / "m1"), 1, session=session)
+    found = executor.latest_blessed(executor.connect(f"sqlite:{store}"), "images")
+    assert found == executor.Baseline(str(tmp_path / "m1"), session)
+    _evaluate(store, "images", "run2", str(tmp_path / "m2"), 1)  # 2.2: none recorded
+    found = executor.latest_blessed(executor.connect(f"sqlite:{store}"), "images")
+    assert found == executor.Baseline(str(tmp_path / "m2"), None)
+
+
 def test_only_runs_of_this_namespace_count_on_multi_user_kubeflow(tmp_path):
     store = str(tmp_path / "metadata.sqlite")
     models = tmp_path / "models"
@@ -49,7 +68,7 @@ def test_only_runs_of_this_namespace_count_on_multi_user_kubeflow(tmp_path):
         executor.PIPELINE_NAME_ENV: "images",
         executor.NAMESPACE_ENV: "team-a",
     }
-    assert executor.find_baseline(environ) == str(models / "ours")
+    assert executor.find_baseline(environ).uri == str(models / "ours")
     assert executor.find_baseline({**environ, executor.NAMESPACE_ENV: "team-c"}) is None
     (tmp_path / "namespace").write_text("team-b\n")  # the pod's service account file
     no_env = {k: v for k, v in environ.items() if k != executor.NAMESPACE_ENV}
@@ -77,70 +96,19 @@ def test_an_unreachable_service_is_a_clear_error():
         executor.find_baseline({executor.METADATA_SERVICE_ENV: "127.0.0.1:1"})
 
 
-def _grpc_service(path: str):
-    """KFP's metadata gRPC service in miniature: every RPC of ML Metadata's own service
-    definition (ml_metadata/proto/metadata_store_service.proto), served by ML Metadata's own
-    store on the SQLite file. Only the transport is this test's: the client under test is
-    ml_metadata's gRPC client, as in the Evaluator's pod."""
-    from concurrent import futures
-
-    import grpc
-    from ml_metadata import errors
-    from ml_metadata.proto import metadata_store_service_pb2
-
-    store = executor.connect(f"sqlite:{path}")
-    service = metadata_store_service_pb2.DESCRIPTOR.services_by_name["MetadataStoreService"]
-
-    def handler(method):
-        response_class = getattr(metadata_store_service_pb2, method.output_type.name)
-
-        def serve(request, context):
-            response = response_class()
-            try:
-                store._call_method(method.name, request, response)
-            except errors.StatusError as e:
-                context.abort(grpc.StatusCode(_grpc_code(e.error_code)), str(e))
-            return response
-
-        request_class = getattr(metadata_store_service_pb2, method.input_type.name)
-        return grpc.unary_unary_rpc_method_handler(
-            serve,
-            request_deserializer=request_class.FromString,
-            response_serializer=response_class.SerializeToString,
-        )
-
-    server = grpc.server(futures.ThreadPoolExecutor(2))
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                service.full_name, {m.name: handler(m) for m in service.methods}
-            ),
-        )
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    return server, port
-
-
-def _grpc_code(error_code: int):
-    import grpc
-
-    return next(c for c in grpc.StatusCode if c.value[0] == error_code)
-
-
 def test_the_grpc_client_path_reads_the_clusters_service(tmp_path):
     store = str(tmp_path / "metadata.sqlite")
     models = tmp_path / "models"
     _evaluate(store, "images", "run1", str(models / "ours"), 1, namespace="team-a")
     _evaluate(store, "images", "run2", str(models / "theirs"), 1, namespace="team-b")
-    server, port = _grpc_service(store)
+    server, port = metadata_service(store)
     try:
         environ = {
             executor.METADATA_SERVICE_ENV: f"127.0.0.1:{port}",  # as --metadata-service sets it
             executor.PIPELINE_NAME_ENV: "images",
             executor.NAMESPACE_ENV: "team-a",
         }
-        assert executor.find_baseline(environ) == str(models / "ours")
+        assert executor.find_baseline(environ).uri == str(models / "ours")
         assert executor.find_baseline({**environ, executor.PIPELINE_NAME_ENV: "other"}) is None
     finally:
         server.stop(None)

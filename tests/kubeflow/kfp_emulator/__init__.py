@@ -37,8 +37,17 @@ as it fails on a cluster.
   metadata.py  ML Metadata filled as the launcher fills it
 """
 
+from tests.kubeflow.kfp_emulator.cluster import DEFAULT_PIPELINE_ROOT, KUBEFLOW, Cluster
 from tests.kubeflow.kfp_emulator.metadata import record_outputs
-from tests.kubeflow.kfp_emulator.runner import DEFAULT_PIPELINE_ROOT, LocalSpecRunner
+from tests.kubeflow.kfp_emulator.runner import LocalSpecRunner
 from tests.kubeflow.kfp_emulator.spec import TaskFailed, load_spec
 
-__all__ = ["DEFAULT_PIPELINE_ROOT", "LocalSpecRunner", "TaskFailed", "load_spec", "record_outputs"]
+__all__ = [
+    "DEFAULT_PIPELINE_ROOT",
+    "KUBEFLOW",
+    "Cluster",
+    "LocalSpecRunner",
+    "TaskFailed",
+    "load_spec",
+    "record_outputs",
+]

@@ -1,6 +1,7 @@
 """The launcher's and the driver's rules a task's parameters and artifacts go through, per
 release (`kfp`, a version tuple), each read from kubeflow/pipelines `backend/src/v2/` at the
-tag cited beside it. runner.py applies them in the order a task meets them.
+tag cited beside it. runner.py applies them in the order a task meets them; which bucket a URI
+opens with which keys is cluster.py's (open_bucket).
 """
 
 from __future__ import annotations
@@ -12,61 +13,12 @@ from typing import Any
 
 from tests.kubeflow.kfp_emulator.spec import TaskFailed
 
-# Credentials the AWS SDK's default chain finds in a pod's environment (env, web identity).
-AWS_ENV_CREDENTIALS = (
-    ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
-    ("AWS_WEB_IDENTITY_TOKEN_FILE",),
-)
-
 
 def prefixed_bucket(root: str) -> str:
     """objectstore/config.go PrefixedBucket (2.2.0 :80, 2.17.0): scheme + path.Join(bucket,
     prefix), no trailing slash."""
     scheme, _, rest = root.partition("://")
     return f"{scheme}://" + "/".join(part for part in rest.split("/") if part)
-
-
-def input_bucket_refusal(
-    key: str, uri: str, root: str, env: Mapping[str, str], kfp: tuple[int, ...]
-) -> str | None:
-    """Why the launcher cannot open the bucket of input `key` at `uri`, or None.
-
-    component/launcher_v2.go fetchNonDefaultBuckets (2.15.0 :774-812): an input not under the
-    root's PrefixedBucket gets the root's session only when in the same scheme and bucket;
-    otherwise objectstore.OpenBucket with no session (object_store.go 2.15.0 :42-89):
-    gocloud's blob.OpenBucket of the bare URL, which has an s3 and a gs driver but no "minio"
-    one; s3blob's default opener takes the AWS SDK's default chain (the pod's env) and AWS's
-    endpoint, gcsblob Google's default credentials (Workload Identity). From 2.17.0
-    (object_store.go :91-105, :318-375) minio:// and s3:// build newS3Client(ctx, nil, nil):
-    the AWS SDK's default config from the env, for both, virtual-hosted at AWS (or at the
-    env's AWS_ENDPOINT_URL), which KFP's path-style MinIO does not answer."""
-    if uri.startswith(prefixed_bucket(root)) or uri.startswith("oci://"):
-        return None
-    scheme, _, rest = uri.partition("://")
-    bucket = rest.split("/")[0]
-    if f"{scheme}://{bucket}" == "/".join(root.split("/")[:3]):
-        return None  # the root's bucket, another path: the root's session
-    failed = f'failed to open bucket for output artifact "{key}" with uri "{uri}": '
-    if scheme == "minio" and kfp < (2, 17, 0):
-        return failed + (
-            f'Failed to open bucket "{bucket}": open blob.Bucket: no driver registered for '
-            f'"minio" for URL "minio://{bucket}"'
-        )
-    if scheme in ("s3", "minio") and not any(
-        all(env.get(n) for n in c) for c in AWS_ENV_CREDENTIALS
-    ):
-        return (
-            f'failed to download input artifact "{key}" from remote storage URI "{uri}": '
-            "NoCredentialProviders: no valid providers in chain (the launcher reads a bucket "
-            "other than the root's with the pod's AWS_* only)"
-        )
-    if scheme == "minio":  # 2.17: no endpoint override, path style or SSL setting
-        return (
-            f'failed to download input artifact "{key}" from remote storage URI "{uri}": '
-            "NoSuchBucket (newS3Client with no session addresses AWS S3, or AWS_ENDPOINT_URL "
-            "virtual-hosted, not the cluster's MinIO)"
-        )
-    return None
 
 
 def upload_key(name: str, uri: str, root: str, local: str | None) -> str | None:

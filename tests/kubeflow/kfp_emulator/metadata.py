@@ -54,10 +54,13 @@ def record_outputs(
     outputs: dict,
     namespace: str = "kubeflow",
     state: str = "COMPLETE",
+    pipeline_root: str = "",
+    store_session_info: str = "",
 ) -> None:
     """Records a task's execution (`state`: COMPLETE or FAILED) and output artifacts in a
     SQLite ML Metadata store, in the types and contexts the KFP v2 launcher uses on a
-    cluster."""
+    cluster: the run's context with its namespace, root and store session (metadata/client.go
+    GetPipeline, 2.15.0 :330-350)."""
     import ml_metadata as mlmd
     from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -79,6 +82,8 @@ def record_outputs(
     if "namespace" not in run.custom_properties:  # metadata/client.go GetPipeline (2.17.0)
         run.custom_properties["namespace"].string_value = namespace
         run.custom_properties["resource_name"].string_value = "run-resource"
+        run.custom_properties["pipeline_root"].string_value = pipeline_root
+        run.custom_properties["store_session_info"].string_value = store_session_info
         store.put_contexts([run])
     if not store.get_parent_contexts_by_context(run.id):
         store.put_parent_contexts([pb.ParentContext(child_id=run.id, parent_id=pipeline.id)])
@@ -97,3 +102,56 @@ def record_outputs(
             event.path.steps.add().key = key
             pairs.append((recorded, event))
     store.put_execution(execution, pairs, [pipeline, run])
+
+
+def metadata_service(path: str, address: str = "127.0.0.1", port: int = 0):
+    """KFP's metadata gRPC service in miniature: every RPC of ML Metadata's own service
+    definition (ml_metadata/proto/metadata_store_service.proto), served by ML Metadata's own
+    store on the SQLite file the launcher emulation records into. Only the transport is the
+    emulator's: the client is ml_metadata's gRPC client, as in the Evaluator's pod. Returns
+    (server, port)."""
+    from concurrent import futures
+
+    import grpc
+    import ml_metadata as mlmd
+    from ml_metadata import errors
+    from ml_metadata.proto import metadata_store_pb2, metadata_store_service_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = (
+        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    )
+    store = mlmd.MetadataStore(config)
+    service = metadata_store_service_pb2.DESCRIPTOR.services_by_name["MetadataStoreService"]
+
+    def handler(method):
+        response_class = getattr(metadata_store_service_pb2, method.output_type.name)
+
+        def serve(request, context):
+            response = response_class()
+            try:
+                store._call_method(method.name, request, response)
+            except errors.StatusError as e:
+                code = next(c for c in grpc.StatusCode if c.value[0] == e.error_code)
+                context.abort(code, str(e))
+            return response
+
+        request_class = getattr(metadata_store_service_pb2, method.input_type.name)
+        return grpc.unary_unary_rpc_method_handler(
+            serve,
+            request_deserializer=request_class.FromString,
+            response_serializer=response_class.SerializeToString,
+        )
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                service.full_name, {m.name: handler(m) for m in service.methods}
+            ),
+        )
+    )
+    port = server.add_insecure_port(f"{address}:{port}")
+    server.start()
+    return server, port

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -23,9 +22,9 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow
 from kubeflow.entrypoint import BUCKET_SCHEMES, local_path
-from tests.kubeflow.kfp_emulator import launcher
+from tests.kubeflow.kfp_emulator import image, launcher, pod
+from tests.kubeflow.kfp_emulator.cluster import KUBEFLOW, Bucket, Cluster
 from tests.kubeflow.kfp_emulator.metadata import record_outputs, round_trip
-from tests.kubeflow.kfp_emulator.pod import host_path, run_in_pod
 from tests.kubeflow.kfp_emulator.spec import (
     EXECUTOR_INPUT_PLACEHOLDER,
     OPEN_SOURCE,
@@ -37,11 +36,13 @@ from tests.kubeflow.kfp_emulator.spec import (
 )
 
 
-def hidden_by_pod_tmp(*paths: str) -> tuple[str, ...]:
-    """The paths a pod's own /tmp would hide (a checkout or a virtual environment cloned under
-    /tmp, as CI may): shared into the pod at their own place, as the image holds its code."""
-    hidden = sorted({p for p in map(os.path.realpath, paths) if p.startswith("/tmp/")})
-    return tuple(p for p in hidden if not any(p.startswith(q + "/") for q in hidden))
+def image_paths() -> tuple[str, ...]:
+    """What the image holds that an emulated pod takes from this machine: the checkout (the
+    image's WORKDIR, code and all), the virtual environment and the interpreter it links to,
+    shared into every pod at their own places (under the pod's own /tmp too, where a CI clone
+    may lie, or in a folder others may not enter, such as /root)."""
+    paths = sorted({os.path.realpath(p) for p in (WORKDIR, sys.prefix, sys.base_prefix)})
+    return tuple(p for p in paths if not any(p.startswith(q + "/") for q in paths))
 
 
 # The image's WORKDIR (kubeflow/Dockerfile /pipeline, holding the code): this checkout.
@@ -49,69 +50,71 @@ WORKDIR = os.path.dirname(os.path.dirname(os.path.abspath(kubeflow.__file__)))
 
 
 class LocalSpecRunner:
-    """Runs the tasks of a compiled spec with local artifact URIs under `root`."""
+    """Runs the tasks of a compiled spec: on an emulated KFP install (`cluster`) for a `.yaml`
+    package, with local artifact URIs under `root` for a `.json` PipelineJob."""
 
     def __init__(
         self,
         spec: dict,
-        root: str,
+        root: str | None = None,
         parameters: Mapping[str, Any] | None = None,
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
         timeout_s: int = 1200,
         metadata: str | None = None,
-        kfp_version: str = "2.15.0",
-        workdir: str | None = None,
-        secrets: Mapping[str, Mapping[str, str]] | None = None,
+        cluster: Cluster | None = None,
+        namespace: str | None = None,
         volumes: tuple[str, ...] = (),
     ):
         """Args:
         spec: from load_spec.
-        root: the run's pipeline root (open-source backend); where artifacts go when the spec
-          names none (Vertex).
+        root: the run's pipeline root (open-source backend: None for none, as a run created
+          without one); where artifacts go when the spec names none (Vertex).
         parameters: runtime parameter values over the spec's defaults.
-        env: environment of every task; on the open-source launcher it overrides the spec's
-          container env (e.g. to point the baseline lookup at a local store).
+        env: more environment for every task (e.g. TensorFlow's log level); on the open-source
+          launcher a pod's environment is otherwise the image's, the spec's, its secrets' and
+          Kubernetes' service links, nothing of this process's.
         metadata: open-source launcher: the SQLite ML Metadata file to record into.
-        kfp_version: open-source launcher: the backend release whose driver and launcher
-          contract to follow, "2.2.0" to "2.17.0".
-        workdir: open-source launcher: a local folder standing for the cluster: `buckets/`
-          (the object store: minio://b/k is buckets/minio/b/k) and `pods/` (each task's local
-          mirror of its artifacts, as the launcher makes it in the pod).
-        secrets: open-source launcher: the namespace's Kubernetes secrets, {name: {key:
-          value}}, for the package's platform spec (secretAsEnv).
+        cluster: open-source launcher: the KFP install the run goes to (cluster.py).
+        namespace: open-source launcher: the run's namespace: `kubeflow` on a standalone
+          install, a profile's on a multi-user one.
         volumes: open-source launcher: folders of this machine every pod mounts at their own
           path, as a PersistentVolume (a local image tree); the folder of `metadata`, the
           cluster's metadata service here, is one.
         """
         self.pipeline = spec["pipelineSpec"]
         self.platform = spec.get("platformSpec", {}).get("platforms", {}).get("kubernetes", {})
-        self.secrets = {name: dict(data) for name, data in (secrets or {}).items()}
         self.launcher = spec.get("launcher", VERTEX)
         self._v2_1 = self.pipeline.get("schemaVersion", "").startswith("2.1")
+        self.cluster = cluster
+        self.run_id = uuid.uuid4().hex[:12]
         if self.launcher == OPEN_SOURCE:
-            # The run's pipeline_root; the package's defaultPipelineRoot is never read by the
-            # backend (driver/root_dag.go, 2.17.0 :97-115: the run's, else the kfp-launcher
-            # ConfigMap's, else minio://mlpipeline/v2/artifacts).
-            self.root = (root or DEFAULT_PIPELINE_ROOT).rstrip("/")
+            if cluster is None:
+                raise ValueError("the open-source launcher runs on an emulated cluster.")
+            self.namespace = namespace or (None if cluster.multi_user else KUBEFLOW)
+            if self.namespace is None:
+                raise ValueError("a multi-user install runs pipelines in a profile namespace.")
+            self.kfp = cluster.kfp
+            self.root = cluster.pipeline_root(root, self.namespace)
             if not self.root.startswith(BUCKET_SCHEMES):  # objectstore/config.go (2.17.0 :137)
                 raise ValueError(
                     f'parse bucket config failed: unsupported Cloud bucket: "{self.root}"'
                 )
-            if workdir is None:
-                raise ValueError("the open-source launcher needs a workdir for its buckets.")
-            self.buckets = os.path.join(workdir, "buckets")
-            self.pods = os.path.join(workdir, "pods")
+            # The root driver, in the run's namespace: the session recorded in the run context.
+            driver_env = cluster.service_links(self.namespace)
+            self.session = cluster.store_session(self.root, self.namespace, driver_env)
+            self.session_info = session_json(self.session)
+            self.pods = os.path.join(cluster.workdir, "pods")
+            self.image = image.read()
         else:
             self.root = os.path.abspath(self.pipeline.get("defaultPipelineRoot") or root)
-        self.run_id = uuid.uuid4().hex[:12]
+            self.kfp = ()
         self.metadata = metadata
+        if metadata:
+            _writable_by_anyone(os.path.dirname(metadata))  # the service's, not a pod user's
         self.volumes = (
-            tuple(volumes)
-            + ((os.path.dirname(metadata),) if metadata else ())
-            + hidden_by_pod_tmp(WORKDIR, sys.prefix)
+            tuple(volumes) + ((os.path.dirname(metadata),) if metadata else ()) + image_paths()
         )
-        self.kfp = tuple(int(p) for p in kfp_version.split(".")[:3])
         self._next_id = 0
         runtime = spec.get("runtimeConfig", {})
         self.parameters = {
@@ -154,50 +157,94 @@ class LocalSpecRunner:
             raise ValueError(f"task {name}: executor {sorted(executor)} is not a container.")
         container = executor["container"]
         if self.launcher == OPEN_SOURCE:
-            pipeline_name = self.pipeline["pipelineInfo"]["name"]
-            task_root = "/".join((self.root, pipeline_name, self.run_id, name))
-            if self.kfp >= (2, 4, 0):
-                # driver/driver.go provisionOutputs (2.4.1 :1588): a fresh uuid per execution.
-                task_root += "/" + uuid.uuid4().hex
-            self.pod = os.path.join(self.pods, f"{name}-{uuid.uuid4().hex[:8]}")
-        else:
-            task_root = os.path.join(self.root, name)
+            self._run_on_cluster(name, task, component, container)
+            return
+        executor_input = self._executor_input(name, task, component, os.path.join(self.root, name))
+        for artifacts in executor_input["outputs"]["artifacts"].values():
+            for artifact in artifacts["artifacts"]:
+                os.makedirs(artifact["uri"], exist_ok=True)
+        pre_cache = container.get("lifecycle", {}).get("preCacheCheck")
+        if pre_cache:  # ExampleGen's driver: computes span and fingerprint (Vertex only)
+            self._call(name + ":driver", pre_cache["command"], pre_cache["args"], executor_input)
+        self._call(name, container["command"], container.get("args", []), executor_input)
+        self.outputs[name] = self._merge_output(executor_input)
+
+    def _run_on_cluster(self, name: str, task: dict, component: dict, container: dict) -> None:
+        """A container task as the driver and launcher run it: its pod (env, secrets, user),
+        the root's bucket opened and every input downloaded, the command, then its outputs
+        uploaded and recorded; a failure on the way published FAILED."""
+        pipeline_name = self.pipeline["pipelineInfo"]["name"]
+        task_root = "/".join((self.root, pipeline_name, self.run_id, name))
+        if self.kfp >= (2, 4, 0):
+            # driver/driver.go provisionOutputs (2.4.1 :1588): a fresh uuid per execution.
+            task_root += "/" + uuid.uuid4().hex
+        self.pod = os.path.join(self.pods, f"{name}-{uuid.uuid4().hex[:8]}")
         executor_input = self._executor_input(name, task, component, task_root)
-        env = None
-        if self.launcher == OPEN_SOURCE:
-            spec_env = {e["name"]: e["value"] for e in container.get("env", [])}
-            spec_env.update(self._secret_env(name, component["executorLabel"]))
-            env = {**self.env, **spec_env, **self.env_overrides}
+        env = self._pod_env(name, component, container)  # a missing secret: the pod never starts
+        security = self._security()
+        pod.prepare(
+            self.pod, self.cluster.hosts(), self.namespace, self.image.home, security=security
+        )
+        try:
+            # launcher_v2.go Execute (2.15.0 :210-224): the root's bucket, opened with the run's
+            # store session, then downloadArtifacts; an error fails the task before its command.
+            self._root_bucket = self.cluster.open_bucket(
+                self.root, self.session, self.namespace, env
+            )
             self._download_inputs(executor_input, env)
-        else:
-            for artifacts in executor_input["outputs"]["artifacts"].values():
-                for artifact in artifacts["artifacts"]:
-                    os.makedirs(artifact["uri"], exist_ok=True)
-            pre_cache = container.get("lifecycle", {}).get("preCacheCheck")
-            if pre_cache:  # ExampleGen's driver: computes span and fingerprint (Vertex only)
-                self._call(
-                    name + ":driver", pre_cache["command"], pre_cache["args"], executor_input
-                )
+        except TaskFailed:
+            self._publish_failed(name, executor_input, logs=False)
+            raise
+        for mirror in pod.MIRRORS:
+            pod.give(os.path.join(self.pod, mirror), security)
         try:
             self._call(name, container["command"], container.get("args", []), executor_input, env)
-        except TaskFailed:
-            if self.launcher == OPEN_SOURCE:
-                # launcher_v2.go Execute: the execution is published FAILED (a deferred
-                # publish: 2.2.0 :142, to 2.17.0); from 2.16.0 (:415-428; 2.17.0 :786-790) with its
-                # executor-logs uploaded and recorded, and no other output.
-                self.outputs[name] = {}
-                if self.kfp >= (2, 16, 0):
-                    logs = self._merge_output(executor_input, only=(EXECUTOR_LOGS,))
-                    self.outputs[name] = logs
-                    self._upload_outputs(logs)
-                    self._as_recorded(name, logs)
-                self._record(name, "FAILED")
-            raise
-        self.outputs[name] = self._merge_output(executor_input)
-        if self.launcher == OPEN_SOURCE:
+            self.outputs[name] = self._merge_output(executor_input)
             self._upload_outputs(self.outputs[name])
-            self._as_recorded(name, self.outputs[name])
-            self._record(name)
+        except TaskFailed:
+            self._publish_failed(name, executor_input)
+            raise
+        self._as_recorded(name, self.outputs[name])
+        self._record(name)
+
+    def _publish_failed(self, name: str, executor_input: dict, logs: bool = True) -> None:
+        """launcher_v2.go Execute: the execution is published FAILED (a deferred publish: 2.2.0
+        :142, to 2.17.0), whatever failed, before the command too; from 2.16.0 (:415-428;
+        2.17.0 :786-790) with its executor-logs uploaded and recorded, and no other output."""
+        self.outputs[name] = {}
+        if logs and self.kfp >= (2, 16, 0):
+            written = self._merge_output(executor_input, only=(EXECUTOR_LOGS,))
+            try:
+                self._upload_outputs(written)
+                self.outputs[name] = written
+                self._as_recorded(name, written)
+            except TaskFailed:
+                pass  # the logs could not be kept either
+        self._record(name, "FAILED")
+
+    def _pod_env(self, name: str, component: dict, container: dict) -> dict[str, str]:
+        """The user container's environment: the image's ENV (kubeflow/Dockerfile), Kubernetes'
+        service links of the namespace, the spec's env, the secrets' (secretAsEnv, appended
+        after it: driver/k8s.go@2.17.0:380-382), and the test's extras."""
+        env = {"PATH": os.path.dirname(self.python) + os.pathsep + SYSTEM_PATH}
+        env.update(self.image.env)
+        env.update(self.cluster.service_links(self.namespace))
+        env.update({e["name"]: e["value"] for e in container.get("env", [])})
+        env.update(self._secret_env(name, component["executorLabel"]))
+        env.update(self.env_overrides)
+        return env
+
+    def _security(self) -> pod.Security:
+        """The image's USER, or the administrator's runAsUser/runAsGroup from 2.16
+        (security_context.go@2.17.0 applySecurityContextToExecutorTemplate); from 2.16 with
+        every capability dropped and no privilege escalation."""
+        user, group = self.image.user, self.image.group
+        if self.kfp >= (2, 16, 0):
+            if self.cluster.run_as_user is not None:
+                user = self.cluster.run_as_user
+            if self.cluster.run_as_group is not None:
+                group = self.cluster.run_as_group
+        return pod.Security(user, group, drop_capabilities=self.kfp >= (2, 16, 0))
 
     def _record(self, task: str, state: str = "COMPLETE") -> None:
         """The task's outputs into the ML Metadata store, when the run has one."""
@@ -205,7 +252,15 @@ class LocalSpecRunner:
         if self.metadata:
             pipeline_name = self.pipeline["pipelineInfo"]["name"]
             record_outputs(
-                self.metadata, pipeline_name, self.run_id, task, self.outputs[task], state=state
+                self.metadata,
+                pipeline_name,
+                self.run_id,
+                task,
+                self.outputs[task],
+                namespace=self.namespace,
+                state=state,
+                pipeline_root=self.root,
+                store_session_info=self.session_info,
             )
 
     def _import(self, task: dict, importer: dict) -> dict:
@@ -328,51 +383,100 @@ class LocalSpecRunner:
 
     def _secret_env(self, name: str, executor_label: str) -> dict[str, str]:
         """The pod's env from the package's secretAsEnv (launcher.secret_env)."""
-        return launcher.secret_env(self.platform, name, executor_label, self.secrets, self.kfp)
+        secrets = self.cluster.secrets(self.namespace)
+        return launcher.secret_env(self.platform, name, executor_label, secrets, self.kfp)
 
-    def stored(self, uri: str) -> str:
-        """Where the emulated object store keeps `uri`."""
-        return local_path(uri, self.buckets)
+    def _bucket_of(self, key: str, uri: str, env: Mapping[str, str]) -> Bucket:
+        """launcher_v2.go fetchNonDefaultBuckets (2.15.0 :774-812, 2.17.0 :1006-1049): the
+        root's bucket for an input under the root, the root's session for another path of the
+        same scheme and bucket, and no session for any other bucket (cluster.open_bucket)."""
+        if uri.startswith(launcher.prefixed_bucket(self.root)):
+            return self._root_bucket
+        scheme, bucket = uri.split("://")[0], uri.split("://", 1)[1].split("/")[0]
+        same = (scheme, bucket) == (self.root.split("://")[0], split_uri(self.root)[0])
+        try:
+            return self.cluster.open_bucket(
+                uri, self.session if same else None, self.namespace, env
+            )
+        except TaskFailed as e:
+            raise TaskFailed(
+                f'failed to open bucket for output artifact "{key}" with uri "{uri}": {e}'
+            ) from None
 
     def _download_inputs(self, executor_input: dict, env: Mapping[str, str]) -> None:
-        """launcher_v2.go downloadArtifacts (2.2.0 :392, 2.17.0 :691): every input copied whole
-        into the pod's mirror, from a bucket the launcher can open (launcher.
-        input_bucket_refusal); then prepareOutputFolders: the parent of every output's mirror."""
-        for key, value in executor_input["inputs"]["artifacts"].items():
-            for artifact in value["artifacts"]:
-                uri = artifact["uri"]
-                refusal = launcher.input_bucket_refusal(key, uri, self.root, env, self.kfp)
-                if refusal:
-                    raise TaskFailed(refusal)
-                stored, mirror = self.stored(uri), self._local(uri)
-                os.makedirs(os.path.dirname(mirror), exist_ok=True)
-                _copy(stored, mirror)
-                if self.kfp < (2, 17, 0) and not uri.endswith("/"):
-                    # objectstore/object_store.go DownloadBlob (2.2.0 :122-149, 2.15.0
-                    # :127-154) lists by a plain string prefix: "data/train" also brings
-                    # "data/train2/..." beside it (path-prefix match from 2.17.0, #12928).
-                    folder, base = os.path.split(stored.rstrip("/"))
-                    beside = os.path.dirname(mirror.rstrip("/"))
-                    for sibling in os.listdir(folder) if os.path.isdir(folder) else []:
-                        if sibling.startswith(base) and sibling != base:
-                            _copy(os.path.join(folder, sibling), os.path.join(beside, sibling))
+        """launcher_v2.go downloadArtifacts (2.2.0 :392, 2.15.0 :695, 2.17.0 :691): every
+        input's bucket opened first (_bucket_of), then each input copied whole into the pod's
+        mirror (DownloadBlob); then prepareOutputFolders: the parent of every output's
+        mirror."""
+        inputs = [
+            (key, artifact["uri"])
+            for key, value in executor_input["inputs"]["artifacts"].items()
+            for artifact in value["artifacts"]
+            if local_path(artifact["uri"]) is not None  # else skipped with a warning
+        ]
+        buckets = {uri: self._bucket_of(key, uri, env) for key, uri in inputs}
+        for key, uri in inputs:
+            try:
+                self._download(buckets[uri], split_uri(uri)[1], self._local(uri))
+            except TaskFailed as e:
+                raise TaskFailed(
+                    f'failed to download input artifact "{key}" from remote storage URI '
+                    f'"{uri}": {e}'
+                ) from None
         for value in executor_input["outputs"]["artifacts"].values():
             for artifact in value["artifacts"]:
                 os.makedirs(os.path.dirname(self._local(artifact["uri"])), exist_ok=True)
 
+    def _download(self, bucket: Bucket, blob_dir: str, local_dir: str) -> None:
+        """objectstore DownloadBlob (object_store.go 2.15.0 :127-154, 2.17.0 :171-205): every
+        key listed with `blob_dir` as a plain string prefix, written at its path relative to
+        it (filepath.Rel): before 2.17 "data/train" also brings "data/train2/..." beside it,
+        and a `dir/` marker object becomes a file (kubeflow/pipelines#13476); from 2.17 only
+        keys under the path (isBlobKeyUnderPrefix), and none that would land outside."""
+        for key in bucket.keys(blob_dir):
+            under = key == blob_dir.rstrip("/") or key.startswith(blob_dir.rstrip("/") + "/")
+            if self.kfp >= (2, 17, 0) and not under:
+                continue
+            relative = os.path.relpath(key, blob_dir) if key.rstrip("/") != blob_dir else "."
+            path = os.path.normpath(os.path.join(local_dir, relative))
+            if self.kfp >= (2, 17, 0) and not (path + "/").startswith(local_dir.rstrip("/") + "/"):
+                raise TaskFailed(f"path traversal detected: blob key {key!r} resolves to {path!r}")
+            bucket.download(key, path)
+
     def _upload_outputs(self, outputs: dict[str, list[dict]]) -> None:
-        """launcher_v2.go uploadOutputArtifacts (2.2.0 :419, 2.17.0 :778): each output's mirror
-        to the store under its key (launcher.upload_key), files only (no folder markers); a
+        """launcher_v2.go uploadOutputArtifacts (2.2.0 :419, 2.15.0 :616-649, 2.17.0 :778):
+        each output's mirror to the root's bucket under its key (launcher.upload_key), files
+        only (UploadBlob walks files: no folder markers, nothing for an empty folder); a
         missing mirror is only a warning there."""
         for name, artifacts in outputs.items():
             for artifact in artifacts:
-                local = self._local(artifact["uri"])
-                key = launcher.upload_key(name, artifact["uri"], self.root, local)
-                if key is None:
+                uri = artifact["uri"]
+                local = self._local(uri)
+                if launcher.upload_key(name, uri, self.root, local) is None:
                     continue  # "does not have a recognized storage URI": skipped
-                stored = self.stored(artifact["uri"])
-                os.makedirs(os.path.dirname(stored), exist_ok=True)
-                _copy(local, stored)
+                if not os.path.exists(local):
+                    continue  # "Local filepath does not exist": components may write nothing
+                key = split_uri(uri)[1]
+                files = [(local, key)]
+                if os.path.isdir(local):
+                    files = [
+                        (
+                            os.path.join(folder, n),
+                            key
+                            + "/"
+                            + os.path.relpath(os.path.join(folder, n), local).replace(os.sep, "/"),
+                        )
+                        for folder, _, names in os.walk(local)
+                        for n in sorted(names)
+                    ]
+                try:
+                    for path, object_key in files:
+                        self._root_bucket.upload(path, object_key)
+                except TaskFailed as e:
+                    raise TaskFailed(
+                        f'failed to upload output artifact "{name}" to remote storage URI '
+                        f'"{uri}": {e}'
+                    ) from None
 
     def _as_recorded(self, task: str, outputs: dict[str, list[dict]]) -> None:
         """Each output as the launcher records it in ML Metadata (metadata/client.go
@@ -384,8 +488,8 @@ class LocalSpecRunner:
                 self._next_id += 1
                 artifact["id"] = str(self._next_id)
                 metadata = {"display_name": key, **artifact.get("metadata", {})}
-                if self.kfp >= (2, 3, 0):
-                    metadata["store_session_info"] = json.dumps({"Provider": "local"})
+                if self.kfp >= (2, 3, 0):  # client.go 2.3.0 :924-930: the run's root session
+                    metadata.setdefault("store_session_info", self.session_info)
                 for name, value in metadata.items():
                     if value is None:
                         raise TaskFailed(
@@ -409,8 +513,15 @@ class LocalSpecRunner:
         json_format.Parse(serialized, pipeline_spec_pb2.ExecutorInput())
         self.log.append((label, argv))
         if self.launcher == OPEN_SOURCE:
-            done = run_in_pod(
-                self.pod, argv, env or self.env, WORKDIR, self.volumes, self.timeout_s
+            done = pod.run_in_pod(
+                self.pod,
+                argv,
+                env or self.env,
+                WORKDIR,
+                self.volumes,
+                self.timeout_s,
+                security=self._security(),
+                home=self.image.home,
             )
         else:
             done = subprocess.run(
@@ -436,7 +547,7 @@ class LocalSpecRunner:
             return outputs
         path = executor_input["outputs"]["outputFile"]
         if self.launcher == OPEN_SOURCE:  # the pod's path
-            path = host_path(self.pod, path)
+            path = pod.host_path(self.pod, path)
         if not os.path.exists(path):
             return outputs
         with open(path, encoding="utf-8") as f:
@@ -463,15 +574,28 @@ class LocalSpecRunner:
 
 
 EXECUTOR_LOGS = "executor-logs"
-DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"  # config/env.go (2.2.0 :36, 2.17.0 :38)
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _copy(source: str, target: str) -> None:
-    """An object (a file) or a prefix (a folder) from store to pod or back; nothing if absent."""
-    if os.path.isdir(source):
-        shutil.copytree(source, target, dirs_exist_ok=True)
-    elif os.path.exists(source):
-        shutil.copyfile(source, target)
+def session_json(session: dict) -> str:
+    """A SessionInfo as Go's json.Marshal writes it (root_dag.go: recorded in the run's
+    context and, from 2.3, on every output artifact): Provider, then Params by key."""
+    params = dict(sorted(session.get("Params", {}).items()))
+    return json.dumps({"Provider": session["Provider"], "Params": params}, separators=(",", ":"))
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key) of scheme://bucket/key."""
+    bucket, _, key = uri.split("://", 1)[1].partition("/")
+    return bucket, key
+
+
+def _writable_by_anyone(folder: str) -> None:
+    """A volume every pod's user writes (the metadata store stands for a cluster service)."""
+    os.makedirs(folder, exist_ok=True)
+    os.chmod(folder, 0o777)
+    for name in os.listdir(folder):
+        os.chmod(os.path.join(folder, name), 0o666)
 
 
 def _output_definitions(component: dict) -> dict:
