@@ -39,8 +39,9 @@ PYTEST := $(VENV)/bin/pytest -n auto --dist loadfile --no-loadscope-reorder
 test: setup
 	$(PYTEST) -m "not contracts"
 
-# The whole Kubeflow package under KFP 2.4.1, 2.5.0, 2.16.1 and 2.17.0's contracts too, and
-# 2.15.0's with a backbone from a weights file (about 4 minutes on 2 cores).
+# The whole Kubeflow package on the other installs: standalone KFP 2.4.1, 2.5.0 and 2.16.1, a
+# profile namespace of multi-user 2.17.0, 2.15.0's with data in a store of the user's own and a
+# backbone, and an s3:// root (make test runs 2.15.0's profile; about 4 minutes on 2 cores).
 test-contracts: setup
 	$(VENV)/bin/pytest -n auto -m contracts tests/kubeflow
 

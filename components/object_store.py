@@ -188,7 +188,7 @@ def session_endpoint(session: dict | str | None) -> tuple[str | None, str | None
 
 def data_environ(environ=os.environ) -> dict[str, str]:
     """The users' data store's settings (IMGTFX_DATA_*, DATA_ENV) under the names Store reads;
-    KFP's MinIO service address as it is."""
+    the service-link address of KFP's store (MINIO_SERVICE_SERVICE_HOST/PORT) as it is."""
     found = {name: environ[name] for name in MINIO_SERVICE_ENV if name in environ}
     found.update({ours: environ[env] for env, ours in DATA_ENV.items() if environ.get(env)})
     return found

@@ -118,8 +118,8 @@ def compile_spec(args) -> int:
     if runner.needs_launcher_config(args.target):
         launcher_config = runner.launcher_config_file(args.target.output)
         print(
-            f"the KFP launcher needs the root's store in the runs' namespace: kubectl -n "
-            f"NAMESPACE patch configmap kfp-launcher --type merge --patch-file {launcher_config}"
+            "the KFP launcher needs the root's store in the runs' namespace: "
+            f"kubectl -n NAMESPACE apply -f {launcher_config}"
         )
     return 0
 

@@ -216,11 +216,12 @@ class StoreSecret:
 
     Attributes:
       name: the secret, in the run's namespace.
-      endpoint: host[:port] or URL of an S3-compatible store; None: KFP's MinIO for minio://
-        (minio-service.kubeflow:9000), AWS's regional endpoint for s3://.
+      endpoint: host[:port] or URL of an S3-compatible store; None: KFP's own store for
+        minio:// (found in the pod: components/object_store.py), AWS's regional endpoint for
+        s3://.
       region: the store's region (signing); None: 'minio' for minio://, us-east-1 for s3://.
       access_key_key, secret_key_key: the secret's keys holding the access key and the secret
-        key (KFP's MinIO secret's: accesskey, secretkey).
+        key (KFP's own secret's: accesskey, secretkey).
       disable_ssl: an endpoint without a scheme is http://, not https://.
     """
 
@@ -340,7 +341,7 @@ def multi_user_notes(target: KubeflowTarget, uris: tuple[str, ...]) -> list[str]
             "on multi-user Kubeflow (1.11 and later), a profile's key reads only "
             f"{KFP_BUCKET}private/<namespace>/, {KFP_BUCKET}shared/ and {KFP_BUCKET}artifacts/: "
             f"{', '.join(refused)} would be refused there (kubeflow/README.md, 'Multi-user "
-            "Kubeflow')."
+            "Kubeflow: a profile namespace')."
         )
     root = target.pipeline_root or ""
     if root.startswith(KFP_BUCKET) and not root[len(KFP_BUCKET) :].startswith(

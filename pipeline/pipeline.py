@@ -58,7 +58,7 @@ STEP_CODE = {
     "Evaluator": (
         "components/image_evaluator",
         "components/baseline_evaluator",
-        "components/object_store.py",  # the baseline's copy out of MinIO or S3
+        "components/object_store.py",  # the baseline's copy out of KFP's store or S3
         "pipeline/metrics.py",  # the eval config's metric module
         "pipeline/configs.py",  # the metric names it reads
         *_CONTRACT,

@@ -3,10 +3,12 @@ the test process's SeaweedFS."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.conftest import unique
-from tests.kubeflow import kfp_emulator
+from tests.kubeflow import kfp_emulator, toy
 
 
 @pytest.fixture
@@ -24,3 +26,34 @@ def make_cluster(seaweedfs, tmp_path):
     yield make
     for cluster in made:
         cluster.close()
+
+
+@pytest.fixture
+def run_on(make_cluster, tmp_path):
+    """run_on(package, kfp_version, env, metadata, root, cluster, namespace): a runner of the
+    package on an emulated install (standalone, the kubeflow namespace, by default)."""
+
+    def make(
+        package,
+        kfp_version="2.15.0",
+        env=None,
+        metadata=False,
+        root=toy.ROOT,
+        cluster=None,
+        namespace=None,
+    ):
+        store = None
+        if metadata:
+            folder = tmp_path / unique("metadata")
+            os.makedirs(folder)
+            store = str(folder / "metadata.sqlite")
+        return kfp_emulator.LocalSpecRunner(
+            package,
+            root=root,
+            cluster=cluster or make_cluster(kfp_version),
+            namespace=namespace,
+            env=env or {},
+            metadata=store,
+        )
+
+    return make

@@ -38,3 +38,31 @@ def compile_to(tmp_path, name="pipeline.json", **kwargs):
     defaults.update(kwargs)
     compile_package(output, **defaults)
     return kfp_emulator.load_spec(output)
+
+
+def kfp_requests(argv: list[str], monkeypatch) -> tuple[int, list[tuple[str, str, dict | None]]]:
+    """`imgtfx argv`'s exit code and the HTTP requests kfp.Client itself built for it (only the
+    network is replaced: (method, URL, JSON body)), a run and an experiment created."""
+    import json
+
+    import urllib3
+
+    from imgtfx import cli
+
+    sent = []
+
+    def answer(self, method, url, fields=None, headers=None, **kwargs):
+        sent.append((method, url, json.loads(kwargs["body"]) if kwargs.get("body") else None))
+        data = {}
+        if method == "POST" and url.endswith("/experiments"):
+            data = {"experiment_id": "exp-1"}
+        elif method == "POST" and url.endswith("/runs"):
+            data = {"run_id": "run-1"}
+        return urllib3.HTTPResponse(
+            body=json.dumps(data).encode(), status=200, headers={"Content-Type": "application/json"}
+        )
+
+    with monkeypatch.context() as patch:
+        patch.setattr(urllib3.PoolManager, "request", answer)
+        code = cli.main(argv)
+    return code, sent

@@ -19,10 +19,9 @@ from imgtfx.sample_data import write_digits_tree
 from kubeflow import entrypoint, runner
 from pipeline.run_config import IMAGES_PARAMETER
 from tests.conftest import unique
-from tests.kubeflow import kfp_emulator
+from tests.kubeflow import kfp_emulator, readme
 from tests.kubeflow.packages import IMAGE, compile_package
 from trainer import model
-from trainer.options import TrainerOptions
 
 LOG_LEVEL = {"TF_CPP_MIN_LOG_LEVEL": "3"}  # the only environment the test adds to a pod
 
@@ -60,86 +59,112 @@ def _put_digits(store, uri: str, digits: dict) -> None:
             "2.17.0", "profile", "profile", False, marks=pytest.mark.contracts, id="2.17.0-profile"
         ),
         pytest.param(
-            "2.17.0", "s3-root", "own", False, marks=pytest.mark.contracts, id="2.17.0-s3-root"
+            "2.17.0",
+            "s3-root",
+            "root-store",
+            False,
+            marks=pytest.mark.contracts,
+            id="2.17.0-s3-root",
         ),
     ],
 )
 def test_the_package_runs_on_each_install_as_people_install_kubeflow(
-    tmp_path, make_cluster, own_store, kfp_version, install, data, backbone
+    tmp_path, make_cluster, own_store, monkeypatch, kfp_version, install, data, backbone
 ):
-    """Every task's own command in its pod, as the image's user, on local copies of its inputs,
-    outputs uploaded with the namespace's key and recorded in ML Metadata as the cluster
-    records them, through to a pushed model; then the Evaluator again, which finds that model
-    through the cluster's metadata service and copies it out of the store the launcher
-    recorded, and compares against it. Compiled as kubeflow/README.md says for that install:
-    no --pipeline-root (the namespace's own applies), KFP's own secret for KFP's store, a
-    --data-secret for data in a store of the user's, an --object-store-secret (and the
-    kfp-launcher providers entry compile writes) for an s3:// root."""
+    """The commands kubeflow/README.md gives for that install, run as a user copies them
+    (tests/kubeflow/readme.py), then every task's own command in its pod, as the image's user,
+    on local copies of its inputs, outputs uploaded with the namespace's key and recorded in ML
+    Metadata as the cluster records them, through to a pushed model; then the Evaluator again,
+    which finds that model through the cluster's metadata service and copies it out of the
+    store the launcher recorded, and compares against it."""
+    from imgtfx import cli
+
     digits = write_digits_tree(str(tmp_path / "digits"), limit=240)
     cluster = make_cluster(kfp_version, multi_user=install == "profile")
     namespace = cluster.add_profile() if install == "profile" else kfp_emulator.KUBEFLOW
     secrets = cluster.secrets(namespace)
-    flags: dict = {}
-    run_root = None  # the run names none: the namespace's default root
-    if data == "profile":  # the profile's own prefix of KFP's store, its own key reads it
-        tree = f"minio://mlpipeline/private/{namespace}/{unique('digits')}"
-    elif data == "kfp":  # a bucket of KFP's store, read with KFP's (admin) key
-        tree = f"minio://{unique('datasets')}/digits"
-    else:  # a store of the user's own, its own keys and region
-        bucket = unique("landmarks")
+    spec_file = str(tmp_path / "pipeline.yaml")
+    replace = {'"$IMAGE"': IMAGE, "image-classification.": spec_file[: -len("yaml")]}
+    heading = {
+        "profile": "Multi-user Kubeflow: a profile namespace",
+        "standalone": "Standalone Kubeflow Pipelines",
+        "s3-root": "A root in your own S3 bucket",
+    }[install]
+    if install == "profile":
+        replace["PROFILE"] = namespace
+    elif install == "standalone":
+        replace["minio://datasets/"] = f"minio://{unique('datasets')}/"
+    else:  # the root in an S3-compatible store of the user's own, data in it too
+        bucket = unique("pipelines")
+        replace["s3://pipelines/"] = f"s3://{bucket}/"
+        keys = own_store.user_key(unique("pipelines"), bucket)
+        secrets["pipeline-root-store"] = {"accesskey": keys[0], "secretkey": keys[1]}
+        cluster.add_store("minio.storage.svc", own_store)
+    install_commands = readme.commands(heading, replace=replace)
+    compile_argv = next(
+        c
+        for c in install_commands
+        if c[0] == "compile" and (install != "s3-root" or "pipeline-root-store" in " ".join(c))
+    )
+    root = compile_argv[compile_argv.index("--pipeline-root") + 1] if install == "s3-root" else None
+    submit_argv = next(
+        c
+        for c in install_commands
+        if c[0] == "submit" and (root is None or c[-1] == root)  # its --pipeline-root, last
+    )
+    if data == "own":  # the tree in a store of the user's own: section 3's S3-compatible command
+        bucket = unique("datasets")
         keys = own_store.user_key(unique("reader"), bucket)
-        secrets["landmarks-s3"] = {"accesskey": keys[0], "secretkey": keys[1]}
-        endpoint = cluster.add_store("s3.landmarks.example", own_store)
-        flags["data_secret"] = (
-            f"landmarks-s3,endpoint={endpoint},disableSSL=true,region=ap-northeast-2"
+        secrets["datasets-store"] = {"AWS_ACCESS_KEY_ID": keys[0], "AWS_SECRET_ACCESS_KEY": keys[1]}
+        cluster.add_store("minio.data.svc", own_store)
+        compile_argv = next(
+            c
+            for c in readme.commands(
+                "3. Data in your own bucket",
+                replace={**replace, "s3://datasets/": f"s3://{bucket}/"},
+            )
+            if "datasets-store" in " ".join(c)
         )
-        tree = f"s3://{bucket}/train"
-    if install == "s3-root":  # the root in the user's own S3-compatible bucket
-        runs = unique("runs")
-        keys = own_store.user_key(unique("pipelines"), runs)
-        secrets["store-keys"] = {"AWS_ACCESS_KEY_ID": keys[0], "AWS_SECRET_ACCESS_KEY": keys[1]}
-        endpoint = cluster.add_store("store.example", own_store)
-        flags["object_store_secret"] = (
-            f"store-keys,endpoint={endpoint},disableSSL=true,region=eu-west-1,"
-            "accessKeyKey=AWS_ACCESS_KEY_ID,secretKeyKey=AWS_SECRET_ACCESS_KEY"
-        )
-        run_root = flags["pipeline_root"] = f"s3://{runs}/pipeline-root"
-    _put_digits(cluster.store if tree.startswith("minio://") else own_store, tree, digits)
-    trainer_options = TrainerOptions(image_size=16, batch_size=8, filters=(8, 16))
+    tree = compile_argv[compile_argv.index("--images") + 1]
+    assert compile_argv[compile_argv.index("--labels") + 1] == tree + ".csv"
+    store_of_tree = cluster.store if tree.startswith("minio://") else own_store
+    store_of_tree.put_tree(digits["images"], tree)
+    with open(digits["labels_csv"], "rb") as f:
+        store_of_tree.put(tree + ".csv", f.read())
+    store_of_tree.put(tree + "-more/0/x.jpg", b"not read")  # a sibling whose name extends it
+    compile_argv += ["--train-steps", "10", "--image-size", "16", "--batch-size", "8"]
+    compile_argv += ["--min-accuracy", "0"]
     weights = None
     if backbone:  # a backbone whose weights file is an imported artifact, in shared/
         from trainer import backbones
 
         weights = f"minio://mlpipeline/shared/{unique('weights')}/mobilenet_v3_small_notop.h5"
-        trainer_options = TrainerOptions(
-            image_size=32, batch_size=8, backbone="mobilenet_v3_small", weights=weights
-        )
         network = backbones.build("mobilenet_v3_small", 32)
         network.set_weights([w + 0.125 for w in network.get_weights()])
         network.save_weights(str(tmp_path / "weights.h5"))
         with open(tmp_path / "weights.h5", "rb") as f:
             cluster.store.put(weights, f.read())
-    spec_file = str(tmp_path / "pipeline.yaml")
-    compile_package(
-        spec_file,
-        images=tree,
-        image=IMAGE,
-        labels_csv=tree + "/labels.csv",
-        train_steps=10,
-        trainer_options=trainer_options,
-        min_accuracy=0.0,
-        **flags,
-    )
-    if install == "s3-root":  # kubectl -n NAMESPACE patch configmap kfp-launcher ...
-        with open(runner.launcher_config_file(spec_file), encoding="utf-8") as f:
-            patch = yaml.safe_load(f)
-        cluster.namespace(namespace).configmaps.setdefault("kfp-launcher", {}).update(patch["data"])
+        compile_argv += ["--backbone", "mobilenet_v3_small", "--weights", weights]
+        compile_argv[compile_argv.index("--image-size") + 1] = "32"
+    assert cli.main(compile_argv) == 0
+    if install == "s3-root":  # kubectl -n NAMESPACE apply -f pipeline.kfp-launcher.yaml
+        applied = readme.commands(heading, program="kubectl", replace=replace)
+        config_file = runner.launcher_config_file(spec_file)
+        assert ["-n", "NAMESPACE", "apply", "-f", config_file] in applied
+        with open(config_file, encoding="utf-8") as f:
+            configmap = yaml.safe_load(f)
+        cluster.namespace(namespace).configmaps.setdefault("kfp-launcher", {}).update(
+            configmap["data"]
+        )
+    sent = readme.submitted(submit_argv, monkeypatch)["runtime_config"]
+    run_root = sent.get("pipeline_root") or None  # none: the namespace's own
     os.makedirs(tmp_path / "metadata")  # the cluster's metadata service, over a SQLite file
     store = str(tmp_path / "metadata" / "metadata.sqlite")
     cluster.serve_metadata(store)
     run = kfp_emulator.LocalSpecRunner(
         kfp_emulator.load_spec(spec_file),
         root=run_root,
+        parameters=sent.get("parameters"),
         cluster=cluster,
         namespace=namespace,
         env=LOG_LEVEL,
@@ -159,9 +184,10 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
         "standalone": "minio://mlpipeline/v2/artifacts/",
         "s3-root": f"{run_root}/",
     }[install]
+    assert (run_root is None) is (install != "s3-root")  # the README's submit names no root
     assert examples["uri"].startswith(expected_root + "image-classification/")
     assert examples["metadata"]["examples"] == 240  # every digit read from the pod's copy
-    in_tree = sum(len(names) for _, _, names in os.walk(digits["images"])) + 1  # and the CSV
+    in_tree = sum(len(names) for _, _, names in os.walk(digits["images"]))
     assert examples["metadata"]["files_seen"] == in_tree  # the sibling folder's not among them
     uploaded = artifacts.keys(examples["uri"], as_namespace)
     assert any(k.startswith("Split-train/") for k in uploaded)

@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from components.object_store import ObjectStoreError, data_environ
 from kubeflow import entrypoint
 from tests.conftest import unique
-from tests.kubeflow import kfp_emulator
+from tests.kubeflow import kfp_emulator, readme
 from tests.kubeflow.packages import IMAGE, compile_package
 
 ROOT = "minio://mlpipeline/v2/artifacts"
@@ -22,6 +22,7 @@ EXAMPLE_GEN = "ImageExampleGen_executor"
 
 
 def _compile(tmp_path, capsys, *flags):
+    """imgtfx compile with `flags`, for a package in a standalone install's default root."""
     from imgtfx import cli
 
     output = str(tmp_path / "pipeline.yaml")
@@ -47,45 +48,55 @@ DATA_KEYS = ("IMGTFX_DATA_ACCESS_KEY_ID", "IMGTFX_DATA_SECRET_ACCESS_KEY")
 
 
 @pytest.mark.parametrize(
-    "flags, secret, keys, env",
+    "heading, marker, secret, keys, env",
     [
-        (  # KFP's own MinIO, another bucket: KFP's secret, KFP's MinIO endpoint
-            ["--images", "minio://datasets/landmarks/train", "--labels", "minio://datasets/l.csv"],
+        (  # KFP's own store, another bucket (standalone): KFP's secret, the store found in-pod
+            "Standalone Kubeflow Pipelines",
+            "minio://datasets",
+            "mlpipeline-minio-artifact",
+            ("accesskey", "secretkey"),
+            {},
+        ),
+        (  # the profile's own prefix: the profile's key, in the same secret
+            "Multi-user Kubeflow: a profile namespace",
+            "minio://mlpipeline/private/",
             "mlpipeline-minio-artifact",
             ("accesskey", "secretkey"),
             {},
         ),
         (  # AWS S3
-            [
-                "--images",
-                "s3://my-landmarks/train",
-                "--data-secret",
-                "landmarks-s3,region=ap-northeast-2",
-            ],
+            "3. Data in your own bucket",
+            "landmarks-s3",
             "landmarks-s3",
             ("accesskey", "secretkey"),
             {"IMGTFX_DATA_REGION": "ap-northeast-2"},
         ),
         (  # an S3-compatible store of one's own (another MinIO, Ceph), keys named as AWS names
-            [
-                "--images",
-                "s3://datasets/landmarks/train",
-                "--data-secret",
-                "datasets-store,endpoint=minio.data.svc:9000,disableSSL=true,"
-                "accessKeyKey=AWS_ACCESS_KEY_ID,secretKeyKey=AWS_SECRET_ACCESS_KEY",
-            ],
+            "3. Data in your own bucket",
+            "datasets-store",
             "datasets-store",
             ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
             {"IMGTFX_DATA_ENDPOINT": "http://minio.data.svc:9000"},
         ),
-        (["--images", "gs://my-landmarks/train"], None, None, {}),  # Workload Identity
+        ("3. Data in your own bucket", "gs://my-landmarks", None, None, {}),  # Workload Identity
     ],
-    ids=["minio", "aws-s3", "s3-compatible", "gcs"],
+    ids=["kfp-store", "profile", "aws-s3", "s3-compatible", "gcs"],
 )
 def test_each_store_s_compile_command_names_the_secret_image_example_gen_reads(
-    tmp_path, capsys, flags, secret, keys, env
+    tmp_path, capsys, heading, marker, secret, keys, env
 ):
-    code, output, err = _compile(tmp_path, capsys, *flags)
+    """The README's compile command for each store, as a user copies it."""
+    from imgtfx import cli
+
+    output = str(tmp_path / "pipeline.yaml")
+    replace = {'"$IMAGE"': IMAGE, "image-classification.yaml": output, "PROFILE": "team-a"}
+    (argv,) = [
+        c
+        for c in readme.commands(heading, replace=replace)
+        if c[0] == "compile" and marker in " ".join(c)
+    ]
+    code = cli.main(argv)
+    err = capsys.readouterr().err
     assert code == 0, err
     spec, secret_as_env, container_env = _read_back(output)
     if secret is None:
@@ -223,3 +234,41 @@ def test_a_store_that_refuses_fails_the_task_in_one_line(tmp_path, make_cluster)
     assert "ImageExampleGen cannot copy its data into the pod: cannot reach" in message
     assert "http://127.0.0.1:1/landmarks" in message
     assert "Traceback" not in message
+
+
+@pytest.mark.parametrize(
+    "heading, root",
+    [
+        ("Multi-user Kubeflow: a profile namespace", None),
+        ("Standalone Kubeflow Pipelines", None),
+        ("A root in your own S3 bucket", "s3://my-pipelines/root"),
+        ("A root in your own S3 bucket", "s3://pipelines/root"),
+    ],
+)
+def test_each_installs_commands_compile_and_submit_as_the_readme_says(
+    tmp_path, capsys, monkeypatch, heading, root
+):
+    """Section 2's commands, copied as they are: the package compiles with no note of what the
+    install would refuse, the kfp-launcher ConfigMap it writes is the one the README applies,
+    and the run is created with the root the README names (none: the namespace's own)."""
+    from imgtfx import cli
+
+    spec = str(tmp_path / "image-classification.")
+    replace = {'"$IMAGE"': IMAGE, "image-classification.": spec, "PROFILE": "team-a"}
+    commands = readme.commands(heading, replace=replace)
+    for argv in commands:
+        if argv[0] != "compile" or (root and f"--pipeline-root {root}" not in " ".join(argv)):
+            continue
+        assert cli.main(argv) == 0
+        err = capsys.readouterr().err
+        assert "error" not in err
+        # KFP's store outside a profile's prefixes: fine here, and noted for multi-user users.
+        assert ("note: on multi-user Kubeflow" in err) is heading.startswith("Standalone")
+    written = os.path.exists(spec + "kfp-launcher.yaml")
+    assert written is (root == "s3://pipelines/root")  # an S3-compatible root's providers entry
+    if written:
+        applied = readme.commands(heading, program="kubectl", replace=replace)
+        assert ["-n", "NAMESPACE", "apply", "-f", spec + "kfp-launcher.yaml"] in applied
+    (submit,) = [c for c in commands if c[0] == "submit" and (not root or c[-1] == root)]
+    sent = readme.submitted(submit, monkeypatch)["runtime_config"]
+    assert (sent.get("pipeline_root") or None) == root

@@ -13,116 +13,9 @@ import pytest
 from tests.conftest import unique
 from tests.kubeflow import kfp_emulator
 from tests.kubeflow.kfp_emulator import launcher
-
-ROOT = "minio://mlpipeline/v2/artifacts"
-# The task's command: writes `text` into each output's pod mirror and reports, for output
-# "out", the URI and metadata in REPORT (JSON), then exits with EXIT; writes what it sees of its
-# pod (user, capabilities, environment, /etc/hosts, namespace) to /tmp/pod.json.
-COMMAND = r"""
-import json, os, sys
-executor_input = json.loads(sys.argv[1])
-report = json.loads(os.environ.get("REPORT", "{}"))
-print("the task ran")
-status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
-seen = {
-    "uid": os.getuid(), "gid": os.getgid(), "env": dict(os.environ),
-    "capabilities": int(status["CapEff"].strip(), 16), "no_new_privs": status["NoNewPrivs"].strip(),
-    "hosts": open("/etc/hosts").read(),
-    "namespace": open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read(),
-    "home_writable": os.access(os.environ.get("HOME", "/"), os.W_OK),
-}
-json.dump(seen, open("/tmp/pod.json", "w"))
-for key, value in executor_input["outputs"]["artifacts"].items():
-    for artifact in value["artifacts"]:
-        path = artifact["uri"].replace("minio://", "/minio/").replace("s3://", "/s3/")
-        if key != "executor-logs" and path.startswith("/"):
-            os.makedirs(path, exist_ok=True)
-            open(os.path.join(path, "data.txt"), "w").write("written")
-output = executor_input["outputs"]["outputFile"]
-os.makedirs(os.path.dirname(output), exist_ok=True)
-json.dump({"artifacts": {"out": {"artifacts": [report]}}} if report else {}, open(output, "w"))
-sys.exit(int(os.environ.get("EXIT", "0")))
-"""
-
-
-def _package(parameters=None, definitions=None, importer=None, platform=None) -> dict:
-    """Task `a` (a container with output `out`), after importer task `imp` when `importer`
-    (an ImporterSpec) is given, whose artifact is `a`'s input `data`."""
-    artifact = {"artifactType": {"schemaTitle": "system.Artifact", "schemaVersion": "0.0.1"}}
-    component = {
-        "executorLabel": "exec-a",
-        "outputDefinitions": {"artifacts": {"out": artifact}},
-        "inputDefinitions": {"parameters": definitions or {}},
-    }
-    task = {
-        "componentRef": {"name": "comp-a"},
-        "taskInfo": {"name": "a"},
-        "inputs": {"parameters": parameters or {}},
-    }
-    components = {"comp-a": component}
-    executors = {
-        "exec-a": {"container": {"image": "x", "command": ["python", "-c", COMMAND, "{{$}}"]}}
-    }
-    tasks = {"a": task}
-    if importer:
-        components["comp-imp"] = {
-            "executorLabel": "exec-imp",
-            "outputDefinitions": {"artifacts": {"artifact": artifact}},
-        }
-        executors["exec-imp"] = {"importer": importer}
-        tasks["imp"] = {"componentRef": {"name": "comp-imp"}, "taskInfo": {"name": "imp"}}
-        task["dependentTasks"] = ["imp"]
-        task["inputs"]["artifacts"] = {
-            "data": {"taskOutputArtifact": {"producerTask": "imp", "outputArtifactKey": "artifact"}}
-        }
-        component["inputDefinitions"]["artifacts"] = {"data": artifact}
-    return {
-        "pipelineSpec": {
-            "schemaVersion": "2.1.0",
-            "pipelineInfo": {"name": "p"},
-            "components": components,
-            "deploymentSpec": {"executors": executors},
-            "root": {"dag": {"tasks": tasks}},
-        },
-        "runtimeConfig": {"parameterValues": {}},
-        "platformSpec": platform or {},
-        "launcher": "kfp",
-    }
-
-
-@pytest.fixture
-def run_on(make_cluster, tmp_path):
-    """run_on(package, kfp_version, env, metadata, root, cluster, namespace): a runner of the
-    package on an emulated install (standalone, the kubeflow namespace, by default)."""
-
-    def make(
-        package,
-        kfp_version="2.15.0",
-        env=None,
-        metadata=False,
-        root=ROOT,
-        cluster=None,
-        namespace=None,
-    ):
-        store = None
-        if metadata:
-            folder = tmp_path / unique("metadata")
-            os.makedirs(folder)
-            store = str(folder / "metadata.sqlite")
-        return kfp_emulator.LocalSpecRunner(
-            package,
-            root=root,
-            cluster=cluster or make_cluster(kfp_version),
-            namespace=namespace,
-            env=env or {},
-            metadata=store,
-        )
-
-    return make
-
-
-def _task(run, name="a"):
-    return run.pipeline["root"]["dag"]["tasks"][name]
+from tests.kubeflow.toy import ROOT
+from tests.kubeflow.toy import task as _task
+from tests.kubeflow.toy import toy_package as _package
 
 
 def test_an_output_outside_the_roots_prefix_fails_and_one_with_no_store_is_skipped(
@@ -135,6 +28,11 @@ def test_an_output_outside_the_roots_prefix_fails_and_one_with_no_store_is_skipp
     with pytest.raises(kfp_emulator.TaskFailed, match='expected bucket prefix "minio://mlpipe'):
         first.run_task("a", _task(first))
     assert not seaweedfs.keys(elsewhere["uri"].rsplit("/", 1)[0])  # nothing uploaded
+    # Under the root, but another run's: the launcher's prefix is this run's (A4).
+    other_run = {"uri": f"{ROOT}/p/{unique('another-run')}/a/out", "metadata": {}}
+    again = run_on(_package(), env={"REPORT": json.dumps(other_run)})
+    with pytest.raises(kfp_emulator.TaskFailed, match=f'prefix "{ROOT}/p/{again.run_id}"'):
+        again.run_task("a", _task(again))
     no_store = {"uri": "https://models.example/out", "metadata": {"kept": 1}}
     run = run_on(_package(), env={"REPORT": json.dumps(no_store)})
     run.run_task("a", _task(run))
@@ -304,169 +202,35 @@ def test_an_input_outside_the_roots_bucket_gets_no_credentials(
         assert open(copied, "rb").read() == b"jpeg"  # downloaded into the pod's mirror
 
 
-def _seen(run) -> dict:
-    """What the task's command saw of its pod (COMMAND's /tmp/pod.json)."""
-    with open(os.path.join(run.pod, "tmp", "pod.json"), encoding="utf-8") as f:
-        return json.load(f)
-
-
-def test_the_root_is_the_runs_else_the_namespaces_else_kfps(make_cluster):
-    """driver/root_dag.go: the run's pipeline_root, else the namespace's kfp-launcher
-    defaultPipelineRoot (a profile's own from 2.15, sync.py), else the constant (before: the
-    constant whenever the run named none)."""
-    cluster = make_cluster("2.15.0", multi_user=True)
-    profile = cluster.add_profile()
-    package = _package()
-    in_profile = kfp_emulator.LocalSpecRunner(package, cluster=cluster, namespace=profile)
-    assert in_profile.root == f"minio://mlpipeline/private-artifacts/{profile}/v2/artifacts"
-    own = kfp_emulator.LocalSpecRunner(
-        package, "s3://mine/root", cluster=cluster, namespace=profile
-    )
-    assert own.root == "s3://mine/root"
-    standalone = kfp_emulator.LocalSpecRunner(package, cluster=make_cluster("2.15.0"))
-    assert standalone.root == "minio://mlpipeline/v2/artifacts"
-    with pytest.raises(ValueError, match="profile namespace"):
-        kfp_emulator.LocalSpecRunner(package, cluster=cluster)
-
-
-@pytest.mark.parametrize(
-    "kfp_version, multi_user, endpoint",
-    [
-        ("2.4.1", False, "{store}:9000"),  # the driver pod's MINIO_SERVICE_* service links
-        ("2.4.1", True, "minio-service.kubeflow:9000"),  # a profile's pod has none
-        ("2.15.0", True, "minio-service.kubeflow:9000"),  # the constant, SeaweedFS's alias
-        ("2.16.1", False, "seaweedfs.kubeflow:9000"),
-        ("2.17.0", True, "seaweedfs.kubeflow:9000"),
-    ],
-)
-def test_the_store_session_is_recorded_as_each_release_finds_its_store(
-    run_on, make_cluster, kfp_version, multi_user, endpoint
+@pytest.mark.parametrize("kfp_version", ["2.15.0", "2.17.0"])
+def test_placeholders_are_resolved_as_the_launcher_and_the_2_17_driver_resolve_them(
+    run_on, kfp_version
 ):
-    """config/env.go getDefaultMinioSessionInfo per release, recorded in the run's context and
-    on every output (metadata/client.go, from 2.3; before: {"Provider": "local"})."""
-    cluster = make_cluster(kfp_version, multi_user=multi_user)
-    namespace = cluster.add_profile() if multi_user else None
-    run = run_on(_package(), cluster=cluster, namespace=namespace, root=None, metadata=True)
+    """compileCmdAndArgs (every release): {{$}}, parameters and artifact paths in the args;
+    from 2.17 the driver also expands IfPresent and fails on a missing parameter (before:
+    only {{$}} was substituted)."""
+    package = _package({"name": {"runtimeValue": {"constant": "경복궁"}}})
+    executor = package["pipelineSpec"]["deploymentSpec"]["executors"]["exec-a"]["container"]
+    executor["args"] = [
+        "--name={{$.inputs.parameters['name']}}",
+        "{{$.outputs.artifacts['out'].path}}",
+        '{"IfPresent": {"InputName": "name", "Then": ["--named"], "Else": "--anonymous"}}',
+    ]
+    run = run_on(package, kfp_version)
     run.run_task("a", _task(run))
-    session = json.loads(run.outputs["a"]["out"][0]["metadata"]["store_session_info"])
-    assert session["Provider"] == "minio"
-    assert session["Params"]["endpoint"] == endpoint.format(store=cluster.store.address)
-    assert session["Params"]["secretName"] == "mlpipeline-minio-artifact"
-    from ml_metadata import metadata_store
-    from ml_metadata.proto import metadata_store_pb2 as pb
-
-    config = pb.ConnectionConfig()
-    config.sqlite.filename_uri = run.metadata
-    (context,) = metadata_store.MetadataStore(config).get_contexts_by_type("system.PipelineRun")
-    properties = context.custom_properties
-    assert properties["pipeline_root"].string_value == run.root
-    assert json.loads(properties["store_session_info"].string_value) == session
-    assert properties["namespace"].string_value == (namespace or "kubeflow")
-
-
-@pytest.mark.parametrize(
-    "kfp_version, multi_user, services, links",
-    [
-        ("2.5.0", False, {"minio-service"}, True),
-        ("2.5.0", True, {"minio-service"}, False),
-        ("2.15.0", True, {"minio-service", "seaweedfs"}, False),
-        ("2.15.0", False, {"minio-service", "seaweedfs"}, True),
-        ("2.16.1", False, {"seaweedfs"}, False),
-        ("2.17.0", True, {"seaweedfs"}, False),
-    ],
-)
-def test_a_pod_sees_the_install_as_a_pod_of_that_release_does(
-    run_on, make_cluster, kfp_version, multi_user, services, links
-):
-    """Cluster DNS names the store's services the release's manifests define; service-link env
-    only in the kubeflow namespace where a minio-service exists (before: every pod got the test
-    process's MINIO_SERVICE_*); the image's USER, not root; from 2.16 no capabilities and no
-    privilege escalation (security_context.go)."""
-    cluster = make_cluster(kfp_version, multi_user=multi_user)
-    namespace = cluster.add_profile() if multi_user else None
-    run = run_on(_package(), cluster=cluster, namespace=namespace, root=None)
-    run.run_task("a", _task(run))
-    seen = _seen(run)
-    named = {line.split()[1].split(".")[0] for line in seen["hosts"].splitlines()[1:]}
-    assert named == services
-    assert ("MINIO_SERVICE_SERVICE_HOST" in seen["env"]) is links
-    assert seen["namespace"] == (namespace or "kubeflow")
-    image = kfp_emulator.image.read()
-    assert (seen["uid"], seen["gid"]) == (image.user, image.group) != (0, 0)
-    assert seen["home_writable"] and seen["env"]["HOME"] == image.home
-    assert not any(k.startswith("PYTEST") for k in seen["env"])  # nothing of the test process's
-    assert seen["capabilities"] == 0  # a non-root user has none at any release
-    from_2_16 = kfp_emulator.cluster.version(kfp_version) >= (2, 16, 0)
-    assert seen["no_new_privs"] == ("1" if from_2_16 else "0")
-
-
-def test_an_administrators_user_runs_the_step_from_2_16(run_on, make_cluster):
-    """DEFAULT_SECURITY_CONTEXT_RUN_AS_USER/GROUP (apiserver/common/config.go@2.17.0:46-49):
-    the user container runs as that user, whatever the image says."""
-    run = run_on(_package(), cluster=make_cluster("2.17.0", run_as_user=4321, run_as_group=4321))
-    run.run_task("a", _task(run))
-    assert (_seen(run)["uid"], _seen(run)["gid"]) == (4321, 4321)
-
-
-def test_a_profiles_key_cannot_write_kfps_shared_root_and_writes_its_own(run_on, make_cluster):
-    """Multi-user Kubeflow from 1.11 (KFP 2.15): the profile's key, with the profile
-    controller's policy, writes only its own prefixes. A run submitted with the root the
-    README once gave (minio://mlpipeline/v2/artifacts) fails at its first upload; SeaweedFS
-    refuses it. With no root the profile's own applies, and the upload goes through."""
-    cluster = make_cluster("2.15.0", multi_user=True)
-    profile = cluster.add_profile()
-    shared = run_on(_package(), cluster=cluster, namespace=profile, root=ROOT)
-    with pytest.raises(kfp_emulator.TaskFailed, match='upload output artifact "out".*AccessDenied'):
-        shared.run_task("a", _task(shared))
-    assert shared.states["a"] == "FAILED" and shared.log  # the command ran; the upload failed
-    own = run_on(_package(), cluster=cluster, namespace=profile, root=None)
-    own.run_task("a", _task(own))
-    uri = own.outputs["a"]["out"][0]["uri"]
-    assert uri.startswith(f"minio://mlpipeline/private-artifacts/{profile}/v2/artifacts/")
-    assert cluster.store.read(uri + "/data.txt") == b"written"
-
-
-def test_an_s3_root_is_opened_with_the_namespaces_providers_entry(run_on, make_cluster, own_store):
-    """config/s3.go: an s3:// root with a kfp-launcher `providers.s3` entry is opened at its
-    endpoint with its secret's keys, read through the Kubernetes API; without the secret the
-    task fails before its command (launcher_v2.go Execute opens the root's bucket first)."""
-    bucket = unique("artifacts")
-    keys = own_store.user_key(unique("pipelines"), bucket)
-    cluster = make_cluster("2.17.0")
-    endpoint = cluster.add_store("store.example", own_store)
-    providers = {
-        "s3": {
-            "default": {
-                "endpoint": endpoint,
-                "region": "eu-west-1",
-                "disableSSL": True,
-                "credentials": {
-                    "fromEnv": False,
-                    "secretRef": {
-                        "secretName": "store-keys",
-                        "accessKeyKey": "AWS_ACCESS_KEY_ID",
-                        "secretKeyKey": "AWS_SECRET_ACCESS_KEY",
-                    },
-                },
-            }
-        }
-    }
-    import yaml
-
-    cluster.namespace("kubeflow").configmaps["kfp-launcher"] = {
-        "providers": yaml.safe_dump(providers)
-    }
-    missing = run_on(_package(), cluster=cluster, root=f"s3://{bucket}/root")
-    with pytest.raises(kfp_emulator.TaskFailed, match='secrets "store-keys" not found'):
-        missing.run_task("a", _task(missing))
-    assert not missing.log
-    cluster.secrets("kubeflow")["store-keys"] = dict(
-        zip(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), keys, strict=True)
-    )
-    run = run_on(_package(), cluster=cluster, root=f"s3://{bucket}/root")
-    run.run_task("a", _task(run))
-    uri = run.outputs["a"]["out"][0]["uri"]
-    assert own_store.read(uri + "/data.txt") == b"written"
-    assert "store.example" in _seen(run)["hosts"]  # the pods reach it by name too
-    session = json.loads(run.session_info)
-    assert session["Params"]["endpoint"] == endpoint and session["Params"]["fromEnv"] == "false"
+    argv = run.log[-1][1]
+    assert argv[-3] == "--name=경복궁"
+    assert argv[-2].startswith("/minio/mlpipeline/v2/artifacts/p/") and argv[-2].endswith("/out")
+    if kfp_version == "2.17.0":
+        assert argv[-1] == "--named"
+    else:
+        assert argv[-1].startswith('{"IfPresent"')  # left as it is, for the command to read
+    executor["args"] = ["{{$.inputs.parameters['gone']}}"]
+    run = run_on(package, kfp_version)
+    if kfp_version == "2.17.0":
+        with pytest.raises(kfp_emulator.TaskFailed, match="'gone' not found"):
+            run.run_task("a", _task(run))
+        assert run.states["a"] == "FAILED"
+    else:
+        run.run_task("a", _task(run))
+        assert run.log[-1][1][-1] == "{{$.inputs.parameters['gone']}}"  # no such placeholder

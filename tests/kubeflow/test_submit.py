@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER
-from tests.kubeflow.packages import compile_to
+from tests.kubeflow.packages import compile_to, kfp_requests
 
 
 def test_submit_starts_a_run_with_its_pipeline_root_through_kfps_own_client(
@@ -13,32 +13,15 @@ def test_submit_starts_a_run_with_its_pipeline_root_through_kfps_own_client(
 ):
     """The HTTP requests kfp.Client itself builds (only the network is replaced): the run
     carries pipeline_root in its runtime config, where the backend reads it."""
-    import urllib3
-
-    from imgtfx import cli
-
     compile_to(tmp_path, "pipeline.yaml", pipeline_root="minio://mlpipeline/v2/artifacts")
     package = str(tmp_path / "spec" / "pipeline.yaml")
-    sent = []
-
-    def answer(self, method, url, fields=None, headers=None, **kwargs):
-        sent.append((method, url, json.loads(kwargs["body"]) if kwargs.get("body") else None))
-        data = {}
-        if method == "POST" and url.endswith("/experiments"):
-            data = {"experiment_id": "exp-1"}
-        elif method == "POST" and url.endswith("/runs"):
-            data = {"run_id": "run-1"}
-        return urllib3.HTTPResponse(
-            body=json.dumps(data).encode(), status=200, headers={"Content-Type": "application/json"}
-        )
-
-    monkeypatch.setattr(urllib3.PoolManager, "request", answer)
-    code = cli.main(
+    code, sent = kfp_requests(
         [
             "submit", package, "--host", "http://ml-pipeline-ui.kubeflow",
             "--pipeline-root", "s3://artifacts/v2", "--images", "s3://data/landmarks",
             "--train-steps", "300", "--run-name", "contest", "--namespace", "team-a",
-        ]
+        ],
+        monkeypatch,
     )  # fmt: skip
     assert code == 0
     assert "submitted: run run-1 with pipeline root s3://artifacts/v2" in capsys.readouterr().out
@@ -60,11 +43,12 @@ def test_submit_starts_a_run_with_its_pipeline_root_through_kfps_own_client(
     experiment = next(b for m, u, b in sent if m == "POST" and u.endswith("/experiments"))
     assert experiment["namespace"] == "team-a"
 
-    code = cli.main(["submit", package, "--pipeline-root", "/mnt/root"])
+    code, _ = kfp_requests(["submit", package, "--pipeline-root", "/mnt/root"], monkeypatch)
     assert code == 2 and "/mnt/root cannot be used" in capsys.readouterr().err
 
     # No root: the run takes its namespace's (a profile's own on multi-user Kubeflow).
-    code = cli.main(["submit", package, "--host", "http://kfp", "--namespace", "team-a"])
+    argv = ["submit", package, "--host", "http://kfp", "--namespace", "team-a"]
+    code, sent = kfp_requests(argv, monkeypatch)
     assert code == 0 and "the namespace's default" in capsys.readouterr().out
     method, url, body = sent[-1]
     assert url.endswith("/runs") and not body["runtime_config"].get("pipeline_root")

@@ -11,30 +11,38 @@ entrypoint has no hook for the emulator.
 A test tool, not shipped: it lives under tests/ and stays out of the wheel and the image.
 
 Two launchers, chosen by the package:
-- a `.yaml` KFP package runs as the open-source backend runs it, per release (`kfp_version`;
-  read from kubeflow/pipelines `backend/src/v2/` at tags 2.2.0-2.17.0, each behaviour cited
-  beside its code): the root from the run, never the package; an object store and a pod per
-  task (inputs copied down before the command, outputs uploaded after it); inputs rebuilt from
-  ML Metadata (named by id, empty schema, metadata round-tripped); from 2.4 a uuid in output
-  URIs, from 2.5 the `executor-logs` output, from 2.15 output names and the outputFile under
-  the task root, from 2.16 a failed task's logs uploaded; the ExecutorOutput parsed strictly
-  and merged into the provisioned artifacts; no credentials for an input outside the root's
-  bucket; parameters checked against the component's definitions; no `preCacheCheck` hook, no
-  resolver executors; every task's outputs recorded in an ML Metadata store as the launcher
-  records them, so that the Evaluator's baseline lookup reads what a cluster would hold;
+- a `.yaml` KFP package runs as the open-source backend runs it on a KFP install (cluster.py:
+  the release, the object store behind the services its manifests define, standalone or
+  multi-user namespaces with their own keys and kfp-launcher roots, the pods' security), per
+  release (read from kubeflow/pipelines `backend/src/v2/` and `manifests/` at tags 2.2.0-2.17.0,
+  each behaviour cited beside its code): the root from the run, else the namespace's, else
+  KFP's; the store session the root driver records; a pod per task (inputs downloaded before
+  the command with the session's keys, outputs uploaded after it under the run's prefix);
+  inputs rebuilt from ML Metadata (named by id, empty schema, metadata round-tripped); from 2.4
+  a uuid in output URIs, from 2.5 the `executor-logs` output, from 2.15 output names and the
+  outputFile under the task root, from 2.16 a failed task's logs uploaded and every capability
+  dropped, from 2.17 the driver's placeholders; the ExecutorOutput parsed strictly and merged;
+  no session for an input outside the root's bucket; parameters checked against the component's
+  definitions; no `preCacheCheck` hook, no resolver executors; every task's outputs recorded in
+  an ML Metadata store as the launcher records them, served as KFP's metadata service;
 - a `.json` PipelineJob runs as Vertex does: ExampleGen's driver hook first, and resolver tasks
   answered from this run's history (nothing blessed before the first run, as on a new project).
 
-What is emulated rather than read from the spec: the driver and launcher themselves, the object
-store (a local folder of buckets) and the metadata service (a SQLite store). Emulated behaviour
-is only as faithful as its citation: tests/kubeflow shows TFX's bare entrypoint failing under it
-as it fails on a cluster.
+What is emulated rather than read from the spec: the driver and launcher themselves, Kubernetes
+(DNS, service links, secrets, ConfigMaps, the pod's filesystem and user) and the metadata
+service's transport. The object store is not emulated: it is SeaweedFS (tests/seaweedfs.py),
+whose answers and refusals are its own. Emulated behaviour is only as faithful as its citation:
+tests/kubeflow shows TFX's bare entrypoint, and a package with the root a profile may not
+write, failing under it as they fail on a cluster.
 
   spec.py      a package read with kfp's own loader; task order
+  cluster.py   the install: services, namespaces, secrets, ConfigMaps; the root's session
+  store.py     the launcher's buckets over the real store; providers config
   runner.py    LocalSpecRunner: the driver and the launcher, in a task's order
-  launcher.py  their rules per release: buckets, uploads, merges, secrets, parameters
-  pod.py       a task's command run in its pod's filesystem
-  metadata.py  ML Metadata filled as the launcher fills it
+  launcher.py  their rules per release: uploads, merges, secrets, parameters, placeholders
+  image.py     the image's USER, ENV and WORKDIR, read from kubeflow/Dockerfile
+  pod.py       a task's command run in its pod's filesystem, names and identity
+  metadata.py  ML Metadata filled as the launcher fills it, and served over gRPC
 """
 
 from tests.kubeflow.kfp_emulator.cluster import DEFAULT_PIPELINE_ROOT, KUBEFLOW, Cluster

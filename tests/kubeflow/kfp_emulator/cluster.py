@@ -32,13 +32,12 @@ Namespaces:
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import re
 import uuid
 from collections.abc import Mapping
 
 from tests.kubeflow.kfp_emulator.spec import TaskFailed
+from tests.kubeflow.kfp_emulator.store import Bucket, providers, s3_provider_session
 from tests.seaweedfs import ADMIN_KEYS, S3_PORT, SeaweedFS
 
 KUBEFLOW = "kubeflow"
@@ -221,19 +220,19 @@ class Cluster:
         """config/env.go GetStoreSessionInfo, as the root driver computes it in `namespace`
         (with `driver_env`, its pod's env) and records it in the run's context."""
         scheme = root.split("://")[0]
-        providers = _providers(self.launcher_config(namespace))
+        configured = providers(self.launcher_config(namespace))
         if scheme == "minio":
-            config = providers.get("minio")
+            config = configured.get("minio")
             if not config:
                 return self.default_minio_session(driver_env)
-            session = _s3_provider_session(config, root)
+            session = s3_provider_session(config, root)
             session["Provider"] = "minio"
             return session
         if scheme == "s3":
-            config = providers.get("s3")
+            config = configured.get("s3")
             if not config:
                 return {"Provider": "s3", "Params": {"fromEnv": "true"}}  # config/s3.go :90
-            return _s3_provider_session(config, root)
+            return s3_provider_session(config, root)
         return {"Provider": scheme, "Params": {"fromEnv": "true"}}  # gs: Google's defaults
 
     def default_minio_session(self, driver_env: Mapping[str, str]) -> dict:
@@ -343,81 +342,3 @@ class Cluster:
             if server is not None and server.address == address:
                 return server
         raise TaskFailed(f"dial tcp {address}:{S3_PORT}: connect: connection refused")
-
-
-class Bucket:
-    """An opened bucket: `client` a boto3 S3 client with the session's keys (None: gs://, which
-    the emulation does not store)."""
-
-    def __init__(self, client, name: str, scheme: str):
-        self.client, self.name, self.scheme = client, name, scheme
-
-    def _call(self, what: str, call):
-        import botocore.exceptions
-
-        try:
-            return call()
-        except botocore.exceptions.ClientError as e:
-            error = e.response.get("Error", {})
-            raise TaskFailed(f"{what}: {error.get('Code')}: {error.get('Message', '')}") from None
-
-    def keys(self, prefix: str) -> list[str]:
-        """Every key with the string prefix `prefix` (blob.List with Prefix)."""
-        if self.client is None:
-            raise TaskFailed(f"gs://{self.name}: the emulation stores no gs:// objects")
-        paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.name, Prefix=prefix)
-        return self._call(
-            f'failed to list objects in remote storage "{prefix}"',
-            lambda: [o["Key"] for page in pages for o in page.get("Contents", [])],
-        )
-
-    def download(self, key: str, path: str) -> None:
-        body = self._call(
-            f'downloadFile(): unable to complete copying "{key}" to local storage "{path}"',
-            lambda: self.client.get_object(Bucket=self.name, Key=key)["Body"].read(),
-        )
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(body)
-
-    def upload(self, path: str, key: str) -> None:
-        with open(path, "rb") as f:
-            data = f.read()
-        self._call(
-            f'uploadFile(): unable to complete copying "{path}" to remote storage "{key}"',
-            lambda: self.client.put_object(Bucket=self.name, Key=key, Body=data),
-        )
-
-
-def _providers(config: Mapping[str, str] | None) -> dict:
-    """config/env.go getBucketProviders: the ConfigMap's `providers`, YAML."""
-    import yaml
-
-    text = (config or {}).get("providers", "")
-    return (yaml.safe_load(text) or {}) if text else {}
-
-
-def _s3_provider_session(config: dict, root: str) -> dict:
-    """config/s3.go S3ProviderConfig.ProvideSessionInfo (2.15.0 :82-171): the default's
-    endpoint, region, disableSSL (false), forcePathStyle (true), maxRetries (5) and secretRef,
-    or fromEnv; overrides are not modelled (this package's tests set none)."""
-    default = config.get("default")
-    if not default:
-        return {"Provider": "s3", "Params": {"fromEnv": "true"}}
-    if not default.get("credentials"):
-        raise TaskFailed("invalid provider config: missing default credentials")
-    params = {
-        "endpoint": default.get("endpoint", ""),
-        "region": default.get("region", ""),
-        "disableSSL": json.dumps(bool(default.get("disableSSL", False))),
-        "forcePathStyle": json.dumps(bool(default.get("forcePathStyle", True))),
-        "maxRetries": str(default.get("maxRetries", 5)),
-        "fromEnv": json.dumps(bool(default["credentials"].get("fromEnv", False))),
-    }
-    if params["fromEnv"] == "false":
-        ref = default["credentials"].get("secretRef") or {}
-        params["secretName"] = ref.get("secretName", "")
-        params["accessKeyKey"] = ref.get("accessKeyKey", "")
-        params["secretKeyKey"] = ref.get("secretKeyKey", "")
-    return {"Provider": "s3", "Params": params}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -163,3 +164,72 @@ def _text(value: Any) -> str:
     if isinstance(value, (int, float)):
         return format(decimal.Decimal(repr(float(value))).normalize(), "f")
     return json.dumps(value, separators=(",", ":"))
+
+
+_PARAMETER = re.compile(r"\{\{\$\.inputs\.parameters\['(.+?)']}}")
+
+
+def resolve_args(argv: list[str], executor_input: dict, kfp: tuple[int, ...], local) -> list[str]:
+    """The command line the user container runs: from 2.17 the driver first resolves input
+    parameter placeholders and IfPresent clauses in command and args, failing on a missing
+    parameter and leaving any `$.outputs` argument to later (driver/util.go@2.17.0:180-288,
+    driver.go@2.17.0:309-318); then the launcher replaces `{{$}}` everywhere and its other
+    placeholders in all but the executable (compileCmdAndArgs, getPlaceholders: launcher_v2.go
+    2.15.0 :819-930; artifacts' .uri and .path, parameters as text). `local` maps a URI to its
+    pod path (LocalPathForURI), None when it has none."""
+    parameters = executor_input.get("inputs", {}).get("parameterValues", {})
+    if kfp >= (2, 17, 0):
+        resolved = []
+        for arg in argv:
+            if "$.outputs" in arg:
+                resolved.append(arg)
+            elif arg.strip().startswith('{"IfPresent":'):
+                clause = json.loads(arg)["IfPresent"]
+                present = parameters.get(clause.get("InputName")) is not None
+                values = clause.get("Then") if present else clause.get("Else")
+                values = [] if values is None else [values] if isinstance(values, str) else values
+                resolved.extend(_driver_parameters(v, parameters) for v in values)
+            else:
+                resolved.append(_driver_parameters(arg, parameters))
+        argv = resolved
+    placeholders = {}
+    for name, value in executor_input.get("inputs", {}).get("artifacts", {}).items():
+        if value.get("artifacts"):
+            uri = value["artifacts"][0]["uri"]
+            placeholders[f"{{{{$.inputs.artifacts['{name}'].uri}}}}"] = uri
+            if local(uri) is not None:
+                placeholders[f"{{{{$.inputs.artifacts['{name}'].path}}}}"] = local(uri)
+    for name, value in executor_input.get("outputs", {}).get("artifacts", {}).items():
+        if value.get("artifacts"):
+            uri = value["artifacts"][0]["uri"]
+            if local(uri) is None:
+                raise TaskFailed(
+                    f"failed to get placeholders: resolve output artifact {name!r}'s local path"
+                )
+            placeholders[f"{{{{$.outputs.artifacts['{name}'].uri}}}}"] = uri
+            placeholders[f"{{{{$.outputs.artifacts['{name}'].path}}}}"] = local(uri)
+    for name, value in parameters.items():
+        placeholders[f"{{{{$.inputs.parameters['{name}']}}}}"] = (
+            value if isinstance(value, str) else _text(value)
+        )
+    serialized = json.dumps(executor_input)
+    compiled = [argv[0].replace("{{$}}", serialized)] if argv else []
+    for arg in argv[1:]:
+        arg = arg.replace("{{$}}", serialized)
+        for placeholder, replacement in placeholders.items():
+            arg = arg.replace(placeholder, replacement)
+        compiled.append(arg)
+    return compiled
+
+
+def _driver_parameters(arg: str, parameters: dict) -> str:
+    def one(match):
+        name = match.group(1)
+        if name not in parameters:
+            raise TaskFailed(
+                f"failed to resolve input parameters: input parameter {name!r} not found"
+            )
+        value = parameters[name]
+        return value if isinstance(value, str) else _text(value)
+
+    return _PARAMETER.sub(one, arg)

@@ -23,7 +23,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 import kubeflow
 from kubeflow.entrypoint import BUCKET_SCHEMES, local_path
 from tests.kubeflow.kfp_emulator import image, launcher, pod
-from tests.kubeflow.kfp_emulator.cluster import KUBEFLOW, Bucket, Cluster
+from tests.kubeflow.kfp_emulator.cluster import KUBEFLOW, Cluster
 from tests.kubeflow.kfp_emulator.metadata import record_outputs, round_trip
 from tests.kubeflow.kfp_emulator.spec import (
     EXECUTOR_INPUT_PLACEHOLDER,
@@ -34,6 +34,7 @@ from tests.kubeflow.kfp_emulator.spec import (
     task_order,
     value_message,
 )
+from tests.kubeflow.kfp_emulator.store import Bucket
 
 
 def image_paths() -> tuple[str, ...]:
@@ -103,6 +104,11 @@ class LocalSpecRunner:
             # The root driver, in the run's namespace: the session recorded in the run context.
             driver_env = cluster.service_links(self.namespace)
             self.session = cluster.store_session(self.root, self.namespace, driver_env)
+            # metadata/client.go GetPipeline (2.17.0 :410-420): the run context's root is the
+            # run's own, <root>/<pipeline>/<run>; the launcher's bucket is that prefix
+            # (launcher_v2.go Execute, 2.17.0 :252-257), so only URIs of this run are its own.
+            pipeline_name = self.pipeline["pipelineInfo"]["name"]
+            self.run_root = f"{self.root}/{pipeline_name}/{self.run_id}"
             self.session_info = session_json(self.session)
             self.pods = os.path.join(cluster.workdir, "pods")
             self.image = image.read()
@@ -259,7 +265,7 @@ class LocalSpecRunner:
                 self.outputs[task],
                 namespace=self.namespace,
                 state=state,
-                pipeline_root=self.root,
+                pipeline_root=self.run_root,
                 store_session_info=self.session_info,
             )
 
@@ -390,7 +396,7 @@ class LocalSpecRunner:
         """launcher_v2.go fetchNonDefaultBuckets (2.15.0 :774-812, 2.17.0 :1006-1049): the
         root's bucket for an input under the root, the root's session for another path of the
         same scheme and bucket, and no session for any other bucket (cluster.open_bucket)."""
-        if uri.startswith(launcher.prefixed_bucket(self.root)):
+        if uri.startswith(launcher.prefixed_bucket(self.run_root)):
             return self._root_bucket
         scheme, bucket = uri.split("://")[0], uri.split("://", 1)[1].split("/")[0]
         same = (scheme, bucket) == (self.root.split("://")[0], split_uri(self.root)[0])
@@ -452,7 +458,7 @@ class LocalSpecRunner:
             for artifact in artifacts:
                 uri = artifact["uri"]
                 local = self._local(uri)
-                if launcher.upload_key(name, uri, self.root, local) is None:
+                if launcher.upload_key(name, uri, self.run_root, local) is None:
                     continue  # "does not have a recognized storage URI": skipped
                 if not os.path.exists(local):
                     continue  # "Local filepath does not exist": components may write nothing
@@ -508,7 +514,10 @@ class LocalSpecRunner:
         env: Mapping[str, str] | None = None,
     ) -> None:
         serialized = json.dumps(executor_input)
-        argv = [a.replace(EXECUTOR_INPUT_PLACEHOLDER, serialized) for a in [*command, *args]]
+        if self.launcher == OPEN_SOURCE:
+            argv = launcher.resolve_args([*command, *args], executor_input, self.kfp, local_path)
+        else:
+            argv = [a.replace(EXECUTOR_INPUT_PLACEHOLDER, serialized) for a in [*command, *args]]
         # Check that what we pass is a valid ExecutorInput, as the launcher's would be.
         json_format.Parse(serialized, pipeline_spec_pb2.ExecutorInput())
         self.log.append((label, argv))
