@@ -59,8 +59,10 @@ DATA_ENV = {
     "IMGTFX_DATA_REGION": "AWS_REGION",
 }
 MINIO_SERVICE_ENV = ("MINIO_SERVICE_SERVICE_HOST", "MINIO_SERVICE_SERVICE_PORT")
-# KFP's object store's services, in the order a pod tries them (kfp_store_endpoint).
-SEAWEEDFS_SERVICE = "seaweedfs.kubeflow:9000"  # objectstore/config.go@2.16.0:29
+# KFP's object store's services, in the order a pod tries them (kfp_store_endpoint): SeaweedFS's
+# S3 port, which its Service has from 2.15 (seaweedfs-service.yaml@2.15.0 http-s3 8333; the
+# launcher's :9000 there is only from 2.16.0), and MinIO's (or 2.15's alias of SeaweedFS).
+SEAWEEDFS_SERVICE = "seaweedfs.kubeflow:8333"
 MINIO_SERVICE = "minio-service.kubeflow:9000"  # objectstore/config.go@2.2.0:31, @2.15.0:29
 AWS_ENDPOINT = re.compile(r"^(https://)?s3(\.[a-z0-9-]+)?\.amazonaws\.com/?$")
 SCHEMES = ("minio://", "s3://")  # the stores TensorFlow in the image cannot read
@@ -134,11 +136,13 @@ def sign(
 
 
 def kfp_store_endpoint(environ=os.environ, resolve=socket.getaddrinfo) -> str:
-    """KFP's own object store's URL, as a pod of any release finds it: seaweedfs.kubeflow if
-    that name resolves (the store from 2.15, the launcher's default from 2.16), else a
+    """KFP's own object store's URL, as a pod of any release finds it: SeaweedFS's S3 port if
+    seaweedfs.kubeflow resolves (the store from 2.15, which the launcher reaches through
+    minio-service.kubeflow:9000 at 2.15 and seaweedfs.kubeflow:9000 from 2.16: both target that
+    port, and profile pods may reach only it, seaweedfs-networkpolicy.yaml), else a
     minio-service of the pod's own namespace (MINIO_SERVICE_SERVICE_HOST/PORT, which Kubernetes
-    sets from it and launchers up to 2.14 read first), else minio-service.kubeflow (the default
-    up to 2.15).
+    sets from it and launchers up to 2.14 read first), else minio-service.kubeflow:9000 (the
+    default up to 2.15).
 
     Raises:
       ObjectStoreError: none of them is there.
@@ -164,18 +168,35 @@ def kfp_store_endpoint(environ=os.environ, resolve=socket.getaddrinfo) -> str:
         ) from None
 
 
+def _session(session: dict | str | None) -> dict:
+    if isinstance(session, str):
+        try:
+            session = json.loads(session)
+        except ValueError:
+            return {}
+    return session if isinstance(session, dict) else {}
+
+
+def kfp_own_store(session: dict | str | None) -> bool:
+    """Whether a store session is the launcher's default one for KFP's own store
+    (config/env.go getDefaultMinioSessionInfo: provider minio, no forcePathStyle, which every
+    providers entry sets: config/s3.go ProvideSessionInfo, 2.15.0 :112-116). Its endpoint is
+    then where the store was when the artifact was written (a ClusterIP up to 2.14,
+    minio-service at 2.15), not where it is now: the launcher itself reads an earlier run's
+    artifact with the current run's session (launcher_v2.go fetchNonDefaultBuckets)."""
+    session = _session(session)
+    params = session.get("Params") or {}
+    return session.get("Provider") == "minio" and "forcePathStyle" not in params
+
+
 def session_endpoint(session: dict | str | None) -> tuple[str | None, str | None]:
     """(endpoint URL, region) from a KFP store session (the `store_session_info` the launcher
     records, objectstore.SessionInfo: Provider, Params), as the launcher addresses it
     (objectstore/object_store.go createS3BucketSession: http:// for disableSSL, none for
     AWS's own endpoint); (None, None) when it names none (fromEnv, gs)."""
-    if isinstance(session, str):
-        try:
-            session = json.loads(session)
-        except ValueError:
-            return None, None
-    params = (session or {}).get("Params") or {}
-    if (session or {}).get("Provider") not in ("minio", "s3") or params.get("fromEnv") == "true":
+    session = _session(session)
+    params = session.get("Params") or {}
+    if session.get("Provider") not in ("minio", "s3") or params.get("fromEnv") == "true":
         return None, params.get("region") or None
     endpoint = params.get("endpoint") or ""
     if not endpoint or AWS_ENDPOINT.match(endpoint.lower()):
@@ -216,10 +237,17 @@ class Store:
             or session_region
             or ("minio" if scheme == "minio" else "us-east-1")
         )
-        self._in_cluster = False
-        endpoint = environ.get(ENDPOINT_ENV) or session_url
-        if not endpoint and scheme == "minio":
-            endpoint, self._in_cluster = kfp_store_endpoint(environ), True
+        # KFP's own store is asked where it is now, directly (no HTTP proxy inside the
+        # cluster: KFP's default NO_PROXY lists minio-service.kubeflow, not seaweedfs.kubeflow,
+        # apiserver/config/proxy/config.go@2.16.0:33).
+        endpoint = environ.get(ENDPOINT_ENV)
+        self._in_cluster = not endpoint and (
+            kfp_own_store(session) or (scheme == "minio" and not session_url)
+        )
+        if self._in_cluster:
+            endpoint = kfp_store_endpoint(environ)
+        elif not endpoint:
+            endpoint = session_url
         if endpoint:  # KFP's store and S3-compatible stores: path-style
             self._base = f"{endpoint.rstrip('/')}/{self.bucket}"
         else:  # AWS: virtual-hosted style
@@ -252,7 +280,7 @@ class Store:
         try:
             http = requests.Session()  # not closed here: the response streams from it
             http.trust_env = not self._in_cluster  # no proxy inside the cluster
-            response = http.get(url, headers=headers, timeout=60, stream=True)
+            response = http.get(url, headers=headers, timeout=(10, 60), stream=True)
             if response.status_code != 200:
                 body = response.content
                 response.close()

@@ -286,11 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
         "submit", help="start a run of a .yaml package on Kubeflow Pipelines"
     )
     p.add_argument("package", help="the .yaml from `imgtfx compile`")
-    p.add_argument("--host", help="KFP endpoint, e.g. http://ml-pipeline-ui.kubeflow")
+    p.add_argument(
+        "--host",
+        help="KFP endpoint, e.g. http://ml-pipeline-ui.kubeflow (default: kfp's own: in a pod, "
+        "the in-cluster API with the pod's service-account token)",
+    )
     p.add_argument(
         "--pipeline-root",
         help="where the run's artifacts go: gs://, s3:// or minio://BUCKET/PATH (default: the "
-        "namespace's, from its kfp-launcher ConfigMap: a profile's own on multi-user Kubeflow)",
+        "one the package was compiled with, else the namespace's, from its kfp-launcher "
+        "ConfigMap: a profile's own on multi-user Kubeflow)",
+    )
+    p.add_argument(
+        "--token-file",
+        help="a file holding a bearer token for the KFP API (multi-user Kubeflow from outside "
+        "the cluster); default: kfp's own (in a pod, its service account's)",
     )
     p.add_argument("--images", help="image root for this run (default: the package's)")
     p.add_argument("--train-steps", type=int, help="training steps (default: the package's)")

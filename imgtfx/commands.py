@@ -125,19 +125,31 @@ def compile_spec(args) -> int:
 
 
 def submit_run(args) -> int:
-    from kubeflow.submit import submit
+    from kubeflow.submit import SubmitError, compiled_root, submit
 
-    run_id = submit(
-        args.package,
-        args.host,
-        args.pipeline_root,
-        images=args.images,
-        train_steps=args.train_steps,
-        run_name=args.run_name,
-        experiment=args.experiment,
-        namespace=args.namespace,
+    token = None
+    if args.token_file:
+        with open(args.token_file, encoding="utf-8") as f:
+            token = f.read().strip()
+    try:
+        run_id = submit(
+            args.package,
+            args.host,
+            args.pipeline_root,
+            images=args.images,
+            train_steps=args.train_steps,
+            run_name=args.run_name,
+            experiment=args.experiment,
+            namespace=args.namespace,
+            token=token,
+        )
+    except SubmitError as e:
+        raise RunFailed(str(e)) from None
+    root = (
+        args.pipeline_root
+        or compiled_root(args.package)
+        or "the namespace's default (its kfp-launcher ConfigMap)"
     )
-    root = args.pipeline_root or "the namespace's default (its kfp-launcher ConfigMap)"
     print(f"submitted: run {run_id} with pipeline root {root}")
     return 0
 

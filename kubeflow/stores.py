@@ -68,7 +68,7 @@ def root_store(
 ) -> None:
     """The pipeline root's store's keys for the tasks that read it themselves: the Evaluator
     (its baseline model, components/object_store.py) as AWS_ACCESS_KEY_ID and
-    AWS_SECRET_ACCESS_KEY, with the store's endpoint when one is given. For an s3:// root,
+    AWS_SECRET_ACCESS_KEY, with the store's endpoint and region when given. For an s3:// root,
     every task, with AWS_REGION: the launcher in each pod opens such a root with the AWS SDK's
     default chain from the pod's environment when the namespace's kfp-launcher has no
     providers entry (config/s3.go ProvideSessionInfo fromEnv, 2.15.0 :86-96;
@@ -84,7 +84,7 @@ def root_store(
     for executor in executors:
         secrets.setdefault(executor, []).append((secret.name, keys))
         env = spec["deploymentSpec"]["executors"][executor]["container"].setdefault("env", [])
-        if target.root_store == "s3://" and secret.region:
+        if secret.region:
             env.extend(
                 {"name": name, "value": secret.region}
                 for name in ("AWS_REGION", "AWS_DEFAULT_REGION")

@@ -119,8 +119,12 @@ class KubeflowTarget:
         """Raises ValueError for a package no cluster could run."""
         if not self.image:
             raise ValueError("give the container image (--image) the steps run in.")
-        if self.pipeline_root is not None or self.platform == VERTEX:
-            check_pipeline_root(self.pipeline_root or "", self.platform)
+        if self.platform == VERTEX and not self.pipeline_root:
+            raise ValueError(
+                "Vertex AI needs a root for its artifacts: give --pipeline-root gs://BUCKET/PATH."
+            )
+        if self.pipeline_root is not None:
+            check_pipeline_root(self.pipeline_root, self.platform)
         if self.trainer_gpus < 0 or (self.trainer_cpu is not None and self.trainer_cpu <= 0):
             raise ValueError("trainer GPUs must be >= 0 and CPUs > 0.")
         if self.trainer_memory is not None:
@@ -344,9 +348,7 @@ def multi_user_notes(target: KubeflowTarget, uris: tuple[str, ...]) -> list[str]
             "Kubeflow: a profile namespace')."
         )
     root = target.pipeline_root or ""
-    if root.startswith(KFP_BUCKET) and not root[len(KFP_BUCKET) :].startswith(
-        ("private-artifacts/", "artifacts/")
-    ):
+    if root.startswith(KFP_BUCKET) and not root[len(KFP_BUCKET) :].startswith(PROFILE_PREFIXES):
         found.append(
             f"on multi-user Kubeflow (1.11 and later) a profile's key cannot write {root}: "
             "compile and submit there without --pipeline-root (the profile's own root applies)."

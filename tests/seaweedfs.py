@@ -11,10 +11,10 @@ minio123, the manifests' `mlpipeline-minio-artifact-secret.yaml`, and MinIO's in
 installs up to 2.14). A profile's own key is made as the multi-user profile controller makes it
 (profile_key: pipelines-profile-controller/sync.py).
 
-Each server listens on a loopback address of its own (127.x.y.z), its S3 API on port 9000, the
-port KFP's services expose it on (`seaweedfs` port http-s3-compat 9000, `minio-service` 9000):
-an emulated pod whose /etc/hosts names that address `seaweedfs.kubeflow` reaches it as a pod on
-a cluster does (tests/kubeflow/kfp_emulator/cluster.py).
+Each server listens on a loopback address of its own (127.x.y.z), its S3 API on port 8333, the
+container port of the manifests' deployment, which KFP's Services target (`seaweedfs` 8333
+from 2.15, and 9000 from 2.16; `minio-service` 9000 at 2.15): an emulated pod reaches it through
+those Services as a pod on a cluster does (tests/kubeflow/kfp_emulator/cluster.py, services.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import urllib.request
 
 ADMIN_KEYS = ("minio", "minio123")  # mlpipeline-minio-artifact's accesskey, secretkey
 BUCKET = "mlpipeline"  # sync.py S3_BUCKET_NAME; the default root's bucket
-S3_PORT = 9000
+S3_PORT = 8333  # seaweedfs-deployment.yaml containerPort, the S3 API's
 
 
 def _weed() -> str:
@@ -47,28 +47,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def loopback_address(port: int = 9000) -> str:
-    """A 127.x.y.z address nobody here listens on at `port`."""
+def loopback_address(*ports: int) -> str:
+    """A 127.x.y.z address nobody here listens on at any of `ports`."""
     for _ in range(100):
         ip = f"127.{random.randint(1, 254)}.{random.randint(0, 254)}.{random.randint(1, 254)}"
-        with socket.socket() as s:
-            try:
-                s.bind((ip, port))
-                return ip
-            except OSError:
-                continue
+        try:
+            for port in ports:
+                with socket.socket() as s:
+                    s.bind((ip, port))
+            return ip
+        except OSError:
+            continue
     raise RuntimeError("no free loopback address for SeaweedFS.")
 
 
-def profile_policy(namespace: str, bucket: str = BUCKET) -> dict:
+def profile_policy(namespace: str, bucket: str = BUCKET, delete: bool = False) -> dict:
     """The user policy the profile controller puts on a profile's key
-    (pipelines-profile-controller/sync.py@2.15.0:353-375, unchanged @2.17.0:463-496)."""
+    (pipelines-profile-controller/sync.py@2.15.0:353-375; @2.17.0:463-496 adds
+    s3:DeleteObject, `delete`)."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Action": ["s3:Put*", "s3:Get*", "s3:List*"],
+                "Action": ["s3:Put*", "s3:Get*", "s3:List*"]
+                + (["s3:DeleteObject"] if delete else []),
                 "Resource": [
                     f"arn:aws:s3:::{bucket}/artifacts/*",
                     f"arn:aws:s3:::{bucket}/private-artifacts/{namespace}/*",
@@ -135,7 +138,7 @@ def bucket_list_policy(bucket: str = BUCKET) -> dict:
 
 class SeaweedFS:
     """A SeaweedFS server set up as KFP's manifests set it up; `url` is its S3 endpoint
-    (http://127.x.y.z:9000), `address` its loopback address."""
+    (http://127.x.y.z:8333), `address` its loopback address."""
 
     def __init__(self, workdir: str, start_timeout_s: float = 90):
         self.workdir = workdir
@@ -274,16 +277,19 @@ class SeaweedFS:
 
     # --- what the profile controller and the users do ------------------------------------
 
-    def profile_key(self, namespace: str, list_policy: bool = True) -> tuple[str, str]:
+    def profile_key(
+        self, namespace: str, list_policy: bool = True, delete: bool = False
+    ) -> tuple[str, str]:
         """A profile's own key, made as the profile controller makes it (sync.py@2.15.0: IAM
-        CreateAccessKey for user `namespace`, PutUserPolicy profile_policy; @2.17.0 also the
-        bucket_list_policy). Returns (access key, secret key), once they work."""
+        CreateAccessKey for user `namespace`, PutUserPolicy profile_policy; @2.17.0 also
+        s3:DeleteObject, `delete`, and the bucket_list_policy). Returns (access key, secret
+        key), once they work."""
         iam = self.admin("iam")
         key = iam.create_access_key(UserName=namespace)["AccessKey"]
         iam.put_user_policy(
             UserName=namespace,
             PolicyName=f"KubeflowProject{namespace}",
-            PolicyDocument=json.dumps(profile_policy(namespace)),
+            PolicyDocument=json.dumps(profile_policy(namespace, delete=delete)),
         )
         if list_policy:
             self.admin().put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(bucket_list_policy()))

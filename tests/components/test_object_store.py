@@ -231,10 +231,10 @@ def _resolver(names):
 @pytest.mark.parametrize(
     "names, environ, expected",
     [
-        # 2.16 and later: SeaweedFS only (KFP's manifests define no minio-service)
-        ({"seaweedfs.kubeflow"}, {}, "http://seaweedfs.kubeflow:9000"),
-        # 2.15: SeaweedFS, and minio-service its alias: the same store either way
-        ({"seaweedfs.kubeflow", "minio-service.kubeflow"}, {}, "http://seaweedfs.kubeflow:9000"),
+        # 2.16 and later: SeaweedFS only (KFP's manifests define no minio-service); its S3 port
+        ({"seaweedfs.kubeflow"}, {}, "http://seaweedfs.kubeflow:8333"),
+        # 2.15: SeaweedFS (no port 9000 yet), and minio-service its alias: the same store
+        ({"seaweedfs.kubeflow", "minio-service.kubeflow"}, {}, "http://seaweedfs.kubeflow:8333"),
         # up to 2.14, a pod of the kubeflow namespace: the service-link env the launcher reads
         (
             {"minio-service.kubeflow"},
@@ -283,6 +283,35 @@ def test_the_launchers_store_session_names_the_store(session, expected):
     assert object_store.session_endpoint(session) == expected
 
 
+def test_kfps_own_store_is_asked_where_it_is_now_and_a_providers_store_where_recorded(
+    monkeypatch,
+):
+    """The launcher's default session names where KFP's store was when the model was written
+    (a ClusterIP up to 2.14, minio-service at 2.15); the launcher reads an earlier run's
+    artifact with the current run's session, so the copy asks the store where it is now. A
+    providers entry's store (it has forcePathStyle) is where the session says."""
+    monkeypatch.setattr(object_store, "kfp_store_endpoint", lambda environ: "http://now:8333")
+    keys = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
+    then = {
+        "Provider": "minio",
+        "Params": {"endpoint": "10.96.0.7:9000", "disableSSL": "true", "region": "minio"},
+    }
+    assert object_store.Store("minio://mlpipeline/m", keys, session=then)._base == (
+        "http://now:8333/mlpipeline"
+    )
+    providers = {
+        "Provider": "minio",
+        "Params": {
+            "endpoint": "minio.storage:9000",
+            "disableSSL": "true",
+            "forcePathStyle": "true",
+        },
+    }
+    assert object_store.Store("minio://runs/m", keys, session=providers)._base == (
+        "http://minio.storage:9000/runs"
+    )
+
+
 def test_the_store_in_the_cluster_is_reached_past_an_http_proxy(
     model, seaweedfs, tmp_path, monkeypatch
 ):
@@ -294,5 +323,8 @@ def test_the_store_in_the_cluster_is_reached_past_an_http_proxy(
     monkeypatch.setattr(object_store, "kfp_store_endpoint", lambda environ: seaweedfs.url)
     keys = {"AWS_ACCESS_KEY_ID": ADMIN_KEYS[0], "AWS_SECRET_ACCESS_KEY": ADMIN_KEYS[1]}
     assert object_store.copy_folder(uri, str(tmp_path / "a"), keys) == len(MODEL_FILES)
+    session = {"Provider": "minio", "Params": {"endpoint": "seaweedfs.kubeflow:9000"}}
+    copied = object_store.copy_folder(uri, str(tmp_path / "s"), keys, session=session)
+    assert copied == len(MODEL_FILES)  # a recorded session of KFP's store: the same
     with pytest.raises(object_store.ObjectStoreError, match="cannot reach"):
         object_store.copy_folder(uri, str(tmp_path / "b"), _environ(seaweedfs.url))

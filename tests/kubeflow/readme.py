@@ -51,3 +51,50 @@ def submitted(argv: list[str], monkeypatch) -> dict:
     if code != 0:
         raise AssertionError(f"imgtfx {shlex.join(argv)} exited {code}")
     return next(body for method, url, body in sent if method == "POST" and url.endswith("/runs"))
+
+
+def aws_s3(
+    argv: list[str],
+    cluster,
+    keys: tuple[str, str],
+    local: dict[str, str],
+    forwarded: dict[str, str] | None = None,
+) -> None:
+    """Does what the README's `aws --endpoint-url URL s3 mb|cp [--recursive] SRC DST` line does,
+    against the emulated install: URL's host found by its DNS (or, for a `kubectl
+    port-forward` to localhost, the Service `forwarded` names for it) at URL's port, which the
+    Service must have; signed with `keys`; the local names (`images/`, `train.csv`) are
+    `local`'s. The store's refusal fails the test."""
+    import urllib.parse
+
+    from tests.kubeflow.kfp_emulator.store import s3_client
+
+    if argv[:1] != ["--endpoint-url"] or argv[2] != "s3":
+        raise ValueError(f"not an `aws --endpoint-url URL s3 ...` line: {argv}")
+    url = urllib.parse.urlsplit(argv[1])
+    netloc = (forwarded or {}).get(url.netloc, url.netloc)
+    host, _, port = netloc.partition(":")
+    address = cluster.resolve(host)
+    if address is None:
+        raise AssertionError(f"{argv[1]}: no such host {host} in this install")
+    client = s3_client(f"http://{address}:{port}", keys)
+    operation, *rest = argv[3:]
+    recursive = "--recursive" in rest
+    rest = [a for a in rest if a != "--recursive"]
+    if operation == "mb":
+        client.create_bucket(Bucket=rest[0][len("s3://") :])
+        return
+    source, target = rest
+    bucket, _, key = target[len("s3://") :].partition("/")
+    if not recursive:
+        with open(local[source], "rb") as f:
+            client.put_object(Bucket=bucket, Key=key, Body=f.read())
+        return
+    for folder, _, names in os.walk(local[source]):
+        for name in names:
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, local[source]).replace(os.sep, "/")
+            with open(path, "rb") as f:
+                client.put_object(
+                    Bucket=bucket, Key=key.rstrip("/") + "/" + relative, Body=f.read()
+                )

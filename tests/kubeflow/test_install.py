@@ -46,7 +46,7 @@ def test_the_root_is_the_runs_else_the_namespaces_else_kfps(make_cluster):
 @pytest.mark.parametrize(
     "kfp_version, multi_user, endpoint",
     [
-        ("2.4.1", False, "{store}:9000"),  # the driver pod's MINIO_SERVICE_* service links
+        ("2.4.1", False, "{minio}:9000"),  # the driver pod's MINIO_SERVICE_* service links
         ("2.4.1", True, "minio-service.kubeflow:9000"),  # a profile's pod has none
         ("2.15.0", True, "minio-service.kubeflow:9000"),  # the constant, SeaweedFS's alias
         ("2.16.1", False, "seaweedfs.kubeflow:9000"),
@@ -64,7 +64,10 @@ def test_the_store_session_is_recorded_as_each_release_finds_its_store(
     run.run_task("a", _task(run))
     session = json.loads(run.outputs["a"]["out"][0]["metadata"]["store_session_info"])
     assert session["Provider"] == "minio"
-    assert session["Params"]["endpoint"] == endpoint.format(store=cluster.store.address)
+    services = cluster.services
+    minio = services.get("minio-service.kubeflow")
+    minio = minio.address if minio else None
+    assert session["Params"]["endpoint"] == endpoint.format(minio=minio)
     assert session["Params"]["secretName"] == "mlpipeline-minio-artifact"
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2 as pb
@@ -114,12 +117,17 @@ def test_a_pod_sees_the_install_as_a_pod_of_that_release_does(
     assert seen["no_new_privs"] == ("1" if from_2_16 else "0")
 
 
-def test_an_administrators_user_runs_the_step_from_2_16(run_on, make_cluster):
+@pytest.mark.parametrize("group, home_writable", [(0, True), (4321, False)])
+def test_an_administrators_user_runs_the_step_from_2_16(run_on, make_cluster, group, home_writable):
     """DEFAULT_SECURITY_CONTEXT_RUN_AS_USER/GROUP (apiserver/common/config.go@2.17.0:46-49):
-    the user container runs as that user, whatever the image says."""
-    run = run_on(_package(), cluster=make_cluster("2.17.0", run_as_user=4321, run_as_group=4321))
+    the user container runs as that user, whatever the image says; the image's HOME is still
+    its own user's, writable by group 0 only (kubeflow/Dockerfile)."""
+    cluster = make_cluster("2.17.0", run_as_user=4321, run_as_group=group)
+    run = run_on(_package(), cluster=cluster)
     run.run_task("a", _task(run))
-    assert (_seen(run)["uid"], _seen(run)["gid"]) == (4321, 4321)
+    seen = _seen(run)
+    assert (seen["uid"], seen["gid"]) == (4321, group)
+    assert seen["home_writable"] is home_writable
 
 
 def test_a_profiles_key_cannot_write_kfps_shared_root_and_writes_its_own(run_on, make_cluster):
@@ -184,3 +192,38 @@ def test_an_s3_root_is_opened_with_the_namespaces_providers_entry(run_on, make_c
     assert "store.example" in _seen(run)["hosts"]  # the pods reach it by name too
     session = json.loads(run.session_info)
     assert session["Params"]["endpoint"] == endpoint and session["Params"]["fromEnv"] == "false"
+
+
+@pytest.mark.parametrize(
+    "kfp_version, answering",
+    [
+        ("2.4.1", {"minio-service:9000"}),
+        ("2.15.0", {"minio-service:9000", "seaweedfs:8333"}),  # no seaweedfs:9000 yet
+        ("2.16.1", {"seaweedfs:8333", "seaweedfs:9000"}),
+        ("2.17.0", {"seaweedfs:8333", "seaweedfs:9000"}),
+    ],
+)
+def test_each_releases_store_answers_on_its_services_own_ports_only(
+    make_cluster, kfp_version, answering
+):
+    """seaweedfs-service.yaml@2.15.0 has http-s3 8333 and no 9000 (http-s3-compat 9000 from
+    2.16.0); minio-service.yaml 9000 up to 2.15: a client that asks another port of a Service
+    is refused, as on a cluster (the pods' KFP store lookup once asked seaweedfs:9000 at 2.15)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from tests.kubeflow.kfp_emulator.store import s3_client
+    from tests.seaweedfs import ADMIN_KEYS
+
+    cluster = make_cluster(kfp_version)
+    answered = set()
+    for name in ("minio-service", "seaweedfs"):
+        address = cluster.resolve(f"{name}.kubeflow")
+        for port in (8333, 9000):
+            if address is None:
+                continue
+            try:
+                s3_client(f"http://{address}:{port}", ADMIN_KEYS).head_bucket(Bucket="mlpipeline")
+                answered.add(f"{name}:{port}")
+            except (BotoCoreError, ClientError):
+                pass
+    assert answered == answering

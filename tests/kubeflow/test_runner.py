@@ -252,10 +252,13 @@ def test_the_image_runs_as_a_user_of_its_own_with_nothing_but_its_own_paths_writ
         dockerfile = f.read()
     last_user = dockerfile.rindex("\nUSER ")
     assert "\nRUN " not in dockerfile[last_user:]  # nothing after it runs as root
-    (owned,) = re.findall(r"chown (\d+):0 ([^\n\\&]+)", dockerfile)
+    (owned,) = re.findall(r"chown -R (\d+):0 ([^\n\\&]+)", dockerfile)
     assert int(owned[0]) == config.user
     assert set(owned[1].split()) == {config.home, "/gcs", "/minio", "/s3"}
     assert re.search(r"chmod 2775 " + re.escape(owned[1].strip()), dockerfile)
+    # HOME is the user's once the build's root-run steps are done (they would leave ~/.keras
+    # behind, root's): set after them.
+    assert dockerfile.rindex("ENV HOME=") > dockerfile.rindex("python -c")
 
 
 def _options_of(command: str) -> set[str]:

@@ -46,9 +46,35 @@ def test_submit_starts_a_run_with_its_pipeline_root_through_kfps_own_client(
     code, _ = kfp_requests(["submit", package, "--pipeline-root", "/mnt/root"], monkeypatch)
     assert code == 2 and "/mnt/root cannot be used" in capsys.readouterr().err
 
-    # No root: the run takes its namespace's (a profile's own on multi-user Kubeflow).
+    # No --pipeline-root: the one the package was compiled with...
     argv = ["submit", package, "--host", "http://kfp", "--namespace", "team-a"]
     code, sent = kfp_requests(argv, monkeypatch)
+    assert code == 0 and "root minio://mlpipeline/v2/artifacts" in capsys.readouterr().out
+    assert sent[-1][2]["runtime_config"]["pipeline_root"] == "minio://mlpipeline/v2/artifacts"
+    # ...and for a package compiled with none, the namespace's (a profile's own).
+    compile_to(tmp_path, "any.yaml", pipeline_root=None)
+    argv = ["submit", str(tmp_path / "spec" / "any.yaml"), "--host", "http://kfp"]
+    code, sent = kfp_requests([*argv, "--namespace", "team-a"], monkeypatch)
     assert code == 0 and "the namespace's default" in capsys.readouterr().out
     method, url, body = sent[-1]
     assert url.endswith("/runs") and not body["runtime_config"].get("pipeline_root")
+
+
+def test_a_refused_or_unreachable_api_is_one_line(tmp_path, monkeypatch, capsys):
+    """kfp's ApiException (403 from a multi-user install's authorization) and a host that does
+    not answer: one line saying which, exit 1, no traceback."""
+    import urllib3
+
+    from imgtfx import cli
+
+    compile_to(tmp_path, "any.yaml", pipeline_root=None)
+    package = str(tmp_path / "spec" / "any.yaml")
+
+    def refuse(self, method, url, fields=None, headers=None, **kwargs):
+        return urllib3.HTTPResponse(body=b"RBAC: access denied", status=403, reason="Forbidden")
+
+    monkeypatch.setattr(urllib3.PoolManager, "request", refuse)
+    assert cli.main(["submit", package, "--host", "http://kfp", "--namespace", "team-a"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("imgtfx submit: failed: KFP at http://kfp: HTTP 403 Forbidden")
+    assert "RBAC: access denied" in err and err.count("\n") == 1

@@ -5,18 +5,19 @@ security its compiler applies. The store is a real S3 server (tests/seaweedfs.py
 each key's policy; what the launcher and the pods reach of it is what this module says they
 reach, each rule cited at the tag it was read at (kubeflow/pipelines).
 
-Services, per release (the namespace `kubeflow`):
-- up to 2.14: MinIO as `minio-service` (manifests/kustomize/third-party/minio, env/platform-
-  agnostic@2.14.3); SeaweedFS stands in for it here (the same S3 API; the admin key minio /
-  minio123 of the standalone secret, third-party/minio/base/mlpipeline-minio-artifact-secret).
-- 2.15: SeaweedFS as `seaweedfs`, and `minio-service` an alias of it
-  (third-party/seaweedfs/base/seaweedfs/minio-service.yaml@2.15.0).
-- from 2.16: `seaweedfs` only (no minio-service.yaml @2.16.0, @2.17.0; "Minio deployment
-  manifests in KFP will be removed in 2.16.0", env/platform-agnostic-multi-user-minio@2.15.0).
-Each service is port 9000 of the store's address; a pod's /etc/hosts names it, as cluster DNS
-does. Kubernetes also gives a pod `<SERVICE>_SERVICE_HOST`/`_PORT` for each service of its own
-namespace (service links): pods in `kubeflow` see MINIO_SERVICE_SERVICE_HOST where a
-minio-service exists, pods in a profile namespace never do.
+Services, per release (the namespace `kubeflow`), each with the ports its manifest gives it:
+- up to 2.14: MinIO as `minio-service`, port 9000 (manifests/kustomize/third-party/minio,
+  env/platform-agnostic@2.14.3); SeaweedFS stands in for it here (the same S3 API; the admin
+  key minio / minio123 of the standalone secret).
+- 2.15: SeaweedFS as `seaweedfs`, ports 8333 (http-s3) and others but no 9000
+  (third-party/seaweedfs/base/seaweedfs/seaweedfs-service.yaml@2.15.0), and `minio-service` an
+  alias of it, port 9000 to 8333 (minio-service.yaml@2.15.0).
+- from 2.16: `seaweedfs` only, ports 8333 and 9000 (http-s3-compat, to 8333: seaweedfs-
+  service.yaml@2.16.0; no minio-service.yaml @2.16.0, @2.17.0).
+Each Service is a ClusterIP of its own forwarding only its ports (services.py); a pod's
+/etc/hosts names it, as cluster DNS does. Kubernetes also gives a pod `<SERVICE>_SERVICE_HOST`/
+`_PORT` for each service of its own namespace (service links): pods in `kubeflow` see
+MINIO_SERVICE_SERVICE_HOST where a minio-service exists, pods in a profile namespace never do.
 
 Namespaces:
 - standalone: `kubeflow`, holding `mlpipeline-minio-artifact` with the admin key; no
@@ -36,8 +37,9 @@ import re
 import uuid
 from collections.abc import Mapping
 
+from tests.kubeflow.kfp_emulator.services import Service
 from tests.kubeflow.kfp_emulator.spec import TaskFailed
-from tests.kubeflow.kfp_emulator.store import Bucket, providers, s3_provider_session
+from tests.kubeflow.kfp_emulator.store import Bucket, providers, s3_client, s3_provider_session
 from tests.seaweedfs import ADMIN_KEYS, S3_PORT, SeaweedFS
 
 KUBEFLOW = "kubeflow"
@@ -102,78 +104,90 @@ class Cluster:
             "accesskey": ADMIN_KEYS[0],
             "secretkey": ADMIN_KEYS[1],
         }
-        self.metadata_service: str | None = None  # the address serving metadata-grpc-service
-        self.other_stores: dict[str, SeaweedFS] = {}  # {host name: server} of the users' own
+        self._services: dict[str, Service] = {}
 
     # --- the install's services ------------------------------------------------------------
 
-    @property
-    def services(self) -> dict[str, str]:
-        """{service DNS name: address} of the object store in the kubeflow namespace."""
-        names = []
+    def _store_services(self) -> dict[str, dict[int, int]]:
+        """{service: {port: target port}} of the store in the kubeflow namespace."""
+        found = {}
         if self.kfp < (2, 16, 0):
-            names.append(MINIO_SERVICE)
-        if self.kfp >= (2, 15, 0):
-            names.append(SEAWEEDFS_SERVICE)
-        found = {f"{name}.{KUBEFLOW}": self.store.address for name in names}
-        if self.metadata_service:
-            found[f"metadata-grpc-service.{KUBEFLOW}"] = self.metadata_service
+            found[MINIO_SERVICE] = {9000: S3_PORT}
+        if (2, 15, 0) <= self.kfp < (2, 16, 0):
+            found[SEAWEEDFS_SERVICE] = {S3_PORT: S3_PORT}
+        if self.kfp >= (2, 16, 0):
+            found[SEAWEEDFS_SERVICE] = {S3_PORT: S3_PORT, 9000: S3_PORT}
         return found
 
-    def add_store(self, host: str, server: SeaweedFS) -> str:
-        """An S3-compatible store of the users' own, that the cluster's pods reach as `host`
-        (its port 9000); returns its endpoint, host:9000."""
-        self.other_stores[host] = server
-        return f"{host}:{S3_PORT}"
+    def _service(self, name: str, ports: dict[int, tuple[str, int]]) -> Service:
+        if name not in self._services:
+            self._services[name] = Service(name, ports)
+        return self._services[name]
+
+    @property
+    def services(self) -> dict[str, Service]:
+        """{DNS name: Service} of the install, and the users' stores the cluster reaches."""
+        for name, ports in self._store_services().items():
+            target = {port: (self.store.address, to) for port, to in ports.items()}
+            self._service(f"{name}.{KUBEFLOW}", target)
+        return dict(self._services)
+
+    def add_store(self, host: str, server: SeaweedFS, port: int = 9000) -> str:
+        """An S3-compatible store of the users' own, which the cluster's pods reach as
+        `host`:`port`; returns that endpoint."""
+        self._service(host, {port: (server.address, S3_PORT)})
+        return f"{host}:{port}"
 
     def hosts(self) -> str:
         """A pod's /etc/hosts: cluster DNS for the install's services (short and full names)."""
         lines = ["127.0.0.1 localhost"]
-        for name, address in self.services.items():
-            lines.append(f"{address} {name} {name}.svc {name}.svc.cluster.local")
-        for host, server in self.other_stores.items():
-            lines.append(f"{server.address} {host}")
+        for name, service in self.services.items():
+            names = [name]
+            if name.endswith(f".{KUBEFLOW}"):
+                names += [f"{name}.svc", f"{name}.svc.cluster.local"]
+            lines.append(f"{service.address} {' '.join(names)}")
         return "\n".join(lines) + "\n"
 
     def resolve(self, host: str) -> str | None:
         """The address cluster DNS gives `host` (a service name, or an address as it is)."""
         if re.fullmatch(r"[0-9.]+", host):
             return host
-        for name, address in self.services.items():
+        for name, service in self.services.items():
             if host in (name, f"{name}.svc", f"{name}.svc.cluster.local"):
-                return address
-        if host in self.other_stores:
-            return self.other_stores[host].address
+                return service.address
         return None
 
     def service_links(self, namespace: str) -> dict[str, str]:
-        """Kubernetes' service-link env of a pod in `namespace`: the store's services there."""
+        """Kubernetes' service-link env of a pod in `namespace`: the store's services there
+        (the first port of each, as Kubernetes gives it)."""
         if namespace != KUBEFLOW:
             return {}
         found = {}
-        for name in self.services:
-            service = name.split(".")[0]
-            if service in (MINIO_SERVICE, SEAWEEDFS_SERVICE):
-                prefix = service.upper().replace("-", "_") + "_SERVICE"
-                found[f"{prefix}_HOST"] = self.store.address
-                found[f"{prefix}_PORT"] = str(S3_PORT)
+        for name, service in self.services.items():
+            short = name.split(".")[0]
+            if name.endswith(f".{KUBEFLOW}") and short in (MINIO_SERVICE, SEAWEEDFS_SERVICE):
+                prefix = short.upper().replace("-", "_") + "_SERVICE"
+                found[f"{prefix}_HOST"] = service.address
+                found[f"{prefix}_PORT"] = str(next(iter(service.ports)))
         return found
 
     def serve_metadata(self, path: str) -> None:
         """KFP's metadata gRPC service (metadata-grpc-service.kubeflow:8080, the address the
         package's Evaluator asks by default) over the SQLite store at `path` that the launcher
-        emulation records into, on a loopback address of its own."""
+        emulation records into, behind a Service of its own."""
         from tests.kubeflow.kfp_emulator.metadata import metadata_service
-        from tests.seaweedfs import loopback_address
 
-        address = loopback_address(METADATA_PORT)
-        self._metadata_server, _ = metadata_service(path, address, METADATA_PORT)
-        self.metadata_service = address
+        self._metadata_server, port = metadata_service(path)
+        name = f"metadata-grpc-service.{KUBEFLOW}"
+        self._service(name, {METADATA_PORT: ("127.0.0.1", port)})
 
     def close(self) -> None:
         server = getattr(self, "_metadata_server", None)
         if server is not None:
             server.stop(None)
+        for service in self._services.values():
+            service.close()
+        self._services.clear()
 
     # --- namespaces ------------------------------------------------------------------------
 
@@ -190,7 +204,7 @@ class Cluster:
         if self.kfp >= (2, 15, 0):
             # sync.py@2.15.0: a SeaweedFS key of the profile's own; the bucket ListBucket policy
             # from @2.17.0 (see tests/seaweedfs.py bucket_list_policy for 2.15's and 2.16's).
-            access, secret = self.store.profile_key(name)
+            access, secret = self.store.profile_key(name, delete=self.kfp >= (2, 17, 0))
             namespace.configmaps[LAUNCHER_CONFIG] = {
                 "defaultPipelineRoot": f"minio://mlpipeline/private-artifacts/{name}/v2/artifacts"
             }
@@ -241,9 +255,9 @@ class Cluster:
         minio-service.kubeflow:9000, objectstore/config.go@2.2.0:154-168), 2.15 that constant
         (@2.15.0:29), from 2.16 seaweedfs.kubeflow:9000 (@2.16.0:29); maxRetries from 2.15."""
         if self.kfp >= (2, 16, 0):
-            endpoint = f"{SEAWEEDFS_SERVICE}.{KUBEFLOW}:{S3_PORT}"
+            endpoint = f"{SEAWEEDFS_SERVICE}.{KUBEFLOW}:9000"
         elif self.kfp >= (2, 15, 0):
-            endpoint = f"{MINIO_SERVICE}.{KUBEFLOW}:{S3_PORT}"
+            endpoint = f"{MINIO_SERVICE}.{KUBEFLOW}:9000"
         else:
             host = driver_env.get("MINIO_SERVICE_SERVICE_HOST")
             port = driver_env.get("MINIO_SERVICE_SERVICE_PORT")
@@ -301,16 +315,25 @@ class Cluster:
                     f'Failed to open bucket "{bucket}": could not find specified keys '
                     f"'{keys[0]}' or '{keys[1]}'"
                 )
+            # createS3BucketSession (object_store.go@2.15.0:268-296, @2.17.0:335-365): the
+            # endpoint over http:// when disableSSL, else https://; path-style unless
+            # forcePathStyle is false; cluster DNS for its host.
             endpoint = params.get("endpoint", "")
-            host = endpoint.split("://")[-1].split("/")[0]
-            address = self.resolve(host.rsplit(":", 1)[0])
+            if "://" not in endpoint:
+                ssl = params.get("disableSSL", "false") != "true"
+                endpoint = ("https://" if ssl else "http://") + endpoint
+            scheme_, _, host = endpoint.partition("://")
+            host = host.split("/")[0]
+            name, _, port = host.partition(":")
+            address = self.resolve(name)
             if address is None:
                 raise TaskFailed(
-                    f'Failed to open bucket "{bucket}": dial tcp: lookup '
-                    f"{host.rsplit(':', 1)[0]}: no such host"
+                    f'Failed to open bucket "{bucket}": dial tcp: lookup {name}: no such host'
                 )
-            server = self._server_at(address)
-            return Bucket(server.client(access, secret_key), bucket, scheme)
+            port = port or ("443" if scheme_ == "https" else "80")
+            path_style = params.get("forcePathStyle", "true") != "false"
+            client = s3_client(f"{scheme_}://{address}:{port}", (access, secret_key), path_style)
+            return Bucket(client, bucket, scheme)
         # No session, or fromEnv: the AWS SDK's default chain from the pod's env.
         if scheme == "minio" and self.kfp < (2, 17, 0):
             raise TaskFailed(
@@ -336,9 +359,3 @@ class Cluster:
             raise TaskFailed(f'Failed to open bucket "{bucket}": AWS S3 is out of reach here')
         keys = (pod_env.get("AWS_ACCESS_KEY_ID", ""), pod_env.get("AWS_SECRET_ACCESS_KEY", ""))
         return Bucket(self.aws.client(*keys), bucket, scheme)
-
-    def _server_at(self, address: str) -> SeaweedFS:
-        for server in (self.store, self.aws, *self.other_stores.values()):
-            if server is not None and server.address == address:
-                return server
-        raise TaskFailed(f"dial tcp {address}:{S3_PORT}: connect: connection refused")

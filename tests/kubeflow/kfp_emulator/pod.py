@@ -4,9 +4,10 @@ entrypoint runs unchanged (no hook of any kind for the emulator in it).
 
 Filesystem. The launcher copies every input artifact to its local path and the command writes
 its outputs to theirs: component/launcher_v2.go LocalPathForURI (2.2.0 :714, 2.17.0 :1239)
-maps gs:// to /gcs/, minio:// to /minio/ and s3:// to /s3/, emptyDirs from 2.4.1
-(compiler/argocompiler/container.go@2.17.0:59-70, writable by any user). Before 2.15 the
-ExecutorOutput goes to /tmp/kfp_outputs/output_metadata.json, and a pod's /tmp is its own. Here
+maps gs:// to /gcs/, minio:// to /minio/ and s3:// to /s3/, emptyDirs from 2.3.0
+(compiler/argocompiler/container.go@2.3.0:37-45, @2.17.0:59-70, writable by any user).
+Before 2.15 the ExecutorOutput goes to /tmp/kfp_outputs/output_metadata.json, and a pod's /tmp
+is its own. Here
 each task's pod folder holds `gcs/`, `minio/`, `s3/`, `tmp/`, `run/` and the image's HOME; the
 command sees them at their places (bind mounts over a root made of this machine's own
 top-level folders) and sees nothing of the machine's /tmp but the paths the emulator shares
@@ -111,11 +112,12 @@ def prepare(
     hosts: str | None = None,
     namespace: str | None = None,
     home: str | None = None,
-    security: Security = Security(),
+    owner: Security = Security(),
 ) -> None:
     """The pod's own folders, as its volumes and image give them: the launcher's mirrors
-    (emptyDirs) and /tmp writable by anyone, the image's HOME by its user, /etc/hosts and the
-    namespace file."""
+    (emptyDirs) and /tmp writable by anyone, the image's HOME as the image leaves it (its
+    user's, `owner`, group-writable: kubeflow/Dockerfile), /etc/hosts and the namespace
+    file."""
     for name in MIRRORS:
         os.makedirs(os.path.join(pod, name), exist_ok=True)
         os.chmod(os.path.join(pod, name), 0o777)
@@ -132,7 +134,8 @@ def prepare(
     if home:
         folder = os.path.join(pod, home.lstrip("/"))
         os.makedirs(folder, exist_ok=True)
-        give(folder, security)
+        give(folder, owner)
+        os.chmod(folder, 0o2775)
 
 
 def give(path: str, security: Security) -> None:

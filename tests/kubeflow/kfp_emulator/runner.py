@@ -188,8 +188,9 @@ class LocalSpecRunner:
         executor_input = self._executor_input(name, task, component, task_root)
         env = self._pod_env(name, component, container)  # a missing secret: the pod never starts
         security = self._security()
+        image_user = pod.Security(self.image.user, self.image.group)
         pod.prepare(
-            self.pod, self.cluster.hosts(), self.namespace, self.image.home, security=security
+            self.pod, self.cluster.hosts(), self.namespace, self.image.home, owner=image_user
         )
         try:
             # launcher_v2.go Execute (2.15.0 :210-224): the root's bucket, opened with the run's

@@ -12,6 +12,25 @@ from collections.abc import Mapping
 from tests.kubeflow.kfp_emulator.spec import TaskFailed
 
 
+def s3_client(endpoint_url: str, keys: tuple[str, str], path_style: bool = True):
+    """A boto3 S3 client of `endpoint_url` with `keys` (the launcher's aws-sdk-go-v2 client)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=keys[0],
+        aws_secret_access_key=keys[1],
+        region_name="us-east-1",
+        config=Config(
+            s3={"addressing_style": "path" if path_style else "virtual"},
+            retries={"max_attempts": 2},
+            connect_timeout=10,
+        ),
+    )
+
+
 class Bucket:
     """An opened bucket: `client` a boto3 S3 client with the session's keys (None: gs://, which
     the emulation does not store)."""
@@ -27,6 +46,8 @@ class Bucket:
         except botocore.exceptions.ClientError as e:
             error = e.response.get("Error", {})
             raise TaskFailed(f"{what}: {error.get('Code')}: {error.get('Message', '')}") from None
+        except botocore.exceptions.BotoCoreError as e:  # no connection, TLS to a plain port
+            raise TaskFailed(f"{what}: {type(e).__name__}: {e}") from None
 
     def keys(self, prefix: str) -> list[str]:
         """Every key with the string prefix `prefix` (blob.List with Prefix)."""
