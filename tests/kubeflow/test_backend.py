@@ -131,8 +131,8 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
     tree = compile_argv[compile_argv.index("--images") + 1]
     assert compile_argv[compile_argv.index("--labels") + 1] == tree + ".csv"
     store_of_tree = cluster.store if tree.startswith("minio://") else own_store
-    uploads = readme.commands(heading, program="aws", replace=replace)
     if data in ("profile", "kfp"):  # the README's own upload, with the namespace's key
+        uploads = readme.commands(heading, program="aws", replace=replace)
         kept = secrets["mlpipeline-minio-artifact"]
         forwarded = "seaweedfs.kubeflow:8333"  # kubectl port-forward svc/seaweedfs 8333
         if kfp_emulator.cluster.version(kfp_version) < (2, 15, 0):  # "before: svc/minio-service"
