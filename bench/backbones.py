@@ -57,10 +57,10 @@ def measure(
     import numpy as np
     import tf_keras as keras
 
-    from components.examples.layout import split_files
-    from pipeline.metrics import global_average_precision
-    from trainer import data, model
-    from trainer.options import TrainerOptions
+    from imgtfx.components.examples.layout import split_files
+    from imgtfx.pipeline.metrics import global_average_precision
+    from imgtfx.trainer import data, model
+    from imgtfx.trainer.options import TrainerOptions
 
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(policy)
@@ -109,7 +109,7 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trainer.options import BACKBONES
+    from imgtfx.trainer.options import BACKBONES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=8000)

@@ -118,7 +118,7 @@ def run_one(name: str, tree: dict, out: str) -> None:
         import tensorflow  # noqa: F401
 
         if name == "imgtfx_convert":
-            import components.image_example_gen.convert  # noqa: F401
+            import imgtfx.components.image_example_gen.convert  # noqa: F401
     if name in INPUTS:
         # Input pipelines serve many epochs: time the second pass, as training sees it
         # (the first pays one-off start-up of TensorFlow's thread pools and autotuning).

@@ -25,8 +25,8 @@ CONTEST_PHOTOS = 88_000
 
 
 def main() -> None:
-    from components import object_store
-    from kubeflow.entrypoint import COPY_WORKERS
+    from imgtfx.components import object_store
+    from imgtfx.kubeflow.entrypoint import COPY_WORKERS
     from tests.s3_faults import FaultyNetwork
     from tests.seaweedfs import ADMIN_KEYS, SeaweedFS
 

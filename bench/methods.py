@@ -6,6 +6,7 @@ decode bounds), the stages of convert one at a time, and input pipelines over th
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 
 IMAGE_SIZE = 64
@@ -39,9 +40,9 @@ def list_images(images: str) -> list[str]:
 
 
 def convert_imgtfx(tree: dict, out: str) -> int:
-    from components.image_example_gen import ImageOptions
-    from components.image_example_gen.convert import convert
     from imgtfx.cli import _beam_args
+    from imgtfx.components.image_example_gen import ImageOptions
+    from imgtfx.components.image_example_gen.convert import convert
 
     report = convert(
         tree["images"],
@@ -185,7 +186,7 @@ def decode_write_bound(tree: dict, out: str) -> int:
 def _orientation(path: str) -> int:
     from PIL import Image
 
-    from components import image_files
+    from imgtfx.components import image_files
 
     with Image.open(path) as image:
         return image_files._orientation(image)
@@ -208,15 +209,15 @@ def profile_stages(tree: dict, out: str) -> dict:
 
     import apache_beam as beam
 
-    from components import image_files
-    from components.image_example_gen import example_bytes, plan, shards
-    from components.image_example_gen.component import ImageExampleGen
-    from components.image_example_gen.convert import serialized_exec_properties
-    from components.image_example_gen.options import ImageOptions
-    from components.image_example_gen.records import LabeledImage
-    from components.image_example_gen.tfrecord import GzipRecordWriter
-    from components.image_example_gen.tree import FoundFile
     from imgtfx.cli import _beam_args
+    from imgtfx.components import image_files
+    from imgtfx.components.image_example_gen import example_bytes, plan, shards
+    from imgtfx.components.image_example_gen.component import ImageExampleGen
+    from imgtfx.components.image_example_gen.convert import serialized_exec_properties
+    from imgtfx.components.image_example_gen.options import ImageOptions
+    from imgtfx.components.image_example_gen.records import LabeledImage
+    from imgtfx.components.image_example_gen.tfrecord import GzipRecordWriter
+    from imgtfx.components.image_example_gen.tree import FoundFile
 
     options = ImageOptions(labels_csv=tree["labels_csv"])
     component = ImageExampleGen(input_base=tree["images"], options=options)
@@ -227,7 +228,10 @@ def profile_stages(tree: dict, out: str) -> dict:
 
     start = time.perf_counter()  # the plan on paths, through the grouping into shards
     with beam.Pipeline(argv=_beam_args([])) as pipeline:
-        planned = plan.plan_images(pipeline, tree["images"], input_config, output_config, options)
+        runs = tempfile.mkdtemp(prefix="bench-plan-")
+        planned = plan.plan_images(
+            pipeline, tree["images"], input_config, output_config, options, runs
+        )
         _ = (
             planned.records
             | beam.Map(
@@ -282,9 +286,9 @@ def profile_stages(tree: dict, out: str) -> dict:
 
 
 def input_trainer(tree: dict, converted: str) -> int:
-    from components.examples.layout import split_files
-    from trainer import data
-    from trainer.options import TrainerOptions
+    from imgtfx.components.examples.layout import split_files
+    from imgtfx.trainer import data
+    from imgtfx.trainer.options import TrainerOptions
 
     options = TrainerOptions(image_size=IMAGE_SIZE, batch_size=BATCH, augment=False)
     patterns = [split_files(converted, s) for s in ("train", "eval")]
@@ -348,7 +352,7 @@ def _fingerprint_seconds(paths: list[str]) -> float:
 
     from PIL import Image
 
-    from components import image_files
+    from imgtfx.components import image_files
 
     def drafted(path: str):
         with open(path, "rb") as f:

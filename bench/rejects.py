@@ -35,7 +35,7 @@ STEPS = ("sorted_runs", "gathered_on_one_worker")
 
 def _outcomes(count: int):
     """`count` CSV rows without an image, in no particular order, as the CSV join makes them."""
-    from components.examples.reasons import CSV_ID_WITHOUT_IMAGE, CSV_ROW, Outcome
+    from imgtfx.components.examples.reasons import CSV_ID_WITHOUT_IMAGE, CSV_ROW, Outcome
 
     for i in range(count):
         yield Outcome(f"{(i * 7_919) % count:08d}", CSV_ROW, CSV_ID_WITHOUT_IMAGE)
@@ -51,7 +51,7 @@ def _gathered(_, outcomes: list, path: str) -> None:
 
 
 def _merged(_, runs: list, path: str) -> None:
-    from components.image_example_gen import rejects
+    from imgtfx.components.image_example_gen import rejects
 
     for _ in rejects.merge_runs(runs, path):
         pass
@@ -60,7 +60,7 @@ def _merged(_, runs: list, path: str) -> None:
 def rejects_step(step: str, count: int, out: str) -> None:
     import apache_beam as beam
 
-    from components.image_example_gen import rejects
+    from imgtfx.components.image_example_gen import rejects
 
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "rejects.jsonl")
@@ -95,8 +95,8 @@ def tree_with_extra_ids(count: int, work: str) -> tuple[str, str]:
 
 
 def convert_with_extra_ids(count: int, out: str, work: str) -> None:
-    from components.image_example_gen.convert import convert
-    from components.image_example_gen.options import ImageOptions
+    from imgtfx.components.image_example_gen.convert import convert
+    from imgtfx.components.image_example_gen.options import ImageOptions
 
     images, csv = tree_with_extra_ids(count, work)
     report = convert(images, out, ImageOptions(labels_csv=csv))

@@ -306,7 +306,7 @@ def tinted_run(args) -> int:
     Checks that groups stay bounded and the split still trains and evaluates every class,
     within the contest run's time and memory, with a report a person can read."""
     from bench.copies_data import write_tinted_tree
-    from components.image_example_gen.duplicates import THRESHOLD
+    from imgtfx.components.image_example_gen.duplicates import THRESHOLD
 
     photos = 8
     tree_dir = os.path.join(args.work, f"tinted-{args.tinted}")

@@ -2,11 +2,12 @@
 
 TFX keys a step's cache on its execution properties, its input artifacts and its executor's
 class name, and reads the contents of a `module_file` only
-(tfx/orchestration/portable/cache_utils.py, get_cache_context). Code reached by import path, as
-`run_fn='trainer.training.run_fn'` and this project's executors are, is not in the key: after an
-upgrade or an edit the next run would reuse the examples and models the old code made. Each of
-our steps therefore carries `code_version`: "imgtfx <version> sha256:<hash of the source files
-the step runs>", computed once when the pipeline is built. The executors never read it.
+(tfx/orchestration/portable/cache_utils.py, get_cache_context). Code reached by import path,
+as `run_fn='imgtfx.trainer.training.run_fn'` and this project's executors are, is not in the
+key: after an upgrade or an edit the next run would reuse the examples and models the old code
+made. Each of our steps therefore carries `code_version`: "imgtfx <version> sha256:<hash of
+the source files the step runs>", computed once when the pipeline is built. The executors never
+read it.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import google_crc32c
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from components.examples.reasons import (
+from imgtfx.components.examples.reasons import (
     EMPTY_FILE,
     NOT_AN_IMAGE,
     REJECTED,

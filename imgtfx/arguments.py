@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
 from imgtfx import commands
-from pipeline import configs
-from trainer.options import BACKBONES, HEADS
+from imgtfx.components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
+from imgtfx.pipeline import configs
+from imgtfx.trainer.options import BACKBONES, HEADS
 
 
 def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = True) -> None:

@@ -14,7 +14,7 @@ import warnings
 
 from imgtfx import commands
 from imgtfx.arguments import build_parser
-from pipeline import configs
+from imgtfx.pipeline import configs
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # one Keras everywhere: tf-keras (Keras 2)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -30,14 +30,14 @@ def _beam_args(values: list[str] | None) -> list[str]:
     Spark, the workers get this project's code (pipeline/staging.py)."""
     args = list(values or [])
     if any(a.startswith(("--runner", "--direct_")) for a in args):
-        from pipeline import staging
+        from imgtfx.pipeline import staging
 
         return staging.worker_args(args)
     return args + list(configs.BEAM_PIPELINE_ARGS)
 
 
 def _trainer_options(args, image_size: int):
-    from trainer.options import TrainerOptions
+    from imgtfx.trainer.options import TrainerOptions
 
     options = TrainerOptions(
         image_size=image_size,
@@ -61,7 +61,7 @@ def _trainer_options(args, image_size: int):
         return options
     if args.command == "compile" and options.weights.startswith(("minio://", "s3://")):
         return options  # read by the Trainer's pod (the launcher's copy), not from here
-    from trainer import backbones
+    from imgtfx.trainer import backbones
 
     # Checked here, before any step runs: a file that does not fit is one line, not a failed
     # Trainer after the conversion.
@@ -71,7 +71,7 @@ def _trainer_options(args, image_size: int):
 
 
 def _options(args):
-    from components.image_example_gen import ImageOptions
+    from imgtfx.components.image_example_gen import ImageOptions
 
     return ImageOptions(
         labels_csv=args.labels,
@@ -88,7 +88,7 @@ def _options(args):
 
 def _run_config(args):
     """The run's configuration from the arguments of convert, run or compile (value checks)."""
-    from pipeline.run_config import RunConfig
+    from imgtfx.pipeline.run_config import RunConfig
 
     size = args.image_size if hasattr(args, "image_size") else None
     if size is None:
@@ -104,7 +104,7 @@ def _run_config(args):
         }
     beam_args = args.beam_arg
     if args.command == "compile":
-        from pipeline import staging
+        from imgtfx.pipeline import staging
 
         beam_args = staging.worker_args(beam_args or [], image=args.image)
     else:
@@ -120,7 +120,7 @@ def _run_config(args):
 
 
 def _kubeflow_target(args):
-    from kubeflow.target import KubeflowTarget
+    from imgtfx.kubeflow.target import KubeflowTarget
 
     return KubeflowTarget(
         output=args.output,
@@ -147,7 +147,7 @@ def check_args(args) -> None:
     Raises:
       ValueError: what is wrong, in the flag's own words.
     """
-    from trainer.options import SUPPORTED_IMAGE_SIZES
+    from imgtfx.trainer.options import SUPPORTED_IMAGE_SIZES
 
     if args.command == "run":
         if args.sample and (args.images or args.labels):
@@ -158,7 +158,7 @@ def check_args(args) -> None:
         if not args.sample and not args.images:
             raise ValueError("give --images DIR (or --sample for the built-in digits).")
         if args.sample:
-            from pipeline.local_runner import state_dir
+            from imgtfx.pipeline.local_runner import state_dir
 
             sample_root = os.path.join(state_dir(args.root), "sample_data")
             args.images = os.path.join(sample_root, "images")
@@ -193,7 +193,7 @@ def check_args(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.local_settings import limit_malloc_arenas
+    from imgtfx.pipeline.local_settings import limit_malloc_arenas
 
     limit_malloc_arenas()
     parser = build_parser()
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"imgtfx {args.command}: error: {e}", file=sys.stderr)
         return 2
-    from components.image_example_gen.report_checks import ImageExampleGenError
+    from imgtfx.components.image_example_gen.report_checks import ImageExampleGenError
 
     try:
         return args.func(args)

@@ -21,7 +21,7 @@ class RunFailed(RuntimeError):
 
 
 def convert(args) -> int:
-    from components.image_example_gen import convert as convert_tree
+    from imgtfx.components.image_example_gen import convert as convert_tree
 
     config = args.config
     report = convert_tree.convert(
@@ -33,7 +33,7 @@ def convert(args) -> int:
         beam_pipeline_args=list(config.beam_args),
     )
     print(convert_tree.summary_line(report, args.output))
-    from components.examples.report import duplicate_lines, split_warnings
+    from imgtfx.components.examples.report import duplicate_lines, split_warnings
 
     for line in [*split_warnings(report), *duplicate_lines(report)]:
         print(line, file=sys.stderr)
@@ -41,7 +41,7 @@ def convert(args) -> int:
 
 
 def run(args) -> int:
-    from pipeline import local_runner, steps
+    from imgtfx.pipeline import local_runner, steps
 
     if args.sample:
         from imgtfx.sample_data import write_digits_tree
@@ -51,9 +51,9 @@ def run(args) -> int:
             write_digits_tree(sample_root)
     # Checked before the log exists under ROOT: a failed check leaves no folder behind.
     local = local_runner.prepare(args.config, args.root)
-    from components.examples.report import duplicate_lines, read_report, split_warnings
-    from components.image_example_gen.report_checks import ImageExampleGenError
-    from pipeline.results import blessing_lines
+    from imgtfx.components.examples.report import duplicate_lines, read_report, split_warnings
+    from imgtfx.components.image_example_gen.report_checks import ImageExampleGenError
+    from imgtfx.pipeline.results import blessing_lines
 
     log = os.path.join(
         local_runner.paths(args.root)["logs"], time.strftime("run-%Y%m%d-%H%M%S.log")
@@ -102,8 +102,8 @@ def run(args) -> int:
 
 
 def compile_spec(args) -> int:
-    from kubeflow import runner
-    from kubeflow.target import KFP, multi_user_notes
+    from imgtfx.kubeflow import runner
+    from imgtfx.kubeflow.target import KFP, multi_user_notes
 
     runner.compile(args.config, args.target)
     uris = (*args.config.data_uris, args.config.trainer_options.weights)
@@ -125,7 +125,7 @@ def compile_spec(args) -> int:
 
 
 def submit_run(args) -> int:
-    from kubeflow.submit import SubmitError, compiled_root, submit
+    from imgtfx.kubeflow.submit import SubmitError, compiled_root, submit
 
     token = None
     if args.token_file:
@@ -174,8 +174,8 @@ def predict(args) -> int:
 
 
 def report(args) -> int:
+    from imgtfx.pipeline import local_runner, steps
     from imgtfx.report import write_report
-    from pipeline import local_runner, steps
 
     log = os.path.join(
         local_runner.paths(args.root)["logs"], time.strftime("report-%Y%m%d-%H%M%S.log")

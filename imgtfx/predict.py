@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from components import image_files
-from components.examples.reasons import MAX_PIXELS, UNREADABLE, Outcome
+from imgtfx.components import image_files
+from imgtfx.components.examples.reasons import MAX_PIXELS, UNREADABLE, Outcome
 
 BATCH = 32
 
@@ -76,9 +76,9 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
     probability, top_k; or path and error."""
     import tensorflow as tf
 
-    from components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE
-    from components.examples.vocabulary import read_label_names, read_labels_file
-    from trainer import model as trainer_model
+    from imgtfx.components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE
+    from imgtfx.components.examples.vocabulary import read_label_names, read_labels_file
+    from imgtfx.trainer import model as trainer_model
 
     model_dir = resolve_model_dir(model_dir)
     signature = tf.saved_model.load(model_dir).signatures[trainer_model.IMAGES_SIGNATURE]

@@ -144,13 +144,13 @@ def fetch_data(executor_input: dict, store: dict[str, str], mount: str = "/") ->
     Raises:
       ObjectStoreError: no keys, the store refusing, or nothing there; the message says which.
     """
-    from components import object_store
+    from imgtfx.components import object_store
 
     parameters = executor_input.get("inputs", {}).get("parameterValues", {})
     base = parameters.get("input_base")
     if not isinstance(base, str):
         return []
-    from components.object_store import SCHEMES
+    from imgtfx.components.object_store import SCHEMES
 
     named: set[str] = set()
     in_pod = {
@@ -288,14 +288,14 @@ def _pushed_here(output: dict) -> None:
 def _main(parsed) -> None:
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
-    from pipeline import local_settings
+    from imgtfx.pipeline import local_settings
 
     local_settings.apply()  # each task is its own process: the same settings as a local run
     args, beam_args = parsed
     mount = "/"  # the launcher's mirrors: /gcs, /minio, /s3 in the pod
     inputs_spec = json.loads(args.json_serialized_inputs_spec_args or "{}")
     executor_input = json.loads(args.json_serialized_invocation_args)
-    from components.object_store import ObjectStoreError, data_environ
+    from imgtfx.components.object_store import ObjectStoreError, data_environ
 
     try:
         fetch_data(executor_input, data_environ(), mount)

@@ -29,10 +29,10 @@ import os
 from tfx import version as tfx_version
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-from components import object_store
-from components.baseline_evaluator import environment
-from kubeflow import entrypoint
-from kubeflow.stores import (
+from imgtfx.components import object_store
+from imgtfx.components.baseline_evaluator import environment
+from imgtfx.kubeflow import entrypoint
+from imgtfx.kubeflow.stores import (
     EVALUATOR,
     EXAMPLE_GEN_TASK,
     container_of,
@@ -45,7 +45,7 @@ from kubeflow.stores import (
     secret_as_env,
     write_launcher_config,
 )
-from kubeflow.target import (
+from imgtfx.kubeflow.target import (
     DEFAULT_GPU_TYPE,
     DEFAULT_ROOT,
     KFP,
@@ -54,14 +54,19 @@ from kubeflow.target import (
     KubeflowTarget,
     gigabytes,
 )
-from pipeline.pipeline import (
+from imgtfx.pipeline.pipeline import (
     BASELINE_FROM_METADATA_SERVICE,
     BASELINE_FROM_RESOLVER,
     create_pipeline,
 )
-from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER, RunConfig, train_args_json
+from imgtfx.pipeline.run_config import (
+    IMAGES_PARAMETER,
+    TRAIN_ARGS_PARAMETER,
+    RunConfig,
+    train_args_json,
+)
 
-ENTRYPOINT = "kubeflow.entrypoint"  # python -m, in the image (kubeflow/Dockerfile)
+ENTRYPOINT = "imgtfx.kubeflow.entrypoint"  # python -m, in the image (kubeflow/Dockerfile)
 WEIGHTS_TASK = "BackboneWeights"  # the importer of a backbone's weights file (weights_importer)
 TRAINER = "Trainer"
 

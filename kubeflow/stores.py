@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from components import object_store
-from kubeflow.target import KFP, KubeflowTarget, StoreSecret
+from imgtfx.components import object_store
+from imgtfx.kubeflow.target import KFP, KubeflowTarget, StoreSecret
 
 EXAMPLE_GEN_TASK = "ImageExampleGen"
 EVALUATOR = "Evaluator"

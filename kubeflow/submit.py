@@ -10,8 +10,8 @@ run is created with kfp's own documented call, `Client.create_run_from_pipeline_
 
 from __future__ import annotations
 
-from kubeflow.target import KFP, check_pipeline_root, platform_of
-from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER, train_args_json
+from imgtfx.kubeflow.target import KFP, check_pipeline_root, platform_of
+from imgtfx.pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER, train_args_json
 
 
 def submit(

@@ -14,9 +14,9 @@ import dataclasses
 import os
 import re
 
-from components import object_store
-from components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
-from kubeflow.entrypoint import BUCKET_SCHEMES, SERVED_FROM_ARTIFACT
+from imgtfx.components import object_store
+from imgtfx.components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
+from imgtfx.kubeflow.entrypoint import BUCKET_SCHEMES, SERVED_FROM_ARTIFACT
 
 KFP, VERTEX = "kfp", "vertex"
 PLATFORMS = {".yaml": KFP, ".yml": KFP, ".json": VERTEX}

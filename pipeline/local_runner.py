@@ -17,8 +17,8 @@ import json
 import os
 from typing import IO
 
-from components.image_example_gen import tree
-from pipeline.run_config import RunConfig
+from imgtfx.components.image_example_gen import tree
+from imgtfx.pipeline.run_config import RunConfig
 
 
 def paths(root: str) -> dict[str, str]:
@@ -62,8 +62,8 @@ class LocalRun:
         from tfx.orchestration import metadata
         from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-        from pipeline import configs, local_settings, results, steps
-        from pipeline.pipeline import create_pipeline
+        from imgtfx.pipeline import configs, local_settings, results, steps
+        from imgtfx.pipeline.pipeline import create_pipeline
 
         where = paths(self.root)
         pipeline = create_pipeline(
@@ -101,7 +101,7 @@ def prepare(config: RunConfig, root: str) -> LocalRun:
     config = dataclasses.replace(config, images=absolute(config.images))
     root = absolute(root)
     if options.labels_csv:
-        from components.image_example_gen.labels_csv import check_csv_matches
+        from imgtfx.components.image_example_gen.labels_csv import check_csv_matches
 
         check_csv_matches(config.images, options)
     _check_root_writable(root)
@@ -118,7 +118,7 @@ def _check_root_writable(root: str) -> None:
     failed check leaves nothing)."""
     import tensorflow as tf
 
-    from components.image_files import read_error
+    from imgtfx.components.image_files import read_error
 
     try:
         os.makedirs(state_dir(root), exist_ok=True)

@@ -23,7 +23,7 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
-from pipeline.configs import ACCURACY, GAP
+from imgtfx.pipeline.configs import ACCURACY, GAP
 
 
 class TopKAccuracy(metric_types.Metric):

@@ -20,23 +20,23 @@ from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
-from components import code_version
-from components.baseline_evaluator import BaselineEvaluator
-from components.examples.features import FeatureNames
-from components.image_evaluator import ImageEvaluator
-from components.image_example_gen import ImageExampleGen
-from components.image_example_gen.component import default_output_config
-from components.label_schema import LabelSchema
-from pipeline import configs, metrics
-from pipeline.run_config import (
+from imgtfx.components import code_version
+from imgtfx.components.baseline_evaluator import BaselineEvaluator
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.image_evaluator import ImageEvaluator
+from imgtfx.components.image_example_gen import ImageExampleGen
+from imgtfx.components.image_example_gen.component import default_output_config
+from imgtfx.components.label_schema import LabelSchema
+from imgtfx.pipeline import configs, metrics
+from imgtfx.pipeline.run_config import (
     IMAGES_PARAMETER,
     TRAIN_ARGS_PARAMETER,
     RunConfig,
     train_args_json,
 )
-from trainer.model import EVAL_SIGNATURE, PROBABILITIES
+from imgtfx.trainer.model import EVAL_SIGNATURE, PROBABILITIES
 
-TRAINER_RUN_FN = "trainer.training.run_fn"
+TRAINER_RUN_FN = "imgtfx.trainer.training.run_fn"
 # Where the Evaluator's baseline (the latest blessed model) comes from.
 BASELINE_FROM_RESOLVER = "resolver"  # TFX's Resolver: LocalDagRunner, Vertex AI Pipelines
 BASELINE_FROM_METADATA_SERVICE = "metadata_service"  # the Evaluator asks (open-source KFP)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from components.image_example_gen.options import ImageOptions, split_folders_config
-from pipeline import configs
-from trainer.options import TrainerOptions
+from imgtfx.components.image_example_gen.options import ImageOptions, split_folders_config
+from imgtfx.pipeline import configs
+from imgtfx.trainer.options import TrainerOptions
 
 # The values a compiled pipeline takes at submit time (create_pipeline(runtime_parameters=True)):
 # the image root, and the TrainArgs as JSON ('{"num_steps": 2000}'): TFX 1.16 on KFP v2 passes a

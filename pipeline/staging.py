@@ -1,6 +1,6 @@
 """What Beam workers on other machines (Dataflow, Flink, Spark) need to run the data steps.
 
-The data steps' DoFns are pickled by reference to this project's modules (components.*):
+The data steps' DoFns are pickled by reference to this project's modules (imgtfx.components.*):
 a worker that cannot import them fails on the first bundle. TFX stages only its own ephemeral
 package, so for a runner whose workers are not this process the Beam arguments get, unless
 the user chose how workers get code (--sdk_container_image, --setup_file, --extra_package,
@@ -31,7 +31,7 @@ CODE_OPTIONS = (
     "--extra_packages",
     "--environment_config",
 )
-PACKAGES = ("components", "pipeline", "trainer", "kubeflow", "imgtfx")  # pyproject's wheel
+PARTS = ("components", "pipeline", "trainer", "kubeflow")  # under imgtfx/, as in the wheel
 WHEEL_NAME = "imgtfx"
 
 
@@ -60,7 +60,7 @@ def worker_args(
 
 
 def _version() -> str:
-    from components.code_version import package_version
+    from imgtfx.components.code_version import package_version
 
     version = package_version()
     return version if version != "unknown" else "0.0.0"
@@ -71,18 +71,29 @@ def _record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
+def _sources(root: Path) -> dict[str, Path]:
+    """{name in the wheel: source} of the `imgtfx` package's .py files: in a checkout its
+    folder and the top-level parts beside it; installed, the package folder that holds them."""
+    if (root / WHEEL_NAME).is_dir():  # a checkout
+        folders = {WHEEL_NAME: root / WHEEL_NAME, **{f"{WHEEL_NAME}/{p}": root / p for p in PARTS}}
+    else:  # installed: root is the imgtfx package itself
+        folders = {WHEEL_NAME: root}
+    found = {}
+    for prefix, folder in folders.items():
+        for source in sorted(folder.rglob("*.py")):
+            found[f"{prefix}/{source.relative_to(folder).as_posix()}"] = source
+    return found
+
+
 def build_wheel(out_dir: str, source_root: str | Path | None = None) -> str:
-    """Writes a pure-Python wheel of this project's packages (their .py files, no
+    """Writes a pure-Python wheel of this project's one package, `imgtfx` (its .py files, no
     dependencies: the worker image has them) to `out_dir`; returns its path."""
     root = Path(source_root) if source_root else Path(__file__).resolve().parent.parent
     version = _version()
     dist_info = f"{WHEEL_NAME}-{version}.dist-info"
     path = os.path.join(out_dir, f"{WHEEL_NAME}-{version}-py3-none-any.whl")
     os.makedirs(out_dir, exist_ok=True)
-    files = {}
-    for package in PACKAGES:
-        for source in sorted((root / package).rglob("*.py")):
-            files[source.relative_to(root).as_posix()] = source.read_bytes()
+    files = {name: source.read_bytes() for name, source in sorted(_sources(root).items())}
     files[f"{dist_info}/METADATA"] = (
         f"Metadata-Version: 2.1\nName: {WHEEL_NAME}\nVersion: {version}\n"
     ).encode()

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import IO
 
-from components import counters
+from imgtfx.components import counters
 
 HEARTBEAT_S = 30.0
 _GIB = 2**30
@@ -293,8 +293,8 @@ class StepWatch:
         """The Examples artifact's report and split sizes, for the rates of later steps. A
         cached step's output_dict holds new, unused URIs: its artifact is read from ML
         Metadata instead."""
-        from components.examples.layout import split_uri
-        from components.examples.report import read_report
+        from imgtfx.components.examples.layout import split_uri
+        from imgtfx.components.examples.report import read_report
 
         uri = info.output_dict["examples"][0].uri
         if state == "CACHED":

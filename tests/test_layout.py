@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CONVERTER = "components.image_example_gen"
+CONVERTER = "imgtfx.components.image_example_gen"
+PARTS = ("components", "pipeline", "trainer", "kubeflow")  # imgtfx.<part>, top-level folders
 # Stages after the converter read the Examples artifact through components/examples only.
 READERS = (
     "trainer",
@@ -65,8 +67,8 @@ def test_no_reader_of_the_examples_imports_the_converter():
 
 def test_the_boundary_check_sees_an_import_inside_a_function(tmp_path):
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from components.image_example_gen.tree import walk\n")
-    assert "components.image_example_gen.tree" in imports_of(module)
+    module.write_text("def f():\n    from imgtfx.components.image_example_gen.tree import walk\n")
+    assert "imgtfx.components.image_example_gen.tree" in imports_of(module)
 
 
 def test_the_contract_imports_no_stage():
@@ -74,8 +76,8 @@ def test_the_contract_imports_no_stage():
         stages = [
             n
             for n in imports_of(path)
-            if n.split(".")[0] in ("pipeline", "trainer", "kubeflow", "imgtfx")
-            or (n.startswith("components.") and not n.startswith("components.examples"))
+            if n.startswith("imgtfx.")
+            and not n.startswith(("imgtfx.components.examples", "imgtfx.components.counters"))
         ]
         assert not stages, (path, stages)
 
@@ -99,29 +101,80 @@ def wheel_files(tmp_path_factory) -> list[str]:
         return wheel.namelist()
 
 
-def test_the_wheel_ships_the_packages_and_no_test_tool(wheel_files):
-    import tomli  # tomllib from Python 3.11
-
-    pyproject = tomli.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+def test_the_wheel_installs_one_import_name_imgtfx(wheel_files):
+    """`kubeflow` is the Kubeflow SDK's package, `pipeline` and `trainer` what `tfx template
+    copy` writes into a user's repo: the wheel adds only `imgtfx` to site-packages, with the
+    repository's top-level parts under it (hatch_build.py)."""
     tops = {f.split("/")[0] for f in wheel_files if not f.split("/")[0].endswith(".dist-info")}
-    assert tops == set(packages)
+    assert tops == {"imgtfx"}
     for shipped in (
-        "components/examples/layout.py",
-        "components/image_example_gen/executor.py",
-        "kubeflow/entrypoint.py",
-        "trainer/model.py",
+        "imgtfx/cli.py",
+        "imgtfx/components/examples/layout.py",
+        "imgtfx/components/image_example_gen/executor.py",
+        "imgtfx/kubeflow/entrypoint.py",
+        "imgtfx/pipeline/pipeline.py",
+        "imgtfx/trainer/model.py",
     ):
         assert shipped in wheel_files
+    assert not [f for f in wheel_files if "__pycache__" in f or f.endswith(".pyc")]
     test_tools = [
         f
         for f in wheel_files
         if re.search(
             r"(spec_runner|kfp_emulator|contest_data|gcs_server|seaweedfs|s3_faults|conftest)", f
         )
-        or f.startswith(DEV_ONLY)
+        or f.startswith(tuple(f"imgtfx/{d}" for d in DEV_ONLY))
     ]
     assert test_tools == []
+
+
+def test_nothing_imports_the_parts_by_their_old_top_level_names():
+    """In a checkout the top-level folders are importable as they are (the editable install
+    puts the repository on sys.path); code that did would break in the wheel, and a module
+    imported under two names is two modules."""
+    found = {
+        str(path.relative_to(REPO)): sorted(n for n in imports_of(path) if n.split(".")[0] in PARTS)
+        for path in _python_files([*PARTS, "imgtfx", "tests", "bench", "hatch_build.py"])
+    }
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_a_checkout_and_the_wheel_import_the_parts_alike(tmp_path):
+    """The wheel, installed into a folder of its own and imported there with the checkout off
+    sys.path, serves imgtfx.components from inside itself; the checkout from its folders."""
+    import subprocess
+    import sys
+
+    from hatchling.build import build_wheel
+
+    import imgtfx.components
+
+    assert imgtfx.components.__file__ == str(REPO / "components" / "__init__.py")
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        name = build_wheel(str(tmp_path))
+    finally:
+        os.chdir(cwd)
+    with zipfile.ZipFile(tmp_path / name) as wheel:
+        wheel.extractall(tmp_path / "site")
+    code = (
+        "import imgtfx.components.examples.features as f, imgtfx.kubeflow.target as t; "
+        "print(f.__file__); print(t.__file__)"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); {code}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert all(line.startswith(str(tmp_path / "site" / "imgtfx")) for line in done.stdout.split())
 
 
 def _dockerignore_excludes(path: str, patterns: list[str]) -> bool:

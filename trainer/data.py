@@ -10,12 +10,12 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from components.examples import reader
-from components.examples.decode import decode_image
-from components.examples.layout import examples_uri_of
-from components.examples.report import read_report
-from components.examples.vocabulary import read_label_names, read_vocabulary
-from trainer.options import TrainerOptions
+from imgtfx.components.examples import reader
+from imgtfx.components.examples.decode import decode_image
+from imgtfx.components.examples.layout import examples_uri_of
+from imgtfx.components.examples.report import read_report
+from imgtfx.components.examples.vocabulary import read_label_names, read_vocabulary
+from imgtfx.trainer.options import TrainerOptions
 
 
 def vocabulary_of(file_patterns: Sequence[str]) -> list[str]:

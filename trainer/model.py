@@ -15,12 +15,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from components.examples import decode  # noqa: E402
-from components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE  # noqa: E402
-from components.examples.reasons import TOO_MANY_PIXELS  # noqa: E402
-from components.examples.vocabulary import write_label_names_file, write_labels_file  # noqa: E402
-from trainer import backbones  # noqa: E402
-from trainer.options import TrainerOptions  # noqa: E402
+from imgtfx.components.examples import decode  # noqa: E402
+from imgtfx.components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE  # noqa: E402
+from imgtfx.components.examples.reasons import TOO_MANY_PIXELS  # noqa: E402
+from imgtfx.components.examples.vocabulary import write_label_names_file, write_labels_file  # noqa: E402
+from imgtfx.trainer import backbones  # noqa: E402
+from imgtfx.trainer.options import TrainerOptions  # noqa: E402
 
 PROBABILITIES = "probabilities"
 COSINE = "cosine"  # TrainerOptions.head of the cosine classifier

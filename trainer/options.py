@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from components.examples.features import FeatureNames
-from components.examples.reasons import MAX_PIXELS
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.examples.reasons import MAX_PIXELS
 
 SUPPORTED_IMAGE_SIZES = range(16, 513)
 # Kept in step with trainer/backbones.py (a test checks): options stay light, no TensorFlow.

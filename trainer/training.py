@@ -1,5 +1,6 @@
-"""The Trainer's `run_fn` (`run_fn='trainer.training.run_fn'`): hardware, the training phases,
-progress, and the export of the serving signatures (trainer/model.py builds the model)."""
+"""The Trainer's `run_fn` (`run_fn='imgtfx.trainer.training.run_fn'`): hardware, the training
+phases, progress, and the export of the serving signatures (trainer/model.py builds the
+model)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from absl import logging  # noqa: E402
 
-from components import counters  # noqa: E402
-from trainer import data  # noqa: E402
-from trainer.model import build_model, compile_model, export, unfreeze_top  # noqa: E402
-from trainer.options import TrainerOptions  # noqa: E402
+from imgtfx.components import counters  # noqa: E402
+from imgtfx.trainer import data  # noqa: E402
+from imgtfx.trainer.model import build_model, compile_model, export, unfreeze_top  # noqa: E402
+from imgtfx.trainer.options import TrainerOptions  # noqa: E402
 
 EPOCH_STEPS = 100
 
@@ -68,7 +69,7 @@ def hardware(options: TrainerOptions) -> tf.distribute.Strategy:
 
 
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point (`run_fn='trainer.training.run_fn'`).
+    """TFX Trainer entry point (`run_fn='imgtfx.trainer.training.run_fn'`).
 
     A pretrained backbone trains in two phases: `train_steps` of the head alone (the backbone
     frozen), then `fine_tune_steps` with the backbone's last `fine_tune_layers` layers as well,

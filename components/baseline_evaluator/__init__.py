@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 __all__ = ["BaselineEvaluator"]
 
 if TYPE_CHECKING:
-    from components.baseline_evaluator.component import BaselineEvaluator  # noqa: F401
+    from imgtfx.components.baseline_evaluator.component import BaselineEvaluator  # noqa: F401
 
 
 def __getattr__(name: str):
     if name != "BaselineEvaluator":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from components.baseline_evaluator.component import BaselineEvaluator
+    from imgtfx.components.baseline_evaluator.component import BaselineEvaluator
 
     return BaselineEvaluator

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tfx.dsl.components.base import executor_spec
 
-from components.baseline_evaluator import executor
-from components.image_evaluator import ImageEvaluator
+from imgtfx.components.baseline_evaluator import executor
+from imgtfx.components.image_evaluator import ImageEvaluator
 
 
 class BaselineEvaluator(ImageEvaluator):

@@ -26,14 +26,14 @@ from absl import logging
 from tfx.components.evaluator import constants
 from tfx.types import standard_artifacts, standard_component_specs
 
-from components import object_store
-from components.baseline_evaluator.environment import (
+from imgtfx.components import object_store
+from imgtfx.components.baseline_evaluator.environment import (
     DEFAULT_METADATA_SERVICE,
     METADATA_SERVICE_ENV,
     NAMESPACE_ENV,
     PIPELINE_NAME_ENV,
 )
-from components.image_evaluator import executor as image_evaluator
+from imgtfx.components.image_evaluator import executor as image_evaluator
 
 POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 # How the KFP launcher records things (backend/src/v2/metadata): the pipeline context type, and

@@ -41,7 +41,7 @@ def split_uri(examples, split: str, split_names=None) -> str:
 
     if isinstance(examples, str):
         if split_names is None:
-            from components.examples.report import read_report
+            from imgtfx.components.examples.report import read_report
 
             split_names = read_report(examples)["splits"]
         uri, examples = examples, standard_artifacts.Examples()

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from components.examples.decode import decode_image
-from components.examples.features import FeatureNames
+from imgtfx.components.examples.decode import decode_image
+from imgtfx.components.examples.features import FeatureNames
 
 
 def feature_spec(features: FeatureNames = FeatureNames()) -> dict[str, tf.io.FixedLenFeature]:

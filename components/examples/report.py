@@ -21,9 +21,9 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
-from components.examples.features import FeatureNames
-from components.examples.layout import DUPLICATES_FILE, REJECTS_FILE, REPORT_FILE
-from components.examples.reasons import Outcome
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.examples.layout import DUPLICATES_FILE, REJECTS_FILE, REPORT_FILE
+from imgtfx.components.examples.reasons import Outcome
 
 
 def read_report(examples_uri: str) -> dict:

@@ -14,8 +14,8 @@ import unicodedata
 
 import tensorflow as tf
 
-from components.examples import reasons
-from components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE
+from imgtfx.components.examples import reasons
+from imgtfx.components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE
 
 
 @functools.lru_cache(maxsize=1 << 16)  # called per image; labels repeat

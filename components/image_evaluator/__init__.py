@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 __all__ = ["ImageEvaluator"]
 
 if TYPE_CHECKING:
-    from components.image_evaluator.component import ImageEvaluator  # noqa: F401
+    from imgtfx.components.image_evaluator.component import ImageEvaluator  # noqa: F401
 
 
 def __getattr__(name: str):
     if name != "ImageEvaluator":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from components.image_evaluator.component import ImageEvaluator
+    from imgtfx.components.image_evaluator.component import ImageEvaluator
 
     return ImageEvaluator

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tfx.components.evaluator.component import Evaluator
 from tfx.dsl.components.base import executor_spec
 
-from components.image_evaluator import executor
+from imgtfx.components.image_evaluator import executor
 
 
 class ImageEvaluator(Evaluator):

@@ -26,7 +26,7 @@ from tfx.proto import evaluator_pb2  # noqa: F401 - registers the eval config's 
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.image_evaluator.properties import BASELINE_NOTE, CLASS_SLICES
+from imgtfx.components.image_evaluator.properties import BASELINE_NOTE, CLASS_SLICES
 
 # bench/scale.py --classes-sweep (README, Performance): the Evaluator's peak RSS was 1.24, 1.53
 # and 2.34 GiB at 1,049, 8,000 and 16,000 classes, growing faster than the classes; 10,000 keeps
@@ -38,7 +38,7 @@ def num_classes(examples) -> int | None:
     """The number of labels ImageExampleGen found, from its artifact (None if unknown)."""
     if examples.has_custom_property("num_classes"):
         return int(examples.get_int_custom_property("num_classes"))
-    from components.examples.vocabulary import read_vocabulary
+    from imgtfx.components.examples.vocabulary import read_vocabulary
 
     try:
         return len(read_vocabulary(examples.uri))
@@ -78,8 +78,8 @@ def vocabulary_change(examples_uri: str, baseline_model) -> str | None:
     import tensorflow as tf
     from tfx.utils import path_utils
 
-    from components.examples.layout import LABELS_FILE
-    from components.examples.vocabulary import read_labels_file, read_vocabulary
+    from imgtfx.components.examples.layout import LABELS_FILE
+    from imgtfx.components.examples.vocabulary import read_labels_file, read_vocabulary
 
     model_dir = path_utils.serving_model_path(
         baseline_model.uri, path_utils.is_old_model_artifact(baseline_model)

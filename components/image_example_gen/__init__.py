@@ -12,18 +12,18 @@ import importlib
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
-    "ImageExampleGen": "components.image_example_gen.component",
-    "hash_split_config": "components.image_example_gen.component",
-    "FeatureNames": "components.examples.features",
-    "ImageOptions": "components.image_example_gen.options",
+    "ImageExampleGen": "imgtfx.components.image_example_gen.component",
+    "hash_split_config": "imgtfx.components.image_example_gen.component",
+    "FeatureNames": "imgtfx.components.examples.features",
+    "ImageOptions": "imgtfx.components.image_example_gen.options",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ loads them
-    from components.examples.features import FeatureNames  # noqa: F401
-    from components.image_example_gen.component import ImageExampleGen, hash_split_config  # noqa: F401
-    from components.image_example_gen.options import ImageOptions  # noqa: F401
+    from imgtfx.components.examples.features import FeatureNames  # noqa: F401
+    from imgtfx.components.image_example_gen.component import ImageExampleGen, hash_split_config  # noqa: F401
+    from imgtfx.components.image_example_gen.options import ImageOptions  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -23,11 +23,11 @@ import google_crc32c
 import tensorflow as tf
 from apache_beam.transforms import window
 
-from components import counters, image_files
-from components.examples.reasons import REJECTED, UNREADABLE, Outcome
-from components.image_example_gen import progress_bar
-from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.records import Checked, LabeledImage
+from imgtfx.components import counters, image_files
+from imgtfx.components.examples.reasons import REJECTED, UNREADABLE, Outcome
+from imgtfx.components.image_example_gen import progress_bar
+from imgtfx.components.image_example_gen.options import ImageOptions
+from imgtfx.components.image_example_gen.records import Checked, LabeledImage
 
 
 def usable_cores(cgroup: str = "/sys/fs/cgroup") -> int:

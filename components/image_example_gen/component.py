@@ -7,8 +7,8 @@ from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 
-from components.image_example_gen import driver, executor
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components.image_example_gen import driver, executor
+from imgtfx.components.image_example_gen.options import ImageOptions
 
 
 class ImageExampleGen(component.FileBasedExampleGen):

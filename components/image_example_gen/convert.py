@@ -7,8 +7,8 @@ TFX and TensorFlow are imported, so a missing folder is said at once.
 
 from __future__ import annotations
 
-from components.image_example_gen import tree
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components.image_example_gen import tree
+from imgtfx.components.image_example_gen.options import ImageOptions
 
 
 def convert(
@@ -49,8 +49,8 @@ def _convert(images, output, options, input_config, eval_percent, beam_pipeline_
     from tfx.proto import example_gen_pb2
     from tfx.types import standard_artifacts, standard_component_specs
 
-    from components.examples.report import read_report
-    from components.image_example_gen.component import ImageExampleGen, default_output_config
+    from imgtfx.components.examples.report import read_report
+    from imgtfx.components.image_example_gen.component import ImageExampleGen, default_output_config
 
     input_config = input_config or example_gen_pb2.Input(
         splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")]

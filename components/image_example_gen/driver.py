@@ -18,8 +18,8 @@ from tfx.components.example_gen import driver, utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
-from components.image_example_gen import tree
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components.image_example_gen import tree
+from imgtfx.components.image_example_gen.options import ImageOptions
 
 
 def tree_fingerprint(

@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import apache_beam as beam
 
-from components.image_example_gen.bands import (
+from imgtfx.components.image_example_gen.bands import (
     THRESHOLD,
     DistinctPairs,
     GatherBands,
@@ -214,7 +214,7 @@ def find_copies(records: beam.PCollection, options, feature_name: str, folder: s
     dedupe="keep-one" the exact copies of each group's first image (skipped as
     duplicate_image), with reject_conflicting_duplicates every member of a group under two or
     more labels (rejected as conflicting_labels_duplicate)."""
-    from components.image_example_gen import splits
+    from imgtfx.components.image_example_gen import splits
 
     def as_image(record) -> tuple:
         value = splits.partition_value(record, feature_name, options.features)
@@ -243,7 +243,7 @@ def find_copies(records: beam.PCollection, options, feature_name: str, folder: s
 
 def _joined_or_kept_out(record, memberships: dict, dedupe: str, reject_conflicting: bool):
     """The record with its group, or kept out as `dedupe` and `reject_conflicting` say."""
-    from components.examples import reasons
+    from imgtfx.components.examples import reasons
 
     found = memberships.get(record.file.path)
     if found is None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import functools
 
-from components.examples.features import FeatureNames
-from components.image_files import ImageInfo
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.image_files import ImageInfo
 
 BYTES_LIST, INT64_LIST = b"\x0a", b"\x1a"  # Feature's field tags (length-delimited)
 _ONE_BYTE = [bytes((i,)) for i in range(0x80)]

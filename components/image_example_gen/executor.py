@@ -40,11 +40,11 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
-from components import counters
-from components.examples import layout
-from components.examples.report import duplicate_lines, read_report, split_warnings
-from components.image_example_gen import outputs, plan, progress_bar, report_checks, shards
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components import counters
+from imgtfx.components.examples import layout
+from imgtfx.components.examples.report import duplicate_lines, read_report, split_warnings
+from imgtfx.components.image_example_gen import outputs, plan, progress_bar, report_checks, shards
+from imgtfx.components.image_example_gen.options import ImageOptions
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):

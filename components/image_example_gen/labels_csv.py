@@ -9,9 +9,9 @@ from collections.abc import Iterable, Iterator
 
 import tensorflow as tf
 
-from components.image_example_gen import tree
-from components.image_example_gen.options import ImageOptions
-from components.image_files import IMAGE_EXTENSIONS
+from imgtfx.components.image_example_gen import tree
+from imgtfx.components.image_example_gen.options import ImageOptions
+from imgtfx.components.image_files import IMAGE_EXTENSIONS
 
 
 def labels_csv_columns(options: ImageOptions) -> tuple[str, str]:

@@ -15,8 +15,8 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 from tfx.proto import example_gen_pb2
 
-from components.examples.features import FeatureNames
-from components.examples.reasons import MAX_PIXELS
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.examples.reasons import MAX_PIXELS
 
 
 @dataclasses.dataclass(frozen=True)

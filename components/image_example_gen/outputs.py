@@ -10,17 +10,17 @@ import os
 import apache_beam as beam
 import tensorflow as tf
 
-from components.examples import reasons
-from components.examples.layout import (
+from imgtfx.components.examples import reasons
+from imgtfx.components.examples.layout import (
     DUPLICATES_FILE,
     LABEL_NAMES_FILE,
     LABELS_FILE,
     REJECTS_FILE,
 )
-from components.examples.report import write_report
-from components.examples.vocabulary import write_label_names_file, write_labels_file
-from components.image_example_gen import duplicate_lines, duplicates, rejects, sorted_runs
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components.examples.report import write_report
+from imgtfx.components.examples.vocabulary import write_label_names_file, write_labels_file
+from imgtfx.components.image_example_gen import duplicate_lines, duplicates, rejects, sorted_runs
+from imgtfx.components.image_example_gen.options import ImageOptions
 
 REJECT_RUNS_FOLDER = "_reject_runs"  # rejects.py's sorted runs, deleted once merged
 DUPLICATE_RUNS_FOLDER = "_duplicate_runs"  # duplicates.jsonl's sorted runs, likewise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from components.image_example_gen.tree import FoundFile
+from imgtfx.components.image_example_gen.tree import FoundFile
 
 
 class Checked(NamedTuple):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from components.examples.reasons import Outcome
-from components.image_example_gen import sorted_runs
+from imgtfx.components.examples.reasons import Outcome
+from imgtfx.components.image_example_gen import sorted_runs
 
 RUN_RECORDS = sorted_runs.RUN_RECORDS
 

@@ -6,8 +6,8 @@ without importing them.
 
 from __future__ import annotations
 
-from components.examples.layout import REJECTS_FILE
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components.examples.layout import REJECTS_FILE
+from imgtfx.components.image_example_gen.options import ImageOptions
 
 
 class ImageExampleGenError(RuntimeError):

@@ -16,16 +16,16 @@ import apache_beam as beam
 import google_crc32c
 import tensorflow as tf
 
-from components import counters, image_files
-from components.examples import layout
-from components.examples.reasons import Outcome
-from components.image_example_gen import checking
-from components.image_example_gen.example_bytes import serialize_example
-from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.plan import Plan
-from components.image_example_gen.records import LabeledImage, as_tuple, from_tuple
-from components.image_example_gen.tfrecord import GzipRecordWriter, frame
-from components.image_files import ImageInfo
+from imgtfx.components import counters, image_files
+from imgtfx.components.examples import layout
+from imgtfx.components.examples.reasons import Outcome
+from imgtfx.components.image_example_gen import checking
+from imgtfx.components.image_example_gen.example_bytes import serialize_example
+from imgtfx.components.image_example_gen.options import ImageOptions
+from imgtfx.components.image_example_gen.plan import Plan
+from imgtfx.components.image_example_gen.records import LabeledImage, as_tuple, from_tuple
+from imgtfx.components.image_example_gen.tfrecord import GzipRecordWriter, frame
+from imgtfx.components.image_files import ImageInfo
 
 
 def _path_hash(path: str) -> int:

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator
 
 from tfx.proto import example_gen_pb2
 
-from components.examples.features import FeatureNames
-from components.image_example_gen import example_bytes
-from components.image_example_gen.records import LabeledImage, from_tuple
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.image_example_gen import example_bytes
+from imgtfx.components.image_example_gen.records import LabeledImage, from_tuple
 
 
 def partition_value(record: LabeledImage, feature_name: str, features: FeatureNames) -> str:

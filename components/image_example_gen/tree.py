@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from components.examples.reasons import (
+from imgtfx.components.examples.reasons import (
     ALREADY_WALKED,
     BROKEN_SYMLINK,
     HIDDEN_OR_SYSTEM,
@@ -29,7 +29,7 @@ from components.examples.reasons import (
     UNREADABLE,
     Outcome,
 )
-from components.image_files import IMAGE_EXTENSIONS, is_hidden_or_system, read_error
+from imgtfx.components.image_files import IMAGE_EXTENSIONS, is_hidden_or_system, read_error
 
 
 class FoundFile(NamedTuple):

@@ -1,5 +1,5 @@
 """LabelSchema: pins the label domains of an inferred schema to ImageExampleGen's vocabulary."""
 
-from components.label_schema.component import LabelSchema, curate_schema
+from imgtfx.components.label_schema.component import LabelSchema, curate_schema
 
 __all__ = ["LabelSchema", "curate_schema"]

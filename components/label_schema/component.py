@@ -15,8 +15,8 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components.examples.features import FeatureNames
-from components.examples.vocabulary import read_vocabulary
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.examples.vocabulary import read_vocabulary
 
 SCHEMA_FILE = "schema.pbtxt"
 

@@ -8,6 +8,7 @@ import html
 
 import numpy as np
 
+from imgtfx.pipeline.configs import ACCURACY, EXAMPLE_COUNT, TOP_K_ACCURACY
 from imgtfx.report.data import LIST_SHOWN, MAX_CLASSES_SHOWN, Predictions, Slices
 from imgtfx.report.parts import (
     breakable_path,
@@ -22,7 +23,6 @@ from imgtfx.report.parts import (
     table,
     thumbnail_uri,
 )
-from pipeline.configs import ACCURACY, EXAMPLE_COUNT, TOP_K_ACCURACY
 
 METRICS = [ACCURACY, TOP_K_ACCURACY, EXAMPLE_COUNT]
 

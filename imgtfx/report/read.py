@@ -15,11 +15,11 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from components.examples import reader
-from components.examples.decode import decode_image
-from components.examples.features import FeatureNames
-from components.examples.layout import split_files
-from components.examples.report import (
+from imgtfx.components.examples import reader
+from imgtfx.components.examples.decode import decode_image
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.examples.layout import split_files
+from imgtfx.components.examples.report import (
     duplicate_lines,
     features_of,
     iter_duplicates,
@@ -27,7 +27,7 @@ from components.examples.report import (
     read_report,
     split_warnings,
 )
-from components.examples.vocabulary import read_label_names, read_vocabulary
+from imgtfx.components.examples.vocabulary import read_label_names, read_vocabulary
 from imgtfx.report.data import (
     CROSS_LABEL_SHOWN,
     LARGEST_GROUPS_SHOWN,
@@ -268,8 +268,8 @@ def read_slices(evaluation_uri: str) -> Slices:
     """TFMA's overall metrics and the class slices the page lists: all of them, by name, when
     there are at most MAX_CLASSES_SHOWN, else the LIST_SHOWN with the lowest accuracy. Slices
     are streamed and only those are kept, whatever the number of classes."""
-    from pipeline.configs import ACCURACY
-    from pipeline.results import OVERALL, slice_metrics
+    from imgtfx.pipeline.configs import ACCURACY
+    from imgtfx.pipeline.results import OVERALL, slice_metrics
 
     overall, first, total = None, [], 0
 
@@ -305,7 +305,7 @@ def read_predictions(
     Streamed: only the (true, predicted) counts and the WORST_SHOWN most confident mistakes'
     images are kept, so neither the eval split's images nor an n x n matrix is ever held.
     """
-    from trainer import model as trainer_model
+    from imgtfx.trainer import model as trainer_model
 
     predict = tf.saved_model.load(model_path).signatures[trainer_model.IMAGES_SIGNATURE]
     pairs: collections.Counter = collections.Counter()

@@ -12,9 +12,9 @@ from PIL import Image
 
 from bench.contest_data import _grain, render_photo, sideways
 from bench.copies_data import NEAR_KINDS, _with_comment, near_copy
-from components import image_files
-from components.examples.reasons import MAX_PIXELS
-from components.image_example_gen.duplicates import THRESHOLD
+from imgtfx.components import image_files
+from imgtfx.components.examples.reasons import MAX_PIXELS
+from imgtfx.components.image_example_gen.duplicates import THRESHOLD
 
 SIZE = (480, 270)
 

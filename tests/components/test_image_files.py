@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from components import image_files
-from components.examples import reasons
-from components.examples.reasons import Outcome
-from components.image_files import ImageInfo
+from imgtfx.components import image_files
+from imgtfx.components.examples import reasons
+from imgtfx.components.examples.reasons import Outcome
+from imgtfx.components.image_files import ImageInfo
 from tests.conftest import encode
 
 MAX = 89_478_485

@@ -18,10 +18,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from components import image_files
-from components.examples import decode, reasons
-from components.examples.reasons import Outcome
-from components.image_files import ImageInfo
+from imgtfx.components import image_files
+from imgtfx.components.examples import decode, reasons
+from imgtfx.components.examples.reasons import Outcome
+from imgtfx.components.image_files import ImageInfo
 from tests.conftest import photo
 
 SIZE = (40, 30)

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from components import object_store
+from imgtfx.components import object_store
 from tests.conftest import unique
 from tests.s3_faults import FaultyNetwork
 from tests.seaweedfs import ADMIN_KEYS

@@ -142,7 +142,7 @@ def test_compile_writes_the_spec(tmp_path, capsys):
 
 
 def test_a_failed_step_is_one_line_and_its_traceback_is_in_the_log(tmp_path, capfd, monkeypatch):
-    from pipeline import local_runner
+    from imgtfx.pipeline import local_runner
 
     def full_disk(self, console=None):
         print("a library's chatter", file=sys.stderr)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.examples.features import FeatureNames
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.report import read
 from imgtfx.report.data import THUMBNAIL
 from tests.components.image_example_gen.conversions import run_do
@@ -156,7 +156,7 @@ def test_curves_from_the_trainers_tensorboard_logs(tmp_path):
 @pytest.mark.parametrize("classes", [5, 1049])
 def test_slices_listed_are_all_by_name_or_the_worst(classes, monkeypatch):
     """Slices are streamed from TFMA's result; only the listed rows are kept."""
-    import pipeline.results
+    from imgtfx.pipeline import results
 
     accuracy = "sparse_categorical_accuracy"
 
@@ -165,7 +165,7 @@ def test_slices_listed_are_all_by_name_or_the_worst(classes, monkeypatch):
         for i in reversed(range(classes)):  # TFMA's order is not the page's
             yield f"landmark_id={i}", {accuracy: 0.0 if i % 7 == 3 else 0.5 + i / 1e4}
 
-    monkeypatch.setattr(pipeline.results, "slice_metrics", slice_metrics)
+    monkeypatch.setattr(results, "slice_metrics", slice_metrics)
     slices = read.read_slices("unused")
     assert slices.overall == {accuracy: 0.5} and slices.total == classes
     names = [name for name, _ in slices.rows]
@@ -177,9 +177,9 @@ def test_slices_listed_are_all_by_name_or_the_worst(classes, monkeypatch):
 
 
 def test_predictions_count_pairs_and_keep_the_most_confident_mistakes(tmp_path, monkeypatch):
+    from imgtfx.trainer import model
+    from imgtfx.trainer.options import TrainerOptions
     from tests.components.image_example_gen.test_label_names import contest_tree
-    from trainer import model
-    from trainer.options import TrainerOptions
 
     root, csv = contest_tree(tmp_path)
     out = tmp_path / "out"

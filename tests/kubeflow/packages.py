@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from components.image_example_gen.options import ImageOptions
-from kubeflow import runner
-from kubeflow.target import KubeflowTarget
-from pipeline.run_config import RunConfig
+from imgtfx.components.image_example_gen.options import ImageOptions
+from imgtfx.kubeflow import runner
+from imgtfx.kubeflow.target import KubeflowTarget
+from imgtfx.pipeline.run_config import RunConfig
 from tests.kubeflow import kfp_emulator
 
 IMAGE = "registry.example.com/imgtfx:1.16.0-test"

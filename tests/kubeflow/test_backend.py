@@ -14,14 +14,14 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from components.baseline_evaluator.executor import connect, latest_blessed_model
+from imgtfx.components.baseline_evaluator.executor import connect, latest_blessed_model
+from imgtfx.kubeflow import entrypoint, runner
+from imgtfx.pipeline.run_config import IMAGES_PARAMETER
 from imgtfx.sample_data import write_digits_tree
-from kubeflow import entrypoint, runner
-from pipeline.run_config import IMAGES_PARAMETER
+from imgtfx.trainer import model
 from tests.conftest import unique
 from tests.kubeflow import kfp_emulator, readme
 from tests.kubeflow.packages import IMAGE, compile_package
-from trainer import model
 
 LOG_LEVEL = {"TF_CPP_MIN_LOG_LEVEL": "3"}  # the only environment the test adds to a pod
 
@@ -155,7 +155,7 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
     compile_argv += ["--min-accuracy", "0"]
     weights = None
     if backbone:  # a backbone whose weights file is an imported artifact, in shared/
-        from trainer import backbones
+        from imgtfx.trainer import backbones
 
         weights = f"minio://mlpipeline/shared/{unique('weights')}/mobilenet_v3_small_notop.h5"
         network = backbones.build("mobilenet_v3_small", 32)

@@ -11,8 +11,8 @@ import os
 import pytest
 from google.protobuf import json_format
 
-from components.object_store import ObjectStoreError, data_environ
-from kubeflow import entrypoint
+from imgtfx.components.object_store import ObjectStoreError, data_environ
+from imgtfx.kubeflow import entrypoint
 from tests.conftest import unique
 from tests.kubeflow import kfp_emulator, readme
 from tests.kubeflow.packages import IMAGE, compile_package

@@ -10,7 +10,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as tfx_utils
 
-from kubeflow import entrypoint
+from imgtfx.kubeflow import entrypoint
 
 EXAMPLES_SCHEMA = "title: tfx.Examples\ntype: object\n"
 INPUTS_SPEC = {"artifacts": {"examples": {"artifactType": {"instanceSchema": EXAMPLES_SCHEMA}}}}

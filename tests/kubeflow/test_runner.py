@@ -9,19 +9,19 @@ import os
 import pytest
 from google.protobuf import json_format
 
-from kubeflow import entrypoint, runner
-from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER
+from imgtfx.kubeflow import entrypoint, runner
+from imgtfx.pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER
 from tests.kubeflow import kfp_emulator
 from tests.kubeflow.packages import IMAGE, compile_to
 
 RUN_EXECUTOR = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 EXPECTED_EXECUTORS = {
-    "ImageExampleGen": "components.image_example_gen.executor.Executor",
+    "ImageExampleGen": "imgtfx.components.image_example_gen.executor.Executor",
     "StatisticsGen": "tfx.components.statistics_gen.executor.Executor",
     "SchemaGen": "tfx.components.schema_gen.executor.Executor",
     "ExampleValidator": "tfx.components.example_validator.executor.Executor",
     "Trainer": "tfx.components.trainer.executor.GenericExecutor",
-    "Evaluator": "components.image_evaluator.executor.Executor",
+    "Evaluator": "imgtfx.components.image_evaluator.executor.Executor",
     "Pusher": "tfx.components.pusher.executor.Executor",
 }
 EXPECTED_DEPENDENCIES = {
@@ -66,7 +66,7 @@ def test_compiled_spec_has_every_task_image_executor_and_parameter(tmp_path):
     assert trainer_inputs["train_args"] == {"componentInputParameter": TRAIN_ARGS_PARAMETER}
     assert "module_file" not in trainer_inputs
     run_fn = trainer_inputs["run_fn"]["runtimeValue"]["constantValue"]["stringValue"]
-    assert run_fn == "trainer.training.run_fn"
+    assert run_fn == "imgtfx.trainer.training.run_fn"
 
 
 def test_compiling_needs_no_access_to_the_pipeline_root(tmp_path):
@@ -119,7 +119,7 @@ def test_yaml_package_is_what_the_open_source_backend_runs(tmp_path, capsys):
     assert resources["memoryLimit"] == 16
     evaluator = executors["Evaluator_executor"].struct_value.fields["container"].struct_value
     evaluator = json_format.MessageToDict(evaluator)
-    assert "components.baseline_evaluator.executor.Executor" in evaluator["args"]
+    assert "imgtfx.components.baseline_evaluator.executor.Executor" in evaluator["args"]
     assert {e["name"]: e["value"] for e in evaluator["env"]} == {
         "IMGTFX_METADATA_SERVICE": "metadata-grpc-service.kubeflow:8080",
         "IMGTFX_PIPELINE_NAME": "image-classification",
@@ -136,7 +136,7 @@ def test_a_weights_file_reaches_the_trainer_through_an_importer(tmp_path):
     (the entrypoint replaces it with the launcher's copy)."""
     from kfp.client.client import _extract_pipeline_yaml
 
-    from trainer.options import TrainerOptions
+    from imgtfx.trainer.options import TrainerOptions
 
     weights = "minio://mlpipeline/weights/mobilenet_v3_small_notop.h5"
     trainer_options = TrainerOptions(backbone="mobilenet_v3_small", weights=weights)
@@ -172,7 +172,7 @@ def test_a_weights_file_reaches_the_trainer_through_an_importer(tmp_path):
     ],
 )
 def test_compile_refuses_weights_the_trainers_pod_cannot_get(tmp_path, weights, message):
-    from trainer.options import TrainerOptions
+    from imgtfx.trainer.options import TrainerOptions
 
     trainer_options = TrainerOptions(backbone="resnet50", weights=weights)
     with pytest.raises(ValueError, match=message):

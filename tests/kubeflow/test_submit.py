@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER
+from imgtfx.pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER
 from tests.kubeflow.packages import compile_to, kfp_requests
 
 

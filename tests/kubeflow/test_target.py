@@ -11,8 +11,8 @@ import os
 import pytest
 from google.protobuf import json_format
 
-from components import object_store
-from kubeflow import entrypoint, runner
+from imgtfx.components import object_store
+from imgtfx.kubeflow import entrypoint, runner
 from tests.kubeflow import kfp_emulator
 from tests.kubeflow.packages import IMAGE, compile_to
 
@@ -180,7 +180,7 @@ def test_what_a_profile_would_refuse_is_noted_at_compile(tmp_path, capsys, flags
 
 
 def test_weights_outside_kfps_bucket_are_refused_without_a_root(tmp_path):
-    from trainer.options import TrainerOptions
+    from imgtfx.trainer.options import TrainerOptions
 
     options = TrainerOptions(backbone="mobilenet_v3_small", weights="minio://models/w.h5")
     with pytest.raises(ValueError, match="outside KFP's own bucket minio://mlpipeline/"):

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from imgtfx.sample_data import write_digits_tree
-from trainer import backbones, model
+from imgtfx.trainer import backbones, model
 
 pytestmark = pytest.mark.slow
 

@@ -18,11 +18,11 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.examples.features import FeatureNames
-from components.examples.vocabulary import write_labels_file
-from components.image_evaluator import executor as image_evaluator
-from pipeline.pipeline import eval_config
-from pipeline.results import blessing_lines, explain_blessing
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.examples.vocabulary import write_labels_file
+from imgtfx.components.image_evaluator import executor as image_evaluator
+from imgtfx.pipeline.pipeline import eval_config
+from imgtfx.pipeline.results import blessing_lines, explain_blessing
 
 CLASSES = 10
 PER_CLASS = 20

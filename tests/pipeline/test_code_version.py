@@ -17,9 +17,9 @@ from tfx.dsl.compiler import compiler
 from tfx.orchestration import metadata
 from tfx.orchestration.portable import cache_utils, inputs_utils
 
-from components import code_version
-from pipeline.pipeline import STEP_CODE, create_pipeline
-from pipeline.run_config import RunConfig
+from imgtfx.components import code_version
+from imgtfx.pipeline.pipeline import STEP_CODE, create_pipeline
+from imgtfx.pipeline.run_config import RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("components", "trainer", "pipeline")

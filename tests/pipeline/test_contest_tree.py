@@ -24,7 +24,7 @@ import sys
 import pytest
 
 from bench.contest_data import write_contest_tree
-from components.examples import layout, reader
+from imgtfx.components.examples import layout, reader
 
 pytestmark = pytest.mark.slow
 

@@ -12,14 +12,14 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from components.image_example_gen.options import ImageOptions
 from imgtfx import predict
+from imgtfx.components.image_example_gen.options import ImageOptions
+from imgtfx.pipeline import local_runner
+from imgtfx.pipeline.run_config import RunConfig
 from imgtfx.report import write_report
 from imgtfx.sample_data import write_digits_tree
-from pipeline import local_runner
-from pipeline.run_config import RunConfig
-from trainer import model
-from trainer.options import TrainerOptions
+from imgtfx.trainer import model
+from imgtfx.trainer.options import TrainerOptions
 
 pytestmark = pytest.mark.slow
 

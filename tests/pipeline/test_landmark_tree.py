@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from components.examples import layout, reader
+from imgtfx.components.examples import layout, reader
 from tests.conftest import photo, with_orientation
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from apache_beam.runners.worker import statecache
 
-from pipeline import local_settings
+from imgtfx.pipeline import local_settings
 
 
 @pytest.fixture

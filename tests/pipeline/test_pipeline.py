@@ -6,14 +6,14 @@ import os
 
 import pytest
 
-from components.examples.features import FeatureNames
-from components.image_example_gen import labels_csv
-from components.image_example_gen.options import ImageOptions
-from pipeline import local_runner
-from pipeline.pipeline import create_pipeline, eval_config
-from pipeline.run_config import RunConfig
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.image_example_gen import labels_csv
+from imgtfx.components.image_example_gen.options import ImageOptions
+from imgtfx.pipeline import local_runner
+from imgtfx.pipeline.pipeline import create_pipeline, eval_config
+from imgtfx.pipeline.run_config import RunConfig
+from imgtfx.trainer.options import TrainerOptions
 from tests.conftest import make_tree
-from trainer.options import TrainerOptions
 
 
 def test_pipeline_wires_every_step(tmp_path):
@@ -37,7 +37,7 @@ def test_pipeline_wires_every_step(tmp_path):
     assert upstream["Trainer"] == ["ImageExampleGen", "LabelSchema"]
     assert upstream["Evaluator"] == ["ImageExampleGen", "Trainer", "latest_blessed_model_resolver"]
     assert upstream["Pusher"] == ["Evaluator", "Trainer"]
-    assert by_id["Trainer"].exec_properties["run_fn"] == "trainer.training.run_fn"
+    assert by_id["Trainer"].exec_properties["run_fn"] == "imgtfx.trainer.training.run_fn"
     assert (
         "module_file" not in by_id["Trainer"].exec_properties
         or not by_id["Trainer"].exec_properties["module_file"]
@@ -119,11 +119,11 @@ def test_running_and_compiling_import_no_tfx_v1_nor_vertex_ai():
     import sys
 
     modules = [
-        "pipeline.local_runner",
-        "kubeflow.runner",
-        "components.image_evaluator.executor",
-        "components.baseline_evaluator.executor",
-        "components.label_schema.component",
+        "imgtfx.pipeline.local_runner",
+        "imgtfx.kubeflow.runner",
+        "imgtfx.components.image_evaluator.executor",
+        "imgtfx.components.baseline_evaluator.executor",
+        "imgtfx.components.label_schema.component",
         "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
     ]
     code = (
@@ -141,7 +141,7 @@ def test_an_image_root_uri_reaches_the_pipeline_as_a_uri(tmp_path, monkeypatch):
     class Built(Exception):
         pass
 
-    from pipeline import pipeline
+    from imgtfx.pipeline import pipeline
 
     def create(config, *args, **kwargs):
         raise Built(config.images)

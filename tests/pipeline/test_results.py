@@ -7,8 +7,8 @@ import json
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
 from tfx.orchestration import metadata
 
-from components.image_evaluator.properties import BASELINE_NOTE
-from pipeline.results import summarize
+from imgtfx.components.image_evaluator.properties import BASELINE_NOTE
+from imgtfx.pipeline.results import summarize
 
 
 def _record_evaluator(path: str, pipeline_name: str, blessing_properties: dict) -> None:

@@ -16,12 +16,12 @@ import zipfile
 from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
-from components.image_example_gen import checking, shards
-from components.image_example_gen.options import ImageOptions
-from components.image_example_gen.records import LabeledImage
-from components.image_example_gen.tree import FoundFile
 from imgtfx import cli
-from pipeline import staging
+from imgtfx.components.image_example_gen import checking, shards
+from imgtfx.components.image_example_gen.options import ImageOptions
+from imgtfx.components.image_example_gen.records import LabeledImage
+from imgtfx.components.image_example_gen.tree import FoundFile
+from imgtfx.pipeline import staging
 from tests.conftest import encode, write
 
 DATAFLOW = [
@@ -35,7 +35,7 @@ WORKER = """
 import json, os, sys
 wheel = sys.argv[1]
 # Only the staged wheel: no source tree (cwd, the editable install's .pth entry) on the path.
-tree = [p for p in sys.path if not p or os.path.isdir(os.path.join(p, "components"))]
+tree = [p for p in sys.path if not p or os.path.isdir(os.path.join(p, "imgtfx"))]
 sys.path[:] = [wheel] + [p for p in sys.path if p not in tree]
 from apache_beam.internal import pickler
 with open("dofns.pickle", "rb") as f:
@@ -48,8 +48,8 @@ checked = [o for r in records for o in check.process(r)] + list(check.finish_bun
 unwrap = lambda o: getattr(o, "value", o)  # windowed, in finish_bundle
 rejects = [unwrap(o.value).path for o in checked if hasattr(o, "tag")]
 checked = [unwrap(o) for o in checked if not hasattr(o, "tag")]
-import components.image_example_gen.shards as shards
-from components.image_example_gen.records import as_tuple
+import imgtfx.components.image_example_gen.shards as shards
+from imgtfx.components.image_example_gen.records import as_tuple
 outputs = list(write.process((("train", 0, 1), [as_tuple(c) for c in checked]), vocabulary))
 rejects += [o.value.path for o in outputs if hasattr(o, "tag")]
 print(json.dumps({"module": shards.__file__, "stats": [o for o in outputs if isinstance(o, dict)],
@@ -62,8 +62,10 @@ def test_dataflow_workers_unpickle_and_run_image_example_gen_from_the_staged_whe
     [wheel] = PipelineOptions(args).view_as(SetupOptions).extra_packages
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
-    assert "components/image_example_gen/shards.py" in names
-    assert "trainer/model.py" in names and any(n.endswith(".dist-info/RECORD") for n in names)
+    assert "imgtfx/components/image_example_gen/shards.py" in names
+    assert "imgtfx/trainer/model.py" in names and "imgtfx/cli.py" in names
+    assert any(n.endswith(".dist-info/RECORD") for n in names)
+    assert {n.split("/")[0] for n in names if ".dist-info" not in n} == {"imgtfx"}
 
     images = tmp_path / "images"
     files = {"cat/1.jpg": encode(seed=1), "cat/2.jpg": encode(seed=2), "dog/3.jpg": b"broken"}

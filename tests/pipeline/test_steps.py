@@ -6,8 +6,8 @@ import io
 import re
 import time
 
-from components import counters
-from pipeline import steps
+from imgtfx.components import counters
+from imgtfx.pipeline import steps
 
 
 def test_step_lines_progress_lines_and_peak_memory():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import backbones, model, options, training
-from trainer.options import TrainerOptions
+from imgtfx.trainer import backbones, model, options, training
+from imgtfx.trainer.options import TrainerOptions
 
 keras = model.keras
 SIZE = 32

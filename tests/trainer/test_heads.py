@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from imgtfx.trainer import model
+from imgtfx.trainer.options import TrainerOptions
 from tests.trainer.test_backbones import _batches, _task
-from trainer import model
-from trainer.options import TrainerOptions
 
 keras = model.keras
 COSINE = TrainerOptions(image_size=32, batch_size=16, filters=(8, 16), head="cosine")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.examples import layout
+from imgtfx.components.examples import layout
+from imgtfx.trainer import data, model, training
+from imgtfx.trainer.options import TrainerOptions
 from tests.components.image_example_gen.conversions import run_do
 from tests.conftest import encode, make_tree, write
-from trainer import data, model, training
-from trainer.options import TrainerOptions
 
 SMALL = TrainerOptions(image_size=16, batch_size=4, filters=(4, 8))
 

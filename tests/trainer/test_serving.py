@@ -13,12 +13,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components import image_files
-from components.examples import decode
-from components.examples.reasons import MAX_PIXELS
+from imgtfx.components import image_files
+from imgtfx.components.examples import decode
+from imgtfx.components.examples.reasons import MAX_PIXELS
+from imgtfx.trainer import model
+from imgtfx.trainer.options import TrainerOptions
 from tests.conftest import encode, photo, write
-from trainer import model
-from trainer.options import TrainerOptions
 
 SIZE = 32
 VOCABULARY = ["a", "b", "c"]
@@ -262,8 +262,8 @@ def test_predict_names_each_answer_when_the_model_has_names(exported, tmp_path):
     label_names.json existed answers with labels only."""
     import shutil
 
-    from components.examples.layout import LABEL_NAMES_FILE
     from imgtfx import predict
+    from imgtfx.components.examples.layout import LABEL_NAMES_FILE
 
     path, keras_model, limited = exported
     image = write(tmp_path / "a.jpg", encode("JPEG", size=(30, 20), seed=10))
@@ -314,7 +314,7 @@ def test_predict_writes_the_contest_submission_one_row_per_image(exported, tmp_p
 
 
 def test_options_carry_the_pixel_limit():
-    from components.image_example_gen.options import ImageOptions
+    from imgtfx.components.image_example_gen.options import ImageOptions
 
     assert TrainerOptions().max_pixels == ImageOptions().max_pixels == MAX_PIXELS
     lowered = TrainerOptions(max_pixels=4_000_000)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from components.baseline_evaluator import executor
+from imgtfx.components.baseline_evaluator import executor
 from tests.kubeflow.kfp_emulator import record_outputs
 from tests.kubeflow.kfp_emulator.metadata import metadata_service
 
@@ -155,7 +155,7 @@ def _run_evaluator(tmp_path, monkeypatch, baseline_labels, example_labels=("cat"
 
 
 def test_the_baseline_is_compared_only_when_it_knows_the_same_classes(tmp_path, monkeypatch):
-    from components.image_evaluator.properties import BASELINE_NOTE
+    from imgtfx.components.image_evaluator.properties import BASELINE_NOTE
 
     baseline, blessing, model_uri = _run_evaluator(tmp_path / "same", monkeypatch, ["cat", "dog"])
     assert baseline == model_uri

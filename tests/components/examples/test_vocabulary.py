@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.examples.vocabulary import read_labels_file, write_labels_file
+from imgtfx.components.examples.vocabulary import read_labels_file, write_labels_file
 
 
 def test_labels_file_reader_never_skips_a_line(tmp_path):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from components.examples.features import FeatureNames
-from components.image_evaluator import executor
-from pipeline.pipeline import eval_config
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.image_evaluator import executor
+from imgtfx.pipeline.pipeline import eval_config
 
 
 def test_per_class_slices_and_their_floor_are_left_out_above_the_cap():

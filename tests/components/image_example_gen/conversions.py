@@ -9,11 +9,11 @@ import os
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts, standard_component_specs
 
-from components.examples import layout, reader
-from components.examples.features import FeatureNames
-from components.image_example_gen import executor
-from components.image_example_gen.component import ImageExampleGen
-from components.image_example_gen.convert import serialized_exec_properties
+from imgtfx.components.examples import layout, reader
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.image_example_gen import executor
+from imgtfx.components.image_example_gen.component import ImageExampleGen
+from imgtfx.components.image_example_gen.convert import serialized_exec_properties
 
 
 def exec_properties(root, options=None, input_config=None, output_config=None):

@@ -11,9 +11,9 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2
 
-from components.image_example_gen import ImageExampleGen
-from components.image_example_gen.driver import tree_fingerprint
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components.image_example_gen import ImageExampleGen
+from imgtfx.components.image_example_gen.driver import tree_fingerprint
+from imgtfx.components.image_example_gen.options import ImageOptions
 from tests.conftest import encode, make_tree, write
 
 

@@ -16,10 +16,10 @@ import shutil
 import pytest
 
 from bench.copies_data import measure, write_planted_tree, write_tinted_tree
-from components.examples import layout, reasons
-from components.examples import report as examples_report
-from components.image_example_gen import bands, duplicate_lines, duplicates
-from components.image_example_gen.options import ImageOptions, split_folders_config
+from imgtfx.components.examples import layout, reasons
+from imgtfx.components.examples import report as examples_report
+from imgtfx.components.image_example_gen import bands, duplicate_lines, duplicates
+from imgtfx.components.image_example_gen.options import ImageOptions, split_folders_config
 from tests.components.image_example_gen.conversions import rejects_of, run_do
 
 SIZE = (320, 180)

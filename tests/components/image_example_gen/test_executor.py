@@ -11,13 +11,13 @@ import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
 from tfx.proto import example_gen_pb2
 
-from components import image_files
-from components.examples import layout, reasons
-from components.examples import report as examples_report
-from components.examples.vocabulary import read_vocabulary
-from components.image_example_gen import checking, driver, plan, report_checks, tree
-from components.image_example_gen.component import default_output_config
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components import image_files
+from imgtfx.components.examples import layout, reasons
+from imgtfx.components.examples import report as examples_report
+from imgtfx.components.examples.vocabulary import read_vocabulary
+from imgtfx.components.image_example_gen import checking, driver, plan, report_checks, tree
+from imgtfx.components.image_example_gen.component import default_output_config
+from imgtfx.components.image_example_gen.options import ImageOptions
 from tests.components.image_example_gen.conversions import (
     examples_of,
     ids_by_split,
@@ -26,7 +26,7 @@ from tests.components.image_example_gen.conversions import (
 from tests.conftest import encode, make_tree, write
 
 
-def test_the_plan_labels_and_splits_paths_inside_a_pipeline(tree):
+def test_the_plan_labels_and_splits_paths_inside_a_pipeline(tree, tmp_path):
     """The plan's Beam stages, checked inside the pipeline: every listed file is a labelled,
     checked and split record or an outcome with its reason, before any shard is written."""
     write(os.path.join(tree, "train", "cat", "broken.jpg"), b"")  # found by the check
@@ -39,7 +39,8 @@ def test_the_plan_labels_and_splits_paths_inside_a_pipeline(tree):
     output_config = default_output_config(input_config, options)
     paths = sorted(f"train/{c}/{c}_{i}.jpg" for c in ("cat", "dog") for i in range(6))
     with beam.Pipeline() as p:
-        planned = plan.plan_images(p, str(tree), input_config, output_config, options)
+        runs = str(tmp_path / "runs")
+        planned = plan.plan_images(p, str(tree), input_config, output_config, options, runs)
         assert_that(
             planned.records | beam.Map(lambda r: (r.file.path, r.label_name, r.split in SPLITS)),
             equal_to([(path, "train", True) for path in paths]),
@@ -215,7 +216,7 @@ def test_rotated_phone_photos_are_written_upright(tmp_path):
 def test_fingerprint_follows_the_links_the_executor_follows(tmp_path):
     from tfx.proto import example_gen_pb2
 
-    from components.image_example_gen.driver import tree_fingerprint
+    from imgtfx.components.image_example_gen.driver import tree_fingerprint
 
     root = tmp_path / "images"
     outside = tmp_path / "more"
@@ -295,7 +296,7 @@ def test_bundles_at_once_in_one_process_share_its_decode_threads(monkeypatch):
     import threading
     import time
 
-    from components.image_example_gen.records import LabeledImage
+    from imgtfx.components.image_example_gen.records import LabeledImage
 
     lock = threading.Lock()
     busy, most, workers = [0], [0], set()

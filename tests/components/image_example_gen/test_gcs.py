@@ -18,10 +18,10 @@ import time
 
 import pytest
 
-from components.examples import layout, reader
-from components.examples.features import FeatureNames
-from components.image_example_gen.convert import convert
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components.examples import layout, reader
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.image_example_gen.convert import convert
+from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.sample_data import write_digits_tree
 from tests.conftest import encode, write
 from tests.gcs_server import BUCKET, GcsServer, kind, object_name

@@ -9,10 +9,10 @@ import os
 import pytest
 from tfx.proto import example_gen_pb2
 
-from components.examples import layout, reasons
-from components.examples import report as examples_report
-from components.examples.vocabulary import read_label_names, read_vocabulary
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components.examples import layout, reasons
+from imgtfx.components.examples import report as examples_report
+from imgtfx.components.examples.vocabulary import read_label_names, read_vocabulary
+from imgtfx.components.image_example_gen.options import ImageOptions
 from tests.components.image_example_gen.conversions import run_do
 from tests.conftest import encode, make_tree, write
 
@@ -125,9 +125,9 @@ def test_names_csv_that_is_missing_or_has_one_column_is_a_clear_error(tmp_path):
 def test_summary_keeps_at_most_two_folders_a_label_across_merges():
     """Memory follows the labels: a label over many folders keeps two, enough to say it has no
     folder name; workers' partial summaries merge to the same names as one pass."""
-    from components.image_example_gen.plan import _Summary
-    from components.image_example_gen.records import LabeledImage
-    from components.image_example_gen.tree import FoundFile
+    from imgtfx.components.image_example_gen.records import LabeledImage
+    from imgtfx.components.image_example_gen.summary import _Summary
+    from imgtfx.components.image_example_gen.tree import FoundFile
 
     def record(path, label):
         return LabeledImage(FoundFile("train", path, path), path, label, split="train")

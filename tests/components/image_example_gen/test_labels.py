@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from tfx.proto import example_gen_pb2
 
-from components.examples import layout, reasons
-from components.examples import report as examples_report
-from components.examples.features import FeatureNames
-from components.examples.vocabulary import read_vocabulary
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components.examples import layout, reasons
+from imgtfx.components.examples import report as examples_report
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.examples.vocabulary import read_vocabulary
+from imgtfx.components.image_example_gen.options import ImageOptions
 from tests.components.image_example_gen.conversions import (
     examples_of,
     rejects_of,

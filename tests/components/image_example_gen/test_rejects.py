@@ -9,9 +9,9 @@ import random
 import apache_beam as beam
 from apache_beam.testing.util import assert_that
 
-from components.examples import reasons
-from components.examples.reasons import Outcome
-from components.image_example_gen import rejects
+from imgtfx.components.examples import reasons
+from imgtfx.components.examples.reasons import Outcome
+from imgtfx.components.image_example_gen import rejects
 
 
 def _outcomes(n: int) -> list[Outcome]:

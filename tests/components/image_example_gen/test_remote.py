@@ -17,11 +17,11 @@ import uuid
 import pytest
 import tensorflow as tf
 
-from components import image_files
-from components.examples import layout, reader
-from components.examples.features import FeatureNames
-from components.image_example_gen import tree
-from components.image_example_gen.options import ImageOptions
+from imgtfx.components import image_files
+from imgtfx.components.examples import layout, reader
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.image_example_gen import tree
+from imgtfx.components.image_example_gen.options import ImageOptions
 from tests.components.image_example_gen.conversions import run_do
 from tests.conftest import encode
 
@@ -157,7 +157,7 @@ def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_
 def test_convert_with_images_labels_and_output_all_remote(bucket, tmp_path):
     """`imgtfx convert`'s function with the tree, its labels CSV and the output on the remote
     file system: the local copy's counts and examples."""
-    from components.image_example_gen.convert import convert
+    from imgtfx.components.image_example_gen.convert import convert
 
     files = {**FILES, **CSV}
     local = str(tmp_path / "images")

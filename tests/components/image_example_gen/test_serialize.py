@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
-from components.examples.features import FeatureNames
-from components.image_example_gen import example_bytes
-from components.image_example_gen.records import LabeledImage
-from components.image_example_gen.tree import FoundFile
-from components.image_files import ImageInfo
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.image_example_gen import example_bytes
+from imgtfx.components.image_example_gen.records import LabeledImage
+from imgtfx.components.image_example_gen.tree import FoundFile
+from imgtfx.components.image_files import ImageInfo
 from tests.conftest import encode
 
 

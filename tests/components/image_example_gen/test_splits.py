@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 from tfx.proto import example_gen_pb2
 
-from components.examples import report as examples_report
-from components.examples.vocabulary import read_vocabulary
-from components.image_example_gen.options import ImageOptions, split_folders_config
+from imgtfx.components.examples import report as examples_report
+from imgtfx.components.examples.vocabulary import read_vocabulary
+from imgtfx.components.image_example_gen.options import ImageOptions, split_folders_config
 from tests.components.image_example_gen.conversions import (
     examples_of,
     ids_by_split,
@@ -121,7 +121,7 @@ def test_split_hashes_what_tfx_hashes():
     """The plan builds the partition key without an Example; it is byte for byte TFX's own."""
     from tfx.components.example_gen.base_example_gen_executor import _GeneratePartitionKey
 
-    from components.image_example_gen.splits import partition_key
+    from imgtfx.components.image_example_gen.splits import partition_key
 
     config = example_gen_pb2.SplitConfig(partition_feature_name="id")
     for value in ("a1", "경복궁", "x" * 300, ""):

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
 
-from components.image_example_gen.tfrecord import GzipRecordWriter
+from imgtfx.components.image_example_gen.tfrecord import GzipRecordWriter
 
 RECORDS = [b"", b"x", os.urandom(300_000), "명소".encode() * 1000, os.urandom(70_000)]
 

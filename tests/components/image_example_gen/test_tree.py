@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from components.examples import reasons
-from components.examples.reasons import Outcome
-from components.image_example_gen import labels_csv, tree
-from components.image_example_gen.tree import FoundFile
+from imgtfx.components.examples import reasons
+from imgtfx.components.examples.reasons import Outcome
+from imgtfx.components.image_example_gen import labels_csv, tree
+from imgtfx.components.image_example_gen.tree import FoundFile
 from tests.conftest import encode, write
 
 

@@ -9,7 +9,7 @@ import dataclasses
 import os
 import shlex
 
-import kubeflow
+from imgtfx import kubeflow
 
 DOCKERFILE = os.path.join(os.path.dirname(os.path.abspath(kubeflow.__file__)), "Dockerfile")
 
