@@ -230,3 +230,55 @@ def test_long_modules_say_why_they_are_long():
         if lines > MAX_LINES and WHY_LONG not in docstring:
             long.append((str(path.relative_to(REPO)), lines))
     assert long == []
+
+
+def _module_name(path: Path) -> str | None:
+    """The import name of a project module (imgtfx.<part>... for the top-level parts)."""
+    relative = path.relative_to(REPO).with_suffix("")
+    parts = list(relative.parts)
+    if parts[0] in PARTS:
+        parts.insert(0, "imgtfx")
+    elif parts[0] != "imgtfx":
+        return None
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def test_no_module_imports_itself_back_through_others():
+    """An import cycle among the project's modules (at their top or inside functions) means
+    one module's concern is split across two: none, in components, pipeline, trainer, kubeflow
+    and imgtfx."""
+    modules = {}
+    for path in _python_files([*PARTS, "imgtfx"]):
+        name = _module_name(path)
+        if name:
+            modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        imported = {n for n in imports_of(path) if n in modules}
+        # `from package import module` reaches the module, not the package's other modules;
+        # a package naming its own modules (its public names) is no cycle of concerns.
+        graph[name] = {
+            n
+            for n in imported
+            if n != name
+            and not any(m.startswith(n + ".") for m in imported)
+            and not n.startswith(name + ".")
+        }
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                cycles.append(stack[stack.index(target) :] + [target])
+            elif target not in state:
+                visit(target, [*stack, target])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []

@@ -30,9 +30,21 @@ def shard_name(shard: int, num_shards: int) -> str:
     return f"{SHARD_PREFIX}-{shard:05d}-of-{num_shards:05d}.gz"
 
 
+def split_names_in(uri: str) -> list[str]:
+    """The splits an Examples folder holds: its Split-<name> folders, as TFX names them."""
+    import tensorflow as tf
+
+    prefix = "Split-"
+    return sorted(
+        name.rstrip("/")[len(prefix) :]
+        for name in tf.io.gfile.listdir(uri)
+        if name.startswith(prefix)
+    )
+
+
 def split_uri(examples, split: str, split_names=None) -> str:
     """The folder of `split` in `examples`: an Examples artifact (with its split names), or the
-    URI of one, whose split names are `split_names` or else its report.json's.
+    URI of one, whose split names are `split_names` or else the split folders it holds.
 
     Raises:
       ValueError: the artifact has no such split (TFX's message).
@@ -41,9 +53,7 @@ def split_uri(examples, split: str, split_names=None) -> str:
 
     if isinstance(examples, str):
         if split_names is None:
-            from imgtfx.components.examples.report import read_report
-
-            split_names = read_report(examples)["splits"]
+            split_names = split_names_in(examples)
         uri, examples = examples, standard_artifacts.Examples()
         examples.uri = uri
         examples.split_names = artifact_utils.encode_split_names(list(split_names))
