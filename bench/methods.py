@@ -210,7 +210,7 @@ def profile_stages(tree: dict, out: str) -> dict:
     import apache_beam as beam
 
     from imgtfx.cli import _beam_args
-    from imgtfx.components import image_files
+    from imgtfx.components import file_io, image_files
     from imgtfx.components.image_example_gen import example_bytes, plan, shards
     from imgtfx.components.image_example_gen.component import ImageExampleGen
     from imgtfx.components.image_example_gen.convert import serialized_exec_properties
@@ -249,9 +249,7 @@ def profile_stages(tree: dict, out: str) -> dict:
         start = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
             for _ in pool.map(
-                lambda p: image_files.check_image(
-                    image_files.read_bytes(p), options.max_pixels, True
-                ),
+                lambda p: image_files.check_image(file_io.read_bytes(p), options.max_pixels, True),
                 paths,
             ):
                 pass
@@ -271,7 +269,7 @@ def profile_stages(tree: dict, out: str) -> dict:
     os.makedirs(out, exist_ok=True)
     with GzipRecordWriter(os.path.join(out, "w.gz")) as writer:  # as the shard writer
         for path in paths:
-            info = image_files.ImageInfo(image_files.read_bytes(path), "jpeg", "jpeg", 480, 640, 3)
+            info = image_files.ImageInfo(file_io.read_bytes(path), "jpeg", "jpeg", 480, 640, 3)
             writer.write(example_bytes.serialize_example(record, info, 0, options.features))
     seconds["build_and_write"] = time.perf_counter() - start
 
@@ -352,7 +350,7 @@ def _fingerprint_seconds(paths: list[str]) -> float:
 
     from PIL import Image
 
-    from imgtfx.components import image_files
+    from imgtfx.components import fingerprint
 
     def drafted(path: str):
         with open(path, "rb") as f:
@@ -365,7 +363,7 @@ def _fingerprint_seconds(paths: list[str]) -> float:
 
     def identify(item):
         data, image = item
-        return image_files.fingerprint(image), image_files.exact_digest(data)
+        return fingerprint.fingerprint(image), fingerprint.exact_digest(data)
 
     seconds = 0.0
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from imgtfx.components import image_files
+from imgtfx.components import file_io, image_files
 from imgtfx.components.examples.reasons import MAX_PIXELS, UNREADABLE, Outcome
 
 BATCH = 32
@@ -116,7 +116,7 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
     waiting = 0  # images in `pending` waiting for the model
     for path in files:
         try:
-            data = image_files.read_bytes(path)
+            data = file_io.read_bytes(path)
         except OSError as e:
             pending.append({"path": path, "error": f"{UNREADABLE}: {e.strerror or e}"})
             continue

@@ -118,7 +118,7 @@ def _check_root_writable(root: str) -> None:
     failed check leaves nothing)."""
     import tensorflow as tf
 
-    from imgtfx.components.image_files import read_error
+    from imgtfx.components.file_io import read_error
 
     try:
         os.makedirs(state_dir(root), exist_ok=True)

@@ -50,6 +50,8 @@ STEP_CODE = {
     "ImageExampleGen": (
         "components/image_example_gen",
         "components/image_files.py",
+        "components/fingerprint.py",
+        "components/file_io.py",
         "components/counters.py",
         *_CONTRACT,
     ),

@@ -22,7 +22,7 @@ class FeatureNames:
     format: str = "format"
     source_format: str = "source_format"
     orientation: str = "orientation"  # the EXIF orientation the file had (image is upright)
-    # The picture's perceptual fingerprint (29 bytes, 225 bits: image_files.fingerprint), by
+    # The picture's perceptual fingerprint (29 bytes, 225 bits: fingerprint.fingerprint), by
     # which copies were grouped; not a model input (statistics and the trainer leave it out).
     image_hash: str = "image_hash"
 

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from apache_beam.transforms import window
 
-from imgtfx.components.image_files import FINGERPRINT_BITS
+from imgtfx.components.fingerprint import FINGERPRINT_BITS
 
 # Bits of FINGERPRINT_BITS (226): 11.5%. Measured on 1,200 planted copies at 320x180, 480x270
 # and 960x540: every copy but crops within 14 bits, crops (1-3% off each side) up to 28, 4 of

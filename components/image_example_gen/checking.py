@@ -23,7 +23,7 @@ import google_crc32c
 import tensorflow as tf
 from apache_beam.transforms import window
 
-from imgtfx.components import counters, image_files
+from imgtfx.components import counters, file_io, image_files
 from imgtfx.components.examples.reasons import REJECTED, UNREADABLE, Outcome
 from imgtfx.components.image_example_gen import progress_bar
 from imgtfx.components.image_example_gen.options import ImageOptions
@@ -110,9 +110,9 @@ def in_order(items: Iterable, work: Callable, threads: int) -> Iterator[tuple]:
 def read(record: LabeledImage) -> bytes | Outcome:
     """The bytes of a planned image, or why they cannot be read."""
     try:
-        return image_files.read_bytes(record.file.uri)
+        return file_io.read_bytes(record.file.uri)
     except (OSError, tf.errors.OpError) as e:  # remote file systems raise TensorFlow's errors
-        return Outcome(record.file.path, REJECTED, UNREADABLE, image_files.read_error(e))
+        return Outcome(record.file.path, REJECTED, UNREADABLE, file_io.read_error(e))
 
 
 def check(record: LabeledImage, options: ImageOptions) -> LabeledImage | Outcome:

@@ -1,8 +1,8 @@
 """Groups of copies of one picture, from the fingerprints of checked images, before the split.
 
-A near copy lies at most THRESHOLD bits from another (image_files.fingerprint: re-encoded,
+A near copy lies at most THRESHOLD bits from another (fingerprint.fingerprint: re-encoded,
 resized, a few percent cropped, brightness or contrast nudged, the upright twin of a sideways
-photo); an exact copy has the same image data too (image_files.exact_digest).
+photo); an exact copy has the same image data too (fingerprint.exact_digest).
 
 Candidates come from banding (LSH): the fingerprint's bits, in a fixed random order, are cut into
 BANDS bands of BAND_BITS bits; images that agree on a whole band meet in its bucket, and only

@@ -29,7 +29,8 @@ from imgtfx.components.examples.reasons import (
     UNREADABLE,
     Outcome,
 )
-from imgtfx.components.image_files import IMAGE_EXTENSIONS, is_hidden_or_system, read_error
+from imgtfx.components.file_io import read_error
+from imgtfx.components.image_files import IMAGE_EXTENSIONS, is_hidden_or_system
 
 
 class FoundFile(NamedTuple):

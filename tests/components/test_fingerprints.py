@@ -1,4 +1,4 @@
-"""The fingerprint and the exact digest of components/image_files.py, on contest-shaped photos:
+"""The fingerprint and the exact digest of components/fingerprint.py, on contest-shaped photos:
 near copies within the grouping threshold, distinct photos of one landmark beyond it."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from PIL import Image
 
 from bench.contest_data import _grain, render_photo, sideways
 from bench.copies_data import NEAR_KINDS, _with_comment, near_copy
-from imgtfx.components import image_files
+from imgtfx.components import fingerprint, image_files
 from imgtfx.components.examples.reasons import MAX_PIXELS
 from imgtfx.components.image_example_gen.duplicates import THRESHOLD
 
@@ -39,7 +39,7 @@ def test_near_copies_lie_within_the_threshold(photos, kind):
     for data in photos.values():
         original = sideways(data, 8) if kind == "upright_twin" else data
         copy = near_copy(data, kind, rng)
-        distances.append(image_files.hamming(_fingerprint(original), _fingerprint(copy)))
+        distances.append(fingerprint.hamming(_fingerprint(original), _fingerprint(copy)))
     within = np.mean(np.array(distances) <= THRESHOLD)
     assert within >= (0.85 if kind == "crop" else 1.0), distances
 
@@ -47,12 +47,12 @@ def test_near_copies_lie_within_the_threshold(photos, kind):
 def test_distinct_photos_of_one_landmark_lie_beyond_it_thanks_to_chroma(photos):
     same = [(a, b) for a, b in itertools.combinations(photos, 2) if a[0] == b[0]]
     prints = {key: _fingerprint(data) for key, data in photos.items()}
-    assert min(image_files.hamming(prints[a], prints[b]) for a, b in same) > THRESHOLD
+    assert min(fingerprint.hamming(prints[a], prints[b]) for a, b in same) > THRESHOLD
     # A luma-only 64-bit hash of the same pictures (the common pHash) puts some within the
     # same share of its bits: the landmarks' photos share their luma layout.
     luma = {key: _luma_hash(data) for key, data in photos.items()}
     closest = min(int((luma[a] != luma[b]).sum()) for a, b in same)
-    assert closest <= 64 * THRESHOLD / image_files.FINGERPRINT_BITS
+    assert closest <= 64 * THRESHOLD / fingerprint.FINGERPRINT_BITS
 
 
 def _luma_hash(data: bytes) -> np.ndarray:
@@ -67,16 +67,16 @@ def test_brightness_and_contrast_change_no_bit_before_jpeg():
     zero-mean coefficients leaves them; what the planted copies differ by is re-encoding."""
     rng = np.random.default_rng(3)
     pixels = (rng.random((64, 96, 3)) * 150 + 40).astype(np.float32)
-    base = image_files.fingerprint(Image.fromarray(pixels.astype(np.uint8)))
-    brighter = image_files.fingerprint(Image.fromarray((pixels + 30).astype(np.uint8)))
-    assert image_files.hamming(base, brighter) <= 4  # rounding of a few pixels only
+    base = fingerprint.fingerprint(Image.fromarray(pixels.astype(np.uint8)))
+    brighter = fingerprint.fingerprint(Image.fromarray((pixels + 30).astype(np.uint8)))
+    assert fingerprint.hamming(base, brighter) <= 4  # rounding of a few pixels only
 
 
 def test_a_picture_without_colour_is_told_apart_by_finer_luma(photos):
     gray = [Image.open(io.BytesIO(d)).convert("L") for d in list(photos.values())[:16]]
-    prints = [image_files.fingerprint(g) for g in gray]
+    prints = [fingerprint.fingerprint(g) for g in gray]
     assert all(p[-1] & 0x40 == 0 for p in prints)  # the colour bit (bit 225) is off
-    distances = [image_files.hamming(a, b) for a, b in itertools.combinations(prints, 2)]
+    distances = [fingerprint.hamming(a, b) for a, b in itertools.combinations(prints, 2)]
     assert min(distances) > THRESHOLD
 
 

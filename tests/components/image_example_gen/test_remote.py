@@ -17,7 +17,7 @@ import uuid
 import pytest
 import tensorflow as tf
 
-from imgtfx.components import image_files
+from imgtfx.components import file_io
 from imgtfx.components.examples import layout, reader
 from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.image_example_gen import tree
@@ -121,7 +121,7 @@ def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_
         "train/private/p1.jpg": encode(seed=10),
     }
     _write(bucket, files)
-    read_bytes, listdir = image_files.read_bytes, tf.io.gfile.listdir
+    read_bytes, listdir = file_io.read_bytes, tf.io.gfile.listdir
 
     def read(uri):
         if uri.endswith("/gone.jpg"):
@@ -135,7 +135,7 @@ def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_
             raise tf.errors.PermissionDeniedError(None, None, "403 Forbidden: storage.objects.list")
         return listdir(path)
 
-    monkeypatch.setattr(image_files, "read_bytes", read)
+    monkeypatch.setattr(file_io, "read_bytes", read)
     monkeypatch.setattr(tf.io.gfile, "listdir", list_folder)
     out = tmp_path / "out"
     run_do(bucket, out, ImageOptions(max_reject_fraction=0.9))
