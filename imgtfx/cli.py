@@ -182,6 +182,7 @@ def check_args(args) -> None:
         args.target = _kubeflow_target(args)
         if args.target.platform == "kfp":
             args.target.data_store_secret(args.config.data_uris)  # data with no keys to read it
+        args.target.check_weights(args.config.trainer_options.weights)
     if (
         args.command == "report"
         and "://" not in args.root  # a bucket's root is checked when it is read

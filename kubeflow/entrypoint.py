@@ -52,20 +52,14 @@ import os
 import sys
 from typing import Any
 
-# component/launcher_v2.go LocalPathForURI (2.2.0 :714, 2.17.0 :1239).
-LOCAL_MIRRORS = {"gs://": "gcs", "s3://": "s3", "minio://": "minio"}
-# The stores a pipeline root may be on (objectstore/config.go ParseBucketConfig; the root
-# driver's GetStoreSessionInfo takes no other provider): the ones the launcher mirrors.
-BUCKET_SCHEMES = tuple(LOCAL_MIRRORS)
+from imgtfx.kubeflow.stores import BUCKET_SCHEMES, LOCAL_MIRRORS, SERVED_FROM_ARTIFACT
+
 COPY_WORKERS = 16  # downloads at once: each waits mostly on the network
 DATA_HINT = (
     "ImageExampleGen has no keys for this store: compile the package with --data-secret "
     "NAME[,endpoint=...][,region=...] (kubeflow/README.md, 'Data in your own bucket')."
 )
 WEIGHTS_INPUT = "backbone_weights"
-# The push destination of a package compiled with no root and no serving folder: the Pusher's
-# own `pushed_model` artifact, under the run's root, is the served copy (push_into_artifact).
-SERVED_FROM_ARTIFACT = "/tmp/serving"
 LAUNCHER_OUTPUTS = ("executor-logs",)  # driver/driver.go provisionOutputs, from 2.5.0
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 

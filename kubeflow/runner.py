@@ -29,10 +29,9 @@ import os
 from tfx import version as tfx_version
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-from imgtfx.components import object_store
 from imgtfx.components.baseline_evaluator import environment
 from imgtfx.kubeflow import entrypoint
-from imgtfx.kubeflow.stores import (
+from imgtfx.kubeflow.secrets import (
     EVALUATOR,
     EXAMPLE_GEN_TASK,
     container_of,
@@ -45,11 +44,10 @@ from imgtfx.kubeflow.stores import (
     secret_as_env,
     write_launcher_config,
 )
+from imgtfx.kubeflow.stores import DEFAULT_ROOT
 from imgtfx.kubeflow.target import (
     DEFAULT_GPU_TYPE,
-    DEFAULT_ROOT,
     KFP,
-    KFP_BUCKET,
     VERTEX,
     KubeflowTarget,
     gigabytes,
@@ -96,38 +94,7 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
     values their defaults.
     """
     platform = target.platform
-    weights = config.trainer_options.weights
-    if weights not in ("none", "imagenet"):
-        stores = entrypoint.BUCKET_SCHEMES if platform == KFP else ("gs://",)
-        if not weights.startswith(stores):
-            raise ValueError(
-                f"the cluster cannot read the weights file {weights}: copy it to a bucket "
-                f"({', '.join(stores)}) and give its URI with --weights."
-            )
-        if not weights.endswith((".h5", ".hdf5")):
-            # A checkpoint is several objects under a prefix, which the 2.17 launcher's
-            # path-prefix download (objectstore DownloadBlob, #12928) does not bring along.
-            raise ValueError(
-                f"on Kubeflow the weights are one HDF5 file (.h5), got {weights}: save them "
-                "with save_weights('<name>.h5')."
-            )
-        if platform == KFP and weights.startswith(object_store.SCHEMES):
-            # The launcher opens an input outside the root's bucket with no credentials of its
-            # own: gocloud has no minio driver before 2.17, and s3:// reads the pod's AWS_*
-            # (component/launcher_v2.go fetchNonDefaultBuckets, objectstore.OpenBucket, 2.15.0).
-            root = target.pipeline_root or DEFAULT_ROOT
-            root_bucket = "/".join(root.split("/")[:3]) + "/"
-            if not weights.startswith(root_bucket):
-                where = (
-                    f"the pipeline root's bucket {root_bucket}"
-                    if target.pipeline_root
-                    else f"KFP's own bucket {KFP_BUCKET}, every namespace's default root's "
-                    "(give --pipeline-root if your runs use another)"
-                )
-                raise ValueError(
-                    f"the weights file {weights} is outside {where}, which the KFP launcher "
-                    "cannot read: copy it there."
-                )
+    target.check_weights(config.trainer_options.weights)
     pipeline = create_pipeline(
         config,
         target.pipeline_root or DEFAULT_ROOT,  # TFX needs one; the package does not keep it

@@ -1,166 +1,138 @@
-"""The stores a compiled KFP package's tasks read, and the Kubernetes secrets they read them
-with: the pipeline root's store (the Evaluator's baseline; for an s3:// root, every task's
-launcher), the users' data store (ImageExampleGen), the package's description saying which,
-its platform spec mapping them into the pods, and the kfp-launcher ConfigMap an S3-compatible
-root needs. kubeflow/runner.py compiles; this says who reads what.
+"""What a compiled package knows of the object stores its tasks read and write, shared by the
+compiler (target.py, runner.py, secrets.py) and the pods' entrypoint (entrypoint.py): the
+schemes the KFP launcher mirrors into a pod and where, KFP's own store's defaults, what a
+profile's key may use, and a store's secret as KFP's providers config spells it. Light: no TFX.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import re
 
 from imgtfx.components import object_store
-from imgtfx.kubeflow.target import KFP, KubeflowTarget, StoreSecret
 
-EXAMPLE_GEN_TASK = "ImageExampleGen"
-EVALUATOR = "Evaluator"
+# component/launcher_v2.go LocalPathForURI (2.2.0 :714, 2.17.0 :1239).
+LOCAL_MIRRORS = {"gs://": "gcs", "s3://": "s3", "minio://": "minio"}
+# The stores a pipeline root may be on (objectstore/config.go ParseBucketConfig; the root
+# driver's GetStoreSessionInfo takes no other provider): the ones the launcher mirrors.
+BUCKET_SCHEMES = tuple(LOCAL_MIRRORS)
+# The push destination of a package compiled with no root and no serving folder: the Pusher's
+# own `pushed_model` artifact, under the run's root, is the served copy (entrypoint.py
+# push_into_artifact).
+SERVED_FROM_ARTIFACT = "/tmp/serving"
 ROOT_KEY_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")  # the AWS SDK's, the launcher's
-DATA_KEY_ENV = (
-    "IMGTFX_DATA_ACCESS_KEY_ID",
-    "IMGTFX_DATA_SECRET_ACCESS_KEY",
-)  # object_store.DATA_ENV
+# The users' data store's keys, under the names object_store.data_environ reads.
+DATA_KEY_ENV = tuple(env for env, name in object_store.DATA_ENV.items() if name in ROOT_KEY_ENV)
+
+# The secret the KFP launcher reads its own store's credentials from (backend/src/v2/config/
+# env.go, 2.2.0 to 2.17.0: minioArtifactSecretName, minioArtifactAccessKeyKey/SecretKeyKey):
+# the admin's key on a standalone install, a profile's own on multi-user Kubeflow from 1.11.
+OBJECT_STORE_SECRET = "mlpipeline-minio-artifact"
+# Every KFP install's default root (config/env.go defaultPipelineRoot); a profile's is
+# minio://mlpipeline/private-artifacts/<ns>/v2/artifacts: the same store and bucket.
+DEFAULT_ROOT = "minio://mlpipeline/v2/artifacts"
+KFP_BUCKET = "minio://mlpipeline/"
+
+# What a profile's own key may read and write on multi-user Kubeflow from 1.11 (KFP 2.15): the
+# profile controller's policy (manifests/kustomize/base/installs/multi-user/
+# pipelines-profile-controller/sync.py@2.15.0:353-375): mlpipeline/{artifacts,
+# private-artifacts/<ns>, private/<ns>, shared}/*.
+PROFILE_PREFIXES = ("artifacts/", "private-artifacts/", "private/", "shared/")
 
 
-def needs_launcher_config(target: KubeflowTarget) -> bool:
-    """An s3:// root at an endpoint of its own (an S3-compatible store), which the launcher
-    addresses only through the namespace's kfp-launcher providers entry."""
-    secret = target.root_secret
-    return (
-        target.platform == KFP
-        and target.root_store == "s3://"
-        and bool(secret and secret.endpoint_url)
-    )
+@dataclasses.dataclass(frozen=True)
+class StoreSecret:
+    """The Kubernetes secret holding the keys of a store (the pipeline root's, or the one the
+    users' data is in), with where that store is, spelled as KFP's own providers config spells
+    a store (the kfp-launcher ConfigMap's `providers.s3`: endpoint, region, disableSSL,
+    secretName, accessKeyKey, secretKeyKey; backend/src/v2/config/s3.go, 2.15.0).
 
+    Attributes:
+      name: the secret, in the run's namespace.
+      endpoint: host[:port] or URL of an S3-compatible store; None: KFP's own store for
+        minio:// (found in the pod: components/object_store.py), AWS's regional endpoint for
+        s3://.
+      region: the store's region (signing); None: 'minio' for minio://, us-east-1 for s3://.
+      access_key_key, secret_key_key: the secret's keys holding the access key and the secret
+        key (KFP's own secret's: accesskey, secretkey).
+      disable_ssl: an endpoint without a scheme is http://, not https://.
+    """
 
-def launcher_config_file(output_file: str) -> str:
-    """Where compile writes the kfp-launcher providers entry an S3-compatible root needs."""
-    return os.path.splitext(output_file)[0] + ".kfp-launcher.yaml"
+    name: str
+    endpoint: str | None = None
+    region: str | None = None
+    access_key_key: str = "accesskey"
+    secret_key_key: str = "secretkey"
+    disable_ssl: bool = False
 
-
-def write_launcher_config(path: str, secret: StoreSecret) -> None:
-    """The namespace's kfp-launcher ConfigMap with the root's store as its `providers` entry,
-    to `kubectl -n NAMESPACE apply -f PATH`: the launcher addresses an s3:// root at an
-    endpoint of its own only through it (config/s3.go ProvideSessionInfo; with no entry it is
-    fromEnv, at AWS). Applied over a ConfigMap that exists (a profile's, which the profile
-    controller owns), it adds `providers` and keeps the other keys, defaultPipelineRoot too."""
-    import yaml
-
-    configmap = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "kfp-launcher"},
-        "data": {"providers": yaml.safe_dump(secret.providers(), sort_keys=False)},
+    FIELDS = {
+        "endpoint": "endpoint",
+        "region": "region",
+        "accessKeyKey": "access_key_key",
+        "secretKeyKey": "secret_key_key",
+        "disableSSL": "disable_ssl",
     }
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(
-            "# The pipeline root's store, for the KFP launcher, in the namespace the runs go to\n"
-            "# (kubeflow/README.md, 'A root in your own S3 bucket'):\n"
-            f"#   kubectl -n NAMESPACE apply -f {os.path.basename(path)}\n"
-        )
-        yaml.safe_dump(configmap, f, sort_keys=False)
 
+    @classmethod
+    def parse(cls, text: str, flag: str = "--data-secret") -> StoreSecret:
+        """'NAME[,endpoint=HOST:PORT][,region=R][,accessKeyKey=K][,secretKeyKey=K]
+        [,disableSSL=true]', given as `flag`.
 
-def root_store(
-    spec: dict,
-    target: KubeflowTarget,
-    secret: StoreSecret,
-    secrets: dict[str, list[tuple[str, dict[str, str]]]],
-) -> None:
-    """The pipeline root's store's keys for the tasks that read it themselves: the Evaluator
-    (its baseline model, components/object_store.py) as AWS_ACCESS_KEY_ID and
-    AWS_SECRET_ACCESS_KEY, with the store's endpoint and region when given. For an s3:// root,
-    every task, with AWS_REGION: the launcher in each pod opens such a root with the AWS SDK's
-    default chain from the pod's environment when the namespace's kfp-launcher has no
-    providers entry (config/s3.go ProvideSessionInfo fromEnv, 2.15.0 :86-96;
-    objectstore.OpenBucket, 2.15.0 :80-89, 2.17.0 :91-105)."""
-    keys = dict(zip((secret.access_key_key, secret.secret_key_key), ROOT_KEY_ENV, strict=True))
-    executors = [executor_of(spec, EVALUATOR)]
-    if target.root_store == "s3://":
-        executors = [
-            executor_of(spec, name)
-            for name in spec["root"]["dag"]["tasks"]
-            if "container" in spec["deploymentSpec"]["executors"][executor_of(spec, name)]
-        ]
-    for executor in executors:
-        secrets.setdefault(executor, []).append((secret.name, keys))
-        env = spec["deploymentSpec"]["executors"][executor]["container"].setdefault("env", [])
-        if secret.region:
-            env.extend(
-                {"name": name, "value": secret.region}
-                for name in ("AWS_REGION", "AWS_DEFAULT_REGION")
+        Raises:
+          ValueError: not a secret name, or a field KFP's providers config does not have.
+        """
+        name, *fields = [part.strip() for part in text.split(",")]
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
+            raise ValueError(
+                f"{flag} {text!r}: begin with the secret's name (lowercase letters, "
+                "digits, '-' and '.', as Kubernetes names it), then field=value pairs."
             )
-    if secret.endpoint_url:
-        container_of(spec, EVALUATOR)["env"].append(
-            {"name": object_store.ENDPOINT_ENV, "value": secret.endpoint_url}
-        )
+        values: dict = {}
+        for field in fields:
+            key, equals, value = field.partition("=")
+            if key not in cls.FIELDS or not equals or not value:
+                raise ValueError(
+                    f"{flag} {text!r}: {field!r} is not one of "
+                    f"{', '.join(k + '=...' for k in cls.FIELDS)}."
+                )
+            if key == "disableSSL":
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(f"{flag} {text!r}: disableSSL is true or false.")
+                value = value.lower() == "true"
+            values[cls.FIELDS[key]] = value
+        secret = cls(name, **values)
+        if secret.access_key_key == secret.secret_key_key:
+            raise ValueError(f"{flag} {text!r}: accessKeyKey and secretKeyKey are one key.")
+        return secret
 
+    @property
+    def endpoint_url(self) -> str | None:
+        """The endpoint as a URL; None for AWS's own (requests go to the bucket's regional,
+        virtual-hosted endpoint)."""
+        endpoint = self.endpoint
+        if not endpoint or re.match(r"^(https://)?s3(\.[a-z0-9-]+)?\.amazonaws\.com/?$", endpoint):
+            return None
+        if "://" not in endpoint:
+            endpoint = ("http://" if self.disable_ssl else "https://") + endpoint
+        return endpoint
 
-def executor_of(spec: dict, task: str) -> str:
-    component = spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]
-    return spec["components"][component]["executorLabel"]
-
-
-def container_of(spec: dict, task: str) -> dict:
-    container = spec["deploymentSpec"]["executors"][executor_of(spec, task)]["container"]
-    container.setdefault("env", [])
-    return container
-
-
-def data_store(spec: dict, secret: StoreSecret) -> tuple[str, dict[str, str]]:
-    """ImageExampleGen told where the users' store is (its container env) and which of the
-    secret's keys hold its credentials: (secret, {key: env}) for secret_as_env. Its entrypoint
-    copies the tree and CSVs in (kubeflow/entrypoint.py fetch_data): the launcher reads an
-    input outside the root's bucket with no credentials (fetchNonDefaultBuckets,
-    component/launcher_v2.go 2.15.0 :774; objectstore.OpenBucket with a nil session: gocloud
-    has no "minio" driver before 2.17.0, s3:// and 2.17's client read the pod's AWS_*)."""
-    env = container_of(spec, EXAMPLE_GEN_TASK)["env"]
-    if secret.endpoint_url:
-        env.append({"name": "IMGTFX_DATA_ENDPOINT", "value": secret.endpoint_url})
-    if secret.region:
-        env.append({"name": "IMGTFX_DATA_REGION", "value": secret.region})
-    keys = dict(zip((secret.access_key_key, secret.secret_key_key), DATA_KEY_ENV, strict=True))
-    return secret.name, keys
-
-
-def description(spec: dict, secrets: dict[str, list[tuple[str, dict]]]) -> str:
-    """The package's description: which Kubernetes secret each task reads, and its keys."""
-    tasks = {executor_of(spec, name): name for name in spec["root"]["dag"]["tasks"]}
-    reads = [
-        f"{tasks[executor]} reads secret {name} (keys {', '.join(keys)})"
-        for executor, entries in sorted(secrets.items())
-        for name, keys in entries
-    ]
-    return "Image classification (imgtfx). " + (
-        "; ".join(reads) + "." if reads else "No task reads a Kubernetes secret."
-    )
-
-
-def secret_as_env(secrets: dict[str, list[tuple[str, dict[str, str]]]]) -> dict:
-    """The package's Kubernetes platform spec: each executor's pod gets the env vars that
-    `secrets` maps ({executor: [(secret, {key: env var})]}): the root store's credentials as
-    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (root_store), ImageExampleGen the data store's as
-    IMGTFX_DATA_* (data_store).
-
-    Written as kfp-kubernetes' `use_secret_as_env` writes it, with only the fields every
-    backend from 2.2 reads (kubernetes_platform/proto/kubernetes_executor_config.proto
-    SecretAsEnv: secret_name, key_to_env at 2.2.0; the driver's extendPodSpecPatch adds the
-    env, driver/driver.go 2.2.0 :554, 2.5.0 :893, driver/k8s.go 2.15.0 :333). Not the newer
-    `secretNameParameter` (2.5) or `optional` (2.15): the 2.2 driver and the argo compiler
-    from 2.14 parse strictly and refuse unknown fields (kubeflow/pipelines#11935, #12495).
-    Without `optional`, a missing secret keeps the pod from starting, which is why a task gets
-    one only for a store that has one: KFP's `mlpipeline-minio-artifact` (config/env.go, keys
-    accesskey and secretkey) is in the kubeflow namespace and, made by the profile controller,
-    in every profile's."""
-    executors = {
-        executor: {
-            "secretAsEnv": [
-                {
-                    "secretName": name,
-                    "keyToEnv": [{"secretKey": k, "envVar": v} for k, v in keys.items()],
-                }
-                for name, keys in entries
-            ]
+    def providers(self) -> dict:
+        """This store as the `providers.s3` entry of a kfp-launcher ConfigMap
+        (config/s3.go S3ProviderConfig, 2.15.0 :26-66: default endpoint, region, disableSSL,
+        forcePathStyle, credentials.secretRef), which the launcher of every release from 2.2
+        reads for an s3:// root in that namespace."""
+        default = {
+            "endpoint": self.endpoint,
+            "region": self.region or "us-east-1",
+            "disableSSL": self.disable_ssl,
+            "forcePathStyle": True,
+            "credentials": {
+                "fromEnv": False,
+                "secretRef": {
+                    "secretName": self.name,
+                    "accessKeyKey": self.access_key_key,
+                    "secretKeyKey": self.secret_key_key,
+                },
+            },
         }
-        for executor, entries in secrets.items()
-    }
-    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+        return {"s3": {"default": default}}

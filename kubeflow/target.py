@@ -16,7 +16,15 @@ import re
 
 from imgtfx.components import object_store
 from imgtfx.components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
-from imgtfx.kubeflow.entrypoint import BUCKET_SCHEMES, SERVED_FROM_ARTIFACT
+from imgtfx.kubeflow.stores import (
+    BUCKET_SCHEMES,
+    DEFAULT_ROOT,
+    KFP_BUCKET,
+    OBJECT_STORE_SECRET,
+    PROFILE_PREFIXES,
+    SERVED_FROM_ARTIFACT,
+    StoreSecret,
+)
 
 KFP, VERTEX = "kfp", "vertex"
 PLATFORMS = {".yaml": KFP, ".yml": KFP, ".json": VERTEX}
@@ -146,6 +154,47 @@ class KubeflowTarget:
                     "the bucket's region for an s3:// root: add ,region=REGION."
                 )
 
+    def check_weights(self, weights: str) -> None:
+        """A backbone's weights file (`--weights`) the cluster's Trainer can get: one HDF5 file
+        in a bucket the platform reads, and on open-source KFP, for minio:// and s3://, in the
+        pipeline root's bucket (runner.weights_importer; no checks for none or imagenet).
+
+        Raises:
+          ValueError: a file the Trainer's pod could not get, saying where to put it.
+        """
+        if weights in ("none", "imagenet"):
+            return
+        stores = BUCKET_SCHEMES if self.platform == KFP else ("gs://",)
+        if not weights.startswith(stores):
+            raise ValueError(
+                f"the cluster cannot read the weights file {weights}: copy it to a bucket "
+                f"({', '.join(stores)}) and give its URI with --weights."
+            )
+        if not weights.endswith((".h5", ".hdf5")):
+            # A checkpoint is several objects under a prefix, which the 2.17 launcher's
+            # path-prefix download (objectstore DownloadBlob, #12928) does not bring along.
+            raise ValueError(
+                f"on Kubeflow the weights are one HDF5 file (.h5), got {weights}: save them "
+                "with save_weights('<name>.h5')."
+            )
+        if self.platform == KFP and weights.startswith(object_store.SCHEMES):
+            # The launcher opens an input outside the root's bucket with no credentials of its
+            # own: gocloud has no minio driver before 2.17, and s3:// reads the pod's AWS_*
+            # (component/launcher_v2.go fetchNonDefaultBuckets, objectstore.OpenBucket, 2.15.0).
+            root = self.pipeline_root or DEFAULT_ROOT
+            root_bucket = "/".join(root.split("/")[:3]) + "/"
+            if not weights.startswith(root_bucket):
+                where = (
+                    f"the pipeline root's bucket {root_bucket}"
+                    if self.pipeline_root
+                    else f"KFP's own bucket {KFP_BUCKET}, every namespace's default root's "
+                    "(give --pipeline-root if your runs use another)"
+                )
+                raise ValueError(
+                    f"the weights file {weights} is outside {where}, which the KFP launcher "
+                    "cannot read: copy it there."
+                )
+
     @property
     def platform(self) -> str:
         return platform_of(self.output)
@@ -209,120 +258,6 @@ class KubeflowTarget:
                 " 'Data in your own bucket')."
             )
         return None
-
-
-@dataclasses.dataclass(frozen=True)
-class StoreSecret:
-    """The Kubernetes secret holding the keys of a store (the pipeline root's, or the one the
-    users' data is in), with where that store is, spelled as KFP's own providers config spells
-    a store (the kfp-launcher ConfigMap's `providers.s3`: endpoint, region, disableSSL,
-    secretName, accessKeyKey, secretKeyKey; backend/src/v2/config/s3.go, 2.15.0).
-
-    Attributes:
-      name: the secret, in the run's namespace.
-      endpoint: host[:port] or URL of an S3-compatible store; None: KFP's own store for
-        minio:// (found in the pod: components/object_store.py), AWS's regional endpoint for
-        s3://.
-      region: the store's region (signing); None: 'minio' for minio://, us-east-1 for s3://.
-      access_key_key, secret_key_key: the secret's keys holding the access key and the secret
-        key (KFP's own secret's: accesskey, secretkey).
-      disable_ssl: an endpoint without a scheme is http://, not https://.
-    """
-
-    name: str
-    endpoint: str | None = None
-    region: str | None = None
-    access_key_key: str = "accesskey"
-    secret_key_key: str = "secretkey"
-    disable_ssl: bool = False
-
-    FIELDS = {
-        "endpoint": "endpoint",
-        "region": "region",
-        "accessKeyKey": "access_key_key",
-        "secretKeyKey": "secret_key_key",
-        "disableSSL": "disable_ssl",
-    }
-
-    @classmethod
-    def parse(cls, text: str, flag: str = "--data-secret") -> StoreSecret:
-        """'NAME[,endpoint=HOST:PORT][,region=R][,accessKeyKey=K][,secretKeyKey=K]
-        [,disableSSL=true]', given as `flag`.
-
-        Raises:
-          ValueError: not a secret name, or a field KFP's providers config does not have.
-        """
-        name, *fields = [part.strip() for part in text.split(",")]
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
-            raise ValueError(
-                f"{flag} {text!r}: begin with the secret's name (lowercase letters, "
-                "digits, '-' and '.', as Kubernetes names it), then field=value pairs."
-            )
-        values: dict = {}
-        for field in fields:
-            key, equals, value = field.partition("=")
-            if key not in cls.FIELDS or not equals or not value:
-                raise ValueError(
-                    f"{flag} {text!r}: {field!r} is not one of "
-                    f"{', '.join(k + '=...' for k in cls.FIELDS)}."
-                )
-            if key == "disableSSL":
-                if value.lower() not in ("true", "false"):
-                    raise ValueError(f"{flag} {text!r}: disableSSL is true or false.")
-                value = value.lower() == "true"
-            values[cls.FIELDS[key]] = value
-        secret = cls(name, **values)
-        if secret.access_key_key == secret.secret_key_key:
-            raise ValueError(f"{flag} {text!r}: accessKeyKey and secretKeyKey are one key.")
-        return secret
-
-    @property
-    def endpoint_url(self) -> str | None:
-        """The endpoint as a URL; None for AWS's own (requests go to the bucket's regional,
-        virtual-hosted endpoint)."""
-        endpoint = self.endpoint
-        if not endpoint or re.match(r"^(https://)?s3(\.[a-z0-9-]+)?\.amazonaws\.com/?$", endpoint):
-            return None
-        if "://" not in endpoint:
-            endpoint = ("http://" if self.disable_ssl else "https://") + endpoint
-        return endpoint
-
-    def providers(self) -> dict:
-        """This store as the `providers.s3` entry of a kfp-launcher ConfigMap
-        (config/s3.go S3ProviderConfig, 2.15.0 :26-66: default endpoint, region, disableSSL,
-        forcePathStyle, credentials.secretRef), which the launcher of every release from 2.2
-        reads for an s3:// root in that namespace."""
-        default = {
-            "endpoint": self.endpoint,
-            "region": self.region or "us-east-1",
-            "disableSSL": self.disable_ssl,
-            "forcePathStyle": True,
-            "credentials": {
-                "fromEnv": False,
-                "secretRef": {
-                    "secretName": self.name,
-                    "accessKeyKey": self.access_key_key,
-                    "secretKeyKey": self.secret_key_key,
-                },
-            },
-        }
-        return {"s3": {"default": default}}
-
-
-# The secret the KFP launcher reads its own store's credentials from (backend/src/v2/config/
-# env.go, 2.2.0 to 2.17.0: minioArtifactSecretName, minioArtifactAccessKeyKey/SecretKeyKey):
-# the admin's key on a standalone install, a profile's own on multi-user Kubeflow from 1.11.
-OBJECT_STORE_SECRET = "mlpipeline-minio-artifact"
-# Every KFP install's default root (config/env.go defaultPipelineRoot); a profile's is
-# minio://mlpipeline/private-artifacts/<ns>/v2/artifacts: the same store and bucket.
-DEFAULT_ROOT = "minio://mlpipeline/v2/artifacts"
-KFP_BUCKET = "minio://mlpipeline/"
-
-# What a profile's own key may read and write on multi-user Kubeflow from 1.11 (KFP 2.15): the
-# profile controller's policy (manifests/kustomize/base/installs/multi-user/
-# pipelines-profile-controller/sync.py@2.15.0:353-375): mlpipeline/{artifacts,
-# private-artifacts/<ns>, private/<ns>, shared}/*.
-PROFILE_PREFIXES = ("artifacts/", "private-artifacts/", "private/", "shared/")
 
 
 def multi_user_notes(target: KubeflowTarget, uris: tuple[str, ...]) -> list[str]:

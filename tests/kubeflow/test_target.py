@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import json_format
 
 from imgtfx.components import object_store
-from imgtfx.kubeflow import entrypoint, runner
+from imgtfx.kubeflow import runner, stores
 from tests.kubeflow import kfp_emulator
 from tests.kubeflow.packages import IMAGE, compile_to
 
@@ -151,7 +151,7 @@ def test_a_package_for_any_namespace_is_compiled_with_no_root(tmp_path, capsys):
     pipeline = spec["pipelineSpec"]
     pusher = pipeline["root"]["dag"]["tasks"]["Pusher"]["inputs"]["parameters"]
     destination = json.loads(pusher["push_destination"]["runtimeValue"]["constant"])
-    assert destination["filesystem"]["base_directory"] == entrypoint.SERVED_FROM_ARTIFACT
+    assert destination["filesystem"]["base_directory"] == stores.SERVED_FROM_ARTIFACT
     names = _secret_names(spec)
     assert names["Evaluator_executor"] == ["mlpipeline-minio-artifact"]
     assert names["ImageExampleGen_executor"] == ["mlpipeline-minio-artifact"]  # the profile's

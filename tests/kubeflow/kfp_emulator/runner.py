@@ -21,7 +21,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from imgtfx import kubeflow
-from imgtfx.kubeflow.entrypoint import BUCKET_SCHEMES, local_path
+from imgtfx.kubeflow.entrypoint import local_path
+from imgtfx.kubeflow.stores import BUCKET_SCHEMES
 from tests.kubeflow.kfp_emulator import image, launcher, pod
 from tests.kubeflow.kfp_emulator.cluster import KUBEFLOW, Cluster
 from tests.kubeflow.kfp_emulator.metadata import record_outputs, round_trip
