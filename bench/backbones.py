@@ -58,7 +58,7 @@ def measure(
     import tf_keras as keras
 
     from imgtfx.components.examples.layout import split_files
-    from imgtfx.pipeline.metrics import global_average_precision
+    from imgtfx.components.image_evaluator.metrics import global_average_precision
     from imgtfx.trainer import data, model
     from imgtfx.trainer.options import TrainerOptions
 

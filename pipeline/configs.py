@@ -12,13 +12,6 @@ MIN_ACCURACY = 0.9
 # A new model must not be worse than the last blessed one by more than this.
 MAX_ACCURACY_DROP = 0.01
 TOP_K = 3
-# The Evaluator's metrics (pipeline/metrics.py), named as Keras names them: blessing, summary.json
-# and the report read them by these names.
-ACCURACY = "sparse_categorical_accuracy"
-TOP_K_ACCURACY = "sparse_top_k_categorical_accuracy"
-EXAMPLE_COUNT = "example_count"
-# Global average precision, the landmark contests' score (pipeline/metrics.py).
-GAP = "global_average_precision"
 # Beam's DirectRunner in one process, one worker: its multi_threading mode lost 1 of 20,000
 # elements in a grouping step here (caught by ImageExampleGen's count reconciliation), and
 # multi_processing imports TensorFlow in every worker (26 s and 2.3 GiB vs 5 s and 0.6 GiB for

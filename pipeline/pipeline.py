@@ -23,11 +23,11 @@ from tfx.types.channel import Channel
 from imgtfx.components import code_version
 from imgtfx.components.baseline_evaluator import BaselineEvaluator
 from imgtfx.components.examples.features import FeatureNames
-from imgtfx.components.image_evaluator import ImageEvaluator
+from imgtfx.components.image_evaluator import ImageEvaluator, metrics, properties
 from imgtfx.components.image_example_gen import ImageExampleGen
 from imgtfx.components.image_example_gen.component import default_output_config
 from imgtfx.components.label_schema import LabelSchema
-from imgtfx.pipeline import configs, metrics
+from imgtfx.pipeline import configs
 from imgtfx.pipeline.run_config import (
     IMAGES_PARAMETER,
     TRAIN_ARGS_PARAMETER,
@@ -61,8 +61,6 @@ STEP_CODE = {
         "components/image_evaluator",
         "components/baseline_evaluator",
         "components/object_store.py",  # the baseline's copy out of KFP's store or S3
-        "pipeline/metrics.py",  # the eval config's metric module
-        "pipeline/configs.py",  # the metric names it reads
         *_CONTRACT,
     ),
 }
@@ -178,18 +176,18 @@ def eval_config(
                     tfma.MetricConfig(
                         class_name=metrics.TopKAccuracy.__name__,
                         module=metrics.__name__,
-                        config=f'"top_k": 1, "name": "{configs.ACCURACY}"',
+                        config=f'"top_k": 1, "name": "{properties.ACCURACY}"',
                         per_slice_thresholds=thresholds,
                     ),
                     tfma.MetricConfig(
                         class_name=metrics.TopKAccuracy.__name__,
                         module=metrics.__name__,
-                        config=f'"top_k": {top_k}, "name": "{configs.TOP_K_ACCURACY}"',
+                        config=f'"top_k": {top_k}, "name": "{properties.TOP_K_ACCURACY}"',
                     ),
                     tfma.MetricConfig(
                         class_name=metrics.GlobalAveragePrecision.__name__,
                         module=metrics.__name__,
-                        config=f'"name": "{configs.GAP}"',
+                        config=f'"name": "{properties.GAP}"',
                         per_slice_thresholds=gap_thresholds,
                     ),
                     tfma.MetricConfig(class_name="ExampleCount"),

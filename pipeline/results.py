@@ -9,8 +9,13 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 from imgtfx.components.examples.report import read_report
-from imgtfx.components.image_evaluator.properties import BASELINE_NOTE, CLASS_SLICES
-from imgtfx.pipeline.configs import ACCURACY, GAP, TOP_K_ACCURACY
+from imgtfx.components.image_evaluator.properties import (
+    ACCURACY,
+    BASELINE_NOTE,
+    CLASS_SLICES,
+    GAP,
+    TOP_K_ACCURACY,
+)
 
 OVERALL = "overall"
 MAX_FAILED = 100

@@ -282,3 +282,27 @@ def test_no_module_imports_itself_back_through_others():
         if node not in state:
             visit(node, [node])
     assert cycles == []
+
+
+# Who may import whom: each layer only what lies below it (docs/architecture.md).
+LAYERS = {
+    "components": ("imgtfx.components",),
+    "trainer": ("imgtfx.components", "imgtfx.trainer"),
+    "pipeline": ("imgtfx.components", "imgtfx.trainer", "imgtfx.pipeline"),
+    "kubeflow": ("imgtfx.components", "imgtfx.trainer", "imgtfx.pipeline", "imgtfx.kubeflow"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_each_layer_imports_only_what_lies_below_it(layer):
+    """The components know nothing of the pipeline that wires them, the trainer nothing of the
+    pipeline, the pipeline nothing of Kubeflow or the command line."""
+    found = {
+        str(path.relative_to(REPO)): sorted(
+            n
+            for n in imports_of(path)
+            if n.startswith("imgtfx") and not n.startswith(LAYERS[layer])
+        )
+        for path in _python_files([layer])
+    }
+    assert {path: names for path, names in found.items() if names} == {}

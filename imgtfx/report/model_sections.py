@@ -8,7 +8,11 @@ import html
 
 import numpy as np
 
-from imgtfx.pipeline.configs import ACCURACY, EXAMPLE_COUNT, TOP_K_ACCURACY
+from imgtfx.components.image_evaluator.properties import (
+    ACCURACY,
+    EXAMPLE_COUNT,
+    TOP_K_ACCURACY,
+)
 from imgtfx.report.data import LIST_SHOWN, MAX_CLASSES_SHOWN, Predictions, Slices
 from imgtfx.report.parts import (
     breakable_path,

@@ -268,7 +268,7 @@ def read_slices(evaluation_uri: str) -> Slices:
     """TFMA's overall metrics and the class slices the page lists: all of them, by name, when
     there are at most MAX_CLASSES_SHOWN, else the LIST_SHOWN with the lowest accuracy. Slices
     are streamed and only those are kept, whatever the number of classes."""
-    from imgtfx.pipeline.configs import ACCURACY
+    from imgtfx.components.image_evaluator.properties import ACCURACY
     from imgtfx.pipeline.results import OVERALL, slice_metrics
 
     overall, first, total = None, [], 0

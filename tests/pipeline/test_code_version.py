@@ -34,7 +34,7 @@ ENTRY_MODULES = {
     "Evaluator": (
         "components/baseline_evaluator/executor.py",
         "components/image_evaluator/executor.py",
-        "pipeline/metrics.py",
+        "components/image_evaluator/metrics.py",
     ),
 }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgtfx.pipeline.metrics import global_average_precision
+from imgtfx.components.image_evaluator.metrics import global_average_precision
 
 
 def combined(metric, labels, scores, cut: int) -> float:
@@ -59,7 +59,7 @@ def test_gap_edge_cases():
 
 
 def test_the_evaluator_metric_ranks_the_top_class_of_each_example_over_merged_accumulators():
-    from imgtfx.pipeline.metrics import GlobalAveragePrecision
+    from imgtfx.components.image_evaluator.metrics import GlobalAveragePrecision
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 20, 300)
@@ -85,7 +85,7 @@ def test_native_top_k_accuracy_matches_keras_metrics():
     SparseCategoricalAccuracy and SparseTopKCategoricalAccuracy give on the same predictions."""
     import tf_keras as keras
 
-    from imgtfx.pipeline.metrics import TopKAccuracy
+    from imgtfx.components.image_evaluator.metrics import TopKAccuracy
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 50, 400)

@@ -5,14 +5,14 @@ TFMA computes a Keras metric (tf_keras' SparseCategoricalAccuracy) per slice by 
 the 1,050 slices of 1,049 classes on 4,400 eval images, ~60 ms a slice whatever its size, so
 hours at 200,000 classes. This metric is a Beam CombineFn over two counters per slice, in numpy.
 
-It keeps the Keras metrics' names and meaning (configs.ACCURACY, configs.TOP_K_ACCURACY), so
+It keeps the Keras metrics' names and meaning (properties.ACCURACY, properties.TOP_K_ACCURACY), so
 thresholds, results and reports read the same:
   sparse_categorical_accuracy        top_k=1
   sparse_top_k_categorical_accuracy  top_k=k
 An example counts as right when fewer than k classes score strictly higher than its label (the
 rule of tf.math.in_top_k, which Keras' top-k accuracy uses).
 
-GAP (configs.GAP), the landmark contests' score: see `global_average_precision`.
+GAP (properties.GAP), the landmark contests' score: see `global_average_precision`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
-from imgtfx.pipeline.configs import ACCURACY, GAP
+from imgtfx.components.image_evaluator.properties import ACCURACY, GAP
 
 
 class TopKAccuracy(metric_types.Metric):
