@@ -4,11 +4,14 @@ flags become (the run's configuration) is imgtfx/cli.py's."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from imgtfx import commands
 from imgtfx.components.baseline_evaluator.environment import DEFAULT_METADATA_SERVICE
+from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.pipeline import configs
-from imgtfx.trainer.options import BACKBONES, HEADS
+from imgtfx.pipeline.run_config import RunConfig
+from imgtfx.trainer.options import BACKBONES, HEADS, TrainerOptions
 
 
 def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = True) -> None:
@@ -18,7 +21,7 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
         help="image root folder, or gs:// URI (compile: also minio:// or s3://)",
     )
     parser.add_argument("--labels", help="labels CSV (id,label); default: labels from folders")
-    parser.add_argument("--id-column", default="id", help="CSV column of image ids (file stems)")
+    parser.add_argument("--id-column", help="CSV column of image ids (file stems)")
     parser.add_argument("--label-column", help="CSV label column (default: the other column)")
     parser.add_argument(
         "--label-names",
@@ -29,11 +32,10 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
     parser.add_argument(
         "--label-level",
         type=int,
-        default=-1,
-        help="folder level naming the label, Python index over the path's folders (default -1: "
-        "the folder holding the image)",
+        help="folder level naming the label, Python index over the path's folders (-1: the "
+        "folder holding the image)",
     )
-    parser.add_argument("--eval-percent", type=int, default=20, help="hash split eval share")
+    parser.add_argument("--eval-percent", type=int, help="hash split eval share")
     parser.add_argument(
         "--split-folders",
         help="comma-separated top folders that are splits already: train,eval, or any two "
@@ -42,26 +44,26 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
     parser.add_argument(
         "--max-reject-fraction",
         type=float,
-        default=0.2,
         help="fail when more of the files found are rejected (broken, unlabeled ...)",
     )
     parser.add_argument(
         "--no-follow-external-links",
         dest="follow_external_links",
-        action="store_false",
+        action="store_const",
+        const=False,
         help="skip links whose target is outside the image root (default: follow them); "
         "links into the tree are never followed",
     )
     parser.add_argument(
         "--dedupe",
         choices=["group", "keep-one", "off"],
-        default="group",
         help="copies of one picture: group keeps each group in one split and reports it "
         "(duplicates.jsonl); keep-one also keeps one of each group's exact copies; off: neither",
     )
     parser.add_argument(
         "--reject-conflicting-duplicates",
-        action="store_true",
+        action="store_const",
+        const=True,
         help="reject every copy of a picture filed under two or more labels (default: report)",
     )
     parser.add_argument(
@@ -75,22 +77,17 @@ def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = Tru
 
 def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) -> None:
     """What the Trainer and the Evaluator take: one definition for `run` and `compile`."""
-    parser.add_argument(
-        "--train-steps", type=int, default=configs.TRAIN_STEPS, help="training steps (batches)"
-    )
+    parser.add_argument("--train-steps", type=int, help="training steps (batches)")
     parser.add_argument(
         "--image-size",
         type=int,
-        help=f"default {configs.IMAGE_SIZE}"
+        help="side of the square the images are resized to, pixels"
         + (f"; {configs.SAMPLE_IMAGE_SIZE} with --sample" if sample else ""),
     )
-    parser.add_argument(
-        "--batch-size", type=int, default=configs.BATCH_SIZE, help="images per training step"
-    )
+    parser.add_argument("--batch-size", type=int, help="images per training step")
     parser.add_argument(
         "--min-accuracy",
         type=float,
-        default=configs.MIN_ACCURACY,
         help="overall eval accuracy needed to bless and push the model",
     )
     parser.add_argument(
@@ -106,19 +103,18 @@ def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) ->
     parser.add_argument(
         "--class-weights",
         choices=["none", "balanced"],
-        default="none",
         help="balanced: weigh each class by the inverse of its size (uneven classes)",
     )
-    parser.add_argument("--flip", action="store_true", help="random left-right flips in training")
+    parser.add_argument(
+        "--flip", action="store_const", const=True, help="random left-right flips in training"
+    )
     parser.add_argument(
         "--backbone",
         choices=BACKBONES,
-        default="small_cnn",
         help="small_cnn (trained from scratch) or a Keras Applications backbone",
     )
     parser.add_argument(
         "--weights",
-        default="none",
         metavar="none|imagenet|PATH",
         help="the backbone's weights: random, Keras' cache (never downloaded), or a weights file "
         "(local or gs://; the backbone without its top, as Keras Applications reads it)",
@@ -126,51 +122,107 @@ def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) ->
     parser.add_argument(
         "--fine-tune-layers",
         type=int,
-        default=0,
         help="after the head's steps, also train the backbone's last N layers (-1: all)",
     )
     parser.add_argument(
-        "--fine-tune-steps", type=int, default=0, help="steps of fine-tuning, after --train-steps"
+        "--fine-tune-steps", type=int, help="steps of fine-tuning, after --train-steps"
     )
     parser.add_argument(
         "--fine-tune-learning-rate", type=float, help="default: the learning rate / 10"
     )
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's weight decay")
-    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--weight-decay", type=float, help="AdamW's weight decay")
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        help="softmax head: the target's share spread over the other classes",
+    )
     parser.add_argument(
         "--head",
         choices=HEADS,
-        default="softmax",
         help="the classifier: a dense softmax, or cosine similarities trained with a margin "
         "(CosFace; for many classes of few photos)",
     )
-    parser.add_argument(
-        "--cosine-margin", type=float, default=0.2, help="the cosine head's margin m"
-    )
-    parser.add_argument(
-        "--cosine-scale", type=float, default=30.0, help="the cosine head's logit scale s"
-    )
+    parser.add_argument("--cosine-margin", type=float, help="the cosine head's margin m")
+    parser.add_argument("--cosine-scale", type=float, help="the cosine head's logit scale s")
     parser.add_argument(
         "--mixed-precision",
         choices=["auto", "off"],
-        default="auto",
         help="auto: mixed_float16 when a GPU is present",
     )
-    parser.add_argument("--no-augment", action="store_true", help="no training augmentation")
+    parser.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_const",
+        const=False,
+        help="no training augmentation",
+    )
+
+
+# The options that set a field of the run's configuration: {dest: (the dataclass, its field)}.
+# argparse leaves them None when not given, and the dataclass's own default applies: one home
+# for each default, which the help shows.
+FIELDS = {
+    "labels": (ImageOptions, "labels_csv"),
+    "id_column": (ImageOptions, "id_column"),
+    "label_column": (ImageOptions, "label_column"),
+    "label_names": (ImageOptions, "label_names_csv"),
+    "label_level": (ImageOptions, "label_level"),
+    "max_reject_fraction": (ImageOptions, "max_reject_fraction"),
+    "follow_external_links": (ImageOptions, "follow_external_links"),
+    "dedupe": (ImageOptions, "dedupe"),
+    "reject_conflicting_duplicates": (ImageOptions, "reject_conflicting_duplicates"),
+    "eval_percent": (RunConfig, "eval_percent"),
+    "train_steps": (RunConfig, "train_steps"),
+    "min_accuracy": (RunConfig, "min_accuracy"),
+    "min_class_accuracy": (RunConfig, "min_class_accuracy"),
+    "min_gap": (RunConfig, "min_gap"),
+    **{
+        name: (TrainerOptions, name)
+        for name in (
+            "image_size", "batch_size", "augment", "flip", "class_weights", "backbone",
+            "weights", "fine_tune_layers", "fine_tune_steps", "fine_tune_learning_rate",
+            "weight_decay", "label_smoothing", "head", "cosine_margin", "cosine_scale",
+            "mixed_precision",
+        )
+    },
+}  # fmt: skip
+
+
+def field_default(dest: str):
+    """The default of the field option `dest` sets (FIELDS): its dataclass's."""
+    cls, name = FIELDS[dest]
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return field.default_factory() if field.default is dataclasses.MISSING else field.default
+
+
+def given(args, cls) -> dict:
+    """The fields of `cls` that the command line's options set (the others keep their
+    defaults)."""
+    return {
+        name: getattr(args, dest)
+        for dest, (owner, name) in FIELDS.items()
+        if owner is cls and getattr(args, dest, None) is not None
+    }
 
 
 class _HelpFormatter(argparse.HelpFormatter):
-    """Shows each option's default, unless it has none or its help already says it."""
+    """Shows each option's default (a field option's from its dataclass), unless it has none
+    or its help already says it."""
 
     def _get_help_string(self, action):
         text = action.help or ""
+        default = action.default
+        if action.dest in FIELDS and default is None:
+            default = field_default(action.dest)
         if (
             not action.option_strings
             or "default" in text
-            or action.default in (None, False, [], argparse.SUPPRESS)
+            or default in (None, [], argparse.SUPPRESS)
+            or isinstance(default, bool)
         ):
             return text
-        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+        shown = str(default).replace("%", "%%")
+        return f"{text} (default: {shown})" if text else f"(default: {shown})"
 
 
 class _Parser(argparse.ArgumentParser):

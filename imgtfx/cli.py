@@ -7,13 +7,12 @@ KubeflowTarget for `compile`) before TensorFlow is imported, and hands over to t
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import warnings
 
 from imgtfx import commands
-from imgtfx.arguments import build_parser
+from imgtfx.arguments import build_parser, given
 from imgtfx.pipeline import configs
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # one Keras everywhere: tf-keras (Keras 2)
@@ -36,84 +35,30 @@ def _beam_args(values: list[str] | None) -> list[str]:
     return args + list(configs.BEAM_PIPELINE_ARGS)
 
 
-def _trainer_options(args, image_size: int):
+def _run_config(args):
+    """The run's configuration from the arguments of convert, run or compile: the options
+    given, over the dataclasses' defaults (imgtfx/arguments.py FIELDS); their checks are the
+    dataclasses' own."""
+    from imgtfx.components.image_example_gen import ImageOptions
+    from imgtfx.pipeline.run_config import RunConfig
     from imgtfx.trainer.options import TrainerOptions
 
-    options = TrainerOptions(
-        image_size=image_size,
-        batch_size=args.batch_size,
-        augment=not args.no_augment,
-        flip=args.flip,
-        class_weights=args.class_weights,
-        backbone=args.backbone,
-        weights=args.weights,
-        fine_tune_layers=args.fine_tune_layers,
-        fine_tune_steps=args.fine_tune_steps,
-        fine_tune_learning_rate=args.fine_tune_learning_rate,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        head=args.head,
-        cosine_margin=args.cosine_margin,
-        cosine_scale=args.cosine_scale,
-        mixed_precision=args.mixed_precision,
-    )
-    if options.weights in ("none", "imagenet"):
-        return options
-    if args.command == "compile" and options.weights.startswith(("minio://", "s3://")):
-        return options  # read by the Trainer's pod (the launcher's copy), not from here
-    from imgtfx.trainer import backbones
-
-    # Checked here, before any step runs: a file that does not fit is one line, not a failed
-    # Trainer after the conversion.
-    backbones.check_weights(options.weights)
-    backbones.build(options.backbone, options.image_size, options.weights)
-    return dataclasses.replace(options, weights_sha256=backbones.weights_digest(options.weights))
-
-
-def _options(args):
-    from imgtfx.components.image_example_gen import ImageOptions
-
-    return ImageOptions(
-        labels_csv=args.labels,
-        id_column=args.id_column,
-        label_column=args.label_column,
-        label_names_csv=args.label_names,
-        label_level=args.label_level,
-        max_reject_fraction=args.max_reject_fraction,
-        follow_external_links=args.follow_external_links,
-        dedupe=args.dedupe,
-        reject_conflicting_duplicates=args.reject_conflicting_duplicates,
-    )
-
-
-def _run_config(args):
-    """The run's configuration from the arguments of convert, run or compile (value checks)."""
-    from imgtfx.pipeline.run_config import RunConfig
-
-    size = args.image_size if hasattr(args, "image_size") else None
-    if size is None:
-        size = configs.SAMPLE_IMAGE_SIZE if getattr(args, "sample", False) else configs.IMAGE_SIZE
-    fields = {}
-    if hasattr(args, "train_steps"):
-        fields = {
-            "trainer_options": _trainer_options(args, size),
-            "train_steps": args.train_steps,
-            "min_accuracy": args.min_accuracy,
-            "min_class_accuracy": args.min_class_accuracy,
-            "min_gap": args.min_gap,
-        }
-    beam_args = args.beam_arg
+    fields = given(args, RunConfig)
+    if hasattr(args, "train_steps"):  # run and compile train
+        trainer = given(args, TrainerOptions)
+        if getattr(args, "sample", False) and args.image_size is None:
+            trainer["image_size"] = configs.SAMPLE_IMAGE_SIZE
+        fields["trainer_options"] = TrainerOptions(**trainer)
     if args.command == "compile":
         from imgtfx.pipeline import staging
 
-        beam_args = staging.worker_args(beam_args or [], image=args.image)
+        beam_args = staging.worker_args(args.beam_arg or [], image=args.image)
     else:
-        beam_args = _beam_args(beam_args)
+        beam_args = _beam_args(args.beam_arg)
     return RunConfig(
         images=args.images,
-        image_options=_options(args),
+        image_options=ImageOptions(**given(args, ImageOptions)),
         split_folders=tuple(args.split_folders.split(",")) if args.split_folders else (),
-        eval_percent=args.eval_percent,
         beam_args=tuple(beam_args),
         **fields,
     )
@@ -147,8 +92,6 @@ def check_args(args) -> None:
     Raises:
       ValueError: what is wrong, in the flag's own words.
     """
-    from imgtfx.trainer.options import SUPPORTED_IMAGE_SIZES
-
     if args.command == "run":
         if args.sample and (args.images or args.labels):
             raise ValueError(
@@ -163,19 +106,9 @@ def check_args(args) -> None:
             sample_root = os.path.join(state_dir(args.root), "sample_data")
             args.images = os.path.join(sample_root, "images")
             args.labels = os.path.join(sample_root, "train.csv")
-    size = getattr(args, "image_size", None)
-    if args.command != "sample" and size is not None and size not in SUPPORTED_IMAGE_SIZES:
-        raise ValueError(
-            f"--image-size must be between {SUPPORTED_IMAGE_SIZES.start} and "
-            f"{SUPPORTED_IMAGE_SIZES.stop - 1} pixels, got {size}."
-        )
-    for name in ("train_steps", "batch_size", "top_k"):
-        value = getattr(args, name, None)
-        if value is not None and value <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")
-    value = getattr(args, "max_reject_fraction", None)
-    if value is not None and not 0 <= value <= 1:
-        raise ValueError(f"--max-reject-fraction must be between 0 and 1, got {value}.")
+    top_k = getattr(args, "top_k", None)
+    if top_k is not None and top_k <= 0:  # predict's own: no configuration holds it
+        raise ValueError(f"--top-k must be positive, got {top_k}.")
     if args.command in ("convert", "run", "compile"):
         args.config = _run_config(args)
     if args.command == "compile":

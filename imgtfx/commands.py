@@ -28,7 +28,7 @@ def convert(args) -> int:
         images=config.images,
         output=args.output,
         options=config.image_options,
-        input_config=config.input_config(),
+        split_folders=config.split_folders,
         eval_percent=config.eval_percent,
         beam_pipeline_args=list(config.beam_args),
     )

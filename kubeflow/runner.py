@@ -24,6 +24,7 @@ JSON, e.g. '{"num_steps": 2000}'); see pipeline/run_config.py.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from tfx import version as tfx_version
@@ -95,6 +96,11 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
     """
     platform = target.platform
     target.check_weights(config.trainer_options.weights)
+    if config.trainer_options.pretrained:
+        from imgtfx.trainer.backbones import resolve_weights
+
+        trainer = resolve_weights(config.trainer_options)
+        config = dataclasses.replace(config, trainer_options=trainer)
     pipeline = create_pipeline(
         config,
         target.pipeline_root or DEFAULT_ROOT,  # TFX needs one; the package does not keep it

@@ -7,7 +7,6 @@ IMAGE_SIZE = 64
 # The sample digits are 8x8 scans written at 32x32: larger inputs add cost, not information.
 SAMPLE_IMAGE_SIZE = 32
 BATCH_SIZE = 32
-EVAL_PERCENT = 20
 MIN_ACCURACY = 0.9
 # A new model must not be worse than the last blessed one by more than this.
 MAX_ACCURACY_DROP = 0.01

@@ -104,6 +104,11 @@ def prepare(config: RunConfig, root: str) -> LocalRun:
         from imgtfx.components.image_example_gen.labels_csv import check_csv_matches
 
         check_csv_matches(config.images, options)
+    if config.trainer_options.pretrained:
+        from imgtfx.trainer.backbones import resolve_weights
+
+        trainer = resolve_weights(config.trainer_options)
+        config = dataclasses.replace(config, trainer_options=trainer)
     _check_root_writable(root)
     return LocalRun(config, root)
 

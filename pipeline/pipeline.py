@@ -25,7 +25,6 @@ from imgtfx.components.baseline_evaluator import BaselineEvaluator
 from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.image_evaluator import ImageEvaluator, metrics, properties
 from imgtfx.components.image_example_gen import ImageExampleGen
-from imgtfx.components.image_example_gen.component import default_output_config
 from imgtfx.components.label_schema import LabelSchema
 from imgtfx.pipeline import configs
 from imgtfx.pipeline.run_config import (
@@ -231,14 +230,11 @@ def create_pipeline(
         train_args = RuntimeParameter(
             name=TRAIN_ARGS_PARAMETER, ptype=str, default=train_args_json(config.train_steps)
         )
-    input_config = config.input_config()
     example_gen = ImageExampleGen(
         input_base=images,
         options=config.image_options,
-        input_config=input_config,
-        output_config=default_output_config(
-            input_config, config.image_options, config.eval_percent
-        ),
+        split_folders=config.split_folders,
+        eval_percent=config.eval_percent,
     )
     statistics_gen = StatisticsGen(
         examples=example_gen.outputs["examples"], stats_options=statistics_options(features)
@@ -249,7 +245,6 @@ def create_pipeline(
     label_schema = LabelSchema(
         schema=schema_gen.outputs["schema"],
         examples=example_gen.outputs["examples"],
-        features=features.to_json(),
     )
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
@@ -261,7 +256,7 @@ def create_pipeline(
         schema=label_schema.outputs["curated_schema"],
         train_args=train_args,
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
-        custom_config=config.trainer().to_dict(),
+        custom_config=config.trainer_options.to_dict(),
     )
     evaluation = eval_config(
         features,

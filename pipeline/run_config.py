@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from imgtfx.components.image_example_gen.options import ImageOptions, split_folders_config
+from imgtfx.components.image_example_gen import options as image_options
+from imgtfx.components.image_example_gen.options import EVAL_PERCENT, ImageOptions
 from imgtfx.pipeline import configs
 from imgtfx.trainer.options import TrainerOptions
 
@@ -34,7 +35,8 @@ class RunConfig:
     """Attributes:
     images: the image root: a local folder, or a gs:// (minio://, s3:// on Kubeflow) URI.
     image_options: how images are found, labelled, checked and written (the labels CSV too).
-    trainer_options: the model and its training; its feature names follow image_options'.
+    trainer_options: the model and its training (the Trainer reads the feature names from
+      the examples it is given).
     split_folders: top folders that are splits already (the first trained on, the second
       evaluated); empty: one tree, hash-split by `eval_percent`.
     eval_percent: the eval share of the hash split.
@@ -51,7 +53,7 @@ class RunConfig:
     image_options: ImageOptions = ImageOptions()
     trainer_options: TrainerOptions = TrainerOptions()
     split_folders: tuple[str, ...] = ()
-    eval_percent: int = configs.EVAL_PERCENT
+    eval_percent: int = EVAL_PERCENT
     train_steps: int = configs.TRAIN_STEPS
     eval_steps: int = configs.EVAL_STEPS
     min_accuracy: float = configs.MIN_ACCURACY
@@ -67,9 +69,8 @@ class RunConfig:
         object.__setattr__(self, "split_folders", tuple(self.split_folders))
         object.__setattr__(self, "beam_args", tuple(self.beam_args))
         if self.split_folders:
-            split_folders_config(list(self.split_folders))  # raises for folders that cannot
-        if not 0 < self.eval_percent < 100:
-            raise ValueError(f"--eval-percent must be between 1 and 99, got {self.eval_percent}.")
+            image_options.split_folders_config(list(self.split_folders))  # raises for bad ones
+        image_options.check_eval_percent(self.eval_percent)
         for name in ("train_steps", "eval_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(
@@ -89,18 +90,8 @@ class RunConfig:
         return tuple(u for u in (self.images, options.labels_csv, options.label_names_csv) if u)
 
     def input_config(self):
-        """ImageExampleGen's input splits: one per split folder, else the whole root."""
-        from tfx.proto import example_gen_pb2
-
-        if self.split_folders:
-            return split_folders_config(list(self.split_folders))
-        return example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")]
-        )
-
-    def trainer(self) -> TrainerOptions:
-        """The trainer's options, reading the feature names the conversion writes."""
-        return dataclasses.replace(self.trainer_options, features=self.image_options.features)
+        """ImageExampleGen's input splits (options.input_config)."""
+        return image_options.input_config(self.split_folders)
 
     def thresholds(self) -> dict:
         """What blessing needs, as summary.json and the report state it."""

@@ -130,6 +130,26 @@ def weights_digest(path: str) -> str:
     return digest.hexdigest()
 
 
+def resolve_weights(options):
+    """`options` (TrainerOptions) with its weights file checked to fit its backbone and its
+    SHA-256 recorded (weights_digest), before any step runs: a file that does not fit is one
+    line, not a failed Trainer after the conversion. Random, Keras' cache, and files on
+    minio:// or s3:// (the Kubeflow Trainer's pod gets those; TensorFlow here cannot read
+    them) are as they are.
+
+    Raises:
+      WeightsError: no such file, or one that does not fit the backbone.
+    """
+    import dataclasses
+
+    weights = options.weights
+    if weights in (NO_WEIGHTS, IMAGENET) or weights.startswith(("minio://", "s3://")):
+        return options
+    check_weights(weights)
+    build(options.backbone, options.image_size, weights)
+    return dataclasses.replace(options, weights_sha256=weights_digest(weights))
+
+
 def check_weights(weights: str) -> None:
     """Raises WeightsError for a weights path that names no file (before any pipeline runs)."""
     if weights in (NO_WEIGHTS, IMAGENET):

@@ -124,7 +124,7 @@ class TrainerOptions:
             raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}.")
         if self.image_size not in SUPPORTED_IMAGE_SIZES:
             raise ValueError(
-                f"image size must be between {SUPPORTED_IMAGE_SIZES.start} and "
+                f"--image-size must be between {SUPPORTED_IMAGE_SIZES.start} and "
                 f"{SUPPORTED_IMAGE_SIZES.stop - 1} pixels, got {self.image_size}."
             )
         if not self.filters or self.convs_per_block < 1 or self.stem_stride < 1:
@@ -132,14 +132,17 @@ class TrainerOptions:
         if self.max_pixels <= 0:
             raise ValueError(f"max_pixels must be positive, got {self.max_pixels}.")
         if self.batch_size <= 0:
-            raise ValueError(f"batch size must be positive, got {self.batch_size}.")
+            raise ValueError(f"--batch-size must be positive, got {self.batch_size}.")
         if self.class_weights not in ("none", "balanced"):
             raise ValueError(
                 f"class_weights must be 'none' or 'balanced', got {self.class_weights}."
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as the Trainer's custom_config carries them: all but `features`, which
+        the Trainer reads from its Examples (training.run_fn)."""
         values = dataclasses.asdict(self)
+        del values["features"]
         values["filters"] = list(self.filters)
         return values
 

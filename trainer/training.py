@@ -18,6 +18,8 @@ import tf_keras as keras  # noqa: E402
 from absl import logging  # noqa: E402
 
 from imgtfx.components import counters  # noqa: E402
+from imgtfx.components.examples.features import read_feature_names  # noqa: E402
+from imgtfx.components.examples.layout import examples_uri_of  # noqa: E402
 from imgtfx.trainer import data  # noqa: E402
 from imgtfx.trainer.model import build_model, compile_model, export, unfreeze_top  # noqa: E402
 from imgtfx.trainer.options import TrainerOptions  # noqa: E402
@@ -75,7 +77,10 @@ def run_fn(fn_args) -> None:
     frozen), then `fine_tune_steps` with the backbone's last `fine_tune_layers` layers as well,
     at `fine_tune_learning_rate`. Otherwise one phase of `train_steps` trains everything.
     """
-    options = TrainerOptions.from_dict(fn_args.custom_config)
+    examples = examples_uri_of(fn_args.train_files[0])
+    options = dataclasses.replace(
+        TrainerOptions.from_dict(fn_args.custom_config), features=read_feature_names(examples)
+    )
     strategy = hardware(options)
     # Each replica takes a batch of options.batch_size: the global batch grows with them.
     batched = dataclasses.replace(

@@ -1,9 +1,17 @@
-"""The features of each tf.train.Example ImageExampleGen writes, by name (names are options)."""
+"""The features of each tf.train.Example ImageExampleGen writes, by name (names are options).
+
+Every reader after the converter (the Trainer, LabelSchema, the report) takes the names from
+the Examples artifact itself, as its report.json records the conversion's options
+(FeatureNames.of_report, read_feature_names): one route, whatever the pipeline was told. Only
+what is built before the examples exist (the eval config, the statistics options) takes them
+from the run's configuration.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any
 
 
@@ -42,3 +50,19 @@ class FeatureNames:
     @classmethod
     def from_json(cls, text: str | None) -> FeatureNames:
         return cls.from_dict(json.loads(text) if text else None)
+
+    @classmethod
+    def of_report(cls, report: dict) -> FeatureNames:
+        """The names a conversion wrote, from its report.json (its options' features)."""
+        return cls.from_dict(report.get("options", {}).get("features"))
+
+
+def read_feature_names(examples_uri: str) -> FeatureNames:
+    """The feature names of the examples in `examples_uri` (an Examples artifact or an
+    `imgtfx convert` folder, local or in a bucket), from its report.json."""
+    import tensorflow as tf
+
+    from imgtfx.components.examples.layout import REPORT_FILE
+
+    with tf.io.gfile.GFile(os.path.join(examples_uri, REPORT_FILE), "rb") as f:
+        return FeatureNames.of_report(json.loads(f.read()))

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
-from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.examples.layout import DUPLICATES_FILE, REJECTS_FILE, REPORT_FILE
 from imgtfx.components.examples.reasons import Outcome
 
@@ -35,11 +34,6 @@ def read_report(examples_uri: str) -> dict:
 def write_report(examples_uri: str, report: dict) -> None:
     with tf.io.gfile.GFile(os.path.join(examples_uri, REPORT_FILE), "w") as f:
         json.dump(report, f, ensure_ascii=False, indent=2)
-
-
-def features_of(report: dict) -> FeatureNames:
-    """The feature names the examples were written with (the conversion's options)."""
-    return FeatureNames.from_dict(report.get("options", {}).get("features"))
 
 
 def iter_rejects(examples_uri: str) -> Iterator[Outcome]:

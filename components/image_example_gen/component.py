@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from tfx.components.example_gen import component, utils
+from tfx.components.example_gen import component
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 
 from imgtfx.components.image_example_gen import driver, executor
-from imgtfx.components.image_example_gen.options import ImageOptions
+from imgtfx.components.image_example_gen.options import (
+    EVAL_PERCENT,
+    ImageOptions,
+    check_eval_percent,
+)
+from imgtfx.components.image_example_gen.options import (
+    input_config as default_input_config,
+)
 
 
 class ImageExampleGen(component.FileBasedExampleGen):
@@ -29,21 +36,29 @@ class ImageExampleGen(component.FileBasedExampleGen):
         options: ImageOptions | None = None,
         input_config: example_gen_pb2.Input | data_types.RuntimeParameter | None = None,
         output_config: example_gen_pb2.Output | data_types.RuntimeParameter | None = None,
+        split_folders: tuple[str, ...] = (),
+        eval_percent: int = EVAL_PERCENT,
     ):
         """Args:
         input_base: the image root (a local folder or a gs:// URI).
         options: labelling, checking and feature-name options; defaults label by leaf folder.
-        input_config: splits as folders under the root (pre-split trees, e.g. train/ and
-          eval/); default: the whole root as one split.
-        output_config: hash split sizes, used when input_config has one split; default
-          train:eval = 4:1 on the image id (CSV) or relative path (folder labels).
+        input_config: splits as patterns under the root (TFX's Input); default: one split per
+          `split_folders`, else the whole root as one split.
+        output_config: TFX's Output; default: for one input split, a hash split train:eval of
+          (100 - eval_percent):eval_percent on the image id (CSV) or relative path (folder
+          labels); for split folders, the input splits as they are.
+        split_folders: top folders that are splits already (the first trained on, the second
+          evaluated; options.split_folders_config), instead of `input_config`.
+        eval_percent: the eval share of the default hash split.
         """
         if not input_base:
             raise ValueError("ImageExampleGen needs input_base, the folder holding the images.")
+        if split_folders and input_config is not None:
+            raise ValueError("give ImageExampleGen split_folders or input_config, not both.")
         options = options or ImageOptions()
-        input_config = input_config or utils.make_default_input_config()
+        input_config = input_config or default_input_config(split_folders)
         if output_config is None:
-            output_config = default_output_config(input_config, options)
+            output_config = default_output_config(input_config, options, eval_percent)
         super().__init__(
             input_base=input_base,
             input_config=input_config,
@@ -53,7 +68,7 @@ class ImageExampleGen(component.FileBasedExampleGen):
 
 
 def default_output_config(
-    input_config: example_gen_pb2.Input, options: ImageOptions, eval_percent: int = 20
+    input_config: example_gen_pb2.Input, options: ImageOptions, eval_percent: int = EVAL_PERCENT
 ) -> example_gen_pb2.Output:
     """train/eval hash split by percent; the input splits as they are for pre-split trees."""
     if isinstance(input_config, example_gen_pb2.Input) and len(input_config.splits) > 1:
@@ -61,9 +76,10 @@ def default_output_config(
     return hash_split_config(options, eval_percent)
 
 
-def hash_split_config(options: ImageOptions, eval_percent: int = 20) -> example_gen_pb2.Output:
-    if not 0 < eval_percent < 100:
-        raise ValueError(f"eval percent must be between 1 and 99, got {eval_percent}.")
+def hash_split_config(
+    options: ImageOptions, eval_percent: int = EVAL_PERCENT
+) -> example_gen_pb2.Output:
+    check_eval_percent(eval_percent)
     return example_gen_pb2.Output(
         split_config=example_gen_pb2.SplitConfig(
             splits=[

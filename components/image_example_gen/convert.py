@@ -8,15 +8,15 @@ TFX and TensorFlow are imported, so a missing folder is said at once.
 from __future__ import annotations
 
 from imgtfx.components.image_example_gen import tree
-from imgtfx.components.image_example_gen.options import ImageOptions
+from imgtfx.components.image_example_gen.options import EVAL_PERCENT, ImageOptions
 
 
 def convert(
     images: str,
     output: str,
     options: ImageOptions | None = None,
-    input_config=None,
-    eval_percent: int = 20,
+    split_folders: tuple[str, ...] = (),
+    eval_percent: int = EVAL_PERCENT,
     beam_pipeline_args: list[str] | None = None,
 ) -> dict:
     """Converts an image tree into `output`; returns the conversion report.
@@ -25,7 +25,7 @@ def convert(
       images: the image root.
       output: an empty or new folder (local or a URI).
       options: as for the component; default labels from folders.
-      input_config: an example_gen_pb2.Input of a pre-split tree; default the whole root.
+      split_folders: top folders that are splits already; default the whole root, hash-split.
       eval_percent: the eval share of the hash split.
       beam_pipeline_args: Beam options.
 
@@ -35,10 +35,10 @@ def convert(
     """
     options = options or ImageOptions()
     tree.check_local_inputs(images, options.labels_csv, options.label_names_csv)
-    return _convert(images, output, options, input_config, eval_percent, beam_pipeline_args)
+    return _convert(images, output, options, split_folders, eval_percent, beam_pipeline_args)
 
 
-def _convert(images, output, options, input_config, eval_percent, beam_pipeline_args) -> dict:
+def _convert(images, output, options, split_folders, eval_percent, beam_pipeline_args) -> dict:
     """convert, once its inputs are checked: TFX and TensorFlow are imported from here on."""
     import glob
     import os
@@ -46,20 +46,16 @@ def _convert(images, output, options, input_config, eval_percent, beam_pipeline_
 
     import tensorflow as tf
     from tfx.dsl.components.base import base_beam_executor
-    from tfx.proto import example_gen_pb2
     from tfx.types import standard_artifacts, standard_component_specs
 
     from imgtfx.components.examples.report import read_report
-    from imgtfx.components.image_example_gen.component import ImageExampleGen, default_output_config
+    from imgtfx.components.image_example_gen.component import ImageExampleGen
 
-    input_config = input_config or example_gen_pb2.Input(
-        splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")]
-    )
     component = ImageExampleGen(
         input_base=images,
         options=options,
-        input_config=input_config,
-        output_config=default_output_config(input_config, options, eval_percent),
+        split_folders=tuple(split_folders),
+        eval_percent=eval_percent,
     )
     exec_properties = serialized_exec_properties(component)
     created = not tf.io.gfile.exists(output)

@@ -83,7 +83,7 @@ class ImageOptions:
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_reject_fraction <= 1.0:
             raise ValueError(
-                f"max_reject_fraction must be between 0 and 1, got {self.max_reject_fraction}."
+                f"--max-reject-fraction must be between 0 and 1, got {self.max_reject_fraction}."
             )
         if self.max_pixels <= 0:
             raise ValueError(f"max_pixels must be positive, got {self.max_pixels}.")
@@ -166,6 +166,25 @@ DEDUPE_MODES = ("group", "keep-one", "off")
 
 # tfx/types/standard_artifact_utils.py (TFX 1.16) refuses any other split name.
 _TFX_SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+EVAL_PERCENT = 20  # the eval share of the hash split, percent: its one home
+
+
+def check_eval_percent(eval_percent: int) -> None:
+    """Raises ValueError for an eval share no hash split can have."""
+    if not 0 < eval_percent < 100:
+        raise ValueError(f"--eval-percent must be between 1 and 99, got {eval_percent}.")
+
+
+def input_config(split_folders=()) -> example_gen_pb2.Input:
+    """ImageExampleGen's input splits: one per split folder (split_folders_config), else the
+    whole root as one split."""
+    if split_folders:
+        return split_folders_config(list(split_folders))
+    return example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")]
+    )
 
 
 def split_folders_config(folders: list[str]) -> example_gen_pb2.Input:

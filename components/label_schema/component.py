@@ -11,11 +11,11 @@ import os
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.examples.features import FeatureNames, read_feature_names
 from imgtfx.components.examples.vocabulary import read_vocabulary
 
 SCHEMA_FILE = "schema.pbtxt"
@@ -56,12 +56,11 @@ def LabelSchema(  # noqa: N802 - a TFX component, named like one
     schema: InputArtifact[standard_artifacts.Schema],
     examples: InputArtifact[standard_artifacts.Examples],
     curated_schema: OutputArtifact[standard_artifacts.Schema],
-    features: Parameter[str] = "",
 ) -> None:
-    """Writes `curated_schema`: `schema` with label domains from `examples`' labels.txt.
-    `features`: the examples' feature names as JSON (FeatureNames.to_json; default names)."""
+    """Writes `curated_schema`: `schema` with label domains from `examples`' labels.txt, for
+    the feature names the examples carry (read_feature_names)."""
     inferred = tfdv.load_schema_text(os.path.join(schema.uri, SCHEMA_FILE))
     vocabulary = read_vocabulary(examples.uri)
-    curated = curate_schema(inferred, vocabulary, FeatureNames.from_json(features))
+    curated = curate_schema(inferred, vocabulary, read_feature_names(examples.uri))
     tf.io.gfile.makedirs(curated_schema.uri)
     tfdv.write_schema_text(curated, os.path.join(curated_schema.uri, SCHEMA_FILE))

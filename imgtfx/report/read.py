@@ -21,7 +21,6 @@ from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.examples.layout import split_files
 from imgtfx.components.examples.report import (
     duplicate_lines,
-    features_of,
     iter_duplicates,
     iter_rejects,
     read_report,
@@ -61,7 +60,7 @@ def read_run(summary: dict) -> RunResults:
     """Everything the page shows of a run, from its summary (see pipeline.results.summarize)."""
     examples = summary["examples_uri"]
     dataset = read_dataset(examples)
-    features = features_of(dataset.report)  # the conversion's own
+    features = FeatureNames.of_report(dataset.report)  # the conversion's own
     model = summary.get("model")
     return RunResults(
         summary=summary,

@@ -87,9 +87,45 @@ ARGUMENT_ERRORS = [
 
 def test_label_names_flag_reaches_the_options():
     argv = ["convert", "--images", ".", "--output", "o", "--label-names", "category.csv"]
-    assert cli._options(cli.build_parser().parse_args(argv)).label_names_csv == "category.csv"
+    with_names = cli.build_parser().parse_args(argv)
+    assert cli._run_config(with_names).image_options.label_names_csv == "category.csv"
     no_names = cli.build_parser().parse_args(argv[:-2])
-    assert cli._options(no_names).label_names_csv is None
+    assert cli._run_config(no_names).image_options.label_names_csv is None
+
+
+def test_options_not_given_take_the_configurations_own_defaults():
+    """argparse holds no default of its own for an option that sets a configuration field:
+    the dataclass's applies, and the help shows it (one home for each default)."""
+    from imgtfx.arguments import FIELDS, field_default
+    from imgtfx.pipeline.run_config import RunConfig
+
+    args = cli.build_parser().parse_args(["convert", "--images", ".", "--output", "o"])
+    config = cli._run_config(args)
+    assert config.eval_percent == RunConfig("x").eval_percent
+    assert config.image_options == RunConfig("x").image_options
+    parser = cli.build_parser()
+    defaults = [
+        a
+        for p in _subparsers(parser)
+        if not p.prog.endswith(" sample")  # sample's --image-size writes the tree, no model
+        for a in p._actions
+        if a.dest in FIELDS
+    ]
+    assert defaults and all(a.default is None for a in defaults)
+    help_text = _subparser(parser, "run").format_help()
+    assert f"(default: {field_default('eval_percent')})" in help_text
+    assert f"(default: {field_default('backbone')})" in help_text
+
+
+def _subparsers(parser):
+    import argparse
+
+    (choices,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(choices.choices.values())
+
+
+def _subparser(parser, name):
+    return next(p for p in _subparsers(parser) if p.prog.endswith(" " + name))
 
 
 def test_head_flags_reach_the_trainer_options(tmp_path):

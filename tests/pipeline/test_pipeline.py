@@ -69,7 +69,7 @@ def test_eval_config_thresholds_and_slices():
 def test_bad_configuration_fails_fast_with_one_line(tmp_path):
     images = tmp_path / "images"
     make_tree(images, per_class=2)
-    with pytest.raises(ValueError, match="image size must be between"):
+    with pytest.raises(ValueError, match="--image-size must be between"):
         TrainerOptions(image_size=7)
     with pytest.raises(ValueError, match="is not a folder"):
         local_runner.prepare(RunConfig(str(tmp_path / "nope")), str(tmp_path / "root"))

@@ -26,7 +26,7 @@ def test_build_model_shapes_and_probabilities():
 
 
 def test_options_reject_unknown_image_size():
-    with pytest.raises(ValueError, match="image size must be between 16 and 512"):
+    with pytest.raises(ValueError, match="--image-size must be between 16 and 512"):
         TrainerOptions(image_size=4)
     back = TrainerOptions.from_dict(SMALL.to_dict())
     assert back == SMALL

@@ -20,7 +20,7 @@ from tests.conftest import encode, make_tree, write
 def test_constructor_checks_arguments():
     with pytest.raises(ValueError, match="needs input_base"):
         ImageExampleGen(input_base="")
-    with pytest.raises(ValueError, match="max_reject_fraction must be between 0 and 1"):
+    with pytest.raises(ValueError, match="--max-reject-fraction must be between 0 and 1"):
         ImageOptions(max_reject_fraction=2)
     component = ImageExampleGen(input_base="/data", options=ImageOptions(labels_csv="/l.csv"))
     _, output_config, options = ImageOptions.from_exec_properties(component.exec_properties)
