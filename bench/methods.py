@@ -50,7 +50,7 @@ def convert_imgtfx(tree: dict, out: str) -> int:
         ImageOptions(labels_csv=tree["labels_csv"]),
         beam_pipeline_args=_beam_args([]),
     )
-    return report["examples"]
+    return report.examples
 
 
 def convert_tutorial(tree: dict, out: str) -> int:

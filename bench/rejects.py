@@ -100,7 +100,7 @@ def convert_with_extra_ids(count: int, out: str, work: str) -> None:
 
     images, csv = tree_with_extra_ids(count, work)
     report = convert(images, out, ImageOptions(labels_csv=csv))
-    assert report["csv_ids_without_image"] == count, report["csv_ids_without_image"]
+    assert report.csv_ids_without_image == count, report.csv_ids_without_image
 
 
 def child(args) -> int:

@@ -32,6 +32,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from imgtfx.pipeline.run_summary import summary_path  # noqa: E402
+
 COPY_COUNTS = ("duplicate_groups", "duplicate_images", "exact_groups", "cross_label_groups")
 GOAL_SECONDS = 600
 GOAL_PEAK_GIB = 3.0
@@ -86,7 +88,7 @@ def run_pipeline(tree: dict, root: str, args) -> dict:
     log.close()
     if child.returncode != 0:
         raise RuntimeError(f"imgtfx run failed; see {root}.log")
-    with open(os.path.join(root, "summary.json"), encoding="utf-8") as f:
+    with open(summary_path(root), encoding="utf-8") as f:
         summary = json.load(f)
     report = os.path.join(root, "report", "index.html")
     with open(os.path.join(summary["examples_uri"], "report.json"), encoding="utf-8") as f:

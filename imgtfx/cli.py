@@ -14,6 +14,7 @@ import warnings
 from imgtfx import commands
 from imgtfx.arguments import build_parser, given
 from imgtfx.pipeline import configs
+from imgtfx.pipeline.run_summary import not_a_run, summary_path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # one Keras everywhere: tf-keras (Keras 2)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -119,11 +120,9 @@ def check_args(args) -> None:
     if (
         args.command == "report"
         and "://" not in args.root  # a bucket's root is checked when it is read
-        and not os.path.isfile(os.path.join(args.root, "summary.json"))
+        and not os.path.isfile(summary_path(args.root))
     ):
-        raise ValueError(
-            f"{args.root} holds no imgtfx run (no summary.json): give the --root of `imgtfx run`."
-        )
+        raise ValueError(not_a_run(args.root))
 
 
 def main(argv: list[str] | None = None) -> int:

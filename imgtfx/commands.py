@@ -33,9 +33,9 @@ def convert(args) -> int:
         beam_pipeline_args=list(config.beam_args),
     )
     print(convert_tree.summary_line(report, args.output))
-    from imgtfx.components.examples.report import duplicate_lines, split_warnings
+    from imgtfx.components.examples.report_warnings import copy_warnings, split_warnings
 
-    for line in [*split_warnings(report), *duplicate_lines(report)]:
+    for line in [*split_warnings(report), *copy_warnings(report)]:
         print(line, file=sys.stderr)
     return 0
 
@@ -51,9 +51,11 @@ def run(args) -> int:
             write_digits_tree(sample_root)
     # Checked before the log exists under ROOT: a failed check leaves no folder behind.
     local = local_runner.prepare(args.config, args.root)
-    from imgtfx.components.examples.report import duplicate_lines, read_report, split_warnings
+    from imgtfx.components.examples.conversion_report import read_report
+    from imgtfx.components.examples.report_warnings import copy_warnings, split_warnings
     from imgtfx.components.image_example_gen.report_checks import ImageExampleGenError
     from imgtfx.pipeline.results import blessing_lines
+    from imgtfx.pipeline.run_summary import summary_path
 
     log = os.path.join(
         local_runner.paths(args.root)["logs"], time.strftime("run-%Y%m%d-%H%M%S.log")
@@ -64,12 +66,12 @@ def run(args) -> int:
             print(f"log: {log} (library messages; --verbose shows them here)", file=console)
         try:
             summary = local.run(console)
-            if summary.get("examples_uri"):
+            if summary.examples_uri:
                 from imgtfx.report import write_report
 
                 with steps.timed("report") as record:
-                    page = write_report(summary["root"])
-                local_runner.record_step(summary["root"], "report", record)
+                    page = write_report(summary.root)
+                local_runner.record_step(summary.root, "report", record)
         except (ValueError, ImageExampleGenError):
             raise  # the data or the arguments: their own one-line message
         except Exception as e:
@@ -78,24 +80,24 @@ def run(args) -> int:
                 f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__} "
                 f"(the traceback is in {log}; once fixed, the same command resumes the run)"
             ) from None
-    if summary.get("examples_uri"):
-        report = read_report(summary["examples_uri"])
-        for line in [*split_warnings(report), *duplicate_lines(report)]:
+    if summary.examples_uri:
+        report = read_report(summary.examples_uri)
+        for line in [*split_warnings(report), *copy_warnings(report)]:
             print(line, file=sys.stderr)
-    accuracy, top_k = summary["accuracy"], summary.get("top_k_accuracy")
-    top_k_text = "" if top_k is None else f", top-{summary['top_k']} {top_k:.3f}"
-    if summary.get("gap") is not None:
-        top_k_text += f", GAP {summary['gap']:.3f}"
-    splits = ", ".join(f"{split} {n:,}" for split, n in (summary["examples"] or {}).items())
+    accuracy, top_k = summary.accuracy, summary.top_k_accuracy
+    top_k_text = "" if top_k is None else f", top-{summary.top_k} {top_k:.3f}"
+    if summary.gap is not None:
+        top_k_text += f", GAP {summary.gap:.3f}"
+    splits = ", ".join(f"{split} {n:,}" for split, n in (summary.examples or {}).items())
     print(
-        f"examples: {splits or 'none'}; rejected {summary['rejected']:,}; accuracy "
+        f"examples: {splits or 'none'}; rejected {summary.rejected:,}; accuracy "
         f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}{top_k_text}; "
-        f"{'BLESSED' if summary['blessed'] else 'NOT blessed'}"
+        f"{'BLESSED' if summary.blessed else 'NOT blessed'}"
     )
-    for line in blessing_lines(summary.get("blessing") or {}):
+    for line in blessing_lines(summary.blessing or {}):
         print(line)
-    print(f"pushed model: {summary['pushed_model'] or 'none (not blessed)'}")
-    print(f"summary: {local_runner.paths(summary['root'])['summary']}")
+    print(f"pushed model: {summary.pushed_model or 'none (not blessed)'}")
+    print(f"summary: {summary_path(summary.root)}")
     if page:
         print(f"report: {page}")
     return 0

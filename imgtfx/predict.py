@@ -17,6 +17,7 @@ import numpy as np
 
 from imgtfx.components import file_io, image_files
 from imgtfx.components.examples.reasons import MAX_PIXELS, UNREADABLE, Outcome
+from imgtfx.pipeline.run_summary import summary_path
 
 BATCH = 32
 
@@ -26,7 +27,7 @@ def resolve_model_dir(path: str) -> str:
     root of an `imgtfx run` (its pushed models, ROOT/serving)."""
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return path
-    if os.path.isfile(os.path.join(path, "summary.json")):  # a run's root
+    if os.path.isfile(summary_path(path)):  # a run's root
         serving = os.path.join(path, "serving")
         if not os.path.isdir(serving) or not os.listdir(serving):
             raise ValueError(

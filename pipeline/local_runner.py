@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 from typing import IO
 
 from imgtfx.components.image_example_gen import tree
 from imgtfx.pipeline.run_config import RunConfig
+from imgtfx.pipeline.run_summary import RunSummary, read_summary, summary_path, write_summary
 
 
 def paths(root: str) -> dict[str, str]:
@@ -28,7 +28,7 @@ def paths(root: str) -> dict[str, str]:
         "pipeline_root": os.path.join(root, "pipeline"),
         "metadata": os.path.join(state_dir(root), "metadata.sqlite"),
         "serving": os.path.join(root, "serving"),
-        "summary": os.path.join(root, "summary.json"),
+        "summary": summary_path(root),
         "logs": os.path.join(state_dir(root), "logs"),
     }
 
@@ -56,7 +56,7 @@ class LocalRun:
     config: RunConfig
     root: str
 
-    def run(self, console: IO[str] | None = None) -> dict:
+    def run(self, console: IO[str] | None = None) -> RunSummary:
         """Runs the whole pipeline and writes ROOT/summary.json; returns the summary. The
         steps' start, end and progress lines go to `console` (default: stderr)."""
         from tfx.orchestration import metadata
@@ -80,11 +80,13 @@ class LocalRun:
         summary = results.summarize(
             where["metadata"], self.config.pipeline_name, self.config.thresholds(), configs.TOP_K
         )
-        summary["root"] = self.root
-        summary["step_times"] = watch.steps
-        summary["seconds"] = round(sum(step["seconds"] for step in watch.steps.values()), 1)
-        summary["min_accuracy"] = self.config.min_accuracy
-        write_json(where["summary"], summary)
+        summary = dataclasses.replace(
+            summary,
+            root=self.root,
+            step_times=watch.steps,
+            seconds=round(sum(step["seconds"] for step in watch.steps.values()), 1),
+        )
+        write_summary(self.root, summary)
         return summary
 
 
@@ -113,7 +115,7 @@ def prepare(config: RunConfig, root: str) -> LocalRun:
     return LocalRun(config, root)
 
 
-def run(config: RunConfig, root: str, console: IO[str] | None = None) -> dict:
+def run(config: RunConfig, root: str, console: IO[str] | None = None) -> RunSummary:
     """prepare(config, root).run(console): checks the inputs, runs, returns the summary."""
     return prepare(config, root).run(console)
 
@@ -140,18 +142,6 @@ def _check_root_writable(root: str) -> None:
 
 def record_step(root: str, name: str, record: dict) -> None:
     """Adds what a step outside the pipeline cost (the report) to ROOT/summary.json."""
-    import tensorflow as tf
-
-    path = paths(root)["summary"]
-    with tf.io.gfile.GFile(path, "rb") as f:
-        summary = json.loads(f.read().decode("utf-8"))
-    summary.setdefault("step_times", {})[name] = record
-    write_json(path, summary)
-
-
-def write_json(path: str, value) -> None:
-    """`value` as indented UTF-8 JSON at `path`, a local path or a URI."""
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8"))
+    summary = read_summary(root)
+    step_times = {**summary.step_times, name: record}
+    write_summary(root, dataclasses.replace(summary, step_times=step_times))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from imgtfx.components.examples.report import read_report
+from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.image_evaluator.properties import (
     ACCURACY,
     BASELINE_NOTE,
@@ -16,6 +17,7 @@ from imgtfx.components.image_evaluator.properties import (
     GAP,
     TOP_K_ACCURACY,
 )
+from imgtfx.pipeline.run_summary import RunSummary
 
 OVERALL = "overall"
 MAX_FAILED = 100
@@ -181,7 +183,7 @@ def blessing_lines(blessing: dict) -> list[str]:
 
 def summarize(
     metadata_path: str, pipeline_name: str, thresholds: dict | None = None, top_k: int = 3
-) -> dict:
+) -> RunSummary:
     """The run summary: examples per split, rejects, accuracy and top-k accuracy, blessing (and
     why), paths."""
     config = metadata.sqlite_metadata_connection_config(metadata_path)
@@ -192,7 +194,7 @@ def summarize(
     evaluation = _first(nodes, "Evaluator", "ModelEvaluation")
     blessing = _first(nodes, "Evaluator", "ModelBlessing")
     pushed = _first(nodes, "Pusher", "PushedModel")
-    summary: dict = {
+    summary: dict[str, Any] = {
         "steps": {node: info["state"] for node, info in nodes.items()},
         "examples": None,
         "rejected": None,
@@ -214,10 +216,10 @@ def summarize(
     if examples:
         report = read_report(examples.uri)
         summary.update(
-            examples=report["splits"],
-            rejected=report["rejected"],
-            skipped=report["skipped"],
-            num_classes=report["num_classes"],
+            examples=report.splits,
+            rejected=report.rejected,
+            skipped=report.skipped,
+            num_classes=report.num_classes,
             examples_uri=examples.uri,
         )
     if evaluation:
@@ -249,4 +251,4 @@ def summarize(
         }
     if pushed and pushed.custom_properties["pushed"].int_value:
         summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value
-    return summary
+    return RunSummary(**summary)

@@ -293,8 +293,8 @@ class StepWatch:
         """The Examples artifact's report and split sizes, for the rates of later steps. A
         cached step's output_dict holds new, unused URIs: its artifact is read from ML
         Metadata instead."""
+        from imgtfx.components.examples.conversion_report import read_report
         from imgtfx.components.examples.layout import split_uri
-        from imgtfx.components.examples.report import read_report
 
         uri = info.output_dict["examples"][0].uri
         if state == "CACHED":
@@ -306,12 +306,10 @@ class StepWatch:
                 uri = next(iter(m.store.get_artifacts_by_id(ids))).uri
         report = read_report(uri)
         sizes = {}
-        for split in report["splits"]:
-            files = glob.glob(
-                os.path.join(glob.escape(split_uri(uri, split, report["splits"])), "*")
-            )
+        for split in report.splits:
+            files = glob.glob(os.path.join(glob.escape(split_uri(uri, split, report.splits)), "*"))
             sizes[split] = sum(os.path.getsize(f) for f in files)
-        self._examples = {"uri": uri, "splits": report["splits"], "bytes": sizes}
+        self._examples = {"uri": uri, "splits": report.splits, "bytes": sizes}
 
     def _rates(self, node: str, seconds: float) -> dict:
         seconds = max(seconds, 1e-6)

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from imgtfx.components.examples import reader
+from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.examples.decode import decode_image
 from imgtfx.components.examples.layout import examples_uri_of
-from imgtfx.components.examples.report import read_report
 from imgtfx.components.examples.vocabulary import read_label_names, read_vocabulary
 from imgtfx.trainer.options import TrainerOptions
 
@@ -28,7 +28,7 @@ def label_names_of(file_patterns: Sequence[str]) -> list[str]:
 
 
 def class_counts(file_patterns: Sequence[str], split: str = "train") -> dict[str, int]:
-    classes = read_report(examples_uri_of(file_patterns[0]))["classes"]
+    classes = read_report(examples_uri_of(file_patterns[0])).classes
     return {label: counts.get(split, 0) for label, counts in classes.items()}
 
 

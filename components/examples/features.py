@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from imgtfx.components.examples.conversion_report import ConversionReport
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,17 +54,14 @@ class FeatureNames:
         return cls.from_dict(json.loads(text) if text else None)
 
     @classmethod
-    def of_report(cls, report: dict) -> FeatureNames:
+    def of_report(cls, report: ConversionReport) -> FeatureNames:
         """The names a conversion wrote, from its report.json (its options' features)."""
-        return cls.from_dict(report.get("options", {}).get("features"))
+        return cls.from_dict(report.options.get("features"))
 
 
 def read_feature_names(examples_uri: str) -> FeatureNames:
     """The feature names of the examples in `examples_uri` (an Examples artifact or an
     `imgtfx convert` folder, local or in a bucket), from its report.json."""
-    import tensorflow as tf
+    from imgtfx.components.examples.conversion_report import read_report
 
-    from imgtfx.components.examples.layout import REPORT_FILE
-
-    with tf.io.gfile.GFile(os.path.join(examples_uri, REPORT_FILE), "rb") as f:
-        return FeatureNames.of_report(json.loads(f.read()))
+    return FeatureNames.of_report(read_report(examples_uri))

@@ -7,6 +7,7 @@ TFX and TensorFlow are imported, so a missing folder is said at once.
 
 from __future__ import annotations
 
+from imgtfx.components.examples.conversion_report import ConversionReport
 from imgtfx.components.image_example_gen import tree
 from imgtfx.components.image_example_gen.options import EVAL_PERCENT, ImageOptions
 
@@ -48,7 +49,7 @@ def _convert(images, output, options, split_folders, eval_percent, beam_pipeline
     from tfx.dsl.components.base import base_beam_executor
     from tfx.types import standard_artifacts, standard_component_specs
 
-    from imgtfx.components.examples.report import read_report
+    from imgtfx.components.examples.conversion_report import read_report
     from imgtfx.components.image_example_gen.component import ImageExampleGen
 
     component = ImageExampleGen(
@@ -90,10 +91,10 @@ def serialized_exec_properties(component) -> dict:
     }
 
 
-def summary_line(report: dict, output: str) -> str:
-    splits = ", ".join(f"{name} {n}" for name, n in report["splits"].items())
+def summary_line(report: ConversionReport, output: str) -> str:
+    splits = ", ".join(f"{name} {n}" for name, n in report.splits.items())
     return (
-        f"{report['files_seen']} files: {report['examples']} examples ({splits}), "
-        f"{report['rejected']} rejected, {report['skipped']} skipped, "
-        f"{report['num_classes']} labels -> {output}"
+        f"{report.files_seen} files: {report.examples} examples ({splits}), "
+        f"{report.rejected} rejected, {report.skipped} skipped, "
+        f"{report.num_classes} labels -> {output}"
     )

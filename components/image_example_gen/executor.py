@@ -42,7 +42,8 @@ from tfx.types import artifact_utils, standard_component_specs
 
 from imgtfx.components import counters
 from imgtfx.components.examples import layout
-from imgtfx.components.examples.report import duplicate_lines, read_report, split_warnings
+from imgtfx.components.examples.conversion_report import ConversionReport, read_report
+from imgtfx.components.examples.report_warnings import copy_warnings, split_warnings
 from imgtfx.components.image_example_gen import outputs, plan, progress_bar, report_checks, shards
 from imgtfx.components.image_example_gen.options import ImageOptions
 
@@ -90,24 +91,24 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         report = read_report(artifact.uri)
         _record_counts(artifact, report)
         report_checks.check_report(report, options)  # the real error first, when there is one
-        for line in [*split_warnings(report), *duplicate_lines(report)]:
+        for line in [*split_warnings(report), *copy_warnings(report)]:
             logging.warning("ImageExampleGen: %s", line)
 
 
-def _record_counts(artifact: types.Artifact, report: dict) -> None:
+def _record_counts(artifact: types.Artifact, report: ConversionReport) -> None:
     """The counts as custom properties of the Examples artifact, for ML Metadata queries."""
     for key in ("files_seen", "examples", "rejected", "skipped", "num_classes"):
-        artifact.set_int_custom_property(key, int(report[key]))
-    for split, n in report["splits"].items():
+        artifact.set_int_custom_property(key, int(getattr(report, key)))
+    for split, n in report.splits.items():
         artifact.set_int_custom_property(f"examples_{split}", n)
     artifact.set_string_custom_property(
         "label_vocabulary", os.path.join(artifact.uri, layout.LABELS_FILE)
     )
     logging.info(
         "ImageExampleGen: %d files seen, %d examples %s, %d rejected, %d skipped.",
-        report["files_seen"],
-        report["examples"],
-        report["splits"],
-        report["rejected"],
-        report["skipped"],
+        report.files_seen,
+        report.examples,
+        report.splits,
+        report.rejected,
+        report.skipped,
     )

@@ -11,13 +11,13 @@ import apache_beam as beam
 import tensorflow as tf
 
 from imgtfx.components.examples import reasons
+from imgtfx.components.examples.conversion_report import ConversionReport, write_report
 from imgtfx.components.examples.layout import (
     DUPLICATES_FILE,
     LABEL_NAMES_FILE,
     LABELS_FILE,
     REJECTS_FILE,
 )
-from imgtfx.components.examples.report import write_report
 from imgtfx.components.examples.vocabulary import write_label_names_file, write_labels_file
 from imgtfx.components.image_example_gen import duplicate_lines, duplicates, rejects, sorted_runs
 from imgtfx.components.image_example_gen.options import ImageOptions
@@ -73,36 +73,32 @@ def write_outputs(
     examples = sum(splits.values())
     rejected = sum(by_status[reasons.REJECTED].values())
     skipped = sum(by_status[reasons.SKIPPED].values())
-    report = {
-        "image_root": input_base,
-        "labels_csv": options.labels_csv,
-        "files_seen": files_seen,
-        "examples": examples,
-        "rejected": rejected,
-        "skipped": skipped,
-        "reconciled": files_seen == examples + rejected + skipped,
-        "csv_ids_without_image": sum(by_status[reasons.CSV_ROW].values()),
-        "num_classes": len(vocabulary),
-        "splits": splits,
-        # Images moved out of their hash split so that their class has one in every split.
-        "moved_to_cover_classes": moved,
-        "classes": classes,
-        # Labels a split got no example of: a class without train examples cannot be learned,
-        # one without eval examples is not measured.
-        "classes_without_examples": {
+    report = ConversionReport(
+        image_root=input_base,
+        labels_csv=options.labels_csv,
+        files_seen=files_seen,
+        examples=examples,
+        rejected=rejected,
+        skipped=skipped,
+        reconciled=files_seen == examples + rejected + skipped,
+        csv_ids_without_image=sum(by_status[reasons.CSV_ROW].values()),
+        num_classes=len(vocabulary),
+        splits=splits,
+        moved_to_cover_classes=moved,
+        classes=classes,
+        classes_without_examples={
             split: [label for label, counts in classes.items() if not counts.get(split)]
             for split in split_names
         },
-        "rejected_by_reason": dict(sorted(by_status[reasons.REJECTED].items())),
-        "skipped_by_reason": dict(sorted(by_status[reasons.SKIPPED].items())),
-        "source_formats": dict(sorted(formats.items())),
-        "transcoded": sum(s["transcoded"] for s in shard_stats),
-        # Photos stored sideways (EXIF orientation tag -> count), written upright.
-        "turned_upright": sum(orientations.values()),
-        "exif_orientations": dict(sorted(orientations.items())),
+        rejected_by_reason=dict(sorted(by_status[reasons.REJECTED].items())),
+        skipped_by_reason=dict(sorted(by_status[reasons.SKIPPED].items())),
+        source_formats=dict(sorted(formats.items())),
+        transcoded=sum(s["transcoded"] for s in shard_stats),
+        turned_upright=sum(orientations.values()),
+        exif_orientations=dict(sorted(orientations.items())),
         **copies,
-        "options": options.to_dict(),
-    }
+        options=options.to_dict(),
+    )
     write_report(output_uri, report)
 
 

@@ -23,7 +23,7 @@ def write_report(root: str) -> str:
 
     from imgtfx.report import read, render
 
-    page = render.render(read.read_run(read.read_summary(root)))
+    page = render.render(read.read_run(read.read_reportable_summary(root)))
     path = os.path.join(root, "report", "index.html")
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path + ".tmp", "wb") as f:

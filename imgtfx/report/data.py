@@ -13,6 +13,9 @@ import dataclasses
 
 import numpy as np
 
+from imgtfx.components.examples.conversion_report import ConversionReport
+from imgtfx.pipeline.run_summary import RunSummary
+
 SAMPLES_PER_CLASS = 6
 MAX_CLASSES_SHOWN = 30  # above this, per-class plots and tables become summaries
 LIST_SHOWN = 20  # rows of each "fewest", "worst" and "most confused" table
@@ -39,7 +42,7 @@ class RejectGroup:
 class Dataset:
     """ImageExampleGen's account of the tree."""
 
-    report: dict  # its report.json: counts per split and class, options, reconciliation
+    report: ConversionReport  # its report.json: counts per split and class, options, reconciliation
     names: dict[str, str]  # label -> display name, in the vocabulary's order
     warnings: list[str]  # split warnings (classes without eval examples, ...)
     rejects: list[RejectGroup]  # sorted by (status, reason)
@@ -145,7 +148,7 @@ class Copies:
 class RunResults:
     """Everything the page shows of one run."""
 
-    summary: dict  # ROOT/summary.json (pipeline.results.summarize)
+    summary: RunSummary  # ROOT/summary.json
     dataset: Dataset
     samples: Samples
     statistics: Statistics | None  # None: not computed

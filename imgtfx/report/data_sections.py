@@ -8,6 +8,7 @@ import html
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from imgtfx.components.examples.conversion_report import ConversionReport
 from imgtfx.report.data import (
     LIST_SHOWN,
     MAX_CLASSES_SHOWN,
@@ -35,10 +36,10 @@ from imgtfx.report.parts import (
 # Dataset.
 
 
-def _class_counts_figure(report: dict, names: dict[str, str]) -> str:
+def _class_counts_figure(report: ConversionReport, names: dict[str, str]) -> str:
     """Examples per class: stacked bars per split for a few classes, else the distribution."""
-    splits = list(report["splits"])
-    classes = report["classes"]
+    splits = list(report.splits)
+    classes = report.classes
     figure, axis = plt.subplots(figsize=(8, 3))
     if len(classes) <= MAX_CLASSES_SHOWN:
         labels = list(classes)
@@ -69,9 +70,9 @@ def _class_counts_figure(report: dict, names: dict[str, str]) -> str:
     return img(png(figure), "examples per class") + f"<p>{html.escape(title)}.</p>"
 
 
-def _class_tables(report: dict, names: dict[str, str]) -> str:
-    splits = list(report["splits"])
-    classes = report["classes"]
+def _class_tables(report: ConversionReport, names: dict[str, str]) -> str:
+    splits = list(report.splits)
+    classes = report.classes
 
     def name(label):
         return shown(label, names.get(label, label))
@@ -89,7 +90,7 @@ def _class_tables(report: dict, names: dict[str, str]) -> str:
         f"<h3>The {LIST_SHOWN} classes with the fewest examples</h3>",
         table(header, [row(label) for label in fewest[:LIST_SHOWN]]),
     ]
-    for split, labels in report.get("classes_without_examples", {}).items():
+    for split, labels in report.classes_without_examples.items():
         if labels:
             listed = ", ".join(html.escape(name(label)) for label in labels[:100])
             more = f" ... and {len(labels) - 100} more" if len(labels) > 100 else ""
@@ -123,26 +124,26 @@ def _rejects(dataset: Dataset) -> str:
 def dataset_section(dataset: Dataset) -> str:
     report = dataset.report
     facts = [
-        f"{count(report['files_seen'], 'file')} seen: "
-        f"<b>{count(report['examples'], 'example')}</b> "
-        f"({', '.join(f'{html.escape(s)} {n:,}' for s, n in report['splits'].items())})",
-        f"{report['rejected']:,} rejected, {report['skipped']:,} skipped",
-        count(report["num_classes"], "label"),
+        f"{count(report.files_seen, 'file')} seen: "
+        f"<b>{count(report.examples, 'example')}</b> "
+        f"({', '.join(f'{html.escape(s)} {n:,}' for s, n in report.splits.items())})",
+        f"{report.rejected:,} rejected, {report.skipped:,} skipped",
+        count(report.num_classes, "label"),
     ]
-    if report.get("csv_ids_without_image"):
-        facts.append(f"{count(report['csv_ids_without_image'], 'CSV id')} without an image")
-    if report.get("turned_upright"):
+    if report.csv_ids_without_image:
+        facts.append(f"{count(report.csv_ids_without_image, 'CSV id')} without an image")
+    if report.turned_upright:
         turns = ", ".join(
-            f"{n} with orientation {o}" for o, n in sorted(report["exif_orientations"].items())
+            f"{n} with orientation {o}" for o, n in sorted(report.exif_orientations.items())
         )
-        facts.append(f"{count(report['turned_upright'], 'photo')} turned upright ({turns})")
-    if report.get("transcoded"):
-        facts.append(f"{count(report['transcoded'], 'image')} transcoded for TensorFlow")
+        facts.append(f"{count(report.turned_upright, 'photo')} turned upright ({turns})")
+    if report.transcoded:
+        facts.append(f"{count(report.transcoded, 'image')} transcoded for TensorFlow")
     return section(
         "dataset",
         "Dataset",
         f"<p>{'; '.join(facts)}. "
-        f"Image root: <code>{html.escape(str(report['image_root']))}</code></p>"
+        f"Image root: <code>{html.escape(str(report.image_root))}</code></p>"
         + "".join(f"<p class='warn'>{html.escape(w)}</p>" for w in dataset.warnings)
         + _class_counts_figure(report, dataset.names)
         + _class_tables(report, dataset.names)
@@ -263,25 +264,25 @@ def _copy_group(group: CopyGroup, names: dict[str, str]) -> str:
     return head + f"<div class='grid'>{''.join(figures)}</div>" + (tail if more > 0 else "")
 
 
-def copies_section(copies: Copies | None, report: dict, names: dict[str, str]) -> str:
+def copies_section(copies: Copies | None, report: ConversionReport, names: dict[str, str]) -> str:
     """The groups of copies of one picture: counts, the largest groups and every group under
     two or more labels (up to the page's caps), side by side."""
     if not copies:
-        looked = report.get("options", {}).get("dedupe", "group") != "off"
+        looked = report.options.get("dedupe", "group") != "off"
         text = "No copies of one picture found." if looked else "Copies were not looked for."
         return section("copies", "Copies", f"<p>{text}</p>")
     counts = [
-        ["groups of copies", f"{report.get('duplicate_groups', 0):,}"],
-        ["images in them", f"{report.get('duplicate_images', 0):,}"],
-        ["groups of exact copies", f"{report.get('exact_groups', 0):,}"],
-        ["groups under two or more labels", f"{report.get('cross_label_groups', 0):,}"],
-        ["groups in more than one split", f"{report.get('straddling_groups', 0):,}"],
-        ["near: at most, bits from the first", f"{report.get('duplicate_threshold_bits', '')}"],
+        ["groups of copies", f"{report.duplicate_groups:,}"],
+        ["images in them", f"{report.duplicate_images:,}"],
+        ["groups of exact copies", f"{report.exact_groups:,}"],
+        ["groups under two or more labels", f"{report.cross_label_groups:,}"],
+        ["groups in more than one split", f"{report.straddling_groups:,}"],
+        ["near: at most, bits from the first", f"{report.duplicate_threshold_bits}"],
     ]
     body = table(["", ""], counts)
     body += "<h3>Largest groups</h3>" + "".join(_copy_group(g, names) for g in copies.largest)
     if copies.cross_label:
-        total = report.get("cross_label_groups", len(copies.cross_label))
+        total = report.cross_label_groups
         body += (
             f"<h3>Under two or more labels ({len(copies.cross_label):,} of {total:,})</h3>"
             + "".join(_copy_group(g, names) for g in copies.cross_label)

@@ -13,6 +13,7 @@ from imgtfx.components.image_evaluator.properties import (
     EXAMPLE_COUNT,
     TOP_K_ACCURACY,
 )
+from imgtfx.pipeline.run_summary import RunSummary
 from imgtfx.report.data import LIST_SHOWN, MAX_CLASSES_SHOWN, Predictions, Slices
 from imgtfx.report.parts import (
     breakable_path,
@@ -52,10 +53,10 @@ def _slice_row(name: str, values: dict[str, float]) -> list[str]:
     return [name, *[number(values.get(m), m == EXAMPLE_COUNT) for m in METRICS]]
 
 
-def evaluation_section(summary: dict, slices: Slices | None) -> str:
+def evaluation_section(summary: RunSummary, slices: Slices | None) -> str:
     rows, note = [], ""
-    if (summary.get("class_slices") or "").startswith("overall only"):
-        note = f"<p class='warn'>TFMA slices: {html.escape(summary['class_slices'])}.</p>"
+    if (summary.class_slices or "").startswith("overall only"):
+        note = f"<p class='warn'>TFMA slices: {html.escape(summary.class_slices)}.</p>"
     if slices is not None:
         if slices.overall is not None:
             rows.append(_slice_row("overall", slices.overall))
@@ -64,17 +65,17 @@ def evaluation_section(summary: dict, slices: Slices | None) -> str:
             note += (
                 f"<p>Overall and the {len(slices.rows)} class slices with the lowest accuracy, "
                 f"of {slices.total:,}; every slice is in the TFMA result "
-                f"(<code>{html.escape(str(summary.get('evaluation_uri')))}</code>).</p>"
+                f"(<code>{html.escape(str(summary.evaluation_uri))}</code>).</p>"
             )
-    blessed = summary.get("blessed")
+    blessed = summary.blessed
     verdict = {True: "BLESSED", False: "NOT blessed", None: "not evaluated"}[blessed]
-    accuracy = summary.get("accuracy")
-    top_k = summary.get("top_k_accuracy")
-    top_k_text = "" if top_k is None else f", top-{summary.get('top_k', 3)} accuracy {top_k:.4f}"
-    if summary.get("gap") is not None:
-        top_k_text += f", GAP {summary['gap']:.4f}"
-    blessing = summary.get("blessing") or {}
-    thresholds = blessing.get("thresholds") or {"min_accuracy": summary.get("min_accuracy")}
+    accuracy = summary.accuracy
+    top_k = summary.top_k_accuracy
+    top_k_text = "" if top_k is None else f", top-{summary.top_k} accuracy {top_k:.4f}"
+    if summary.gap is not None:
+        top_k_text += f", GAP {summary.gap:.4f}"
+    blessing = summary.blessing or {}
+    thresholds = blessing.get("thresholds") or {}
     failed = blessing.get("failed") or []
     why = ""
     if failed:
@@ -85,7 +86,7 @@ def evaluation_section(summary: dict, slices: Slices | None) -> str:
                 for f in failed[:LIST_SHOWN]
             ],
         )
-    pushed = summary.get("pushed_model")
+    pushed = summary.pushed_model
     pushed_text = (
         f"<code>{html.escape(pushed)}</code>"
         if pushed
@@ -218,10 +219,10 @@ def predictions_section(predictions: Predictions | None) -> str:
 # Steps and the page.
 
 
-def steps_section(summary: dict) -> str:
+def steps_section(summary: RunSummary) -> str:
     """What each step of the run cost: state, wall time, peak resident memory, throughput."""
     rows = []
-    for step, record in (summary.get("step_times") or {}).items():
+    for step, record in (summary.step_times or {}).items():
         rate = ""
         if "examples_per_s" in record:
             rate = f"{record['examples']:,} examples, {record['examples_per_s']:,.0f}/s"
@@ -239,7 +240,7 @@ def steps_section(summary: dict) -> str:
         )
     if not rows:
         return section("steps", "Steps", "<p>Not recorded for this run.</p>")
-    total = summary.get("seconds")
+    total = summary.seconds
     return section(
         "steps",
         "Steps",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import glob
 import heapq
-import json
 import os
 import re
 
@@ -16,17 +15,18 @@ import numpy as np
 import tensorflow as tf
 
 from imgtfx.components.examples import reader
-from imgtfx.components.examples.decode import decode_image
-from imgtfx.components.examples.features import FeatureNames
-from imgtfx.components.examples.layout import split_files
-from imgtfx.components.examples.report import (
-    duplicate_lines,
+from imgtfx.components.examples.conversion_report import (
+    ConversionReport,
     iter_duplicates,
     iter_rejects,
     read_report,
-    split_warnings,
 )
+from imgtfx.components.examples.decode import decode_image
+from imgtfx.components.examples.features import FeatureNames
+from imgtfx.components.examples.layout import split_files
+from imgtfx.components.examples.report_warnings import copy_warnings, split_warnings
 from imgtfx.components.examples.vocabulary import read_label_names, read_vocabulary
+from imgtfx.pipeline.run_summary import RunSummary, read_summary
 from imgtfx.report.data import (
     CROSS_LABEL_SHOWN,
     LARGEST_GROUPS_SHOWN,
@@ -56,21 +56,21 @@ from imgtfx.report.data import (
 SAMPLES_READ = 5000  # train examples scanned for samples
 
 
-def read_run(summary: dict) -> RunResults:
+def read_run(summary: RunSummary) -> RunResults:
     """Everything the page shows of a run, from its summary (see pipeline.results.summarize)."""
-    examples = summary["examples_uri"]
+    examples = summary.examples_uri
     dataset = read_dataset(examples)
     features = FeatureNames.of_report(dataset.report)  # the conversion's own
-    model = summary.get("model")
+    model = summary.model
     return RunResults(
         summary=summary,
         dataset=dataset,
-        samples=read_samples(examples, features, dataset.report["splits"]),
-        statistics=read_statistics(summary.get("statistics_uri"), summary.get("anomalies_uri")),
-        curves=read_curves(summary["model_run_uri"]) if summary.get("model_run_uri") else {},
-        slices=read_slices(summary["evaluation_uri"]) if summary.get("evaluation_uri") else None,
+        samples=read_samples(examples, features, dataset.report.splits),
+        statistics=read_statistics(summary.statistics_uri, summary.anomalies_uri),
+        curves=read_curves(summary.model_run_uri) if summary.model_run_uri else {},
+        slices=read_slices(summary.evaluation_uri) if summary.evaluation_uri else None,
         predictions=(
-            read_predictions(model, examples, features, dataset.report["splits"])
+            read_predictions(model, examples, features, dataset.report.splits)
             if model and tf.io.gfile.exists(model)
             else None
         ),
@@ -81,16 +81,16 @@ def read_run(summary: dict) -> RunResults:
 def read_dataset(examples_uri: str) -> Dataset:
     report = read_report(examples_uri)
     names = dict(zip(read_vocabulary(examples_uri), read_label_names(examples_uri), strict=True))
-    warnings = [*split_warnings(report), *duplicate_lines(report)[1:]]
+    warnings = [*split_warnings(report), *copy_warnings(report)[1:]]
     return Dataset(report, names, warnings, read_rejects(examples_uri))
 
 
-def read_copies(examples_uri: str, names: FeatureNames, report: dict) -> Copies | None:
+def read_copies(examples_uri: str, names: FeatureNames, report: ConversionReport) -> Copies | None:
     """The groups the page shows (the LARGEST_GROUPS_SHOWN largest, the first
     CROSS_LABEL_SHOWN under two or more labels), streamed from duplicates.jsonl, and the
     thumbnails of their first MEMBERS_SHOWN members, read from the examples until every one is
     found; None when no copies were found."""
-    if not report.get("duplicate_groups"):
+    if not report.duplicate_groups:
         return None
     cross_label: list[dict] = []
 
@@ -103,11 +103,11 @@ def read_copies(examples_uri: str, names: FeatureNames, report: dict) -> Copies 
     largest = heapq.nlargest(LARGEST_GROUPS_SHOWN, lines(), key=lambda line: len(line["paths"]))
     wanted = {p for line in largest + cross_label for p in line["paths"][:MEMBERS_SHOWN]}
     pictures: dict[str, np.ndarray] = {}
-    for split in report["splits"]:
+    for split in report.splits:
         if len(pictures) == len(wanted):
             break
         dataset = reader.read_examples(
-            split_files(examples_uri, split, report["splits"]),
+            split_files(examples_uri, split, report.splits),
             names,
             keys=[names.path, names.image],
         )
@@ -343,15 +343,10 @@ def read_predictions(
     )
 
 
-def read_summary(root: str) -> dict:
-    """ROOT/summary.json, or a ValueError a person can act on."""
-    try:
-        with tf.io.gfile.GFile(os.path.join(root, "summary.json"), "rb") as f:
-            summary = json.loads(f.read().decode("utf-8"))
-    except (FileNotFoundError, tf.errors.NotFoundError):
-        raise ValueError(
-            f"{root} holds no imgtfx run (no summary.json): give the --root of `imgtfx run`."
-        ) from None
-    if not summary.get("examples_uri"):
+def read_reportable_summary(root: str) -> RunSummary:
+    """ROOT/summary.json of a run that produced examples, or a ValueError a person can act
+    on."""
+    summary = read_summary(root)
+    if not summary.examples_uri:
         raise ValueError(f"the run in {root} produced no examples: nothing to report.")
     return summary

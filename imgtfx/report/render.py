@@ -64,7 +64,7 @@ def render(results: RunResults) -> str:
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>imgtfx run report</title>"
         f"<style>{STYLE}</style></head><body><h1>imgtfx run report</h1>"
-        f"<p><code>{html.escape(str(summary.get('root')))}</code><br>{nav}</p>"
+        f"<p><code>{html.escape(str(summary.root))}</code><br>{nav}</p>"
         + "".join(sections)
         + "</body></html>"
     )

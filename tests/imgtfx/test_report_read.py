@@ -33,7 +33,7 @@ def test_dataset_names_warnings_and_rejects_of_hundreds_of_classes(tmp_path, mon
     monkeypatch.setattr(read, "REJECTS_SHOWN", 2)
 
     dataset = read.read_dataset(str(out))
-    assert dataset.report["num_classes"] == 300 and len(dataset.names) == 300
+    assert dataset.report.num_classes == 300 and len(dataset.names) == 300
     assert list(dataset.names)[:2] == ["landmark_000", "landmark_001"]
     assert any("--eval-percent" in w for w in dataset.warnings)
     broken = [g for g in dataset.rejects if any("broken_" in path for path, _ in g.files)]
@@ -43,7 +43,7 @@ def test_dataset_names_warnings_and_rejects_of_hundreds_of_classes(tmp_path, mon
         (1, "notes.txt")
     ]
     assert sum(g.count for g in dataset.rejects) == (
-        dataset.report["rejected"] + dataset.report["skipped"]
+        dataset.report.rejected + dataset.report.skipped
     )
 
 
@@ -85,7 +85,7 @@ def test_thumbnails_are_what_the_trainer_decodes_for_any_image_mode(tmp_path):
     out = tmp_path / "out"
     run_do(root, out)
     samples = read.read_samples(str(out), FeatureNames())
-    train = read.read_report(str(out))["splits"]["train"]
+    train = read.read_report(str(out)).splits["train"]
     pictures = [p for ps in samples.per_class.values() for p in ps]
     assert len(pictures) == train > 2
     for picture in pictures:
@@ -197,7 +197,7 @@ def test_predictions_count_pairs_and_keep_the_most_confident_mistakes(tmp_path, 
     predictions = read.read_predictions(path, str(out), options.features)
     assert predictions.labels == vocabulary
     assert predictions.names == ["3", "남산타워", "20", "21", "경복궁"]
-    eval_images = read.read_report(str(out))["splits"]["eval"]
+    eval_images = read.read_report(str(out)).splits["eval"]
     assert predictions.seen == eval_images == sum(predictions.pairs.values())
     assert all(p == 4 for _, p in predictions.pairs)
     assert sorted((m.true, m.predicted) for m in predictions.mistakes) == [(0, 4), (1, 4)]
@@ -208,7 +208,7 @@ def test_predictions_count_pairs_and_keep_the_most_confident_mistakes(tmp_path, 
 
 def test_a_folder_without_a_run_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no imgtfx run .* --root of `imgtfx run`"):
-        read.read_summary(str(tmp_path))
+        read.read_reportable_summary(str(tmp_path))
     (tmp_path / "summary.json").write_text('{"examples_uri": null}')
     with pytest.raises(ValueError, match="produced no examples"):
-        read.read_summary(str(tmp_path))
+        read.read_reportable_summary(str(tmp_path))

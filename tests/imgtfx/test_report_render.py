@@ -17,6 +17,8 @@ import warnings
 import numpy as np
 import pytest
 
+from imgtfx.components.examples.conversion_report import ConversionReport
+from imgtfx.pipeline.run_summary import RunSummary
 from imgtfx.report import data_sections, model_sections, parts, render
 from imgtfx.report.data import (
     LIST_SHOWN,
@@ -43,23 +45,26 @@ def test_rendering_imports_no_tensorflow():
     assert out.stdout.strip() == "False"
 
 
-def _report(classes: dict[str, dict[str, int]], **extra) -> dict:
+def _report(classes: dict[str, dict[str, int]], **extra) -> ConversionReport:
     """A report.json of ImageExampleGen with these per-class counts."""
     splits = collections.Counter()
     for counts in classes.values():
         splits.update(counts)
     examples = sum(splits.values())
-    return {
+    values = {
+        "image_root": "/data/train",
+        "labels_csv": None,
         "files_seen": examples + extra.get("rejected", 0),
         "examples": examples,
-        "splits": dict(splits),
         "rejected": 0,
         "skipped": 0,
+        "reconciled": True,
+        "splits": dict(splits),
         "num_classes": len(classes),
-        "image_root": "/data/train",
         "classes": classes,
         **extra,
     }
+    return ConversionReport(**values)
 
 
 def _dataset(labels: list[str], names: dict[str, str] | None = None, **extra) -> Dataset:
@@ -211,12 +216,12 @@ def test_mistakes_name_both_classes_worst_first():
 
 
 def test_verdict_is_words_and_says_why_the_baseline_was_skipped():
-    summary = {
-        "blessed": False,
-        "accuracy": 0.93,
-        "top_k_accuracy": 0.99,
-        "pushed_model": None,
-        "blessing": {
+    summary = RunSummary(
+        blessed=False,
+        accuracy=0.93,
+        top_k_accuracy=0.99,
+        pushed_model=None,
+        blessing={
             "thresholds": {
                 "min_accuracy": 0.9,
                 "max_accuracy_drop": 0.01,
@@ -226,7 +231,7 @@ def test_verdict_is_words_and_says_why_the_baseline_was_skipped():
             "baseline_note": "baseline skipped: vocabulary changed (10 classes in the baseline, "
             "11 now: 1 added, 0 removed)",
         },
-    }
+    )
     page = model_sections.evaluation_section(summary, None)
     assert "needs accuracy &gt;= 0.9, at most 0.01 below the baseline." in page
     assert "Baseline: baseline skipped: vocabulary changed" in page
@@ -237,7 +242,7 @@ def test_verdict_is_words_and_says_why_the_baseline_was_skipped():
 def test_slices_show_counts_whole_and_say_when_only_the_worst_are_listed():
     overall = {"sparse_categorical_accuracy": 0.5, "example_count": 12345.0}
     rows = [(f"landmark_id={i}", {"sparse_categorical_accuracy": 0.0}) for i in range(20)]
-    summary = {"blessed": True, "accuracy": 0.5, "evaluation_uri": "/runs/x/Evaluator"}
+    summary = RunSummary(blessed=True, accuracy=0.5, evaluation_uri="/runs/x/Evaluator")
     page = model_sections.evaluation_section(summary, Slices(overall, rows, 1049))
     cells = page.split("<tbody>")[1]
     assert cells.startswith("<tr><td>overall</td><td>0.5000</td><td>n/a</td><td>12,345</td>")
@@ -295,12 +300,12 @@ def test_whole_page_has_every_section_and_only_real_pictures(trained):
     from PIL import Image
 
     labels = ["0", "1", "2"]
-    summary = {
-        "root": "/runs/<a>",
-        "blessed": True if trained else None,
-        "accuracy": 0.8 if trained else None,
-        "pushed_model": "/runs/a/serving/1" if trained else None,
-        "step_times": {
+    summary = RunSummary(
+        root="/runs/<a>",
+        blessed=True if trained else None,
+        accuracy=0.8 if trained else None,
+        pushed_model="/runs/a/serving/1" if trained else None,
+        step_times={
             "ImageExampleGen": {
                 "state": "complete",
                 "seconds": 75.2,
@@ -310,8 +315,8 @@ def test_whole_page_has_every_section_and_only_real_pictures(trained):
             },
             "Trainer": {"state": "cached", "seconds": 1.0, "steps": 300, "steps_per_s": 2.5},
         },
-        "seconds": 130.0,
-    }
+        seconds=130.0,
+    )
     results = RunResults(
         summary=summary,
         dataset=_dataset(labels),

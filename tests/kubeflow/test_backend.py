@@ -15,6 +15,7 @@ import tensorflow as tf
 import yaml
 
 from imgtfx.components.baseline_evaluator.executor import connect, latest_blessed_model
+from imgtfx.components.examples.conversion_report import ConversionReport
 from imgtfx.kubeflow import entrypoint, runner
 from imgtfx.pipeline.run_config import IMAGES_PARAMETER
 from imgtfx.sample_data import write_digits_tree
@@ -331,8 +332,10 @@ def test_each_backend_contract_crashes_tfxs_entrypoint_and_runs_ours(
         run.run_task(name, tasks[name])
 
     examples = run.outputs["ImageExampleGen"]["examples"][0]
-    report = json.loads(cluster.store.read(examples["uri"] + "/report.json"))
-    assert examples["metadata"]["examples"] == report["examples"] > 0
+    report = ConversionReport.from_dict(
+        json.loads(cluster.store.read(examples["uri"] + "/report.json"))
+    )
+    assert examples["metadata"]["examples"] == report.examples > 0
     assert examples["id"] and examples["metadata"]["display_name"] == "examples"
     statistics = run.outputs["StatisticsGen"]["statistics"][0]["uri"]
     assert any(k.startswith("Split-train/") for k in cluster.store.keys(statistics))  # uploaded

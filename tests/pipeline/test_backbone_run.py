@@ -7,7 +7,6 @@ then fine-tunes its last layers, and pushes a model whose stem is still the file
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from imgtfx.pipeline.run_summary import read_summary
 from imgtfx.sample_data import write_digits_tree
 from imgtfx.trainer import backbones, model
 
@@ -43,11 +43,10 @@ def test_a_backbone_from_a_weights_file_runs_to_a_pushed_model(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Trainer: done in" in done.stderr and "15 steps" in done.stderr
-    with open(os.path.join(root, "summary.json"), encoding="utf-8") as f:
-        summary = json.load(f)
-    assert summary["blessed"] is True and summary["pushed_model"]
+    summary = read_summary(root)
+    assert summary.blessed is True and summary.pushed_model
 
-    served = tf.saved_model.load(summary["pushed_model"])
+    served = tf.saved_model.load(summary.pushed_model)
     kept = {v.name: v.numpy() for v in served.weights}
     stem = next(k for k in kept if k.startswith("Conv/kernel"))  # below the fine-tuned top
     assert np.array_equal(kept[stem], network.get_layer("Conv").get_weights()[0])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import json
 import os
 import re
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 
 from bench.contest_data import write_contest_tree
 from imgtfx.components.examples import layout, reader
+from imgtfx.pipeline.run_summary import read_summary
 
 pytestmark = pytest.mark.slow
 
@@ -62,22 +62,21 @@ def test_contest_shaped_tree_end_to_end(tmp_path):
     assert re.search(r"ImageExampleGen: done in .* 3,000 examples \([\d,]+/s\)", done.stderr)
     assert re.search(rf"Trainer: done in .* {TRAIN_STEPS} steps \([\d.]+/s\)", done.stderr)
 
-    with open(os.path.join(root, "summary.json"), encoding="utf-8") as f:
-        summary = json.load(f)
-    assert sum(summary["examples"].values()) == PHOTOS and summary["rejected"] == 0
-    assert summary["blessed"] is True and summary["pushed_model"]
-    assert summary["accuracy"] >= 0.3
-    assert summary["top_k"] == 3 and summary["top_k_accuracy"] >= summary["accuracy"]
-    assert summary["blessing"]["metrics"]["top_3_accuracy"] == summary["top_k_accuracy"]
-    assert summary["class_slices"].startswith(f"overall only: {CLASSES} classes is over the cap")
+    summary = read_summary(root)
+    assert sum(summary.examples.values()) == PHOTOS and summary.rejected == 0
+    assert summary.blessed is True and summary.pushed_model
+    assert summary.accuracy >= 0.3
+    assert summary.top_k == 3 and summary.top_k_accuracy >= summary.accuracy
+    assert summary.blessing["metrics"]["top_3_accuracy"] == summary.top_k_accuracy
+    assert summary.class_slices.startswith(f"overall only: {CLASSES} classes is over the cap")
     for step in (*STEPS, "report"):
-        record = summary["step_times"][step]
+        record = summary.step_times[step]
         assert record["seconds"] >= 0 and record["peak_rss_mib"] > 100, step
 
     # Every class of two or more photos is learned and evaluated; a lone photo is learned.
     by_class = collections.defaultdict(set)
     for split in ("train", "eval"):
-        pattern = layout.split_files(summary["examples_uri"], split)
+        pattern = layout.split_files(summary.examples_uri, split)
         for example in reader.read_examples(pattern, keys=["label_name"]):
             by_class[example["label_name"].numpy().decode()].add(split)
     for label, n in sizes.items():

@@ -16,6 +16,7 @@ from imgtfx import predict
 from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.pipeline import local_runner
 from imgtfx.pipeline.run_config import RunConfig
+from imgtfx.pipeline.run_summary import read_summary
 from imgtfx.report import write_report
 from imgtfx.sample_data import write_digits_tree
 from imgtfx.trainer import model
@@ -69,16 +70,15 @@ def first_run(digits, tmp_path_factory):
 
 def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run):
     (config, root), summary = first_run
-    assert set(summary["steps"]) >= NODES
-    assert all(summary["steps"][n] == "COMPLETE" for n in NODES)
+    assert set(summary.steps) >= NODES
+    assert all(summary.steps[n] == "COMPLETE" for n in NODES)
     completed = [name for name, state in _states(root) if state == "COMPLETE"]
     for node in NODES:  # each component executed exactly once
         assert sum(node in name for name in completed) == 1, (node, completed)
-    assert summary["examples"]["train"] + summary["examples"]["eval"] == 400
-    assert summary["rejected"] == 3 and summary["blessed"] is True
-    assert 0.0 <= summary["accuracy"] <= 1.0
-    with open(local_runner.paths(root)["summary"]) as f:
-        assert json.load(f)["pushed_model"] == summary["pushed_model"]
+    assert summary.examples["train"] + summary.examples["eval"] == 400
+    assert summary.rejected == 3 and summary.blessed is True
+    assert 0.0 <= summary.accuracy <= 1.0
+    assert read_summary(root) == summary
 
     # Nothing changed: data and training come from the cache. The Evaluator runs once more,
     # now against the model it blessed (the resolver's baseline), and after that all is cached.
@@ -86,18 +86,17 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
     assert os.path.exists(report_before)
     again = local_runner.run(config, root)
     data_steps = NODES - {"Evaluator", "Pusher"}
-    assert all(again["steps"][n] == "CACHED" for n in data_steps), again["steps"]
-    assert again["steps"]["Evaluator"] == "COMPLETE" and again["blessed"] is True
+    assert all(again.steps[n] == "CACHED" for n in data_steps), again.steps
+    assert again.steps["Evaluator"] == "COMPLETE" and again.blessed is True
     third = local_runner.run(config, root)
-    assert all(third["steps"][n] == "CACHED" for n in NODES), third["steps"]
-    assert third["pushed_model"] == again["pushed_model"]
-    assert third["blessing"]["baseline_model"]  # compared with the model it blessed first
+    assert all(third.steps[n] == "CACHED" for n in NODES), third.steps
+    assert third.pushed_model == again.pushed_model
+    assert third.blessing["baseline_model"]  # compared with the model it blessed first
 
     # An unreachable bound: only the Evaluator runs again, and summary.json says what failed.
     strict = local_runner.run(dataclasses.replace(config, min_accuracy=1.0), root)
-    assert strict["steps"]["Trainer"] == "CACHED" and strict["blessed"] is False
-    with open(local_runner.paths(root)["summary"], encoding="utf-8") as f:
-        blessing = json.load(f)["blessing"]
+    assert strict.steps["Trainer"] == "CACHED" and strict.blessed is False
+    blessing = read_summary(root).blessing
     assert blessing["thresholds"]["min_accuracy"] == 1.0 and blessing["blessed"] is False
     assert {
         "metric": "sparse_categorical_accuracy",
@@ -105,11 +104,11 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
         "bound": ">= 1",
         "against_baseline": False,
     }.items() <= blessing["failed"][0].items()
-    assert blessing["failed"][0]["value"] == pytest.approx(strict["accuracy"], abs=1e-5)
+    assert blessing["failed"][0]["value"] == pytest.approx(strict.accuracy, abs=1e-5)
     back = local_runner.run(config, root)  # the earlier evaluation comes back from the cache
-    assert all(back["steps"][n] == "CACHED" for n in NODES) and back["blessed"] is True
+    assert all(back.steps[n] == "CACHED" for n in NODES) and back.blessed is True
 
-    served = tf.saved_model.load(summary["pushed_model"])
+    served = tf.saved_model.load(summary.pushed_model)
     jpgs = [
         os.path.join(folder, name)
         for folder, _, names in os.walk(digits["images"])
@@ -121,7 +120,7 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
     names = {n.decode() for n in out[model.LABEL_NAME].numpy()}
     assert names <= {str(d) for d in range(10)}
     assert out[model.PROBABILITIES].shape == (4, 10)
-    examples_file = tf.io.gfile.glob(os.path.join(summary["examples_uri"], "Split-eval", "*"))[0]
+    examples_file = tf.io.gfile.glob(os.path.join(summary.examples_uri, "Split-eval", "*"))[0]
     serialized = [r.numpy() for r in tf.data.TFRecordDataset(examples_file, "GZIP").take(2)]
     out = served.signatures[model.EXAMPLES_SIGNATURE](examples=tf.constant(serialized))
     assert {n.decode() for n in out[model.LABEL_NAME].numpy()} <= {str(d) for d in range(10)}
@@ -161,7 +160,7 @@ def test_predict_on_good_and_bad_files(digits, first_run, tmp_path, capsys):
     from imgtfx import cli
 
     _, summary = first_run
-    serving = os.path.dirname(summary["pushed_model"])  # the Pusher's folder of versions
+    serving = os.path.dirname(summary.pushed_model)  # the Pusher's folder of versions
     good = sorted(
         os.path.join(folder, name)
         for folder, _, names in os.walk(digits["images"])
@@ -184,4 +183,4 @@ def test_predict_on_good_and_bad_files(digits, first_run, tmp_path, capsys):
     assert cli.main(["predict", "--model", serving, str(bad)]) == 1
     assert "no image could be predicted" in capsys.readouterr().err
     # The run's root stands for its pushed models (the newest, as for the Pusher's folder).
-    assert predict.resolve_model_dir(summary["root"]) == predict.resolve_model_dir(serving)
+    assert predict.resolve_model_dir(summary.root) == predict.resolve_model_dir(serving)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import os
 import re
 import subprocess
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imgtfx.pipeline.run_summary import read_summary
 from tests.conftest import photo, with_orientation, write
 
 pytestmark = pytest.mark.slow
@@ -86,10 +86,9 @@ def test_korean_tree_with_every_awkward_image_and_label_runs_to_a_report(tmp_pat
     logged = open(log, encoding="utf-8").read()
     assert "missing from font" not in logged and "Traceback" not in logged
 
-    with open(os.path.join(root, "summary.json"), encoding="utf-8") as f:
-        summary = json.load(f)
-    assert summary["num_classes"] == len(LABELS) and summary["rejected"] == 1
-    assert sum(summary["examples"].values()) == len(LABELS) * PER_CLASS
+    summary = read_summary(root)
+    assert summary.num_classes == len(LABELS) and summary.rejected == 1
+    assert sum(summary.examples.values()) == len(LABELS) * PER_CLASS
     page = open(os.path.join(root, "report", "index.html"), encoding="utf-8").read()
     for label in LABELS:  # every name, as text, escaped (the NFD one in NFC)
         assert html.escape(unicodedata.normalize("NFC", label)) in page, label

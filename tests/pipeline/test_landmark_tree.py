@@ -8,7 +8,6 @@ links back into the tree, and no broken file.
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from imgtfx.components.examples import layout, reader
+from imgtfx.pipeline.run_summary import read_summary
 from tests.conftest import photo, with_orientation
 
 pytestmark = pytest.mark.slow
@@ -75,15 +75,14 @@ def test_landmark_shaped_tree_runs_to_a_report(tmp_path):
     # Three photos a class: a plain 80/20 hash would leave ~half the classes without an eval
     # photo; every class is covered.
     assert "have no eval example" not in done.stderr and "have no train" not in done.stderr
-    with open(os.path.join(root, "summary.json"), encoding="utf-8") as f:
-        summary = json.load(f)
-    assert summary["num_classes"] == CLASSES and summary["rejected"] == 0
-    assert sum(summary["examples"].values()) == CLASSES * PER_CLASS
-    assert summary["blessing"]["blessed"] is True and summary["pushed_model"]
+    summary = read_summary(root)
+    assert summary.num_classes == CLASSES and summary.rejected == 0
+    assert sum(summary.examples.values()) == CLASSES * PER_CLASS
+    assert summary.blessing["blessed"] is True and summary.pushed_model
 
     rows = {}
     for split in ("train", "eval"):
-        for example in reader.read_examples(layout.split_files(summary["examples_uri"], split)):
+        for example in reader.read_examples(layout.split_files(summary.examples_uri, split)):
             image_id = example["id"].numpy().decode()
             assert image_id not in rows, f"{image_id} is an example twice"
             rows[image_id] = example

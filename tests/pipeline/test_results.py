@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
 from tfx.orchestration import metadata
 
 from imgtfx.components.image_evaluator.properties import BASELINE_NOTE
 from imgtfx.pipeline.results import summarize
+from imgtfx.pipeline.run_summary import RunSummary
 
 
 def _record_evaluator(path: str, pipeline_name: str, blessing_properties: dict) -> None:
@@ -48,14 +47,14 @@ def test_summary_says_why_the_baseline_was_skipped(tmp_path):
     path = str(tmp_path / "metadata.sqlite")
     note = "baseline skipped: vocabulary changed (10 classes in the baseline, 12 now: 2 added)"
     _record_evaluator(path, "p", {"blessed": 1, BASELINE_NOTE: note})
-    summary = json.loads(json.dumps(summarize(path, "p")))  # as summary.json holds it
-    assert summary["blessed"] is True
-    assert summary["blessing"]["baseline_note"] == note
-    assert summary["blessing"]["baseline_model"] is None
+    summary = RunSummary.from_json(summarize(path, "p").to_json())  # as summary.json holds it
+    assert summary.blessed is True
+    assert summary.blessing["baseline_note"] == note
+    assert summary.blessing["baseline_model"] is None
 
 
 def test_summary_of_a_compared_model_has_no_note(tmp_path):
     path = str(tmp_path / "metadata.sqlite")
     _record_evaluator(path, "p", {"blessed": 1, "baseline_model": "/models/1"})
-    blessing = summarize(path, "p")["blessing"]
+    blessing = summarize(path, "p").blessing
     assert blessing["baseline_model"] == "/models/1" and blessing["baseline_note"] is None

@@ -16,8 +16,8 @@ import shutil
 import pytest
 
 from bench.copies_data import measure, write_planted_tree, write_tinted_tree
-from imgtfx.components.examples import layout, reasons
-from imgtfx.components.examples import report as examples_report
+from imgtfx.components.examples import layout, reasons, report_warnings
+from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.image_example_gen import bands, duplicate_lines, duplicates
 from imgtfx.components.image_example_gen.options import ImageOptions, split_folders_config
 from tests.components.image_example_gen.conversions import rejects_of, run_do
@@ -58,20 +58,20 @@ def test_planted_copies_are_found_and_distinct_photos_left_alone(planted, capsys
 def test_every_group_under_two_labels_and_across_split_folders_is_reported(planted):
     _, manifest, out = planted
     lines = _lines(out)
-    report = examples_report.read_report(out)
+    report = read_report(out)
     cross = [line for line in lines if len(set(line["labels"])) > 1]
     straddling = [line for line in lines if duplicate_lines.is_straddling(line)]
-    assert report["duplicate_groups"] == len(lines) > 0
-    assert report["duplicate_images"] == sum(len(line["paths"]) for line in lines)
-    assert report["cross_label_groups"] == len(cross) > 0
-    assert report["straddling_groups"] == len(straddling) > 0  # the user's split is kept
+    assert report.duplicate_groups == len(lines) > 0
+    assert report.duplicate_images == sum(len(line["paths"]) for line in lines)
+    assert report.cross_label_groups == len(cross) > 0
+    assert report.straddling_groups == len(straddling) > 0  # the user's split is kept
     group_of = {path: i for i, line in enumerate(lines) for path in line["paths"]}
     for plant in manifest["planted"]:
         if plant["copy"] in group_of and plant["place"] == "other_class":
             assert len(set(lines[group_of[plant["copy"]]]["labels"])) > 1, plant
         if plant["copy"] in group_of and plant["place"] == "other_split":
             assert duplicate_lines.is_straddling(lines[group_of[plant["copy"]]]), plant
-    said = examples_report.duplicate_lines(report)
+    said = report_warnings.copy_warnings(report)
     assert said[0].startswith(f"copies: {len(lines):,} groups")
     assert any("under two or more labels" in line for line in said)
     assert any("more than one split" in line for line in said)
@@ -93,11 +93,11 @@ def test_the_hash_split_keeps_each_group_in_one_split(hash_split, tmp_path):
     out = tmp_path / "out"
     run_do(hash_split["images"], out, ImageOptions(labels_csv=hash_split["labels_csv"]))
     lines = _lines(out)
-    report = examples_report.read_report(str(out))
-    assert lines and report["straddling_groups"] == 0
+    report = read_report(str(out))
+    assert lines and report.straddling_groups == 0
     assert all(len(set(line["splits"])) == 1 for line in lines)
-    assert report["classes_without_examples"] == {"train": [], "eval": []}
-    assert report["reconciled"] and report["examples"] == report["files_seen"]
+    assert report.classes_without_examples == {"train": [], "eval": []}
+    assert report.reconciled and report.examples == report.files_seen
 
 
 def test_keep_one_skips_the_exact_copies_and_the_option_rejects_conflicting_ones(
@@ -107,16 +107,16 @@ def test_keep_one_skips_the_exact_copies_and_the_option_rejects_conflicting_ones
     options = ImageOptions(labels_csv=hash_split["labels_csv"], dedupe="keep-one")
     run_do(hash_split["images"], out, options)
     lines = _lines(out)
-    report = examples_report.read_report(str(out))
+    report = read_report(str(out))
     skipped = [
         (path, split)
         for line in lines
         for path, split, d in zip(line["paths"], line["splits"], line["distances"], strict=True)
         if split.startswith("skipped")
     ]
-    assert skipped and report["skipped_by_reason"] == {reasons.DUPLICATE_IMAGE: len(skipped)}
+    assert skipped and report.skipped_by_reason == {reasons.DUPLICATE_IMAGE: len(skipped)}
     assert all(split == "skipped: duplicate_image" for _, split in skipped)
-    assert report["reconciled"]
+    assert report.reconciled
     kept = rejects_of(out)
     assert {path for path, _ in skipped} == {p for p, r in kept.items() if r == "duplicate_image"}
 
@@ -139,10 +139,10 @@ def test_dedupe_off_groups_nothing_and_still_writes_the_file(tmp_path):
     out = tmp_path / "out"
     options = ImageOptions(labels_csv=tree["labels_csv"], dedupe="off")
     run_do(tree["images"], out, options)
-    report = examples_report.read_report(str(out))
-    assert _lines(out) == [] and report["duplicate_groups"] == 0
-    assert report["examples"] == report["files_seen"] == 6 * 3 + 12
-    assert examples_report.duplicate_lines(report) == []
+    report = read_report(str(out))
+    assert _lines(out) == [] and report.duplicate_groups == 0
+    assert report.examples == report.files_seen == 6 * 3 + 12
+    assert report_warnings.copy_warnings(report) == []
 
 
 def test_groups_never_chain():
@@ -263,12 +263,12 @@ def test_a_tree_of_tinted_crops_still_trains_and_evaluates_every_class(tmp_path)
     tree = write_tinted_tree(str(tmp_path / "tree"), num_classes=40, photos_per_class=4, size=SIZE)
     out = tmp_path / "out"
     run_do(tree["images"], out)
-    report = examples_report.read_report(str(out))
+    report = read_report(str(out))
     lines = _lines(out)
-    assert report["classes_without_examples"] == {"train": [], "eval": []}
-    assert report["cross_label_groups"] > 0  # the case this tree makes
+    assert report.classes_without_examples == {"train": [], "eval": []}
+    assert report.cross_label_groups > 0  # the case this tree makes
     assert all(max(line["distances"]) <= duplicates.THRESHOLD for line in lines)
-    assert report["straddling_groups"] == sum(map(duplicate_lines.is_straddling, lines))
+    assert report.straddling_groups == sum(map(duplicate_lines.is_straddling, lines))
     assert os.path.getsize(out / layout.REPORT_FILE) < 100_000  # capped examples only
 
 

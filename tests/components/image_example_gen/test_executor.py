@@ -13,7 +13,7 @@ from tfx.proto import example_gen_pb2
 
 from imgtfx.components import image_files
 from imgtfx.components.examples import layout, reasons
-from imgtfx.components.examples import report as examples_report
+from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.examples.vocabulary import read_vocabulary
 from imgtfx.components.image_example_gen import checking, driver, plan, report_checks, tree
 from imgtfx.components.image_example_gen.component import default_output_config
@@ -71,13 +71,13 @@ def test_do_writes_splits_vocabulary_report_and_rejects(tree, tmp_path):
     artifact = run_do(tree, out)
 
     assert read_vocabulary(str(out)) == ["cat", "dog"]
-    report = examples_report.read_report(str(out))
-    assert report["files_seen"] == 14
-    assert (report["examples"], report["rejected"], report["skipped"]) == (12, 1, 1)
-    assert report["reconciled"] is True
+    report = read_report(str(out))
+    assert report.files_seen == 14
+    assert (report.examples, report.rejected, report.skipped) == (12, 1, 1)
+    assert report.reconciled is True
     by_split = ids_by_split(out)
     assert len(by_split["train"]) + len(by_split["eval"]) == 12
-    assert report["splits"] == {s: len(v) for s, v in by_split.items()}
+    assert report.splits == {s: len(v) for s, v in by_split.items()}
     rejects = [json.loads(line) for line in open(out / layout.REJECTS_FILE, encoding="utf-8")]
     assert {(r["path"], r["reason"]) for r in rejects} == {
         ("train/dog/empty.jpg", reasons.EMPTY_FILE),
@@ -102,7 +102,7 @@ def test_too_many_rejects_fails_after_writing_the_report(tree, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(report_checks.ImageExampleGenError, match="25% of the images were rejected"):
         run_do(tree, out, ImageOptions(max_reject_fraction=0.2))
-    assert examples_report.read_report(str(out))["rejected_by_reason"] == {reasons.NOT_AN_IMAGE: 4}
+    assert read_report(str(out)).rejected_by_reason == {reasons.NOT_AN_IMAGE: 4}
 
 
 def test_nothing_usable_fails_with_reasons(tmp_path):
@@ -128,8 +128,8 @@ def test_images_per_shard_sets_the_number_of_shard_files(tmp_path):
     make_tree(root, per_class=10)
     out = tmp_path / "out"
     run_do(root, out, ImageOptions(images_per_shard=3))
-    report = examples_report.read_report(str(out))
-    n = report["splits"]["train"]
+    report = read_report(str(out))
+    n = report.splits["train"]
     files = sorted(os.listdir(out / "Split-train"))
     shards = -(-n // 3)
     assert files and all(f.endswith(f"-of-{shards:05d}.gz") for f in files)
@@ -167,9 +167,9 @@ def test_links_into_the_tree_make_no_duplicates(tmp_path):
     os.symlink(root / "busan", root / "seoul" / "busan")
     out = tmp_path / "out"
     run_do(root, out)
-    report = examples_report.read_report(str(out))
-    assert (report["examples"], report["rejected"], report["skipped"]) == (15, 0, 3)
-    assert report["skipped_by_reason"] == {reasons.LINK_INTO_TREE: 3}
+    report = read_report(str(out))
+    assert (report.examples, report.rejected, report.skipped) == (15, 0, 3)
+    assert report.skipped_by_reason == {reasons.LINK_INTO_TREE: 3}
     paths = [r["path"].decode() for s in ("train", "eval") for r in examples_of(out, s)]
     assert len(paths) == len(set(paths)) == 15
 
@@ -207,9 +207,9 @@ def test_rotated_phone_photos_are_written_upright(tmp_path):
         assert pixels.shape == expected.shape, name
         assert (row["height"], row["width"]) == expected.shape[:2]
         assert np.abs(pixels - expected).mean() < 3, name
-    report = examples_report.read_report(str(out))
-    assert report["turned_upright"] == 14
-    assert report["exif_orientations"] == {str(o): 2 for o in range(2, 9)}
+    report = read_report(str(out))
+    assert report.turned_upright == 14
+    assert report.exif_orientations == {str(o): 2 for o in range(2, 9)}
     assert rows["scan_0"]["orientation"] == 1
 
 
@@ -234,7 +234,7 @@ def test_image_root_with_glob_characters_in_its_name(tmp_path):
     make_tree(root, per_class=3)
     out = tmp_path / "out [1]"
     run_do(root, out)
-    assert examples_report.read_report(str(out))["examples"] == 6
+    assert read_report(str(out)).examples == 6
 
 
 def test_links_that_leave_the_root_are_followed_unless_told_not_to(tmp_path):
@@ -246,13 +246,13 @@ def test_links_that_leave_the_root_are_followed_unless_told_not_to(tmp_path):
     os.symlink(library / "beach" / "beach_0.jpg", root / "palace" / "linked.jpg")  # a file link
 
     run_do(root, tmp_path / "followed")
-    followed = examples_report.read_report(str(tmp_path / "followed"))
-    assert (followed["examples"], followed["skipped"]) == (13, 0)
+    followed = read_report(str(tmp_path / "followed"))
+    assert (followed.examples, followed.skipped) == (13, 0)
 
     options = ImageOptions(follow_external_links=False)
     run_do(root, tmp_path / "not_followed", options)
-    report = examples_report.read_report(str(tmp_path / "not_followed"))
-    assert (report["examples"], report["skipped"]) == (8, 2)
+    report = read_report(str(tmp_path / "not_followed"))
+    assert (report.examples, report.skipped) == (8, 2)
     skipped = {
         r["path"]: (r["reason"], r["detail"])
         for r in map(

@@ -19,9 +19,11 @@ import time
 import pytest
 
 from imgtfx.components.examples import layout, reader
+from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.image_example_gen.convert import convert
 from imgtfx.components.image_example_gen.options import ImageOptions
+from imgtfx.pipeline.run_summary import RunSummary
 from imgtfx.sample_data import write_digits_tree
 from tests.conftest import encode, write
 from tests.gcs_server import BUCKET, GcsServer, kind, object_name
@@ -98,15 +100,14 @@ def test_convert_from_and_to_a_bucket_counts_as_the_local_copy(gcs, tmp_path):
         if name.endswith("/"):  # TensorFlow's folder marker objects
             continue
         write(os.path.join(mirror, name[len("converted/") :]), gcs.get(name))
-    with open(os.path.join(mirror, "report.json"), encoding="utf-8") as f:
-        remote = json.load(f)
+    remote = read_report(mirror)
     here = convert(local, str(tmp_path / "out"), ImageOptions(labels_csv=f"{local}/labels.csv"))
-    assert remote["files_seen"] == here["files_seen"] == len(CLASSES) * PER_CLASS + 5
-    assert remote["skipped_by_reason"] == here["skipped_by_reason"]
-    assert remote["skipped_by_reason"] == {"hidden_or_system": 1, "labels_file": 1}
-    assert remote["examples"] == here["examples"] - 2 == len(CLASSES) * PER_CLASS
-    assert remote["rejected_by_reason"] == {"truncated_or_corrupt": 1, "unreadable": 2}
-    assert remote["reconciled"] and remote["num_classes"] == len(CLASSES)
+    assert remote.files_seen == here.files_seen == len(CLASSES) * PER_CLASS + 5
+    assert remote.skipped_by_reason == here.skipped_by_reason
+    assert remote.skipped_by_reason == {"hidden_or_system": 1, "labels_file": 1}
+    assert remote.examples == here.examples - 2 == len(CLASSES) * PER_CLASS
+    assert remote.rejected_by_reason == {"truncated_or_corrupt": 1, "unreadable": 2}
+    assert remote.reconciled and remote.num_classes == len(CLASSES)
     with open(os.path.join(mirror, "rejects.jsonl"), encoding="utf-8") as f:
         rejects = {r["path"]: r for r in map(json.loads, f)}
     assert rejects[DENIED]["reason"] == rejects[GONE]["reason"] == "unreadable"
@@ -209,12 +210,12 @@ def test_a_run_in_a_bucket_killed_in_the_trainer_completes_on_rerun(gcs, tmp_pat
         f"summary: {root}/summary.json",
         f"report: {root}/report/index.html",
     ]
-    summary = json.loads(gcs.get("killed/run/summary.json"))
+    summary = RunSummary.from_json(gcs.get("killed/run/summary.json").decode())
     for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "LabelSchema"):
-        assert summary["steps"][node] == "CACHED", summary["steps"]
-    assert summary["steps"]["Trainer"] == "COMPLETE" and summary["steps"]["Pusher"] == "COMPLETE"
-    assert summary["examples"]["train"] + summary["examples"]["eval"] == DIGITS
-    assert summary["rejected"] == 3 and summary["pushed_model"].startswith(f"{root}/serving/")
-    assert gcs.names(summary["pushed_model"][len(f"gs://{BUCKET}/") :] + "/saved_model.pb")
+        assert summary.steps[node] == "CACHED", summary.steps
+    assert summary.steps["Trainer"] == "COMPLETE" and summary.steps["Pusher"] == "COMPLETE"
+    assert summary.examples["train"] + summary.examples["eval"] == DIGITS
+    assert summary.rejected == 3 and summary.pushed_model.startswith(f"{root}/serving/")
+    assert gcs.names(summary.pushed_model[len(f"gs://{BUCKET}/") :] + "/saved_model.pb")
     page = gcs.get("killed/run/report/index.html").decode("utf-8")
     assert "BLESSED" in page and "empty_file" in page

@@ -10,7 +10,7 @@ import pytest
 from tfx.proto import example_gen_pb2
 
 from imgtfx.components.examples import layout, reasons
-from imgtfx.components.examples import report as examples_report
+from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.examples.vocabulary import read_label_names, read_vocabulary
 from imgtfx.components.image_example_gen.options import ImageOptions
 from tests.components.image_example_gen.conversions import run_do
@@ -88,9 +88,9 @@ def test_names_csv_overrides_folder_names(tmp_path):
         "21": "21",
         "902": "Gyeongbokgung",
     }
-    report = examples_report.read_report(str(out))
-    assert report["skipped_by_reason"] == {reasons.LABELS_CSV_FILE: 1}
-    assert report["examples"] == len(CONTEST_TREE) and report["rejected"] == 0
+    report = read_report(str(out))
+    assert report.skipped_by_reason == {reasons.LABELS_CSV_FILE: 1}
+    assert report.examples == len(CONTEST_TREE) and report.rejected == 0
 
 
 def test_folder_labels_name_themselves_and_older_outputs_read_as_labels(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from tfx.proto import example_gen_pb2
 
 from imgtfx.components.examples import layout, reasons
-from imgtfx.components.examples import report as examples_report
+from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.examples.vocabulary import read_vocabulary
 from imgtfx.components.image_example_gen.options import ImageOptions
@@ -56,9 +56,9 @@ def test_labels_csv_join_reports_each_mismatch(tmp_path):
         ("train/y/a1.png", reasons.DUPLICATE_ID),
         ("ghost", reasons.CSV_ID_WITHOUT_IMAGE),
     }
-    report = examples_report.read_report(str(out))
-    assert report["csv_ids_without_image"] == 1
-    assert report["files_seen"] == report["examples"] + report["rejected"] + report["skipped"] == 7
+    report = read_report(str(out))
+    assert report.csv_ids_without_image == 1
+    assert report.files_seen == report.examples + report.rejected + report.skipped == 7
     rows = examples_of(out, "train")
     labels = {r["id"].decode(): (r["label_name"].decode(), r["label"]) for r in rows}
     assert labels == {"a1": ("10", 1), "a2": ("2", 0), "b1": ("10", 1), "경복궁": ("2", 0)}
@@ -82,12 +82,12 @@ def test_nfc_and_nfd_spellings_of_one_name_are_one_image(tmp_path):
     out = tmp_path / "out"
     run_do(root, out)
     assert read_vocabulary(str(out)) == sorted(["cat", "dog", label])
-    report = examples_report.read_report(str(out))
-    assert report["rejected_by_reason"] == {reasons.DUPLICATE_PATH: 1}
+    report = read_report(str(out))
+    assert report.rejected_by_reason == {reasons.DUPLICATE_PATH: 1}
     (reject,) = [json.loads(x) for x in open(out / layout.REJECTS_FILE, encoding="utf-8")]
     assert reject["path"] == f"train/{label}/1.jpg"  # NFC, relative like every other path
     assert "after Unicode NFC" in reject["detail"]
-    assert report["examples"] == 11 and report["reconciled"]
+    assert report.examples == 11 and report.reconciled
 
 
 def test_label_level_and_custom_feature_names(tmp_path):
@@ -118,9 +118,9 @@ def test_csv_join_also_drops_nfd_spellings_of_one_path(tmp_path):
     csv.write_text("id,label\n" + "\n".join(rows) + "\nx1,2\n", encoding="utf-8")
     out = tmp_path / "out"
     run_do(root, out, ImageOptions(labels_csv=str(csv)))
-    report = examples_report.read_report(str(out))
-    assert report["rejected_by_reason"] == {reasons.DUPLICATE_PATH: 1, reasons.DUPLICATE_ID: 1}
-    assert (report["files_seen"], report["examples"], report["reconciled"]) == (13, 11, True)
+    report = read_report(str(out))
+    assert report.rejected_by_reason == {reasons.DUPLICATE_PATH: 1, reasons.DUPLICATE_ID: 1}
+    assert (report.files_seen, report.examples, report.reconciled) == (13, 11, True)
 
 
 def test_blank_and_multiline_labels_are_rejects_and_labels_txt_round_trips(tmp_path):

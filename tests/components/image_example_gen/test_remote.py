@@ -10,6 +10,7 @@ client and Beam's reach (tests/gcs_server.py): listing pages, HTTP errors, crede
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import uuid
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from imgtfx.components import file_io
 from imgtfx.components.examples import layout, reader
+from imgtfx.components.examples.conversion_report import ConversionReport, read_report
 from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.image_example_gen import tree
 from imgtfx.components.image_example_gen.options import ImageOptions
@@ -54,10 +56,13 @@ def bucket():
     tf.io.gfile.rmtree(root.rsplit("/", 1)[0])
 
 
-def _report(out) -> dict:
-    with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
-        report = json.load(f)
-    return {k: v for k, v in report.items() if k not in ("image_root", "labels_csv", "options")}
+def _without_run(report: ConversionReport) -> ConversionReport:
+    """The report without what names the run (its tree, CSV and options)."""
+    return dataclasses.replace(report, image_root="", labels_csv=None, options={})
+
+
+def _report(out) -> ConversionReport:
+    return _without_run(read_report(str(out)))
 
 
 def _examples(out) -> dict[str, bytes]:
@@ -84,9 +89,9 @@ def test_a_remote_tree_converts_as_its_local_copy_does(bucket, tmp_path, labels)
     local_report, remote_report = (_report(outs[n]) for n in ("local", "remote"))
     assert remote_report == local_report
     skipped = {"hidden_or_system": 2, **({"labels_file": 1} if labels == "csv" else {})}
-    assert remote_report["skipped_by_reason"] == skipped
-    assert remote_report["rejected_by_reason"] == {"truncated_or_corrupt": 1}
-    assert remote_report["examples"] == 6 and remote_report["reconciled"]
+    assert remote_report.skipped_by_reason == skipped
+    assert remote_report.rejected_by_reason == {"truncated_or_corrupt": 1}
+    assert remote_report.examples == 6 and remote_report.reconciled
     assert _examples(outs["remote"]) == _examples(outs["local"])
 
 
@@ -107,8 +112,8 @@ def test_hidden_and_system_files_beside_the_split_folders_are_skipped_by_one_rul
         skips = {r["path"]: r["reason"] for r in map(json.loads, open(out / "rejects.jsonl"))}
         assert {p: skips.get(p) for p in top} == dict.fromkeys(top, "hidden_or_system"), name
     assert reports["remote"] == reports["local"]
-    assert reports["local"]["skipped_by_reason"] == {"hidden_or_system": 4, "labels_file": 1}
-    assert "id_not_in_csv" not in reports["local"]["rejected_by_reason"]
+    assert reports["local"].skipped_by_reason == {"hidden_or_system": 4, "labels_file": 1}
+    assert "id_not_in_csv" not in reports["local"].rejected_by_reason
 
 
 def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_path, monkeypatch):
@@ -150,8 +155,8 @@ def test_remote_objects_and_folders_that_cannot_be_read_are_rejects(bucket, tmp_
     assert private["reason"] == "unreadable"
     assert private["detail"] == "PermissionDeniedError: 403 Forbidden: storage.objects.list"
     report = _report(out)
-    assert report["examples"] == 6 and report["reconciled"]
-    assert report["rejected_by_reason"] == {"truncated_or_corrupt": 1, "unreadable": 3}
+    assert report.examples == 6 and report.reconciled
+    assert report.rejected_by_reason == {"truncated_or_corrupt": 1, "unreadable": 3}
 
 
 def test_convert_with_images_labels_and_output_all_remote(bucket, tmp_path):
@@ -171,11 +176,8 @@ def test_convert_with_images_labels_and_output_all_remote(bucket, tmp_path):
         str(tmp_path / "out"),
         ImageOptions(labels_csv=f"{local}/labels.csv", max_reject_fraction=0.5),
     )
-    drop = ("image_root", "labels_csv", "options")
-    assert {k: v for k, v in remote.items() if k not in drop} == {
-        k: v for k, v in here.items() if k not in drop
-    }
-    assert remote["examples"] == 6 and remote["skipped_by_reason"]["labels_file"] == 1
+    assert _without_run(remote) == _without_run(here)
+    assert remote.examples == 6 and remote.skipped_by_reason["labels_file"] == 1
     assert tf.io.gfile.exists(f"{output}/rejects.jsonl")
     assert tf.io.gfile.glob(f"{output}/Split-train/*.gz")
     rows, names = {}, FeatureNames()

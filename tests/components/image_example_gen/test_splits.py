@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from tfx.proto import example_gen_pb2
 
-from imgtfx.components.examples import report as examples_report
+from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.examples.vocabulary import read_vocabulary
 from imgtfx.components.image_example_gen.options import ImageOptions, split_folders_config
 from tests.components.image_example_gen.conversions import (
@@ -89,12 +89,12 @@ def test_every_class_of_two_or_more_images_is_in_both_splits(tmp_path):
         assert classes[name]["train"] and classes[name]["eval"], name
     for name in lone:
         assert len(classes[name]["train"]) == 1 and not classes[name]["eval"], name
-    report = examples_report.read_report(str(out))
-    assert report["classes_without_examples"] == {"train": [], "eval": sorted(lone)}
+    report = read_report(str(out))
+    assert report.classes_without_examples == {"train": [], "eval": sorted(lone)}
     # Only those classes' images moved, one each; everything else kept its hash split.
     changed = sum(len(classes[c]["eval"] ^ before[c]["eval"]) for c in classes)
-    assert changed == report["moved_to_cover_classes"] == len(no_eval) + len(lone_in_eval)
-    assert sum(report["splits"].values()) == 20 * 2 + 20 * 3 + 12
+    assert changed == report.moved_to_cover_classes == len(no_eval) + len(lone_in_eval)
+    assert sum(report.splits.values()) == 20 * 2 + 20 * 3 + 12
 
 
 def test_adding_images_moves_at_most_the_images_moved_for_coverage(tmp_path):
@@ -112,8 +112,8 @@ def test_adding_images_moves_at_most_the_images_moved_for_coverage(tmp_path):
         for split, other in (("train", "eval"), ("eval", "train"))
         for path in before[c][split] & after[c][other]
     ]
-    report = examples_report.read_report(str(tmp_path / "a"))
-    assert len(changed) <= report["moved_to_cover_classes"]
+    report = read_report(str(tmp_path / "a"))
+    assert len(changed) <= report.moved_to_cover_classes
     assert all(after[c]["train"] and after[c]["eval"] for c in names)
 
 
