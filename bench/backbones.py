@@ -28,6 +28,7 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from bench.provenance import provenance  # noqa: E402
 from bench.scale import table, write_results  # noqa: E402
 
 WARMUP_STEPS = 3
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     device = f"{len(gpus)} GPU(s)" if gpus else f"{os.cpu_count()} CPU cores"
     print(table(rows, f"\nBackbones on {args.photos:,} contest-shaped photos, {device}:"))
     results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(),
         "device": device,
         "photos": args.photos,
         "batch_size": args.batch_size,

@@ -57,6 +57,7 @@ from bench.methods import (  # noqa: E402 - the checkout first: bench.py is no p
     make_tree,
     profile_stages,
 )
+from bench.provenance import provenance  # noqa: E402
 from bench.scale import table, write_results  # noqa: E402
 
 ROUNDS = 3
@@ -213,8 +214,7 @@ def main() -> int:
     small, large = sorted(int(n) for n in args.sizes.split(","))
     trees = {n: make_tree(os.path.join(args.work, f"contest-{n}"), n) for n in (small, large)}
     results: dict = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cores": os.cpu_count(),
+        **provenance(),
         "sizes": [small, large],
     }
     sizes = [os.path.getsize(p) for p in list_images(trees[small]["images"])[:500]]

@@ -28,6 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 
 from bench.bench import REPO, run_sampled  # noqa: E402
+from bench.provenance import provenance  # noqa: E402
 from bench.scale import table, write_results  # noqa: E402
 
 STEPS = ("sorted_runs", "gathered_on_one_worker")
@@ -153,8 +154,7 @@ def main() -> int:
         )
     print(table(rows, f"rejects.jsonl at {small:,} and {large:,} CSV ids without an image:"))
     results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cores": os.cpu_count(),
+        **provenance(),
         "counts": [small, large],
         "rejects": rows,
     }

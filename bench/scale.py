@@ -32,6 +32,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from bench.provenance import provenance  # noqa: E402
 from imgtfx.pipeline.run_summary import summary_path  # noqa: E402
 
 COPY_COUNTS = ("duplicate_groups", "duplicate_images", "exact_groups", "cross_label_groups")
@@ -231,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, ok in goals.items():
         print(f"  {'met' if ok else 'NOT met':8} {key}")
     results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cores": os.cpu_count(),
+        **provenance(),
         "sizes": [small, large],
         "classes": args.classes,
         "train_steps": args.train_steps,
@@ -290,7 +290,7 @@ def class_sweep(args) -> int:
     title = f"\nSteps against classes (2 photos a class, {args.sweep_train_steps} steps):"
     print(table(rows, title))
     results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(),
         "classes": counts,
         "steps": rows,
         "runs": {
@@ -358,7 +358,7 @@ def tinted_run(args) -> int:
     for key, ok in goals.items():
         print(f"  {'met' if ok else 'NOT met':8} {key}")
     results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(),
         "figures": figures,
         "goals": goals,
     }
