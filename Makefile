@@ -14,7 +14,7 @@ RUN_ROOT ?= runs/sample
 export UV_PYTHON_DOWNLOADS := never
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup run test test-fast test-contracts lint format bench bench-scale clean
+.PHONY: setup run test test-fast test-contracts lint format docs bench bench-scale clean
 
 setup: $(STAMP)
 
@@ -56,8 +56,14 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The documentation site, into site/: the command line reference regenerated from the parser,
+# then mkdocs-material, strictly (a broken link or a page left out of the navigation fails).
+docs: setup
+	$(VENV)/bin/python docs/cli_reference.py
+	$(VENV)/bin/mkdocs build --strict
+
 kubeflow/requirements.txt: uv.lock $(UV)
-	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-annotate \
+	$(UV) export --frozen --no-default-groups --no-hashes --no-emit-project --no-annotate \
 		--format requirements-txt -o $@ -q
 
 bench: setup
@@ -68,4 +74,4 @@ bench-scale: setup
 	$(VENV)/bin/python bench/bench.py --scale
 
 clean:
-	rm -rf $(VENV) $(TOOLS) runs
+	rm -rf $(VENV) $(TOOLS) runs site

@@ -164,7 +164,7 @@ def kfp_store_endpoint(environ=os.environ, resolve=socket.getaddrinfo) -> str:
         raise ObjectStoreError(
             f"cannot find KFP's object store: neither {SEAWEEDFS_SERVICE.split(':')[0]} (KFP "
             f"2.15 and later) nor {MINIO_SERVICE.split(':')[0]} (up to 2.15) resolves from this "
-            "pod; compile with --object-store-endpoint URL (kubeflow/README.md)."
+            "pod; compile with --object-store-endpoint URL (docs/guides/kubeflow.md)."
         ) from None
 
 
@@ -260,7 +260,7 @@ class Store:
                     hint
                     or "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the Evaluator (the "
                     "compiled package takes them from the mlpipeline-minio-artifact secret; see "
-                    "kubeflow/README.md)."
+                    "docs/guides/kubeflow.md)."
                 )
             )
         self._credentials = {

@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         "s3:// or minio:// is in, which ImageExampleGen copies it out of (fields as KFP's "
         "providers config spells them; default keys accesskey, secretkey). Default: the "
         "root store's secret for data in the root's store, KFP's mlpipeline-minio-artifact "
-        "for minio://; 'none' for none. See kubeflow/README.md, 'Data in your own bucket'",
+        "for minio://; 'none' for none. See docs/guides/kubeflow.md, 'Data in your own bucket'",
     )
     p.add_argument("--trainer-gpus", type=int, default=0, help="GPUs for the Trainer's step")
     p.add_argument(

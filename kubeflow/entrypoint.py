@@ -57,7 +57,7 @@ from imgtfx.kubeflow.stores import BUCKET_SCHEMES, LOCAL_MIRRORS, SERVED_FROM_AR
 COPY_WORKERS = 16  # downloads at once: each waits mostly on the network
 DATA_HINT = (
     "ImageExampleGen has no keys for this store: compile the package with --data-secret "
-    "NAME[,endpoint=...][,region=...] (kubeflow/README.md, 'Data in your own bucket')."
+    "NAME[,endpoint=...][,region=...] (docs/guides/kubeflow.md, 'Data in your own bucket')."
 )
 WEIGHTS_INPUT = "backbone_weights"
 LAUNCHER_OUTPUTS = ("executor-logs",)  # driver/driver.go provisionOutputs, from 2.5.0

@@ -172,7 +172,7 @@ def for_open_source_backend(
     examples), the Evaluator told where ML Metadata is, and the runtime parameters' defaults
     in the package (TFX puts them only in a PipelineJob). The root, when given, is written as
     the package's defaultPipelineRoot for people and tools that read it; the backend takes the
-    run's, or its namespace's (kubeflow/README.md, 'Submit')."""
+    run's, or its namespace's (docs/guides/kubeflow.md, 'Submit')."""
     if pipeline_root:
         spec["defaultPipelineRoot"] = pipeline_root
     for name, value in parameters.items():

@@ -50,7 +50,7 @@ def write_launcher_config(path: str, secret: StoreSecret) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(
             "# The pipeline root's store, for the KFP launcher, in the namespace the runs go to\n"
-            "# (kubeflow/README.md, 'A root in your own S3 bucket'):\n"
+            "# (docs/guides/kubeflow.md, 'A root in your own S3 bucket'):\n"
             f"#   kubectl -n NAMESPACE apply -f {os.path.basename(path)}\n"
         )
         yaml.safe_dump(configmap, f, sort_keys=False)

@@ -254,8 +254,8 @@ class KubeflowTarget:
         if on_s3:
             raise ValueError(
                 f"ImageExampleGen reads {on_s3[0]} itself, with keys from a Kubernetes secret: "
-                "give --data-secret NAME[,endpoint=HOST:PORT][,region=REGION] (kubeflow/README.md,"
-                " 'Data in your own bucket')."
+                "give --data-secret NAME[,endpoint=HOST:PORT][,region=REGION] "
+                "(docs/guides/kubeflow.md, 'Data in your own bucket')."
             )
         return None
 
@@ -279,7 +279,7 @@ def multi_user_notes(target: KubeflowTarget, uris: tuple[str, ...]) -> list[str]
         found.append(
             "on multi-user Kubeflow (1.11 and later), a profile's key reads only "
             f"{KFP_BUCKET}private/<namespace>/, {KFP_BUCKET}shared/ and {KFP_BUCKET}artifacts/: "
-            f"{', '.join(refused)} would be refused there (kubeflow/README.md, 'Multi-user "
+            f"{', '.join(refused)} would be refused there (docs/guides/kubeflow.md, 'Multi-user "
             "Kubeflow: a profile namespace')."
         )
     root = target.pipeline_root or ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components import ExampleValidator, Pusher, SchemaGen, StatisticsGen, Trainer
 from tfx.dsl.components.common.resolver import Resolver
@@ -201,7 +202,7 @@ def create_pipeline(
     pipeline_root: str,
     serving_dir: str,
     *,
-    metadata_connection_config=None,
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
     runtime_parameters: bool = False,
     baseline: str = BASELINE_FROM_RESOLVER,
     enable_cache: bool = True,
