@@ -4,9 +4,10 @@ measured side by side on one tree, and the time both would take at the contest's
 
   python bench/data_copy.py [--objects 1000] [--kib 100] [--latency-ms 20]
 
-The store is SeaweedFS (tests/seaweedfs.py, the store KFP deploys) on this machine, reached
-through tests/s3_faults.py, which delays each answer by --latency-ms, S3's typical time to first
-byte within a region; the objects are the contest's photo size (960x540 JPEG, ~100 KiB).
+The store is SeaweedFS (tests/helpers/seaweedfs.py, the store KFP deploys) on this machine,
+reached through tests/helpers/s3_faults.py, which delays each answer by --latency-ms, S3's
+typical time to first byte within a region; the objects are the contest's photo size
+(960x540 JPEG, ~100 KiB).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ CONTEST_PHOTOS = 88_000
 def main() -> None:
     from imgtfx.components import object_store
     from imgtfx.kubeflow.entrypoint import COPY_WORKERS
-    from tests.s3_faults import FaultyNetwork
-    from tests.seaweedfs import ADMIN_KEYS, SeaweedFS
+    from tests.helpers.s3_faults import FaultyNetwork
+    from tests.helpers.seaweedfs import ADMIN_KEYS, SeaweedFS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=1000)

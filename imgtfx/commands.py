@@ -67,10 +67,10 @@ def run(args) -> int:
         try:
             summary = local.run(console)
             if summary.examples_uri:
-                from imgtfx.report import write_report
+                from imgtfx.report import write_run_report
 
                 with steps.timed("report") as record:
-                    page = write_report(summary.root)
+                    page = write_run_report(summary.root)
                 local_runner.record_step(summary.root, "report", record)
         except (ValueError, ImageExampleGenError):
             raise  # the data or the arguments: their own one-line message
@@ -177,13 +177,13 @@ def predict(args) -> int:
 
 def report(args) -> int:
     from imgtfx.pipeline import local_runner, steps
-    from imgtfx.report import write_report
+    from imgtfx.report import write_run_report
 
     log = os.path.join(
         local_runner.paths(args.root)["logs"], time.strftime("report-%Y%m%d-%H%M%S.log")
     )
     with steps.quiet_console(log, verbose=False):  # TensorFlow's and TFMA's notices
-        page = write_report(args.root)
+        page = write_run_report(args.root)
     print(f"report: {page}")
     return 0
 

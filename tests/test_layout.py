@@ -216,11 +216,6 @@ def test_the_image_build_context_holds_no_test_tool():
     assert not _dockerignore_excludes("trainer/model.py", ["*", "!trainer"])  # the rule itself
 
 
-def test_the_production_entrypoint_has_no_emulator_hook():
-    source = (REPO / "kubeflow" / "entrypoint.py").read_text(encoding="utf-8")
-    assert "os.environ" not in source and "IMGTFX_LAUNCHER_MOUNT" not in source
-
-
 def test_long_modules_say_why_they_are_long():
     product = ["components", "pipeline", "trainer", "kubeflow", "imgtfx", "bench", "tests"]
     long = []

@@ -198,13 +198,13 @@ def GroupCopies(images: beam.PCollection, folder: str) -> beam.PCollection:  # n
 
 # ---------------------------------------------------------------------------------------------
 # The plan's records: grouped, copies kept out where the options say (duplicates.jsonl: see
-# duplicate_lines.py).
+# duplicates_jsonl.py).
 
 
 class Copies(NamedTuple):
     records: beam.PCollection  # LabeledImage, with its group of copies where it has one
-    dropped: beam.PCollection  # LabeledImage kept out (keep-one, conflicting labels); split
-    # names why ("skipped: duplicate_image")
+    dropped: beam.PCollection  # LabeledImage kept out (keep-one, conflicting labels), its
+    # kept_out saying why ("skipped: duplicate_image")
     outcomes: beam.PCollection  # their Outcomes
 
 
@@ -268,4 +268,4 @@ def _joined_or_kept_out(record, memberships: dict, dedupe: str, reject_conflicti
     yield beam.pvalue.TaggedOutput(
         "outcomes", reasons.Outcome(record.file.path, status, reason, detail)
     )
-    yield beam.pvalue.TaggedOutput("dropped", record._replace(split=f"{status}: {reason}"))
+    yield beam.pvalue.TaggedOutput("dropped", record._replace(kept_out=f"{status}: {reason}"))

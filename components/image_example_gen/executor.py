@@ -1,19 +1,9 @@
 """Beam executor of ImageExampleGen: image tree (+ labels CSV) -> sharded gzipped TFRecords.
 
-The stages, one module each:
-  options.py     ImageOptions, read back from exec_properties (custom_config)
-  tree.py        the walk: every entry under the split folders, local or remote
-  labels_csv.py  the labels CSV and the label names CSV
-  plan.py        list -> label (folder, or one CSV join) -> drop same-path duplicates ->
-                 check -> group copies -> split -> cover every class -> vocabulary and sizes
-  checking.py    every image read and checked once (components/image_files.py), fingerprinted
-  duplicates.py  groups of copies of one picture (LSH candidates, leader clustering)
-  splits.py      TFX's own hash partition (a group on its first image's), class coverage
-  shards.py      group checked paths into shards, then read each image again and write it
-  rejects.py     rejects.jsonl and duplicates.jsonl: sorted runs where lines arise, merged a
-                 line at a time (sorted_runs.py)
-  outputs.py     labels.txt, label_names.json, report.json; report_checks.py fails a run
-What it writes is laid out by the Examples contract (components/examples).
+The flow: plan.py (list, label, check, group copies, split: one PTransform each), then
+shards.py (read each image again and write it), then outputs.py (labels, report.json, the
+JSON-lines files); report_checks.py fails a run that should fail. Each module's room is in
+docs/architecture.md; what it writes is laid out by the Examples contract (components/examples).
 
 A BaseBeamExecutor, not TFX's BaseExampleGenExecutor: that one converts through its
 `GetInputSourceToExamplePTransform` extension point and writes through a Reshuffle of finished

@@ -19,7 +19,7 @@ from imgtfx.components.examples.layout import (
     REJECTS_FILE,
 )
 from imgtfx.components.examples.vocabulary import write_label_names_file, write_labels_file
-from imgtfx.components.image_example_gen import duplicate_lines, duplicates, rejects, sorted_runs
+from imgtfx.components.image_example_gen import duplicates, duplicates_jsonl, rejects, sorted_runs
 from imgtfx.components.image_example_gen.options import ImageOptions
 
 REJECT_RUNS_FOLDER = "_reject_runs"  # rejects.py's sorted runs, deleted once merged
@@ -110,9 +110,9 @@ def _merge_duplicates(runs: list[str], path: str) -> dict:
     lines = sorted_runs.merge_runs(
         runs,
         path,
-        duplicate_lines.line_key,
-        duplicate_lines.encode_line,
-        duplicate_lines.decode_line,
+        duplicates_jsonl.line_key,
+        duplicates_jsonl.encode_line,
+        duplicates_jsonl.decode_line,
     )
     for line in lines:
         counts["duplicate_groups"] += 1
@@ -120,7 +120,7 @@ def _merge_duplicates(runs: list[str], path: str) -> dict:
         counts["exact_groups"] += line["kind"] == "exact"
         for kind, found in (
             ("cross_label", len(set(line["labels"])) > 1),
-            ("straddling", duplicate_lines.is_straddling(line)),
+            ("straddling", duplicates_jsonl.is_straddling(line)),
         ):
             counts[f"{kind}_groups"] += found
             if found and len(examples[f"{kind}_examples"]) < EXAMPLES_SHOWN:

@@ -24,7 +24,7 @@ from imgtfx.components.image_example_gen import (
     summary,
     tree,
 )
-from imgtfx.components.image_example_gen.duplicate_lines import (
+from imgtfx.components.image_example_gen.duplicates_jsonl import (
     encode_line,
     group_line,
     line_key,

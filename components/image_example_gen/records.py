@@ -43,6 +43,8 @@ class LabeledImage(NamedTuple):
     group_labels: int = 0  # labels in that group: a group of one label moves as one
     distance: int = 0  # fingerprint bits from the representative
     exact: bool = False  # the representative's very image data
+    # Why a copy was kept out of the examples ("skipped: duplicate_image"); "" when it was not.
+    kept_out: str = ""
 
 
 def as_tuple(record: LabeledImage) -> tuple:

@@ -296,7 +296,7 @@ class RemoteFolder(NamedTuple):
 # File systems whose listing marks each sub-folder with a trailing '/': TensorFlow's GCS file
 # system lists a folder with one delimited request a page and returns the delimiter's prefixes
 # as `name/` (tsl/platform/cloud/gcs_file_system.cc GetChildrenBounded, TF 2.16; seen on
-# tests/gcs_server.py's emulator). Elsewhere (ram://, hdfs://) a name says nothing, and each
+# tests/helpers/gcs_server.py's emulator). Elsewhere (ram://, hdfs://) a name says nothing, and each
 # entry costs an isdir.
 FOLDERS_MARKED = frozenset({"gs"})
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 
-def write_report(root: str) -> str:
+def write_run_report(root: str) -> str:
     """Writes ROOT/report/index.html from the run whose ROOT/summary.json names its artifacts;
     returns its path. The page is rendered before the file is opened, so a failure never
     leaves an empty report behind."""

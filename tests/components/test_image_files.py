@@ -8,7 +8,7 @@ from imgtfx.components import image_files
 from imgtfx.components.examples import reasons
 from imgtfx.components.examples.reasons import Outcome
 from imgtfx.components.image_files import ImageInfo
-from tests.conftest import encode
+from tests.helpers.images import encode
 
 MAX = 89_478_485
 
@@ -90,7 +90,7 @@ def test_decompression_bomb_rejected_before_decoding():
 def test_a_photo_that_cannot_be_turned_upright_is_a_reject_not_a_crash(monkeypatch):
     import io
 
-    from tests.conftest import photo, with_orientation
+    from tests.helpers.images import photo, with_orientation
 
     buffer = io.BytesIO()
     photo().save(buffer, "JPEG")

@@ -22,7 +22,7 @@ from imgtfx.components import image_files
 from imgtfx.components.examples import decode, reasons
 from imgtfx.components.examples.reasons import Outcome
 from imgtfx.components.image_files import ImageInfo
-from tests.conftest import photo
+from tests.helpers.images import photo
 
 SIZE = (40, 30)
 JPEG_MEAN_TOLERANCE = 3  # two JPEG decoders (PIL's, TensorFlow's) differ by about 1

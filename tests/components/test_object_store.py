@@ -1,6 +1,7 @@
 """Copying out of KFP's object store and S3: the signature against AWS's published example and
-botocore's, the copy against SeaweedFS (tests/seaweedfs.py), the store KFP deploys, which checks
-every signature and policy, through a network with faults (tests/s3_faults.py)."""
+botocore's, the copy against SeaweedFS (tests/helpers/seaweedfs.py), the store KFP deploys,
+which checks every signature and policy, through a network with faults
+(tests/helpers/s3_faults.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import os
 import pytest
 
 from imgtfx.components import object_store
-from tests.conftest import unique
-from tests.s3_faults import FaultyNetwork
-from tests.seaweedfs import ADMIN_KEYS
+from tests.helpers.s3_faults import FaultyNetwork
+from tests.helpers.seaweedfs import ADMIN_KEYS, unique
 
 
 def test_signature_is_aws_published_example():
@@ -136,7 +136,7 @@ def test_refusals_and_absences_are_the_stores_and_clear(model, seaweedfs, tmp_pa
 
 def test_a_profiles_key_reads_its_own_prefixes_and_is_refused_the_rest(seaweedfs, tmp_path):
     """Multi-user Kubeflow from 1.11: the profile controller's policy on the namespace's key
-    (tests/seaweedfs.py profile_key), and SeaweedFS's verdict on each request."""
+    (tests/helpers/seaweedfs.py profile_key), and SeaweedFS's verdict on each request."""
     namespace = unique("kubeflow-user")
     keys = seaweedfs.profile_key(namespace)
     environ = _environ(seaweedfs.url, AWS_ACCESS_KEY_ID=keys[0], AWS_SECRET_ACCESS_KEY=keys[1])

@@ -1,6 +1,7 @@
-"""The commands kubeflow/README.md gives, as a user would copy them: each section's `imgtfx`
-command lines (continuations joined), split as the shell splits them, with the README's
-placeholders replaced by the test's values. The tests run those, not copies of them."""
+"""The commands the docs give, as a user would copy them: a page section's command lines
+(continuations joined), split as the shell splits them, with the page's placeholders replaced
+by the test's values. The tests run those, not copies of them: the Kubeflow guide's for each
+install, the Beam runners' lines of the buckets guide."""
 
 from __future__ import annotations
 
@@ -8,31 +9,42 @@ import os
 import re
 import shlex
 
-from tests.kubeflow.packages import kfp_requests
+from tests.helpers.kfp_packages import kfp_requests
 
-README = os.path.join(os.path.dirname(__file__), "..", "..", "kubeflow", "README.md")
+DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs")
+KUBEFLOW_GUIDE = os.path.join(DOCS, "guides", "kubeflow.md")
+BUCKETS_GUIDE = os.path.join(DOCS, "guides", "buckets-and-beam.md")
 IMGTFX = ".venv/bin/imgtfx"
 
 
-def section(heading: str) -> str:
-    """The text under the heading `heading` (any level), up to the next heading of its level
-    or above."""
-    with open(README, encoding="utf-8") as f:
+def section(heading: str, page: str = KUBEFLOW_GUIDE) -> str:
+    """The text under the heading `heading` (any level) of `page`, up to the next heading of
+    its level or above."""
+    with open(page, encoding="utf-8") as f:
         text = f.read()
     match = re.search(rf"^(#+) {re.escape(heading)}\s*$", text, re.MULTILINE)
     if not match:
-        raise KeyError(f"kubeflow/README.md has no section {heading!r}")
+        raise KeyError(f"{os.path.basename(page)} has no section {heading!r}")
     level = len(match.group(1))
-    rest = text[match.end() :]
-    end = re.search(rf"^#{{1,{level}}} ", rest, re.MULTILINE)
-    return rest[: end.start()] if end else rest
+    lines, fenced = [], False
+    for line in text[match.end() :].splitlines(keepends=True):
+        fenced ^= line.startswith("```")  # a shell comment in a block is no heading
+        if not fenced and re.match(rf"#{{1,{level}}} ", line):
+            break
+        lines.append(line)
+    return "".join(lines)
 
 
-def commands(heading: str, program: str = IMGTFX, replace: dict[str, str] | None = None):
+def commands(
+    heading: str,
+    program: str = IMGTFX,
+    replace: dict[str, str] | None = None,
+    page: str = KUBEFLOW_GUIDE,
+):
     """The `program` command lines of the section's bash blocks, each as argv without the
     program, after replacing each key of `replace` (a placeholder) by its value."""
     found = []
-    for block in re.findall(r"```bash\n(.*?)```", section(heading), re.DOTALL):
+    for block in re.findall(r"```bash\n(.*?)```", section(heading, page), re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.strip()
             for placeholder, value in (replace or {}).items():
@@ -40,7 +52,7 @@ def commands(heading: str, program: str = IMGTFX, replace: dict[str, str] | None
             if line.startswith(program + " "):
                 found.append(shlex.split(line)[1:])
     if not found:
-        raise KeyError(f"kubeflow/README.md's {heading!r} gives no {program} command")
+        raise KeyError(f"{os.path.basename(page)}'s {heading!r} gives no {program} command")
     return found
 
 

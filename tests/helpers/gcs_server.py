@@ -385,7 +385,9 @@ def _proxy_handler(server: GcsServer, tls: ssl.SSLContext):
             if status is not None:
                 entry.update(status=status, injected=True)
                 server._record(entry)
-                error = {"error": {"code": status, "message": "injected by tests/gcs_server.py"}}
+                error = {
+                    "error": {"code": status, "message": "injected by tests/helpers/gcs_server.py"}
+                }
                 return self._reply(
                     status, [("Content-Type", "application/json")], json.dumps(error).encode()
                 )

@@ -1,6 +1,6 @@
-"""A network between an S3 client and a real S3 server (tests/seaweedfs.py), with the faults a
-network has: every request forwarded as it came (the client's Host header too, so the server
-checks the signature the client made), and, when set, answered by a proxy's error page
+"""A network between an S3 client and a real S3 server (tests/helpers/seaweedfs.py), with the
+faults a network has: every request forwarded as it came (the client's Host header too, so the
+server checks the signature the client made), and, when set, answered by a proxy's error page
 (`outage`), cut short (`cut_short`: keys whose answer announces its whole length and sends
 half), or delayed (`latency_s`, a store across a network). The answers, refusals included,
 are the server's; `requests` counts them."""

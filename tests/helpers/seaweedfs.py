@@ -381,3 +381,10 @@ def split(uri: str) -> tuple[str, str]:
     rest = uri.split("://", 1)[1]
     bucket, _, key = rest.partition("/")
     return bucket, key
+
+
+def unique(name: str) -> str:
+    """`name` with a suffix of its own: a bucket, prefix or namespace no other test uses."""
+    import uuid
+
+    return f"{name}-{uuid.uuid4().hex[:8]}"

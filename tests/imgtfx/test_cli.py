@@ -8,7 +8,7 @@ import sys
 
 from imgtfx import cli
 from imgtfx.sample_data import DIGIT_NAMES, write_digits_tree
-from tests.conftest import make_tree
+from tests.helpers.images import make_tree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -16,8 +16,8 @@ from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.report import read
 from imgtfx.report.data import THUMBNAIL
-from tests.components.image_example_gen.conversions import run_do
-from tests.conftest import encode, write
+from tests.helpers.conversions import run_do
+from tests.helpers.images import encode, write
 
 
 def test_dataset_names_warnings_and_rejects_of_hundreds_of_classes(tmp_path, monkeypatch):
@@ -179,7 +179,7 @@ def test_slices_listed_are_all_by_name_or_the_worst(classes, monkeypatch):
 def test_predictions_count_pairs_and_keep_the_most_confident_mistakes(tmp_path, monkeypatch):
     from imgtfx.trainer import model
     from imgtfx.trainer.options import TrainerOptions
-    from tests.components.image_example_gen.test_label_names import contest_tree
+    from tests.helpers.images import contest_tree
 
     root, csv = contest_tree(tmp_path)
     out = tmp_path / "out"

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from tests.conftest import unique
-from tests.kubeflow import kfp_emulator, toy
+from tests.helpers import kfp_toy
+from tests.helpers.seaweedfs import unique
+from tests.kubeflow import kfp_emulator
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def run_on(make_cluster, tmp_path):
         kfp_version="2.15.0",
         env=None,
         metadata=False,
-        root=toy.ROOT,
+        root=kfp_toy.ROOT,
         cluster=None,
         namespace=None,
     ):

@@ -20,9 +20,10 @@ from imgtfx.kubeflow import entrypoint, runner
 from imgtfx.pipeline.run_config import IMAGES_PARAMETER
 from imgtfx.sample_data import write_digits_tree
 from imgtfx.trainer import model
-from tests.conftest import unique
-from tests.kubeflow import kfp_emulator, readme
-from tests.kubeflow.packages import IMAGE, compile_package
+from tests.helpers import doc_commands
+from tests.helpers.kfp_packages import IMAGE, compile_package
+from tests.helpers.seaweedfs import unique
+from tests.kubeflow import kfp_emulator
 
 LOG_LEVEL = {"TF_CPP_MIN_LOG_LEVEL": "3"}  # the only environment the test adds to a pod
 
@@ -72,8 +73,8 @@ def _put_digits(store, uri: str, digits: dict) -> None:
 def test_the_package_runs_on_each_install_as_people_install_kubeflow(
     tmp_path, make_cluster, own_store, monkeypatch, kfp_version, install, data, backbone
 ):
-    """The commands kubeflow/README.md gives for that install, run as a user copies them
-    (tests/kubeflow/readme.py), then every task's own command in its pod, as the image's user,
+    """The commands docs/guides/kubeflow.md gives for that install, run as a user copies them
+    (tests/helpers/doc_commands.py), then every task's own command in its pod, as the image's user,
     on local copies of its inputs, outputs uploaded with the namespace's key and recorded in ML
     Metadata as the cluster records them, through to a pushed model; then the Evaluator again,
     which finds that model through the cluster's metadata service and copies it out of the
@@ -104,7 +105,7 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
         keys = own_store.user_key(unique("pipelines"), bucket)
         secrets["pipeline-root-store"] = {"accesskey": keys[0], "secretkey": keys[1]}
         cluster.add_store("minio.storage.svc", own_store)
-    install_commands = readme.commands(heading, replace=replace)
+    install_commands = doc_commands.commands(heading, replace=replace)
     compile_argv = next(
         c
         for c in install_commands
@@ -123,7 +124,7 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
         cluster.add_store("minio.data.svc", own_store)
         compile_argv = next(
             c
-            for c in readme.commands(
+            for c in doc_commands.commands(
                 "3. Data in your own bucket",
                 replace={**replace, "s3://datasets/": f"s3://{bucket}/"},
             )
@@ -133,14 +134,14 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
     assert compile_argv[compile_argv.index("--labels") + 1] == tree + ".csv"
     store_of_tree = cluster.store if tree.startswith("minio://") else own_store
     if data in ("profile", "kfp"):  # the README's own upload, with the namespace's key
-        uploads = readme.commands(heading, program="aws", replace=replace)
+        uploads = doc_commands.commands(heading, program="aws", replace=replace)
         kept = secrets["mlpipeline-minio-artifact"]
         forwarded = "seaweedfs.kubeflow:8333"  # kubectl port-forward svc/seaweedfs 8333
         if kfp_emulator.cluster.version(kfp_version) < (2, 15, 0):  # "before: svc/minio-service"
             forwarded = "minio-service.kubeflow:9000"
         local = {"images/": digits["images"], "train.csv": digits["labels_csv"]}
         for argv in uploads:
-            readme.aws_s3(
+            doc_commands.aws_s3(
                 argv,
                 cluster,
                 (kept["accesskey"], kept["secretkey"]),
@@ -168,7 +169,7 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
         compile_argv[compile_argv.index("--image-size") + 1] = "32"
     assert cli.main(compile_argv) == 0
     if install == "s3-root":  # kubectl -n NAMESPACE apply -f pipeline.kfp-launcher.yaml
-        applied = readme.commands(heading, program="kubectl", replace=replace)
+        applied = doc_commands.commands(heading, program="kubectl", replace=replace)
         config_file = runner.launcher_config_file(spec_file)
         assert ["-n", "NAMESPACE", "apply", "-f", config_file] in applied
         with open(config_file, encoding="utf-8") as f:
@@ -176,7 +177,7 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
         cluster.namespace(namespace).configmaps.setdefault("kfp-launcher", {}).update(
             configmap["data"]
         )
-    sent = readme.submitted(submit_argv, monkeypatch)["runtime_config"]
+    sent = doc_commands.submitted(submit_argv, monkeypatch)["runtime_config"]
     run_root = sent.get("pipeline_root") or None  # none: the namespace's own
     os.makedirs(tmp_path / "metadata")  # the cluster's metadata service, over a SQLite file
     store = str(tmp_path / "metadata" / "metadata.sqlite")
@@ -251,7 +252,7 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
 def test_the_package_compiled_for_kfps_shared_root_fails_in_a_profile_namespace(
     tmp_path, make_cluster
 ):
-    """The package as kubeflow/README.md once told users to compile and submit it (root
+    """The package as docs/guides/kubeflow.md once told users to compile and submit it (root
     minio://mlpipeline/v2/artifacts) in a profile namespace of multi-user KFP 2.15: its first
     task's upload is refused by the store (the profile's key may write only its own prefixes),
     as on a cluster, and the task is published FAILED."""

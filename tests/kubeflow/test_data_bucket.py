@@ -1,4 +1,4 @@
-"""Data in the users' own bucket (kubeflow/README.md, "Data in your own bucket"): the compile
+"""Data in the users' own bucket (docs/guides/kubeflow.md, "Data in your own bucket"): the compile
 commands the README gives, read back with kfp's own package loader; ImageExampleGen's
 entrypoint copying a tree and CSV out of a second store with that store's own keys; and the
 emulated cluster refusing the task, as Kubernetes does, when the secret is missing."""
@@ -13,9 +13,10 @@ from google.protobuf import json_format
 
 from imgtfx.components.object_store import ObjectStoreError, data_environ
 from imgtfx.kubeflow import entrypoint
-from tests.conftest import unique
-from tests.kubeflow import kfp_emulator, readme
-from tests.kubeflow.packages import IMAGE, compile_package
+from tests.helpers import doc_commands
+from tests.helpers.kfp_packages import IMAGE, compile_package
+from tests.helpers.seaweedfs import unique
+from tests.kubeflow import kfp_emulator
 
 ROOT = "minio://mlpipeline/v2/artifacts"
 EXAMPLE_GEN = "ImageExampleGen_executor"
@@ -92,7 +93,7 @@ def test_each_store_s_compile_command_names_the_secret_image_example_gen_reads(
     replace = {'"$IMAGE"': IMAGE, "image-classification.yaml": output, "PROFILE": "team-a"}
     (argv,) = [
         c
-        for c in readme.commands(heading, replace=replace)
+        for c in doc_commands.commands(heading, replace=replace)
         if c[0] == "compile" and marker in " ".join(c)
     ]
     code = cli.main(argv)
@@ -255,7 +256,7 @@ def test_each_installs_commands_compile_and_submit_as_the_readme_says(
 
     spec = str(tmp_path / "image-classification.")
     replace = {'"$IMAGE"': IMAGE, "image-classification.": spec, "PROFILE": "team-a"}
-    commands = readme.commands(heading, replace=replace)
+    commands = doc_commands.commands(heading, replace=replace)
     for argv in commands:
         if argv[0] != "compile" or (root and f"--pipeline-root {root}" not in " ".join(argv)):
             continue
@@ -267,8 +268,8 @@ def test_each_installs_commands_compile_and_submit_as_the_readme_says(
     written = os.path.exists(spec + "kfp-launcher.yaml")
     assert written is (root == "s3://pipelines/root")  # an S3-compatible root's providers entry
     if written:
-        applied = readme.commands(heading, program="kubectl", replace=replace)
+        applied = doc_commands.commands(heading, program="kubectl", replace=replace)
         assert ["-n", "NAMESPACE", "apply", "-f", spec + "kfp-launcher.yaml"] in applied
     (submit,) = [c for c in commands if c[0] == "submit" and (not root or c[-1] == root)]
-    sent = readme.submitted(submit, monkeypatch)["runtime_config"]
+    sent = doc_commands.submitted(submit, monkeypatch)["runtime_config"]
     assert (sent.get("pipeline_root") or None) == root

@@ -10,12 +10,12 @@ import os
 
 import pytest
 
-from tests.conftest import unique
+from tests.helpers.kfp_toy import ROOT
+from tests.helpers.kfp_toy import task as _task
+from tests.helpers.kfp_toy import toy_package as _package
+from tests.helpers.seaweedfs import unique
 from tests.kubeflow import kfp_emulator
 from tests.kubeflow.kfp_emulator import launcher
-from tests.kubeflow.toy import ROOT
-from tests.kubeflow.toy import task as _task
-from tests.kubeflow.toy import toy_package as _package
 
 
 def test_an_output_outside_the_roots_prefix_fails_and_one_with_no_store_is_skipped(

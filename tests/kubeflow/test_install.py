@@ -1,5 +1,5 @@
 """The KFP installs the emulator models (tests/kubeflow/kfp_emulator/cluster.py), each rule on a
-one-task package made here (tests/kubeflow/toy.py) and checked against what the release's
+one-task package made here (tests/helpers/kfp_toy.py) and checked against what the release's
 source and manifests give: the run's root, the store session the driver records, what a pod
 sees of the install (DNS, service links, namespace, user, capabilities), a profile's key
 against SeaweedFS's policy, an s3:// root's providers entry."""
@@ -11,11 +11,11 @@ import os
 
 import pytest
 
-from tests.conftest import unique
+from tests.helpers.kfp_toy import ROOT
+from tests.helpers.kfp_toy import task as _task
+from tests.helpers.kfp_toy import toy_package as _package
+from tests.helpers.seaweedfs import unique
 from tests.kubeflow import kfp_emulator
-from tests.kubeflow.toy import ROOT
-from tests.kubeflow.toy import task as _task
-from tests.kubeflow.toy import toy_package as _package
 
 
 def _seen(run) -> dict:
@@ -211,8 +211,8 @@ def test_each_releases_store_answers_on_its_services_own_ports_only(
     is refused, as on a cluster (the pods' KFP store lookup once asked seaweedfs:9000 at 2.15)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from tests.helpers.seaweedfs import ADMIN_KEYS
     from tests.kubeflow.kfp_emulator.store import s3_client
-    from tests.seaweedfs import ADMIN_KEYS
 
     cluster = make_cluster(kfp_version)
     answered = set()

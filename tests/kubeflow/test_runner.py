@@ -11,8 +11,8 @@ from google.protobuf import json_format
 
 from imgtfx.kubeflow import entrypoint, runner
 from imgtfx.pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER
+from tests.helpers.kfp_packages import IMAGE, compile_to
 from tests.kubeflow import kfp_emulator
-from tests.kubeflow.packages import IMAGE, compile_to
 
 RUN_EXECUTOR = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 EXPECTED_EXECUTORS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from imgtfx.pipeline.run_config import IMAGES_PARAMETER, TRAIN_ARGS_PARAMETER
-from tests.kubeflow.packages import compile_to, kfp_requests
+from tests.helpers.kfp_packages import compile_to, kfp_requests
 
 
 def test_submit_starts_a_run_with_its_pipeline_root_through_kfps_own_client(

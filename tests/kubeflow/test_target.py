@@ -13,8 +13,8 @@ from google.protobuf import json_format
 
 from imgtfx.components import object_store
 from imgtfx.kubeflow import runner, stores
+from tests.helpers.kfp_packages import IMAGE, compile_to
 from tests.kubeflow import kfp_emulator
-from tests.kubeflow.packages import IMAGE, compile_to
 
 
 def test_evaluator_gets_the_minio_secret_every_backend_applies(tmp_path, make_cluster):

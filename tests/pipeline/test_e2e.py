@@ -13,11 +13,12 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 from imgtfx import predict
+from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.pipeline import local_runner
 from imgtfx.pipeline.run_config import RunConfig
 from imgtfx.pipeline.run_summary import read_summary
-from imgtfx.report import write_report
+from imgtfx.report import write_run_report
 from imgtfx.sample_data import write_digits_tree
 from imgtfx.trainer import model
 from imgtfx.trainer.options import TrainerOptions
@@ -35,6 +36,7 @@ NODES = {
     "Pusher",
 }
 IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+FEATURES = FeatureNames(image="jpeg", label="landmark_id", label_name="landmark")
 
 
 def _states(root):
@@ -58,7 +60,9 @@ def first_run(digits, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("e2e") / "run")
     config = RunConfig(
         images=digits["images"],
-        image_options=ImageOptions(labels_csv=digits["labels_csv"]),
+        # Feature names of the user's own: every step after the converter reads them from
+        # the Examples artifact (the Trainer, LabelSchema, serving, the report).
+        image_options=ImageOptions(labels_csv=digits["labels_csv"], features=FEATURES),
         trainer_options=TrainerOptions(image_size=32, batch_size=16),
         train_steps=30,
         eval_steps=5,
@@ -82,7 +86,7 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
 
     # Nothing changed: data and training come from the cache. The Evaluator runs once more,
     # now against the model it blessed (the resolver's baseline), and after that all is cached.
-    report_before = write_report(root)  # the report reads the first run; checked below
+    report_before = write_run_report(root)  # the report reads the first run; checked below
     assert os.path.exists(report_before)
     again = local_runner.run(config, root)
     data_steps = NODES - {"Evaluator", "Pusher"}
@@ -122,6 +126,9 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
     assert out[model.PROBABILITIES].shape == (4, 10)
     examples_file = tf.io.gfile.glob(os.path.join(summary.examples_uri, "Split-eval", "*"))[0]
     serialized = [r.numpy() for r in tf.data.TFRecordDataset(examples_file, "GZIP").take(2)]
+    example = tf.train.Example.FromString(serialized[0])
+    assert {FEATURES.image, FEATURES.label, FEATURES.label_name} <= set(example.features.feature)
+    assert "image_raw" not in example.features.feature
     out = served.signatures[model.EXAMPLES_SIGNATURE](examples=tf.constant(serialized))
     assert {n.decode() for n in out[model.LABEL_NAME].numpy()} <= {str(d) for d in range(10)}
 
@@ -133,7 +140,7 @@ def test_report_has_every_section_with_decodable_pictures(first_run):
     from PIL import Image
 
     (_, root), _ = first_run
-    path = write_report(root)
+    path = write_run_report(root)
     page = open(path, encoding="utf-8").read()
     for section in ("dataset", "samples", "statistics", "training", "evaluation", "errors"):
         assert f'<section id="{section}">' in page, section
@@ -142,6 +149,7 @@ def test_report_has_every_section_with_decodable_pictures(first_run):
     assert "BLESSED" in page
     # id and path are not counted by TFDV (one value each): said so, not "0 unique".
     assert "<td>0 unique" not in page and "one value per example, not counted" in page
+    assert f"<td>{FEATURES.label}</td><td>number</td>" in page  # the user's feature names
     pictures = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(pictures) >= 10
     for data in pictures:

@@ -13,7 +13,7 @@ from imgtfx.pipeline import local_runner
 from imgtfx.pipeline.pipeline import create_pipeline, eval_config
 from imgtfx.pipeline.run_config import RunConfig
 from imgtfx.trainer.options import TrainerOptions
-from tests.conftest import make_tree
+from tests.helpers.images import make_tree
 
 
 def test_pipeline_wires_every_step(tmp_path):

@@ -22,7 +22,8 @@ from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.components.image_example_gen.records import LabeledImage
 from imgtfx.components.image_example_gen.tree import FoundFile
 from imgtfx.pipeline import staging
-from tests.conftest import encode, write
+from tests.helpers import doc_commands
+from tests.helpers.images import encode, write
 
 DATAFLOW = [
     "--runner=DataflowRunner",
@@ -134,24 +135,13 @@ def test_compile_gives_dataflow_workers_the_pipeline_image(tmp_path):
     assert yaml.safe_load(spec.read_text())
 
 
-def _readme_command_lines() -> list[list[str]]:
-    """The `imgtfx` command lines of the README's scale-out section, as argument lists."""
-    import os
-    import shlex
-
-    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "README.md")
-    with open(readme, encoding="utf-8") as f:
-        section = f.read().split("### Beyond one machine")[1].split("\n## ")[0]
-    return [
-        shlex.split(line)[1:] for line in section.splitlines() if line.strip().startswith("imgtfx ")
-    ]
-
-
-def test_the_readmes_command_line_for_each_runner_gives_its_workers_the_code():
-    """What the command line makes of each README line: Dataflow gets the staged wheel from
-    `convert`, Flink and Spark the pipeline's image as their Docker environment from `compile`,
-    and Beam parses every option."""
-    lines = _readme_command_lines()
+def test_the_guides_command_line_for_each_runner_gives_its_workers_the_code():
+    """What the command line makes of each line of the buckets guide: Dataflow gets the staged
+    wheel from `convert`, Flink and Spark the pipeline's image as their Docker environment from
+    `compile`, and Beam parses every option."""
+    lines = doc_commands.commands(
+        "Workers get the code", program="imgtfx", page=doc_commands.BUCKETS_GUIDE
+    )
     runners = {}
     for argv in lines:
         args = cli.build_parser().parse_args(argv)

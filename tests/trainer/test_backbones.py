@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from imgtfx.trainer import backbones, model, options, training
 from imgtfx.trainer.options import TrainerOptions
+from tests.helpers.models import batches, reference, shapes_task
 
 keras = model.keras
 SIZE = 32
@@ -85,30 +86,6 @@ def test_the_weights_digest_follows_the_content(weights_file, tmp_path):
     assert backbones.weights_digest(str(copy)) != backbones.weights_digest(path)
 
 
-def _batches(images, labels, batch=16, seed=0):
-    data = tf.data.Dataset.from_tensor_slices((images.astype("float32"), labels))
-    return data.shuffle(len(labels), seed=seed).repeat().batch(batch)
-
-
-def _task(classes, per_class, seed, size=SIZE, offset=0):
-    """Coloured shapes: class c is a filled disc of colour c at a random place and scale, on
-    a noisy background (pixels in [0, 255])."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    images, labels = [], []
-    palette = np.random.default_rng(100).integers(0, 256, (64, 3))
-    for c in range(classes):
-        for _ in range(per_class):
-            image = rng.normal(128, 30, (size, size, 3))
-            cy, cx = rng.uniform(size * 0.3, size * 0.7, 2)
-            radius = rng.uniform(size * 0.15, size * 0.3)
-            disc = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
-            image[disc] = palette[c + offset] + rng.normal(0, 10, 3)
-            images.append(image.clip(0, 255))
-            labels.append(c)
-    return np.stack(images), np.array(labels)
-
-
 def test_frozen_phase_keeps_the_backbone_and_fine_tuning_trains_its_top(weights_file):
     path, saved = weights_file
     opts = TrainerOptions(
@@ -118,14 +95,14 @@ def test_frozen_phase_keeps_the_backbone_and_fine_tuning_trains_its_top(weights_
     classifier = model.build_model(3, opts)
     network = model.backbone_of(classifier)
     before = [w.numpy().copy() for w in network.weights]
-    images, labels = _task(3, 8, seed=1)
-    classifier.fit(_batches(images, labels, 8), steps_per_epoch=3, epochs=1, verbose=0)
+    images, labels = shapes_task(3, 8, seed=1)
+    classifier.fit(batches(images, labels, 8), steps_per_epoch=3, epochs=1, verbose=0)
     after_head = [w.numpy() for w in network.weights]
     assert all(np.array_equal(a, b) for a, b in zip(before, after_head, strict=True))
 
     model.unfreeze_top(classifier, opts.fine_tune_layers)
     model.compile_model(classifier, opts, 1e-3)
-    classifier.fit(_batches(images, labels, 8), steps_per_epoch=3, epochs=1, verbose=0)
+    classifier.fit(batches(images, labels, 8), steps_per_epoch=3, epochs=1, verbose=0)
     changed = {
         w.name
         for w, a in zip(network.weights, before, strict=True)
@@ -137,8 +114,7 @@ def test_frozen_phase_keeps_the_backbone_and_fine_tuning_trains_its_top(weights_
 
 
 def test_exported_backbone_model_serves_the_keras_model_probabilities(weights_file, tmp_path):
-    from tests.conftest import encode
-    from tests.trainer.test_serving import reference
+    from tests.helpers.images import encode
 
     path, _ = weights_file
     opts = TrainerOptions(image_size=SIZE, backbone="mobilenet_v3_small", weights=path)
@@ -154,7 +130,7 @@ def test_exported_backbone_model_serves_the_keras_model_probabilities(weights_fi
 
 
 @pytest.mark.slow
-def test_a_pretrained_backbone_beats_random_weights_on_a_few_shot_task(tmp_path):
+def test_a_pretrained_backbone_beats_random_weights_on_a_few_shotshapes_task(tmp_path):
     """The mechanism, on data made here: a backbone pretrained (by the test) on 8 classes of
     coloured discs, then its head and top trained on 4 new colours with 4 photos each, beats the
     same backbone trained from random weights on those 16 photos for as many steps."""
@@ -164,19 +140,19 @@ def test_a_pretrained_backbone_beats_random_weights_on_a_few_shot_task(tmp_path)
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     model.compile_model(source, pretrain, 2e-3)
-    images, labels = _task(8, 60, seed=2)
-    source.fit(_batches(images, labels, 32), steps_per_epoch=150, epochs=1, verbose=0)
+    images, labels = shapes_task(8, 60, seed=2)
+    source.fit(batches(images, labels, 32), steps_per_epoch=150, epochs=1, verbose=0)
     path = str(tmp_path / "pretrained_notop.h5")
     model.backbone_of(source).save_weights(path)
 
-    few_x, few_y = _task(4, 4, seed=3, offset=8)
-    test_x, test_y = _task(4, 50, seed=4, offset=8)
+    few_x, few_y = shapes_task(4, 4, seed=3, offset=8)
+    test_x, test_y = shapes_task(4, 50, seed=4, offset=8)
     scores = {}
     for weights in (path, "none"):
         opts = dataclasses.replace(pretrain, weights=weights, batch_size=16)
         tf.keras.utils.set_random_seed(0)
         classifier = model.build_model(4, opts)
-        classifier.fit(_batches(few_x, few_y, 16), steps_per_epoch=60, epochs=1, verbose=0)
+        classifier.fit(batches(few_x, few_y, 16), steps_per_epoch=60, epochs=1, verbose=0)
         _, scores[weights] = classifier.evaluate(test_x.astype("float32"), test_y, verbose=0)
     print(f"\nfew-shot accuracy: pretrained {scores[path]:.3f}, random {scores['none']:.3f}")
     assert scores[path] > scores["none"] + 0.2

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from imgtfx.trainer import model
 from imgtfx.trainer.options import TrainerOptions
-from tests.trainer.test_backbones import _batches, _task
+from tests.helpers.models import batches, reference, shapes_task
 
 keras = model.keras
 COSINE = TrainerOptions(image_size=32, batch_size=16, filters=(8, 16), head="cosine")
@@ -56,15 +56,14 @@ def test_the_margin_loss_stays_finite_where_a_probability_underflows():
 
 
 def test_the_cosine_head_learns_and_serves_the_keras_model_probabilities(tmp_path):
-    from tests.conftest import encode
-    from tests.trainer.test_serving import reference
+    from tests.helpers.images import encode
 
     tf.keras.utils.set_random_seed(0)
     classifier = model.build_model(4, COSINE)
-    images, labels = _task(4, 30, seed=5)
-    test_x, test_y = _task(4, 20, seed=6)
+    images, labels = shapes_task(4, 30, seed=5)
+    test_x, test_y = shapes_task(4, 20, seed=6)
     before = classifier.evaluate(test_x.astype("float32"), test_y, verbose=0)[1]
-    classifier.fit(_batches(images, labels, 16), steps_per_epoch=80, epochs=1, verbose=0)
+    classifier.fit(batches(images, labels, 16), steps_per_epoch=80, epochs=1, verbose=0)
     _, accuracy = classifier.evaluate(test_x.astype("float32"), test_y, verbose=0)
     print(f"\ncosine head: accuracy {before:.3f} -> {accuracy:.3f}")
     assert accuracy >= 0.8 and accuracy > before + 0.3

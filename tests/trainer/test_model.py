@@ -9,8 +9,8 @@ import tensorflow as tf
 from imgtfx.components.examples import layout
 from imgtfx.trainer import data, model, training
 from imgtfx.trainer.options import TrainerOptions
-from tests.components.image_example_gen.conversions import run_do
-from tests.conftest import encode, make_tree, write
+from tests.helpers.conversions import run_do
+from tests.helpers.images import encode, make_tree, write
 
 SMALL = TrainerOptions(image_size=16, batch_size=4, filters=(4, 8))
 
@@ -99,7 +99,7 @@ def test_raw_phone_photos_are_served_upright(tmp_path):
     import io
 
     from imgtfx import predict
-    from tests.conftest import photo, with_orientation
+    from tests.helpers.images import photo, with_orientation
 
     picture = photo(size=(64, 40), seed=5)
 

@@ -18,7 +18,8 @@ from imgtfx.components.examples import decode
 from imgtfx.components.examples.reasons import MAX_PIXELS
 from imgtfx.trainer import model
 from imgtfx.trainer.options import TrainerOptions
-from tests.conftest import encode, photo, write
+from tests.helpers.images import encode, photo, write
+from tests.helpers.models import reference
 
 SIZE = 32
 VOCABULARY = ["a", "b", "c"]
@@ -78,13 +79,6 @@ def exported(tmp_path_factory):
 def loaded(exported):
     """Both SavedModels loaded once (a load takes seconds): (default, limited)."""
     return tf.saved_model.load(exported[0]), tf.saved_model.load(exported[2])
-
-
-def reference(keras_model, encoded: list[bytes]) -> np.ndarray:
-    """Probabilities of the Keras model on the training decoder's pixels, one image at a time."""
-    return np.concatenate(
-        [keras_model(decode.decode_image(tf.constant(b), SIZE)[None]).numpy() for b in encoded]
-    )
 
 
 def as_text(values) -> list[str]:

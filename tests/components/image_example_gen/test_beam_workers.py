@@ -17,8 +17,8 @@ from tfx.components.statistics_gen import executor as statistics_executor
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts, standard_component_specs
 
-from tests.components.image_example_gen.conversions import run_do
-from tests.conftest import encode, make_tree, write
+from tests.helpers.conversions import run_do
+from tests.helpers.images import encode, make_tree, write
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from tfx.proto import example_gen_pb2
 from imgtfx.components.image_example_gen import ImageExampleGen
 from imgtfx.components.image_example_gen.driver import tree_fingerprint
 from imgtfx.components.image_example_gen.options import ImageOptions
-from tests.conftest import encode, make_tree, write
+from tests.helpers.images import encode, make_tree, write
 
 
 def test_constructor_checks_arguments():

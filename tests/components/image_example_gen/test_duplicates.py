@@ -18,9 +18,9 @@ import pytest
 from bench.copies_data import measure, write_planted_tree, write_tinted_tree
 from imgtfx.components.examples import layout, reasons, report_warnings
 from imgtfx.components.examples.conversion_report import read_report
-from imgtfx.components.image_example_gen import bands, duplicate_lines, duplicates
+from imgtfx.components.image_example_gen import bands, duplicates, duplicates_jsonl
 from imgtfx.components.image_example_gen.options import ImageOptions, split_folders_config
-from tests.components.image_example_gen.conversions import rejects_of, run_do
+from tests.helpers.conversions import rejects_of, run_do
 
 SIZE = (320, 180)
 
@@ -60,7 +60,7 @@ def test_every_group_under_two_labels_and_across_split_folders_is_reported(plant
     lines = _lines(out)
     report = read_report(out)
     cross = [line for line in lines if len(set(line["labels"])) > 1]
-    straddling = [line for line in lines if duplicate_lines.is_straddling(line)]
+    straddling = [line for line in lines if duplicates_jsonl.is_straddling(line)]
     assert report.duplicate_groups == len(lines) > 0
     assert report.duplicate_images == sum(len(line["paths"]) for line in lines)
     assert report.cross_label_groups == len(cross) > 0
@@ -70,7 +70,7 @@ def test_every_group_under_two_labels_and_across_split_folders_is_reported(plant
         if plant["copy"] in group_of and plant["place"] == "other_class":
             assert len(set(lines[group_of[plant["copy"]]]["labels"])) > 1, plant
         if plant["copy"] in group_of and plant["place"] == "other_split":
-            assert duplicate_lines.is_straddling(lines[group_of[plant["copy"]]]), plant
+            assert duplicates_jsonl.is_straddling(lines[group_of[plant["copy"]]]), plant
     said = report_warnings.copy_warnings(report)
     assert said[0].startswith(f"copies: {len(lines):,} groups")
     assert any("under two or more labels" in line for line in said)
@@ -268,7 +268,7 @@ def test_a_tree_of_tinted_crops_still_trains_and_evaluates_every_class(tmp_path)
     assert report.classes_without_examples == {"train": [], "eval": []}
     assert report.cross_label_groups > 0  # the case this tree makes
     assert all(max(line["distances"]) <= duplicates.THRESHOLD for line in lines)
-    assert report.straddling_groups == sum(map(duplicate_lines.is_straddling, lines))
+    assert report.straddling_groups == sum(map(duplicates_jsonl.is_straddling, lines))
     assert os.path.getsize(out / layout.REPORT_FILE) < 100_000  # capped examples only
 
 
@@ -306,6 +306,39 @@ def test_adding_images_moves_only_their_copies_and_what_coverage_moves(tmp_path)
 
 
 def _splits(out) -> dict[str, str]:
-    from tests.components.image_example_gen.conversions import ids_by_split
+    from tests.helpers.conversions import ids_by_split
 
     return {path: split for split, paths in ids_by_split(out).items() for path in paths}
+
+
+def test_a_group_line_lists_its_first_image_first_and_why_a_copy_was_kept_out():
+    """The line of one group, from plan records as the plan holds them: a kept-out copy's
+    split says why (kept_out), and it does not make the group straddle."""
+    from imgtfx.components.image_example_gen.records import LabeledImage
+    from imgtfx.components.image_example_gen.tree import FoundFile
+
+    def record(path, split, distance, exact, kept_out=""):
+        found = FoundFile("", path, f"/data/{path}")
+        return LabeledImage(found, path, "tower", split, group="b.jpg", distance=distance,
+                            exact=exact, kept_out=kept_out)  # fmt: skip
+
+    records = [
+        record("c.jpg", "train", 0, True, kept_out="skipped: duplicate_image"),
+        record("b.jpg", "train", 0, True),
+        record("a.jpg", "eval", 3, False),
+    ]
+    group, _ = duplicates_jsonl.member(records[0])
+    line = duplicates_jsonl.group_line((group, [duplicates_jsonl.member(r)[1] for r in records]))
+    assert line == {
+        "kind": "near",
+        "paths": ["b.jpg", "a.jpg", "c.jpg"],
+        "labels": ["tower"] * 3,
+        "splits": ["train", "eval", "skipped: duplicate_image"],
+        "distances": [0, 3, 0],
+        "max_distance": 3,
+    }
+    assert duplicates_jsonl.is_straddling(line)
+    line["splits"][1] = "rejected: conflicting_labels_duplicate"
+    assert not duplicates_jsonl.is_straddling(line)
+    line["splits"][1] = "test"  # a split the user named, ':' free or not, is a split
+    assert duplicates_jsonl.is_straddling(line)

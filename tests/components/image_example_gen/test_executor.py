@@ -18,12 +18,12 @@ from imgtfx.components.examples.vocabulary import read_vocabulary
 from imgtfx.components.image_example_gen import checking, driver, plan, report_checks, tree
 from imgtfx.components.image_example_gen.component import default_output_config
 from imgtfx.components.image_example_gen.options import ImageOptions
-from tests.components.image_example_gen.conversions import (
+from tests.helpers.conversions import (
     examples_of,
     ids_by_split,
     run_do,
 )
-from tests.conftest import encode, make_tree, write
+from tests.helpers.images import encode, make_tree, write
 
 
 def test_the_plan_labels_and_splits_paths_inside_a_pipeline(tree, tmp_path):
@@ -182,7 +182,7 @@ def test_rotated_phone_photos_are_written_upright(tmp_path):
     import numpy as np
     from PIL import Image, ImageOps
 
-    from tests.conftest import photo, with_orientation
+    from tests.helpers.images import photo, with_orientation
 
     root = tmp_path / "images"
     upright = {}

@@ -1,7 +1,7 @@
 """`imgtfx convert` and `imgtfx run` with the tree, its labels CSV and the output or the run's
 root in a GCS bucket (slow).
 
-The bucket is tests/gcs_server.py's emulator, reached by TensorFlow's own gs:// file system
+The bucket is tests/helpers/gcs_server.py's emulator, reached by TensorFlow's own gs:// file system
 and by Beam's GCS IO as they reach Google's servers; the command runs as a user runs it, in a
 new process. What a real bucket adds and this does not: latency, quotas, eventual IAM changes.
 """
@@ -25,8 +25,8 @@ from imgtfx.components.image_example_gen.convert import convert
 from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.pipeline.run_summary import RunSummary
 from imgtfx.sample_data import write_digits_tree
-from tests.conftest import encode, write
-from tests.gcs_server import BUCKET, GcsServer, kind, object_name
+from tests.helpers.gcs_server import BUCKET, GcsServer, kind, object_name
+from tests.helpers.images import encode, write
 
 pytestmark = pytest.mark.slow
 

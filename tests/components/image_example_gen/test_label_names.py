@@ -13,37 +13,14 @@ from imgtfx.components.examples import layout, reasons
 from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.examples.vocabulary import read_label_names, read_vocabulary
 from imgtfx.components.image_example_gen.options import ImageOptions
-from tests.components.image_example_gen.conversions import run_do
-from tests.conftest import encode, make_tree, write
+from tests.helpers.conversions import run_do
+from tests.helpers.images import CONTEST_TREE, contest_tree, make_tree
 
 ONE_SPLIT = example_gen_pb2.Output(
     split_config=example_gen_pb2.SplitConfig(
         splits=[example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1)]
     )
 )
-
-# train/<city>/<landmark folder>/<id>.jpg and its landmark id, as the contest lays them out.
-CONTEST_TREE = {
-    "서울/경복궁/a1": "902",
-    "서울/경복궁/a2": "902",
-    "서울/남산타워/b1": "15",
-    "서울/남산타워/b2": "15",
-    "부산/해운대/c1": "3",  # one id over two folders: no folder names it
-    "부산/광안리/c2": "3",
-    "부산/시장/d1": "20",  # one folder name for two ids: it names neither
-    "대구/시장/e1": "21",
-}
-
-
-def contest_tree(tmp_path):
-    """(image root, labels CSV) of CONTEST_TREE; the CSV lies outside the tree."""
-    root = tmp_path / "images"
-    for seed, rel in enumerate(CONTEST_TREE):
-        write(root / "train" / f"{rel}.jpg", encode(size=(8, 8), seed=seed))
-    csv = tmp_path / "train.csv"
-    rows = "".join(f"{rel.rsplit('/', 1)[1]},{label}\n" for rel, label in CONTEST_TREE.items())
-    csv.write_text("id,landmark_id\n" + rows, encoding="utf-8")
-    return root, csv
 
 
 def names_json(out) -> list:

@@ -16,12 +16,12 @@ from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.examples.vocabulary import read_vocabulary
 from imgtfx.components.image_example_gen.options import ImageOptions
-from tests.components.image_example_gen.conversions import (
+from tests.helpers.conversions import (
     examples_of,
     rejects_of,
     run_do,
 )
-from tests.conftest import encode, make_tree, write
+from tests.helpers.images import encode, make_tree, write
 
 
 def test_labels_csv_join_reports_each_mismatch(tmp_path):
@@ -158,18 +158,3 @@ def test_blank_and_multiline_labels_are_rejects_and_labels_txt_round_trips(tmp_p
     }
     for row in examples_of(out, "train"):  # every index names the example's own label
         assert vocabulary[row["label"]] == row["label_name"].decode()
-
-
-def test_label_folders_with_line_breaks_or_blank_names_are_rejects(tmp_path):
-    root = tmp_path / "images"
-    make_tree(root, per_class=3)
-    write(root / "train" / "two\nlines" / "a.jpg", encode(seed=1))
-    write(root / "train" / " " / "b.jpg", encode(seed=2))
-    out = tmp_path / "out"
-    run_do(root, out, ImageOptions(max_reject_fraction=0.9))
-    assert read_vocabulary(str(out)) == ["cat", "dog"]
-    rejects = rejects_of(out)
-    assert rejects == {
-        "train/two\nlines/a.jpg": reasons.UNPRINTABLE_LABEL,
-        "train/ /b.jpg": reasons.BLANK_LABEL,
-    }

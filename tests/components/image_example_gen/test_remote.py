@@ -4,7 +4,7 @@ TensorFlow's ram:// file system stands in for a bucket here: it is reached only 
 tf.io.gfile, like gs:// and s3://, and raises TensorFlow's errors (NotFoundError,
 PermissionDeniedError: not OSErrors) where a local read raises OSError; it runs in-process in
 a second. test_gcs.py runs `imgtfx convert` against a GCS emulator that TensorFlow's own gs://
-client and Beam's reach (tests/gcs_server.py): listing pages, HTTP errors, credentials.
+client and Beam's reach (tests/helpers/gcs_server.py): listing pages, HTTP errors, credentials.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from imgtfx.components.examples.conversion_report import ConversionReport, read_
 from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.image_example_gen import tree
 from imgtfx.components.image_example_gen.options import ImageOptions
-from tests.components.image_example_gen.conversions import run_do
-from tests.conftest import encode
+from tests.helpers.conversions import run_do
+from tests.helpers.images import encode
 
 FILES = {
     "train/경복궁/a1.jpg": encode(seed=1),

@@ -10,7 +10,7 @@ from imgtfx.components.image_example_gen import example_bytes
 from imgtfx.components.image_example_gen.records import LabeledImage
 from imgtfx.components.image_example_gen.tree import FoundFile
 from imgtfx.components.image_files import ImageInfo
-from tests.conftest import encode
+from tests.helpers.images import encode
 
 
 def _protobuf_bytes(record, info, label, features) -> bytes:

@@ -11,13 +11,13 @@ from tfx.proto import example_gen_pb2
 from imgtfx.components.examples.conversion_report import read_report
 from imgtfx.components.examples.vocabulary import read_vocabulary
 from imgtfx.components.image_example_gen.options import ImageOptions, split_folders_config
-from tests.components.image_example_gen.conversions import (
+from tests.helpers.conversions import (
     examples_of,
     ids_by_split,
     run_do,
     splits_by_class,
 )
-from tests.conftest import make_tree
+from tests.helpers.images import make_tree
 
 
 def test_two_runs_write_identical_files_and_adding_images_moves_none(tmp_path):

@@ -9,7 +9,7 @@ from imgtfx.components.examples import reasons
 from imgtfx.components.examples.reasons import Outcome
 from imgtfx.components.image_example_gen import labels_csv, tree
 from imgtfx.components.image_example_gen.tree import FoundFile
-from tests.conftest import encode, write
+from tests.helpers.images import encode, write
 
 
 def test_ids_labels_and_unicode_names():

@@ -30,7 +30,7 @@ Two launchers, chosen by the package:
 
 What is emulated rather than read from the spec: the driver and launcher themselves, Kubernetes
 (DNS, service links, secrets, ConfigMaps, the pod's filesystem and user) and the metadata
-service's transport. The object store is not emulated: it is SeaweedFS (tests/seaweedfs.py),
+service's transport. The object store is not emulated: it is SeaweedFS (tests/helpers/seaweedfs.py),
 whose answers and refusals are its own. Emulated behaviour is only as faithful as its citation:
 tests/kubeflow shows TFX's bare entrypoint, and a package with the root a profile may not
 write, failing under it as they fail on a cluster.

@@ -1,8 +1,8 @@
 """A KFP install as a run meets it: the release, its object store behind the Kubernetes services
 its manifests define, its namespaces (the kubeflow namespace of a standalone install, or the
 profiles of a multi-user one) with their secrets and `kfp-launcher` ConfigMaps, and the pod
-security its compiler applies. The store is a real S3 server (tests/seaweedfs.py) that enforces
-each key's policy; what the launcher and the pods reach of it is what this module says they
+security its compiler applies. The store is a real S3 server (tests/helpers/seaweedfs.py) that
+enforces each key's policy; what the launcher and the pods reach of it is what this module says they
 reach, each rule cited at the tag it was read at (kubeflow/pipelines).
 
 Services, per release (the namespace `kubeflow`), each with the ports its manifest gives it:
@@ -23,7 +23,7 @@ Namespaces:
 - standalone: `kubeflow`, holding `mlpipeline-minio-artifact` with the admin key; no
   kfp-launcher ConfigMap (pipeline-install-config's defaultPipelineRoot is unset by default).
 - multi-user: each profile (add_profile) as the profile controller makes it: from 2.15 a key of
-  its own with sync.py's policy (tests/seaweedfs.py profile_key) and the ConfigMap
+  its own with sync.py's policy (tests/helpers/seaweedfs.py profile_key) and the ConfigMap
   `kfp-launcher` with defaultPipelineRoot minio://mlpipeline/private-artifacts/<ns>/v2/artifacts
   (pipelines-profile-controller/sync.py@2.15.0:181, @2.17.0:285); before 2.15 a copy of the
   admin secret and no ConfigMap (sync.py@2.5.0:116-125 writes one only when
@@ -37,10 +37,10 @@ import re
 import uuid
 from collections.abc import Mapping
 
+from tests.helpers.seaweedfs import ADMIN_KEYS, S3_PORT, SeaweedFS
 from tests.kubeflow.kfp_emulator.services import Service
 from tests.kubeflow.kfp_emulator.spec import TaskFailed
 from tests.kubeflow.kfp_emulator.store import Bucket, providers, s3_client, s3_provider_session
-from tests.seaweedfs import ADMIN_KEYS, S3_PORT, SeaweedFS
 
 KUBEFLOW = "kubeflow"
 OBJECT_STORE_SECRET = "mlpipeline-minio-artifact"  # config/env.go minioArtifactSecretName
@@ -203,7 +203,7 @@ class Cluster:
         namespace = self.namespace(name)
         if self.kfp >= (2, 15, 0):
             # sync.py@2.15.0: a SeaweedFS key of the profile's own; the bucket ListBucket policy
-            # from @2.17.0 (see tests/seaweedfs.py bucket_list_policy for 2.15's and 2.16's).
+            # from @2.17.0 (tests/helpers/seaweedfs.py bucket_list_policy: 2.15's and 2.16's).
             access, secret = self.store.profile_key(name, delete=self.kfp >= (2, 17, 0))
             namespace.configmaps[LAUNCHER_CONFIG] = {
                 "defaultPipelineRoot": f"minio://mlpipeline/private-artifacts/{name}/v2/artifacts"

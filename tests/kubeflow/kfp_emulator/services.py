@@ -10,7 +10,7 @@ import socket
 import socketserver
 import threading
 
-from tests.seaweedfs import loopback_address
+from tests.helpers.seaweedfs import loopback_address
 
 
 class Service:
