@@ -1,7 +1,7 @@
 """Benchmarks, measured side by side in one run on the same trees (2 cores here).
 
-  python bench/bench.py [--sizes 2000,8000] [--input-pipeline] [--out bench/results]
-  python bench/bench.py --scale [--scale-sizes 22000,88000] [--classes-sweep 1049,10000,40000]
+  python bench/bench.py [--sizes 2000,8000] [--photo-size 960x540] [--input-pipeline]
+  python bench/bench.py --scale [--scale-sizes 22026,88102] [--classes-sweep 1049,10000,40000]
       the whole pipeline on contest-shaped trees, step by step: see bench/scale.py
 
 1. Conversion, marginal images/s between the two tree sizes (so start-up cancels out):
@@ -183,6 +183,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2000,8000", help="the two tree sizes")
     parser.add_argument("--input-pipeline", action="store_true", help="also section 4")
+    parser.add_argument(
+        "--photo-size", default="960x540", help="the photos' size, WIDTHxHEIGHT (the contest's)"
+    )
     parser.add_argument("--work", default=os.path.join(REPO, "bench", "work"))
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
     parser.add_argument("--measure", help=argparse.SUPPRESS)
@@ -212,10 +215,15 @@ def main() -> int:
     import shutil
 
     small, large = sorted(int(n) for n in args.sizes.split(","))
-    trees = {n: make_tree(os.path.join(args.work, f"contest-{n}"), n) for n in (small, large)}
+    photo = tuple(int(side) for side in args.photo_size.lower().split("x"))
+    trees = {
+        n: make_tree(os.path.join(args.work, f"contest-{n}-{args.photo_size}"), n, photo)
+        for n in (small, large)
+    }
     results: dict = {
         **provenance(),
         "sizes": [small, large],
+        "photo_size": args.photo_size,
     }
     sizes = [os.path.getsize(p) for p in list_images(trees[small]["images"])[:500]]
     results["mean_jpeg_kib"] = round(sum(sizes) / len(sizes) / 1024, 1)
@@ -346,7 +354,8 @@ def main() -> int:
         ratios=ratios,
         targets=targets,
     )
-    write_results(results, args.out, f"{datetime.date.today().isoformat()}.json")
+    suffix = "" if args.photo_size == "960x540" else f"-{args.photo_size}"
+    write_results(results, args.out, f"{datetime.date.today().isoformat()}{suffix}.json")
     return 0
 
 

@@ -1,17 +1,24 @@
 """A generated tree shaped like the Dacon landmark contest: the seed's own dataset, at any size.
 
-The contest's training set is about 88,000 phone photos (960x540 JPEGs, ~100 KB each) of 1,049
-landmarks under `train/<city>/<landmark>/<id>.jpg`, with `train.csv` (`id,landmark_id`, int ids)
-and very uneven class sizes. Nothing may be downloaded here, so this writes a tree of that shape:
+The contest's public `train.csv` holds 88,102 phone photos (960x540 JPEGs, ~100 KB each) of
+1,049 landmarks, 66 to 101 photos each (median 84, no long tail), under
+`train/<city>/<landmark>/<id>.jpg`, ids `<landmark name>_<NNN>` mapped to int landmark ids
+(`id,landmark_id`); about 30% of each landmark's shoot was held out as the test, so a
+landmark's numbers have gaps (../shared/reviews/landmark-recognition-anchors.md, section 1).
+Nothing may be downloaded here, so this writes a tree of that shape:
 
-- the same layout, Korean city and landmark folder names, random 10-character ids, int
-  landmark ids in the CSV;
-- class sizes from a long tail (a few landmarks with one to three photos, most with dozens, a
-  few with hundreds), scaled to the requested total;
+- the same layout and ids, Korean city and landmark folder names, int landmark ids in the CSV;
+- `shape="contest"`: class sizes of 66-101 (median 84) at 84 photos a class, scaled with the
+  photos a class asked for; `shape="long-tail"` (a stress option): a few landmarks of one to
+  three photos, most of dozens, a few of hundreds, and random 10-character ids;
 - photo-like pictures (smooth colour layout, shapes, sensor grain) of the requested size that
   compress like photos (~100 KB at 960x540, JPEG quality 85); each landmark has its own colour
   layout, each photo its own framing, light and grain, so a model can learn the classes;
-- one photo in a hundred stored sideways with an EXIF orientation tag, as phones write them.
+- one photo in a hundred stored sideways with an EXIF orientation tag, as phones write them;
+- `copies`, the copy density: "none"; "bursts" (a phone's burst: about one shot in three is
+  followed by one to three near shots of it, a pixel of shake, other grain); "repeats" (every
+  photo the same bytes as one of its landmark's REPEATED_SHOTS shots, as a merged double export
+  of one folder leaves it).
 
 Writing is spread over processes and resumable: a tree that is complete is reused as it is.
 """
@@ -54,7 +61,7 @@ JPEG_QUALITY = 85
 
 
 def class_sizes(num_images: int, num_classes: int, seed: int = 0) -> list[int]:
-    """Images per class: a long tail that sums to `num_images`.
+    """Images per class for shape="long-tail": a long tail that sums to `num_images`.
 
     The smallest classes keep one, two and three images (what a stratified split must handle);
     the rest follow a Zipf-like curve (exponent 0.5): at 88,000 images the largest class holds
@@ -86,6 +93,38 @@ def class_sizes(num_images: int, num_classes: int, seed: int = 0) -> list[int]:
     return [int(s) for s in all_sizes]
 
 
+CONTEST_PHOTOS = 88_102
+CONTEST_CLASSES = 1_049
+CONTEST_SIZES = (66, 84, 101)  # smallest, median, largest photos a landmark
+HELD_OUT = 0.3  # the share of each landmark's shoot the contest kept for its test
+SHAPES = ("contest", "long-tail")
+COPIES = ("none", "bursts", "repeats")
+REPEATED_SHOTS = 2  # copies="repeats": the shots each landmark's photos repeat
+
+
+def contest_sizes(num_images: int, num_classes: int, seed: int = 0) -> list[int]:
+    """Images per class as the contest has them: from 66 to 101 (median 84) when the tree holds
+    84 photos a class, the bounds scaled with the photos a class asked for; summing exactly
+    to `num_images`. Drawn uniformly between the bounds, then evened out within them."""
+    if num_classes < 1 or num_images < num_classes:
+        raise ValueError(f"need at least one image per class: {num_images} for {num_classes}.")
+    scale = num_images / num_classes / CONTEST_SIZES[1]
+    low = max(1, round(CONTEST_SIZES[0] * scale))
+    high = max(low, round(CONTEST_SIZES[2] * scale))
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(low, high + 1, num_classes)
+    delta = num_images - int(sizes.sum())
+    step = 1 if delta > 0 else -1
+    while delta:  # move the total within the bounds, else past them evenly
+        room = sizes < high if step > 0 else sizes > low
+        if not room.any():
+            room[:] = sizes > 1 if step < 0 else True
+        picked = rng.permutation(np.flatnonzero(room))[: abs(delta)]
+        sizes[picked] += step
+        delta -= step * len(picked)
+    return [int(size) for size in sizes]
+
+
 def _landmark_name(rng: np.random.Generator) -> str:
     syllables = "".join(rng.choice(list(_SYLLABLES), size=int(rng.integers(2, 4))))
     return syllables + str(rng.choice(_KINDS))
@@ -95,22 +134,34 @@ def _image_id(rng: np.random.Generator) -> str:
     return "".join(rng.choice(list(_ID_CHARS), size=10))
 
 
-def plan_tree(num_images: int, num_classes: int, seed: int = 0) -> list[dict]:
+def plan_tree(
+    num_images: int, num_classes: int, seed: int = 0, shape: str = "contest"
+) -> list[dict]:
     """Every class: its landmark id, city, folder name and image ids (deterministic)."""
+    if shape not in SHAPES:
+        raise ValueError(f"shape {shape!r}: one of {', '.join(SHAPES)}.")
     rng = np.random.default_rng(seed)
-    sizes = class_sizes(num_images, num_classes, seed)
+    if shape == "contest":
+        sizes = contest_sizes(num_images, num_classes, seed)
+    else:
+        sizes = class_sizes(num_images, num_classes, seed)
     classes, names, ids = [], set(), set()
     for landmark_id, size in enumerate(sizes):
         name = _landmark_name(rng)
         while name in names:
             name = _landmark_name(rng)
         names.add(name)
-        image_ids = []
-        while len(image_ids) < size:
-            image_id = _image_id(rng)
-            if image_id not in ids:
-                ids.add(image_id)
-                image_ids.append(image_id)
+        if shape == "contest":  # <name>_<NNN>, the held-out test's numbers left out
+            shoot = max(size, math.ceil(size / (1 - HELD_OUT)))
+            numbers = np.sort(rng.choice(np.arange(1, shoot + 1), size, replace=False))
+            image_ids = [f"{name}_{number:03d}" for number in numbers]
+        else:
+            image_ids = []
+            while len(image_ids) < size:
+                image_id = _image_id(rng)
+                if image_id not in ids:
+                    ids.add(image_id)
+                    image_ids.append(image_id)
         classes.append(
             {
                 "landmark_id": landmark_id,
@@ -120,6 +171,25 @@ def plan_tree(num_images: int, num_classes: int, seed: int = 0) -> list[dict]:
             }
         )
     return classes
+
+
+def shots(count: int, landmark_id: int, copies: str) -> list[tuple[int, int]]:
+    """(shot, variant) of each of a landmark's `count` photos: variant 0 is a shot as taken,
+    a higher variant a near shot of it (a burst); under copies="repeats" the same (shot, 0)
+    stands for the same bytes."""
+    if copies not in COPIES:
+        raise ValueError(f"copies {copies!r}: one of {', '.join(COPIES)}.")
+    if copies == "none":
+        return [(index, 0) for index in range(count)]
+    if copies == "repeats":
+        return [(index % REPEATED_SHOTS, 0) for index in range(count)]
+    rng = np.random.default_rng((landmark_id, 7))
+    taken, shot = [], 0
+    while len(taken) < count:
+        burst = 1 + int(rng.integers(1, 4)) if rng.random() < 1 / 3 else 1
+        taken.extend((shot, variant) for variant in range(burst))
+        shot += 1
+    return taken[:count]
 
 
 def _grain(size: tuple[int, int], strength: float, seed: int) -> list[Image.Image]:
@@ -139,9 +209,11 @@ def render_photo(
     size: tuple[int, int],
     grain: list[Image.Image],
     quality: int = JPEG_QUALITY,
+    variant: int = 0,
 ) -> bytes:
     """One photo of a landmark as JPEG bytes: the landmark's colour layout seen with this
-    photo's framing (crop and zoom), light and shapes, plus grain."""
+    photo's framing (crop and zoom), light and shapes, plus grain. A `variant` above 0 is a
+    near shot of the same photo: its framing shaken by a pixel or two, other grain."""
     width, height = size
     layout_rng = np.random.default_rng(landmark_id)
     layout = Image.fromarray((layout_rng.random((4, 7, 3)) * 255).astype(np.uint8))
@@ -165,6 +237,13 @@ def render_photo(
     light = int(rng.integers(-25, 26))
     field = grain[int(rng.integers(len(grain)))]
     dx, dy = int(rng.integers(0, 64)), int(rng.integers(0, 64))
+    if variant:  # shake and other grain: the same scene a moment later
+        shake = np.random.default_rng((landmark_id, index, variant))
+        image = image.transform(
+            size, Image.AFFINE, (1, 0, int(shake.integers(-2, 3)), 0, 1, int(shake.integers(-2, 3)))
+        )
+        field = grain[(grain.index(field) + variant) % len(grain)]
+        light += int(shake.integers(-3, 4))
     noise = field.crop((dx, dy, dx + width, dy + height))
     image = ImageChops.add(image, noise, scale=1.0, offset=light - 128)
     buffer = io.BytesIO()
@@ -191,20 +270,24 @@ def sideways(jpeg: bytes, orientation: int) -> bytes:
 
 
 def _write_class(job) -> int:
-    images_root, cls, size, grain_strength, worker = job
+    images_root, cls, size, grain_strength, worker, copies = job
     grain = _grain_cache(size, grain_strength, worker)
     folder = os.path.join(images_root, "train", cls["city"], cls["folder"])
     os.makedirs(folder, exist_ok=True)
-    written = 0
-    for index, image_id in enumerate(cls["ids"]):
+    written, rendered = 0, {}
+    taken = shots(len(cls["ids"]), cls["landmark_id"], copies)
+    for index, (image_id, shot) in enumerate(zip(cls["ids"], taken, strict=True)):
         path = os.path.join(folder, f"{image_id}.jpg")
         if os.path.exists(path):
             continue
-        data = render_photo(cls["landmark_id"], index, size, grain)
-        if (cls["landmark_id"] * 7 + index) % SIDEWAYS_EVERY == 0:
-            data = sideways(data, 6 if index % 2 else 8)
+        if shot not in rendered:
+            data = render_photo(cls["landmark_id"], shot[0], size, grain, variant=shot[1])
+            photo = index if copies == "none" else shot[0]
+            if (cls["landmark_id"] * 7 + photo) % SIDEWAYS_EVERY == 0:
+                data = sideways(data, 6 if photo % 2 else 8)
+            rendered = {shot: data} if copies != "repeats" else {**rendered, shot: data}
         with open(path + ".part", "wb") as f:
-            f.write(data)
+            f.write(rendered[shot])
         os.replace(path + ".part", path)
         written += 1
     return written
@@ -222,12 +305,14 @@ def _grain_cache(size, strength, worker):
 
 def write_contest_tree(
     root: str,
-    num_images: int = 88_000,
-    num_classes: int = 1_049,
+    num_images: int = CONTEST_PHOTOS,
+    num_classes: int = CONTEST_CLASSES,
     size: tuple[int, int] = (960, 540),
     grain: float = 9.0,
     workers: int | None = None,
     seed: int = 0,
+    shape: str = "contest",
+    copies: str = "none",
 ) -> dict[str, str]:
     """Writes (or completes) a contest-shaped tree under `root`; returns its paths.
 
@@ -237,12 +322,15 @@ def write_contest_tree(
     """
     images_root = os.path.join(root, "images")
     labels_csv = os.path.join(root, "train.csv")
-    done = os.path.join(root, f".complete-{num_images}-{num_classes}-{size[0]}x{size[1]}")
+    done = os.path.join(
+        root, f".complete-{num_images}-{num_classes}-{size[0]}x{size[1]}-{shape}-{copies}"
+    )
     paths = {"images": images_root, "labels_csv": labels_csv}
     if os.path.exists(done):
         return paths
-    classes = plan_tree(num_images, num_classes, seed)
-    jobs = [(images_root, cls, tuple(size), grain, i) for i, cls in enumerate(classes)]
+    classes = plan_tree(num_images, num_classes, seed, shape)
+    shots(1, 0, copies)  # a wrong density fails here, not in the workers
+    jobs = [(images_root, cls, tuple(size), grain, i, copies) for i, cls in enumerate(classes)]
     jobs.sort(key=lambda job: -len(job[1]["ids"]))  # big classes first: even load at the end
     workers = workers or os.cpu_count() or 1
     if workers == 1:
@@ -262,9 +350,12 @@ def write_contest_tree(
     return paths
 
 
-def expected_counts(num_images: int, num_classes: int, seed: int = 0) -> dict[int, int]:
+def expected_counts(
+    num_images: int, num_classes: int, seed: int = 0, shape: str = "contest"
+) -> dict[int, int]:
     """{landmark_id: images} of the tree write_contest_tree writes with these arguments."""
-    return {c["landmark_id"]: len(c["ids"]) for c in plan_tree(num_images, num_classes, seed)}
+    classes = plan_tree(num_images, num_classes, seed, shape)
+    return {c["landmark_id"]: len(c["ids"]) for c in classes}
 
 
 def median(values: list[int]) -> float:
@@ -274,5 +365,5 @@ def median(values: list[int]) -> float:
 
 
 if __name__ == "__main__":  # a quick look: sizes of the default contest shape
-    sizes = class_sizes(88_000, 1_049)
+    sizes = contest_sizes(CONTEST_PHOTOS, CONTEST_CLASSES)
     print(min(sizes), median(sizes), max(sizes), sum(sizes), math.fsum(sizes) / len(sizes))

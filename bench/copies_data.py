@@ -4,7 +4,7 @@ copies (recall) and groups what is not a copy (false groups), and to stress its 
 `write_planted_tree`: contest-shaped photos (bench/contest_data.py: each landmark its colour
 layout, each photo its own framing, light and passers-by) with copies of some of them planted
 as users' trees hold them: the same file under another name or with other metadata (exact),
-and re-encoded, resized, a few percent cropped, brightness or contrast nudged, or the upright
+and re-encoded, resized, cropped up to 5% a side, brightness or contrast nudged, or the upright
 twin of a sideways photo (near); in the same landmark's folder, under another landmark, or in
 the other split folder. The manifest says which file is a copy of which.
 
@@ -51,8 +51,8 @@ def near_copy(jpeg: bytes, kind: str, rng: np.random.Generator) -> bytes:
     if kind == "resize":
         scale = rng.uniform(0.5, 0.8)
         return _jpeg(image.resize((int(width * scale), int(height * scale)), Image.BILINEAR))
-    if kind == "crop":  # a few percent: 1 to 3% off each side
-        left, top, right, bottom = rng.uniform(0.01, 0.03, 4)
+    if kind == "crop":  # a few percent: up to 5% off each side
+        left, top, right, bottom = rng.uniform(0.0, 0.05, 4)
         box = (width * left, height * top, width * (1 - right), height * (1 - bottom))
         return _jpeg(image.crop(tuple(int(v) for v in box)))
     if kind == "brightness":

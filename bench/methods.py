@@ -17,13 +17,13 @@ BATCH = 32
 # The tree.
 
 
-def make_tree(root: str, count: int) -> dict:
+def make_tree(root: str, count: int, size: tuple[int, int] = (960, 540)) -> dict:
     """A contest-shaped tree of `count` photos (bench/contest_data.py: 960x540 JPEGs of about
-    110 KB under train/<city>/<landmark>/<id>.jpg, train.csv with int landmark ids), written
-    once and reused."""
-    from bench.contest_data import write_contest_tree
+    110 KB under train/<city>/<landmark>/<id>.jpg, 84 a landmark on average, train.csv mapping
+    `<landmark name>_<NNN>` ids to int landmark ids), written once and reused."""
+    from bench.contest_data import CONTEST_SIZES, write_contest_tree
 
-    return write_contest_tree(root, count, max(20, count // 80))
+    return write_contest_tree(root, count, max(2, round(count / CONTEST_SIZES[1])), size=size)
 
 
 def list_images(images: str) -> list[str]:

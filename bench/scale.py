@@ -1,20 +1,22 @@
 """Scale benchmark: the whole `imgtfx run` on contest-shaped trees at two sizes, step by step.
 
-  python bench/bench.py --scale [--scale-sizes 22000,88000] [--min-accuracy 0.1]
-  python bench/scale.py [same options]
+  python bench/bench.py --scale [--scale-sizes 22026,88102] [--min-accuracy 0.1]
+  python bench/scale.py [same options] [--copies none,bursts,repeats] [--shape long-tail]
   python bench/scale.py --tinted 1049   # the adversarial tree for copies (about 6 minutes)
 
 For each size it writes (once) a tree shaped like the Dacon landmark contest with its own
-generator (bench/contest_data.py: 960x540 JPEGs of ~110 KB, 1,049 landmarks, a long tail of
-class sizes, train.csv with int ids), then runs `imgtfx run` in a new process as a user would
+generator (bench/contest_data.py: 960x540 JPEGs of ~110 KB, 1,049 landmarks of 66-101 photos,
+ids `<landmark name>_<NNN>` mapped to int landmark ids by train.csv; `--shape long-tail` for
+the stress shape), then runs `imgtfx run` in a new process as a user would
 (300 steps at 64 px by default) and reads back, per step, the wall seconds and the peak RSS the
 run recorded (pipeline/steps.py resets the high-water mark at each step), plus the whole
 command's wall time, the peak RSS of its process tree and the bytes it read from disk.
 
-It prints one table (per step: both sizes and their ratio), checks the goals of the contest
-run, and writes bench/results/scale-<date>.json. Before each run the tree is read once, so the
-photos come from the page cache as in any run after the first (the disk here reads ~50 MB/s:
-9 GB of photos alone would take three minutes cold).
+It prints one table (per step: both sizes and their ratio), then, for each copy density of
+`--copies` beyond "none", the larger tree at that density beside the one without copies;
+checks the goals of the contest run, and writes bench/results/scale-<date>.json. Before each
+run the tree is read once, so the photos come from the page cache as in any run after the
+first (the disk here reads ~50 MB/s: 9 GB of photos alone would take three minutes cold).
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from bench.contest_data import COPIES, SHAPES  # noqa: E402
 from bench.provenance import provenance  # noqa: E402
 from imgtfx.pipeline.run_summary import summary_path  # noqa: E402
 
 COPY_COUNTS = ("duplicate_groups", "duplicate_images", "exact_groups", "cross_label_groups")
-GOAL_SECONDS = 600
+GOAL_SECONDS = 300
+GOAL_COPIES_RSS_RATIO = 1.5  # a density's ImageExampleGen peak over the copy-free tree's
+GOAL_COPIES_STATS_RATIO = 3.0  # ImageExampleGen's time over StatisticsGen's, at any density
 GOAL_PEAK_GIB = 3.0
 GOAL_RSS_RATIO = 1.25
 GOAL_REPORT_MB = 5.0
@@ -131,7 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     from bench.contest_data import write_contest_tree
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale-sizes", default="22000,88000", help="two tree sizes")
+    parser.add_argument("--scale-sizes", default="22026,88102", help="two tree sizes")
+    parser.add_argument("--shape", default="contest", choices=SHAPES)
+    parser.add_argument(
+        "--copies",
+        default="none",
+        help=f"copy densities to run the larger tree at, comma-separated: {', '.join(COPIES)}",
+    )
     parser.add_argument("--classes", type=int, default=1049)
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--image-size", type=int, default=64)
@@ -155,16 +166,21 @@ def main(argv: list[str] | None = None) -> int:
         "crops of the tint (bench/copies_data.py), 8 photos a class, through the whole run",
     )
     args, _ = parser.parse_known_args(argv)
-    if args.classes_sweep:
-        return class_sweep(args)
-    if args.tinted:
-        return tinted_run(args)
+    if args.classes_sweep or args.tinted:
+        from bench import stress
+
+        return stress.class_sweep(args) if args.classes_sweep else stress.tinted_run(args)
     small, large = sorted(int(n) for n in args.scale_sizes.split(","))
+    densities = [d for d in args.copies.split(",") if d != "none"]
+    if set(densities) - set(COPIES):
+        parser.error(f"--copies: each of {', '.join(COPIES)}")
 
     runs = {}
     for n in (small, large):
         started = time.monotonic()
-        tree = write_contest_tree(os.path.join(args.work, f"contest-{n}"), n, args.classes)
+        tree = write_contest_tree(
+            os.path.join(args.work, f"contest-{n}-{args.shape}"), n, args.classes, shape=args.shape
+        )
         print(f"tree of {n:,} photos ready in {time.monotonic() - started:.0f} s", flush=True)
         print(f"  read once into the page cache: {warm(tree['images']):.1f} GB", flush=True)
         runs[n] = run_pipeline(tree, os.path.join(args.work, f"run-{n}"), args)
@@ -228,11 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{big['top_k_accuracy']:.3f}; report {runs[large]['report_mb']} MB; disk read "
         f"{runs[large]['disk_read_gb']} GB"
     )
-    print("\nGoals:")
-    for key, ok in goals.items():
-        print(f"  {'met' if ok else 'NOT met':8} {key}")
     results = {
         **provenance(),
+        "shape": args.shape,
         "sizes": [small, large],
         "classes": args.classes,
         "train_steps": args.train_steps,
@@ -251,119 +265,79 @@ def main(argv: list[str] | None = None) -> int:
         },
         "goals": goals,
     }
+    if densities:
+        results["densities"] = density_runs(args, large, runs[large], densities, goals)
+    print("\nGoals:")
+    for key, ok in goals.items():
+        print(f"  {'met' if ok else 'NOT met':8} {key}")
     write_results(results, args.out, f"scale-{datetime.date.today().isoformat()}.json")
     return 0 if all(goals.values()) else 1
 
 
-def class_sweep(args) -> int:
-    """Steps against the number of classes: trees of N classes x 2 small photos, few training
-    steps, and a straight-line extrapolation of each step's seconds and peak RSS to Google
-    Landmarks v2 (203,094 classes)."""
+def density_runs(args, size: int, plain: dict, densities: list[str], goals: dict) -> dict:
+    """The tree of `size` photos at each copy density beside the copy-free run `plain`: per step
+    seconds and peak RSS, the goals of a tree full of copies added to `goals`."""
     from bench.contest_data import write_contest_tree
 
-    counts = sorted(int(n) for n in args.classes_sweep.split(","))
-    runs = {}
-    for n in counts:
+    found = {}
+    for density in densities:
         tree = write_contest_tree(
-            os.path.join(args.work, f"classes-{n}"), 2 * n, n, size=(96, 54), grain=4.0
+            os.path.join(args.work, f"contest-{size}-{args.shape}-{density}"),
+            size,
+            args.classes,
+            shape=args.shape,
+            copies=density,
         )
-        sweep_args = argparse.Namespace(
-            train_steps=args.sweep_train_steps, image_size=32, min_accuracy=0.0
+        warm(tree["images"])
+        run = run_pipeline(tree, os.path.join(args.work, f"run-{size}-{density}"), args)
+        found[density] = run
+        steps = run["summary"]["step_times"]
+        base = plain["summary"]["step_times"]
+        rows = [
+            {
+                "step": step,
+                "s none": base.get(step, {}).get("seconds", "-"),
+                f"s {density}": steps[step]["seconds"],
+                "MiB none": base.get(step, {}).get("peak_rss_mib", "-"),
+                f"MiB {density}": steps[step].get("peak_rss_mib", "-"),
+                "RSS ratio": _ratio(
+                    steps[step].get("peak_rss_mib"), base.get(step, {}).get("peak_rss_mib")
+                ),
+            }
+            for step in steps
+        ]
+        rows.append(
+            {
+                "step": "whole run",
+                "s none": plain["seconds"],
+                f"s {density}": run["seconds"],
+                "MiB none": plain["peak_rss_mib"],
+                f"MiB {density}": run["peak_rss_mib"],
+                "RSS ratio": _ratio(run["peak_rss_mib"], plain["peak_rss_mib"]),
+            }
         )
-        runs[n] = run_pipeline(tree, os.path.join(args.work, f"classes-run-{n}"), sweep_args)
-        print(f"  {n:,} classes: {runs[n]['seconds']} s, peak {runs[n]['peak_rss_mib']} MiB")
-    steps = list(runs[counts[-1]]["summary"]["step_times"])
-    target = 203_094
-    rows = []
-    for step in steps:
-        row = {"step": step}
-        for n in counts:
-            record = runs[n]["summary"]["step_times"].get(step, {})
-            row[f"s@{n}"] = record.get("seconds", "-")
-            row[f"MiB@{n}"] = record.get("peak_rss_mib", "-")
-        for key in ("s", "MiB"):
-            a, b = row[f"{key}@{counts[-2]}"], row[f"{key}@{counts[-1]}"]
-            if isinstance(a, int | float) and isinstance(b, int | float):
-                slope = (b - a) / (counts[-1] - counts[-2])
-                row[f"{key}@{target} (extrapolated)"] = round(b + slope * (target - counts[-1]))
-        rows.append(row)
-    title = f"\nSteps against classes (2 photos a class, {args.sweep_train_steps} steps):"
-    print(table(rows, title))
-    results = {
-        **provenance(),
-        "classes": counts,
-        "steps": rows,
-        "runs": {
-            str(n): {k: v for k, v in r.items() if k not in ("summary", "converted")}
-            for n, r in runs.items()
-        },
+        print(table(rows, f"\nthe {size:,}-photo tree with copies={density} beside none:"))
+        copies = run["copies"]
+        print(
+            f"copies found: {copies['duplicate_groups']:,} groups of "
+            f"{copies['duplicate_images']:,} photos ({copies['exact_groups']:,} exact)"
+        )
+        example_gen = steps["ImageExampleGen"]
+        goals[f"copies={density}: ImageExampleGen <= {GOAL_COPIES_STATS_RATIO}x StatisticsGen"] = (
+            example_gen["seconds"] <= GOAL_COPIES_STATS_RATIO * steps["StatisticsGen"]["seconds"]
+        )
+        goals[f"copies={density}: ImageExampleGen peak <= {GOAL_COPIES_RSS_RATIO}x none's"] = (
+            example_gen["peak_rss_mib"]
+            <= GOAL_COPIES_RSS_RATIO * base["ImageExampleGen"]["peak_rss_mib"]
+        )
+        goals[f"copies={density}: whole run <= {GOAL_PEAK_GIB} GiB"] = (
+            run["peak_rss_mib"] <= GOAL_PEAK_GIB * 1024
+        )
+        run["rows"] = rows
+    return {
+        density: {k: v for k, v in run.items() if k not in ("summary", "converted")}
+        for density, run in found.items()
     }
-    write_results(results, args.out, f"classes-{datetime.date.today().isoformat()}.json")
-    return 0
-
-
-def tinted_run(args) -> int:
-    """The tree where a hash blind to colour would chain every class into one group: each
-    class a tint of one of 3 shots, its photos 5-10% crops of it, 960x540 like the contest's.
-    Checks that groups stay bounded and the split still trains and evaluates every class,
-    within the contest run's time and memory, with a report a person can read."""
-    from bench.copies_data import write_tinted_tree
-    from imgtfx.components.image_example_gen.duplicates import THRESHOLD
-
-    photos = 8
-    tree_dir = os.path.join(args.work, f"tinted-{args.tinted}")
-    marker = os.path.join(tree_dir, "written")
-    if not os.path.exists(marker):
-        shutil.rmtree(tree_dir, ignore_errors=True)
-        started = time.monotonic()
-        write_tinted_tree(tree_dir, args.tinted, photos, size=(960, 540))
-        open(marker, "w").close()
-        print(f"tinted tree written in {time.monotonic() - started:.0f} s", flush=True)
-    tree = {"images": os.path.join(tree_dir, "images")}
-    print(f"  read once into the page cache: {warm(tree['images']):.1f} GB", flush=True)
-    run_args = argparse.Namespace(**{**vars(args), "min_accuracy": 0.0})  # not what it tests
-    run = run_pipeline(tree, os.path.join(args.work, f"tinted-run-{args.tinted}"), run_args)
-    converted, summary = run["converted"], run["summary"]
-    examples = summary["examples_uri"]
-    with open(os.path.join(examples, "duplicates.jsonl"), encoding="utf-8") as f:
-        lines = [json.loads(line) for line in f]
-    largest = max((len(line["paths"]) for line in lines), default=0)
-    widest = max((max(line["distances"]) for line in lines), default=0)
-    report_json_mb = os.path.getsize(os.path.join(examples, "report.json")) / 1e6
-    missing = converted["classes_without_examples"]
-    figures = {
-        "photos": args.tinted * photos,
-        "classes": args.tinted,
-        "seconds": run["seconds"],
-        "peak_rss_mib": run["peak_rss_mib"],
-        **run["copies"],
-        "straddling_groups": converted.get("straddling_groups"),
-        "largest_group": largest,
-        "widest_distance_bits": widest,
-        "classes_without_train_examples": len(missing.get("train", [])),
-        "classes_without_eval_examples": len(missing.get("eval", [])),
-        "report_mb": run["report_mb"],
-        "report_json_mb": round(report_json_mb, 2),
-        "accuracy": summary["accuracy"],
-    }
-    print(table([figures], f"\nimgtfx run on the tinted tree ({args.tinted:,} classes):"))
-    goals = {
-        f"no group wider than {THRESHOLD} bits from its first photo": widest <= THRESHOLD,
-        "every class trained and evaluated": not missing.get("train") and not missing.get("eval"),
-        f"whole run <= {GOAL_SECONDS} s": run["seconds"] <= GOAL_SECONDS,
-        f"peak RSS <= {GOAL_PEAK_GIB} GiB": run["peak_rss_mib"] <= GOAL_PEAK_GIB * 1024,
-        f"report <= {GOAL_REPORT_MB} MB": run["report_mb"] <= GOAL_REPORT_MB,
-    }
-    print("\nGoals:")
-    for key, ok in goals.items():
-        print(f"  {'met' if ok else 'NOT met':8} {key}")
-    results = {
-        **provenance(),
-        "figures": figures,
-        "goals": goals,
-    }
-    write_results(results, args.out, f"tinted-{datetime.date.today().isoformat()}.json")
-    return 0 if all(goals.values()) else 1
 
 
 def _ratio(a, b):

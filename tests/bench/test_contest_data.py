@@ -8,9 +8,53 @@ import io
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from bench import contest_data
+
+
+def test_the_contest_shape_is_the_real_contests():
+    """66 to 101 photos a landmark, median 84, 88,102 in all; ids <landmark name>_<NNN> with the
+    held-out test's gaps (../shared/reviews/landmark-recognition-anchors.md, section 1)."""
+    sizes = contest_data.contest_sizes(88_102, 1_049)
+    assert len(sizes) == 1_049 and sum(sizes) == 88_102
+    assert min(sizes) == 66 and max(sizes) == 101 and 82 <= sorted(sizes)[524] <= 86
+    assert contest_data.contest_sizes(88_102, 1_049) == sizes  # the same tree every time
+    small = contest_data.contest_sizes(3_000, 150)  # a CI-sized tree scales the bounds
+    assert sum(small) == 3_000 and 16 <= min(small) and max(small) <= 24
+
+    classes = contest_data.plan_tree(2_000, 24)
+    for cls in classes:
+        numbers = [int(i.rsplit("_", 1)[1]) for i in cls["ids"]]
+        assert all(i.rsplit("_", 1)[0] == cls["folder"] for i in cls["ids"])
+        assert numbers == sorted(set(numbers)) and numbers[-1] > len(numbers)  # gaps
+        assert all(len(i.rsplit("_", 1)[1]) == 3 for i in cls["ids"])
+    gaps = sum(max(int(i[-3:]) for i in c["ids"]) - len(c["ids"]) for c in classes)
+    assert 0.2 < gaps / (gaps + 2_000) < 0.35  # about 30% held out
+
+
+def test_each_copy_density_writes_what_it_says(tmp_path):
+    """none: every photo its own bytes; bursts: near shots (a pixel of shake) of about one shot
+    in three; repeats: every photo the bytes of one of two shots of its landmark."""
+
+    def contents(copies):
+        paths = contest_data.write_contest_tree(
+            str(tmp_path / copies), 120, 4, size=(96, 54), grain=4.0, workers=1, copies=copies
+        )
+        found = []
+        for folder, _, names in os.walk(paths["images"]):
+            found.extend(open(os.path.join(folder, n), "rb").read() for n in sorted(names))
+        return found
+
+    assert len(set(contents("none"))) == 120
+    assert len(set(contents("repeats"))) == 4 * contest_data.REPEATED_SHOTS
+    bursts = contents("bursts")
+    assert len(set(bursts)) == 120  # near, not exact: other bytes
+    taken = [s for k in range(4) for s in contest_data.shots(30, k, "bursts")]
+    assert 60 < len({(k // 30, shot) for k, (shot, _) in enumerate(taken)}) < 110
+    with pytest.raises(ValueError, match="copies 'all'"):
+        contest_data.write_contest_tree(str(tmp_path / "x"), 12, 2, copies="all")
 
 
 def test_class_sizes_are_a_long_tail_that_sums_exactly():
@@ -29,6 +73,7 @@ def test_tree_layout_csv_and_sideways_phone_photos(tmp_path):
     with open(paths["labels_csv"], encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 120 and set(rows[0]) == {"id", "landmark_id"}
+    assert all("_" in row["id"] for row in rows)  # <landmark name>_<NNN>
     assert all(row["landmark_id"].isdigit() for row in rows)
     files = {}
     for folder, _, names in os.walk(paths["images"]):
