@@ -90,6 +90,27 @@ def fingerprint(image: Image.Image) -> bytes:
     return np.packbits(np.append(bits, coloured)).tobytes()
 
 
+# A copy cropped up to 5% a side lies within THRESHOLD of the original's centre (2.5% off each
+# side) far more often than of the whole original: of 72 contest photos cropped 0-5% a side at
+# random, 65% within 26 bits of the whole at 960x540 (76% at 320x180), 93% (94%) of the centre;
+# a second centre (1.5% and 3.5%) found none more. Distinct photos of one landmark stayed 47
+# bits or more from each other's centres.
+CENTRE_CROP = 0.025
+
+
+def centre_fingerprint(image: Image.Image) -> bytes:
+    """The fingerprint of the picture's centre, CENTRE_CROP off each side: what a copy cropped
+    a few percent a side is near (duplicates.image_distance)."""
+    width, height = image.size
+    box = (
+        round(width * CENTRE_CROP),
+        round(height * CENTRE_CROP),
+        width - round(width * CENTRE_CROP),
+        height - round(height * CENTRE_CROP),
+    )
+    return fingerprint(image.crop(box))
+
+
 def hamming(a: bytes, b: bytes) -> int:
     """Bits that differ between two fingerprints."""
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()

@@ -27,7 +27,12 @@ from imgtfx.components.examples.reasons import (
     UNSUPPORTED_FORMAT,
     Outcome,
 )
-from imgtfx.components.fingerprint import DRAFT_SIDE, exact_digest, fingerprint
+from imgtfx.components.fingerprint import (
+    DRAFT_SIDE,
+    centre_fingerprint,
+    exact_digest,
+    fingerprint,
+)
 
 # Formats decode.decode_image (TensorFlow) reads, kept as they are unless _tf_misreads finds a
 # variant it decodes to other pixels; anything else PIL can open is transcoded. An MPO (phone
@@ -58,12 +63,17 @@ class ImageInfo(NamedTuple):
     transcoded: bool = False  # re-encoded so that TensorFlow reads it right (not for orientation)
     fingerprint: bytes = b""  # fingerprint(): near copies are a few bits apart
     digest: int = 0  # exact_digest(): equal for copies of the same image data
+    centre: bytes = b""  # centre_fingerprint(): near the whole of a copy cropped a little
 
 
 def identified(info: ImageInfo, image: Image.Image) -> ImageInfo:
     """`info` with the fingerprint and digest of its picture (`image`: its upright pixels)."""
     lossless = None if info.format == "jpeg" else image
-    return info._replace(fingerprint=fingerprint(image), digest=exact_digest(info.data, lossless))
+    return info._replace(
+        fingerprint=fingerprint(image),
+        digest=exact_digest(info.data, lossless),
+        centre=centre_fingerprint(image),
+    )
 
 
 def is_hidden_or_system(name: str) -> bool:

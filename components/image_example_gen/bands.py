@@ -18,9 +18,10 @@ from apache_beam.transforms import window
 from imgtfx.components.fingerprint import FINGERPRINT_BITS
 
 # Bits of FINGERPRINT_BITS (226): 11.5%. Measured on 1,200 planted copies at 320x180, 480x270
-# and 960x540: every copy but crops within 14 bits, crops (1-3% off each side) up to 28, 4 of
-# 150 beyond 26; distinct contest photos of one landmark as near as 17 bits at 88,000 photos,
-# 124 of the 712 grouped there at 30 bits within 26 (bench-scale, 2026-12-02).
+# and 960x540: every copy but crops within 14 bits; crops up to 5% a side within 26 of the
+# original's centre for 93% (tests/components/test_fingerprints.py); distinct contest photos
+# of one landmark as near as 17 bits at 88,000 photos, 124 of the 712 grouped there at 30 bits
+# within 26 (bench-scale, 2026-12-02).
 THRESHOLD = 26
 BANDS = 20
 BAND_BITS = 12
@@ -56,9 +57,10 @@ def image_id(key: str) -> bytes:
 
 class GatherBands(beam.DoFn):
     """Image tuples -> ((band, route), (file, offset, length)) per bundle: each image's id and
-    fingerprint under each of its bands, the bands' buckets sent ROUTES to a shuffle key, as
-    fixed-size entries written to one file of `folder` (see the module). A retried bundle's
-    file is left unread; the folder is deleted whole once ImageExampleGen has written."""
+    fingerprint under each of its bands, and its centre's under the centre's, the bands'
+    buckets sent ROUTES to a shuffle key, as fixed-size entries written to one file of `folder`
+    (see the module). A retried bundle's file is left unread; the folder is deleted whole once
+    ImageExampleGen has written."""
 
     def __init__(self, folder: str):
         self._folder = folder
@@ -68,12 +70,13 @@ class GatherBands(beam.DoFn):
         self._entries = 0
 
     def process(self, image):
-        key, fingerprint = image[0], image[3]
+        key, prints = image[0], [image[3], *(image[5:6] if len(image) > 5 and image[5] else [])]
         own = image_id(key)
-        for band, value in band_keys(fingerprint):
-            part = self._gathered.setdefault((band, value % ROUTES), bytearray())
-            part += _ENTRY.pack(value, own, fingerprint)
-        self._entries += BANDS
+        for fingerprint in prints:  # the whole picture's, and its centre's
+            for band, value in band_keys(fingerprint):
+                part = self._gathered.setdefault((band, value % ROUTES), bytearray())
+                part += _ENTRY.pack(value, own, fingerprint)
+        self._entries += BANDS * len(prints)
         if self._entries >= GATHERED:
             yield from self._send()
 

@@ -125,7 +125,12 @@ def check(record: LabeledImage, options: ImageOptions) -> LabeledImage | Outcome
     if isinstance(info, Outcome):
         return info._replace(path=record.file.path)
     checked = Checked(
-        *info[1:8], info.fingerprint, info.digest, len(data), google_crc32c.value(data)
+        *info[1:8],
+        info.fingerprint,
+        info.digest,
+        len(data),
+        google_crc32c.value(data),
+        info.centre,
     )
     return record._replace(checked=checked)
 

@@ -1,10 +1,12 @@
 """Groups of copies of one picture, from the fingerprints of checked images, before the split.
 
 A near copy lies at most THRESHOLD bits from another (fingerprint.fingerprint: re-encoded,
-resized, a few percent cropped, brightness or contrast nudged, the upright twin of a sideways
-photo); an exact copy has the same image data too (fingerprint.exact_digest).
+resized, brightness or contrast nudged, the upright twin of a sideways photo), or, cropped up to
+5% a side, from the other's centre (fingerprint.centre_fingerprint; image_distance); an exact
+copy has the same image data too (fingerprint.exact_digest).
 
-Candidates come from banding (LSH): the fingerprint's bits, in a fixed random order, are cut into
+Candidates come from banding (LSH): the fingerprint's bits (and the centre's, as entries of their
+own), in a fixed random order, are cut into
 BANDS bands of BAND_BITS bits; images that agree on a whole band meet in its bucket, and only
 they are compared. A bucket holds a few images on average (1 in 2**BAND_BITS of the rest), and
 one that holds more than MAX_BUCKET (pictures alike in that band) is compared in chunks of
@@ -17,6 +19,12 @@ part lies in its file: the local runner holds a shuffle's values in memory sever
 (its buffer, the grouped stream, the decoded values), and each image's tuple under its 20
 bands held 1.1 GB at 88,000 contest photos (ImageExampleGen's peak, 2.5 GiB). The near pairs
 found are then resolved to their images by two joins on the id, one element per image.
+
+Exact copies (the same exact_digest and fingerprint) collapse first: each set of them is one
+image for banding and clustering, its earliest in canonical order (its head), carrying the
+other labels the set is under; the rest follow their head into its group afterwards, one
+element each. A tree in which every photo repeats one of a few shots bands a few images a
+landmark, not every photo with its dozens of identical neighbours.
 
 Groups never chain: images are taken in a canonical order (the partition key: the CSV id or the
 relative path), and each joins the earliest group whose representative (its first image) lies
@@ -59,6 +67,8 @@ class Image(NamedTuple):
     label: str
     fingerprint: bytes
     digest: int
+    centre: bytes = b""  # the fingerprint of its centre (fingerprint.centre_fingerprint)
+    exact_labels: tuple = ()  # the other labels its exact copies are under (a head's)
 
 
 class Membership(NamedTuple):
@@ -116,12 +126,23 @@ def neighbours_of(element: tuple[bytes, dict[str, list]]) -> Iterator[tuple]:
         best: dict[str, tuple[Image, int]] = {}
         for other, _ in (offer for offers in joined["found"] for offer in offers):
             other = Image(*other)
-            bits = distance(own.fingerprint, other.fingerprint)
+            bits = image_distance(own, other)
             if other.key != own.key and bits <= THRESHOLD:
                 best[other.key] = (other, bits)
         if best:
             ordered = sorted(best.values(), key=lambda nb: nb[0].order)
             yield tuple(own), [(tuple(image), bits) for image, bits in ordered[:MAX_NEIGHBOURS]]
+
+
+def image_distance(a: Image, b: Image) -> int:
+    """Bits between two pictures: between their fingerprints, or between one's centre and the
+    other's whole (a copy cropped a few percent a side lies near the original's centre)."""
+    bits = distance(a.fingerprint, b.fingerprint)
+    if a.centre:
+        bits = min(bits, distance(a.centre, b.fingerprint))
+    if b.centre:
+        bits = min(bits, distance(a.fingerprint, b.centre))
+    return bits
 
 
 def leader_groups(
@@ -151,7 +172,7 @@ def leader_groups(
         if len(keys) < 2:
             continue
         head = by_key[leader]
-        labels = len({by_key[k].label for k in keys})
+        labels = len({label for k in keys for label in (by_key[k].label, *by_key[k].exact_labels)})
         for key in keys:
             bits = representative[key][1]
             exact = bits == 0 and by_key[key].digest == head.digest
@@ -169,10 +190,66 @@ def _cluster(pairs: list[tuple[tuple, list[tuple]]]) -> Iterator[tuple[str, tupl
         yield key, tuple(membership)
 
 
+def exact_sets(element: tuple[tuple, Iterable[tuple]]) -> Iterator:
+    """One set of exact copies -> its head (main: the earliest in canonical order, with the
+    set's other labels), and, where it has copies, 'followers' (head key, follower key) and
+    'heads' (head key, head)."""
+    _, copies = element
+    head = Image(*min(copies, key=lambda image: (image[1], image[0])))
+    labels, followed = set(), False
+    for image in copies:
+        if image[0] != head.key:
+            labels.add(image[2])
+            followed = True
+            yield beam.pvalue.TaggedOutput("followers", (head.key, image[0]))
+    head = tuple(head._replace(exact_labels=tuple(sorted(labels - {head.label}))))
+    yield head
+    if followed:
+        yield beam.pvalue.TaggedOutput("heads", (head[0], head))
+
+
+def followed(element: tuple[str, dict[str, list]]) -> Iterator[tuple[str, tuple]]:
+    """A head's membership (from the near groups, else a group of its exact copies with it as
+    representative) given to it and each of its followers: they have its bits and digest."""
+    key, joined = element
+    found = list(joined["near"])
+    if found:
+        membership = found[0]
+    elif joined["head"]:
+        head = Image(*joined["head"][0])
+        labels = len({head.label, *head.exact_labels})
+        membership = tuple(Membership(key, head.order[0], labels, 0, True))
+    else:
+        return
+    yield key, membership
+    for follower in joined["followers"]:
+        yield follower, membership
+
+
 @beam.ptransform_fn
 def GroupCopies(images: beam.PCollection, folder: str) -> beam.PCollection:  # noqa: N802
-    """Image tuples -> (key, Membership tuple) of every image in a group of copies; the bands'
-    entries go through files of `folder`."""
+    """Image tuples -> (key, Membership tuple) of every image in a group of copies: exact copies
+    collapsed to their head, the heads grouped by near copies (NearGroups), the followers given
+    their head's group; the bands' entries go through files of `folder`."""
+    exact = (
+        images
+        | "ByContent" >> beam.Map(lambda image: ((image[4], image[3]), image))
+        | "ExactCopies" >> beam.GroupByKey()
+        | "Heads" >> beam.FlatMap(exact_sets).with_outputs("followers", "heads", main="images")
+    )
+    near = exact.images | "Near" >> NearGroups(folder)
+    return (
+        {"near": near, "head": exact.heads, "followers": exact.followers}
+        | "ByHead" >> beam.CoGroupByKey()
+        | "Followed" >> beam.FlatMap(followed)
+    )
+
+
+@beam.ptransform_fn
+def NearGroups(images: beam.PCollection, folder: str) -> beam.PCollection:  # noqa: N802
+    """Image tuples -> (key, Membership tuple) of every image in a group of near copies (the
+    module's banding, joins and leader clustering); the bands' entries go through files of
+    `folder`."""
     by_id = images | "ById" >> beam.Map(lambda image: (image_id(image[0]), image))
     pairs = (
         images
@@ -226,6 +303,7 @@ def find_copies(records: beam.PCollection, options, feature_name: str, folder: s
                 record.label_name,
                 checked.fingerprint,
                 checked.digest,
+                checked.centre,
             )
         )
 

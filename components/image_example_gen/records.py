@@ -23,6 +23,7 @@ class Checked(NamedTuple):
     digest: int
     length: int
     crc: int
+    centre: bytes = b""  # the fingerprint of the picture's centre, for cropped copies
 
     @property
     def rewritten(self) -> bool:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 
+import apache_beam as beam
 import pytest
 
 from bench.copies_data import measure, write_planted_tree, write_tinted_tree
@@ -155,6 +156,46 @@ def test_groups_never_chain():
     )
     assert set(groups) == {"a", "b"} and groups["b"].representative == "a"
     assert groups["a"].distance == 0 and groups["b"].distance == near
+
+
+def test_exact_copies_collapse_to_their_head_and_follow_it_into_its_group(tmp_path):
+    """Every photo a repeat of one of two shots (shot A under two labels, shot B alone) and a
+    near copy of A: A's 40 repeats band as one image and join A's near group, B's repeats form
+    a group of exact copies with B's earliest as representative; nothing else is grouped."""
+    from apache_beam.testing.util import assert_that, equal_to
+
+    image = duplicates.Image
+    shot_a, shot_b, near_a = bytes(29), b"\xf0" * 29, bytes(28) + b"\x03"  # near_a: 2 bits
+    images = [image(f"a{i:02d}", (f"a{i:02d}", ""), "x" if i < 30 else "y", shot_a, 1)
+              for i in range(40)]  # fmt: skip
+    images += [image(f"b{i:02d}", (f"b{i:02d}", ""), "z", shot_b, 2) for i in range(20)]
+    images += [image("a~near", ("a~near", ""), "x", near_a, 3), image("lone", ("c", ""), "x",
+               b"\x0f" * 29, 4)]  # fmt: skip
+    expected = [(f"a{i:02d}", ("a00", "a00", 2, 0, True)) for i in range(40)]
+    expected += [("a~near", ("a00", "a00", 2, 2, False))]
+    expected += [(f"b{i:02d}", ("b00", "b00", 1, 0, True)) for i in range(20)]
+    with beam.Pipeline() as pipeline:
+        found = (
+            pipeline
+            | beam.Create([tuple(i) for i in reversed(images)])
+            | duplicates.GroupCopies(str(tmp_path / "bands"))
+        )
+        assert_that(found, equal_to(expected))
+        heads = (
+            pipeline
+            | "Again" >> beam.Create([tuple(i) for i in images])
+            | beam.Map(lambda i: ((i[4], i[3]), i))
+            | beam.GroupByKey()
+            | beam.FlatMap(duplicates.exact_sets).with_outputs("followers", "heads", main="i")
+        )
+        assert_that(  # only heads are banded: three shots and the lone photo
+            heads.i | beam.Map(lambda i: (i[0], i[6])),
+            equal_to([("a00", ("y",)), ("b00", ()), ("a~near", ()), ("lone", ())]),
+            label="Banded",
+        )
+    # Two entries a head in the band files, not one per photo.
+    written = sum(os.path.getsize(tmp_path / "bands" / f) for f in os.listdir(tmp_path / "bands"))
+    assert written == 39 * bands.BANDS * 4
 
 
 def test_a_bucket_of_many_alike_pictures_is_compared_in_chunks():
