@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 
 import tensorflow as tf
 
+from imgtfx.components import file_io
 from imgtfx.components.image_example_gen import tree
 from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.components.image_files import IMAGE_EXTENSIONS
@@ -25,7 +26,7 @@ def labels_csv_columns(options: ImageOptions) -> tuple[str, str]:
     path = options.labels_csv
     if not tf.io.gfile.exists(path):
         raise ValueError(f"labels CSV {path} does not exist.")
-    with tf.io.gfile.GFile(path, "r") as f:
+    with file_io.open_text(path) as f:
         columns = [nfc_strip(c) for c in pd.read_csv(f, nrows=0, dtype=str).columns]
     if options.id_column not in columns:
         raise ValueError(
@@ -56,7 +57,7 @@ def read_labels_csv(path: str, id_column: str, label_column: str) -> Iterator[tu
     """(normalised id, label) rows of a labels CSV, read in chunks (any size, local or gs://)."""
     import pandas as pd
 
-    with tf.io.gfile.GFile(path, "r") as f:
+    with file_io.open_text(path) as f:
         for chunk in pd.read_csv(f, dtype=str, keep_default_na=False, chunksize=50_000):
             chunk.columns = [nfc_strip(c) for c in chunk.columns]
             for raw_id, label in zip(chunk[id_column], chunk[label_column], strict=True):
@@ -73,7 +74,7 @@ def check_label_names_csv(path: str) -> None:
 
     if not tf.io.gfile.exists(path):
         raise ValueError(f"label names CSV {path} does not exist.")
-    with tf.io.gfile.GFile(path, "r") as f:
+    with file_io.open_text(path) as f:
         columns = list(pd.read_csv(f, nrows=0, dtype=str).columns)
     if len(columns) < 2:
         raise ValueError(
@@ -91,7 +92,7 @@ def read_label_names_csv(path: str, labels: Iterable[str]) -> dict[str, str]:
 
     wanted = {nfc_strip(label): label for label in labels}
     names: dict[str, str] = {}
-    with tf.io.gfile.GFile(path, "r") as f:
+    with file_io.open_text(path) as f:
         for chunk in pd.read_csv(f, dtype=str, keep_default_na=False, chunksize=50_000):
             for key, name in zip(chunk.iloc[:, 0], chunk.iloc[:, 1], strict=True):
                 label = wanted.get(nfc_strip(key))

@@ -11,7 +11,8 @@ from tfx.proto import example_gen_pb2
 
 from imgtfx.components.examples import reasons
 from imgtfx.components.examples.reasons import Outcome
-from imgtfx.components.image_example_gen import labeling, splits
+from imgtfx.components.image_example_gen import labeling, labels_csv, splits
+from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.components.image_example_gen.records import LabeledImage, as_tuple
 from imgtfx.components.image_example_gen.tree import FoundFile
 
@@ -54,6 +55,24 @@ def _join(image_id: str, paths: list[str], labels: list[str]):
     files = [tuple(_found(p)) for p in paths]  # as the shuffle carries them
     element = (image_id, {"images": files, "labels": labels})
     return _sorted_out(labeling.join_csv(element))
+
+
+def test_a_labels_csv_of_korean_ids_reads_whole_whatever_its_size_and_bom(tmp_path):
+    """The contest's train.csv (88,102 ids `<landmark name>_<NNN>`, 2.5 MB) failed with
+    'unexpected end of data': TensorFlow's text GFile decodes each 256 KiB read on its own, and
+    a character cut by that boundary is no UTF-8. Excel's "CSV UTF-8" starts with a BOM."""
+    rows = [(f"경복궁광화문_{i:05d}", str(i % 1049)) for i in range(30_000)]
+    body = "".join(f"{image_id},{label}\n" for image_id, label in rows)
+    for pad in range(3):  # a space before the first id (stripped) puts the cut inside a character
+        data = ("\ufeffid,landmark_id\n" + " " * pad + body).encode("utf-8")
+        if 0x80 <= data[256 * 1024] <= 0xBF:
+            break
+    assert 0x80 <= data[256 * 1024] <= 0xBF
+    path = tmp_path / "train.csv"
+    path.write_bytes(data)
+    options = ImageOptions(labels_csv=str(path))
+    assert labels_csv.labels_csv_columns(options) == ("id", "landmark_id")
+    assert list(labels_csv.read_labels_csv(str(path), "id", "landmark_id")) == rows
 
 
 def test_the_csv_join_labels_one_file_per_id_and_gives_every_other_its_reason():
