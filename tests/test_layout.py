@@ -86,19 +86,20 @@ def test_the_contract_imports_no_stage():
 def wheel_files(tmp_path_factory) -> list[str]:
     """The files of the wheel `pip install .` builds (kubeflow/Dockerfile), from the project's
     own build backend (pyproject.toml [build-system])."""
-    import os
+    with zipfile.ZipFile(_build_wheel(tmp_path_factory.mktemp("wheel"))) as wheel:
+        return wheel.namelist()
 
+
+def _build_wheel(out: Path) -> Path:
+    """The wheel the project's own build backend builds from the checkout, written to `out`."""
     from hatchling.build import build_wheel
 
-    out = tmp_path_factory.mktemp("wheel")
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
-        name = build_wheel(str(out))
+        return out / build_wheel(str(out))
     finally:
         os.chdir(cwd)
-    with zipfile.ZipFile(out / name) as wheel:
-        return wheel.namelist()
 
 
 def test_the_wheel_installs_one_import_name_imgtfx(wheel_files):
@@ -145,18 +146,10 @@ def test_a_checkout_and_the_wheel_import_the_parts_alike(tmp_path):
     import subprocess
     import sys
 
-    from hatchling.build import build_wheel
-
     import imgtfx.components
 
     assert imgtfx.components.__file__ == str(REPO / "components" / "__init__.py")
-    cwd = os.getcwd()
-    os.chdir(REPO)
-    try:
-        name = build_wheel(str(tmp_path))
-    finally:
-        os.chdir(cwd)
-    with zipfile.ZipFile(tmp_path / name) as wheel:
+    with zipfile.ZipFile(_build_wheel(tmp_path)) as wheel:
         wheel.extractall(tmp_path / "site")
     code = (
         "import imgtfx.components.examples.features as f, imgtfx.kubeflow.target as t; "
