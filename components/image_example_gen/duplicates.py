@@ -5,20 +5,20 @@ resized, brightness or contrast nudged, the upright twin of a sideways photo), o
 5% a side, from the other's centre (fingerprint.centre_fingerprint; image_distance); an exact
 copy has the same image data too (fingerprint.exact_digest).
 
-Candidates come from banding (LSH): the fingerprint's bits (and the centre's, as entries of their
-own), in a fixed random order, are cut into
-BANDS bands of BAND_BITS bits; images that agree on a whole band meet in its bucket, and only
-they are compared. A bucket holds a few images on average (1 in 2**BAND_BITS of the rest), and
-one that holds more than MAX_BUCKET (pictures alike in that band) is compared in chunks of
-MAX_BUCKET neighbours by fingerprint, so no bucket costs all its pairs. Buckets travel to the
-comparing step ROUTES of a band together, gathered per bundle: Beam's shuffle pays per
-element, and an element per image and band cost 0.55 ms an image on the local runner. They
-carry an image's 8-byte id and its fingerprint only, packed as 39-byte entries into one file per
-bundle (in the output's temporary folder), and what goes through the shuffle is where each
-part lies in its file: the local runner holds a shuffle's values in memory several times over
-(its buffer, the grouped stream, the decoded values), and each image's tuple under its 20
-bands held 1.1 GB at 88,000 contest photos (ImageExampleGen's peak, 2.5 GiB). The near pairs
-found are then resolved to their images by two joins on the id, one element per image.
+Candidates come from banding (LSH): the fingerprint's bits (and the centre's, as entries of
+their own), in a fixed random order, are cut into BANDS bands of BAND_BITS bits; images that
+agree on a whole band meet in its bucket, and only they are compared. A bucket holds a few
+images on average (1 in 2**BAND_BITS of the rest), and one that holds more than MAX_BUCKET
+(pictures alike in that band) is compared in chunks of MAX_BUCKET neighbours by fingerprint, so
+no bucket costs all its pairs. Buckets travel to the comparing step ROUTES of a band together,
+gathered per bundle: Beam's shuffle pays per element, and an element per image and band cost
+0.55 ms an image on the local runner. They carry an image's 8-byte id and its fingerprint only,
+packed as 39-byte entries into one file per bundle (in the output's temporary folder), and what
+goes through the shuffle is where each part lies in its file: the local runner holds a shuffle's
+values in memory several times over (its buffer, the grouped stream, the decoded values), and
+each image's tuple under its 20 bands held 1.1 GB at 88,000 contest photos (ImageExampleGen's
+peak, 2.5 GiB). The near pairs found are then resolved to their images by two joins on the id,
+one element per image.
 
 Exact copies (the same exact_digest and fingerprint) collapse first: each set of them is one
 image for banding and clustering, its earliest in canonical order (its head), carrying the
