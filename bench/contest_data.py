@@ -274,20 +274,22 @@ def _write_class(job) -> int:
     grain = _grain_cache(size, grain_strength, worker)
     folder = os.path.join(images_root, "train", cls["city"], cls["folder"])
     os.makedirs(folder, exist_ok=True)
-    written, rendered = 0, {}
+    written, repeated = 0, {}  # copies="repeats": each shot's bytes, rendered once
     taken = shots(len(cls["ids"]), cls["landmark_id"], copies)
     for index, (image_id, shot) in enumerate(zip(cls["ids"], taken, strict=True)):
         path = os.path.join(folder, f"{image_id}.jpg")
         if os.path.exists(path):
             continue
-        if shot not in rendered:
+        data = repeated.get(shot)
+        if data is None:
             data = render_photo(cls["landmark_id"], shot[0], size, grain, variant=shot[1])
             photo = index if copies == "none" else shot[0]
             if (cls["landmark_id"] * 7 + photo) % SIDEWAYS_EVERY == 0:
                 data = sideways(data, 6 if photo % 2 else 8)
-            rendered = {shot: data} if copies != "repeats" else {**rendered, shot: data}
+            if copies == "repeats":
+                repeated[shot] = data
         with open(path + ".part", "wb") as f:
-            f.write(rendered[shot])
+            f.write(data)
         os.replace(path + ".part", path)
         written += 1
     return written

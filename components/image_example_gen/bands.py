@@ -70,9 +70,11 @@ class GatherBands(beam.DoFn):
         self._entries = 0
 
     def process(self, image):
-        key, prints = image[0], [image[3], *(image[5:6] if len(image) > 5 and image[5] else [])]
+        key, whole = image[0], image[3]
+        centre = image[5] if len(image) > 5 else b""  # duplicates.Image.centre, where known
+        prints = [whole, centre] if centre else [whole]
         own = image_id(key)
-        for fingerprint in prints:  # the whole picture's, and its centre's
+        for fingerprint in prints:
             for band, value in band_keys(fingerprint):
                 part = self._gathered.setdefault((band, value % ROUTES), bytearray())
                 part += _ENTRY.pack(value, own, fingerprint)
