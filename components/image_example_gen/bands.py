@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from apache_beam.transforms import window
 
+from imgtfx.components import file_io
 from imgtfx.components.fingerprint import FINGERPRINT_BITS
 
 # Bits of FINGERPRINT_BITS (226): 11.5%. Measured on 1,200 planted copies at 320x180, 480x270
@@ -93,7 +94,7 @@ class GatherBands(beam.DoFn):
         tf.io.gfile.makedirs(self._folder)
         path = f"{self._folder}/bands-{uuid.uuid4().hex}.bin"
         places, offset = [], 0
-        with tf.io.gfile.GFile(path, "wb") as f:
+        with file_io.open_binary(path, "wb") as f:
             for key, part in gathered.items():
                 f.write(bytes(part))
                 places.append((key, (path, offset, len(part))))
@@ -107,7 +108,7 @@ def read_parts(places: Iterable[tuple[str, int, int]]) -> Iterator[bytes]:
     for path, offset, length in places:
         by_file.setdefault(path, []).append((offset, length))
     for path, slices in sorted(by_file.items()):
-        with tf.io.gfile.GFile(path, "rb") as f:
+        with file_io.open_binary(path) as f:
             for offset, length in sorted(slices):
                 f.seek(offset)
                 yield f.read(length)

@@ -14,7 +14,8 @@ import struct
 import zlib
 
 import google_crc32c
-import tensorflow as tf
+
+from imgtfx.components import file_io
 
 _MASK_DELTA = 0xA282EAD8
 
@@ -35,7 +36,7 @@ class GzipRecordWriter:
     """Writes records to `path` (local or any tf.io.gfile filesystem) as a gzipped TFRecord."""
 
     def __init__(self, path: str, level: int = 0):
-        self._file = tf.io.gfile.GFile(path, "wb") if "://" in path else open(path, "wb")  # noqa: SIM115
+        self._file = file_io.open_binary(path, "wb")
         self._deflate = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip header and trailer
 
     def write(self, record: bytes) -> None:
