@@ -101,7 +101,8 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
             answer = signature(images=tf.constant([line.pop("data") for line in good]))
             probabilities = answer[trainer_model.PROBABILITIES].numpy()
             errors = answer.get(trainer_model.ERROR)  # models exported before it have none
-            errors = [b""] * len(good) if errors is None else errors.numpy()
+            # [n, 1] since the outputs were shaped for BulkInferrer; [n] in older models
+            errors = [b""] * len(good) if errors is None else errors.numpy().reshape(-1)
             for line, row, error in zip(good, probabilities, errors, strict=True):
                 if error:  # refused by the model itself, e.g. over its own pixel limit
                     line["error"] = error.decode("utf-8", "replace")

@@ -26,6 +26,7 @@ from imgtfx.components.baseline_evaluator import BaselineEvaluator
 from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.image_evaluator import ImageEvaluator, metrics, properties
 from imgtfx.components.image_example_gen import ImageExampleGen
+from imgtfx.components.image_example_gen.component import SOURCES as IMAGE_EXAMPLE_GEN_SOURCES
 from imgtfx.components.label_schema import LabelSchema
 from imgtfx.pipeline import configs
 from imgtfx.pipeline.run_config import (
@@ -47,14 +48,7 @@ BASELINE_FROM_METADATA_SERVICE = "metadata_service"  # the Evaluator asks (open-
 # reruns ImageExampleGen, and later steps only when the examples it writes change.
 _CONTRACT = ("components/examples",)
 STEP_CODE = {
-    "ImageExampleGen": (
-        "components/image_example_gen",
-        "components/image_files.py",
-        "components/fingerprint.py",
-        "components/file_io.py",
-        "components/counters.py",
-        *_CONTRACT,
-    ),
+    "ImageExampleGen": IMAGE_EXAMPLE_GEN_SOURCES,  # the component stamps itself with them
     "LabelSchema": ("components/label_schema", *_CONTRACT),
     "Trainer": ("trainer", "components/counters.py", *_CONTRACT),
     "Evaluator": (

@@ -254,9 +254,12 @@ class ServingModule(tf.Module):
 
     Every signature answers per image: `error` is "" for an image that was predicted, or says why
     it was not (then probabilities are zeros, class_index -1, label_name and label_display_name
-    ""); one bad image never fails the batch. Images over `options.max_pixels` are refused from
-    their header, before any pixel is decoded. `label_display_name` is the label's name for
-    people (label_names.json), beside `label_name`, the class.
+    ""); one bad image never fails the batch. Those four answers are [batch, 1], not [batch]:
+    TFX's BulkInferrer (tfx_bsl's RunInference) splits each output by example and asks the
+    piece for its dtype, which the piece of a rank-1 string output, Python bytes, lacks
+    (AttributeError), as it does for no output of rank 2. Images over `options.max_pixels` are
+    refused from their header, before any pixel is decoded. `label_display_name` is the
+    label's name for people (label_names.json), beside `label_name`, the class.
     """
 
     def __init__(
@@ -294,10 +297,10 @@ class ServingModule(tf.Module):
         found = tf.maximum(index, 0)
         return {
             PROBABILITIES: probabilities,
-            CLASS_INDEX: index,
-            LABEL_NAME: tf.where(ok, tf.gather(self.vocabulary, found), ""),
-            LABEL_DISPLAY_NAME: tf.where(ok, tf.gather(self.label_names, found), ""),
-            ERROR: errors,
+            CLASS_INDEX: index[:, None],
+            LABEL_NAME: tf.where(ok, tf.gather(self.vocabulary, found), "")[:, None],
+            LABEL_DISPLAY_NAME: tf.where(ok, tf.gather(self.label_names, found), "")[:, None],
+            ERROR: errors[:, None],
         }
 
     def _decode(self, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

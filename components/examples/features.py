@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from imgtfx.components.examples.conversion_report import ConversionReport
 
 
+# The values of the `format` feature: what an example's image is encoded as, every one read by
+# tf.io.decode_image(..., expand_animations=False) (decode.py), not every one by decode_jpeg.
+IMAGE_FORMATS = ("bmp", "gif", "jpeg", "png")
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureNames:
     """Names of the features in each written `tf.train.Example`."""

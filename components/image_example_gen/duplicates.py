@@ -75,7 +75,7 @@ class Membership(NamedTuple):
     """An image's group: its representative (the group's first image in canonical order)."""
 
     representative: str  # the representative's key (path)
-    partition_value: str  # the representative's partition feature value: the group's split
+    partition_value: str | int | bytes  # the representative's partition feature value
     labels: int  # distinct labels in the group (1: the group moves as one)
     distance: int  # bits from the representative
     exact: bool  # the representative's image data (exact_digest), not only near it
@@ -285,16 +285,19 @@ class Copies(NamedTuple):
     outcomes: beam.PCollection  # their Outcomes
 
 
-def find_copies(records: beam.PCollection, options, feature_name: str, folder: str) -> Copies:
+def find_copies(
+    records: beam.PCollection, options, feature_name: str, folder: str, label_indexes=None
+) -> Copies:
     """Groups the checked records' copies (their band entries written to files of `folder`, a
-    temporary folder) and keeps out what `options` says: with
+    temporary folder; `label_indexes` as splits.partition_value needs them, a side input) and
+    keeps out what `options` says: with
     dedupe="keep-one" the exact copies of each group's first image (skipped as
     duplicate_image), with reject_conflicting_duplicates every member of a group under two or
     more labels (rejected as conflicting_labels_duplicate)."""
     from imgtfx.components.image_example_gen import splits
 
-    def as_image(record) -> tuple:
-        value = splits.partition_value(record, feature_name, options.features)
+    def as_image(record, label_indexes) -> tuple:
+        value = splits.partition_value(record, feature_name, options.features, label_indexes)
         checked = record.checked
         return tuple(
             Image(
@@ -308,7 +311,9 @@ def find_copies(records: beam.PCollection, options, feature_name: str, folder: s
         )
 
     memberships = (
-        records | "ForGrouping" >> beam.Map(as_image) | "GroupCopies" >> GroupCopies(folder)
+        records
+        | "ForGrouping" >> beam.Map(as_image, label_indexes)
+        | "GroupCopies" >> GroupCopies(folder)
     )
     kept = records | "JoinGroups" >> beam.FlatMap(
         _joined_or_kept_out,

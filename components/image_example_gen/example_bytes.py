@@ -41,6 +41,13 @@ def feature_bytes(value: bytes) -> bytes:
     return BYTES_LIST + varint(len(listed)) + listed
 
 
+def int64_feature_bytes(value: int) -> bytes:
+    """A Feature holding one int64 value (packed, as protobuf writes a repeated int64)."""
+    packed = varint(value)
+    listed = b"\x0a" + varint(len(packed)) + packed
+    return INT64_LIST + varint(len(listed)) + listed
+
+
 @functools.lru_cache(maxsize=8192)
 def _entry_head(name: str, kind: bytes, payload: int) -> bytes:
     """One `features.feature` map entry up to its payload: key `name`, value a Feature whose

@@ -151,6 +151,10 @@ class ImageOptions:
         if custom:
             custom_config = example_gen_pb2.CustomConfig()
             proto_utils.json_to_proto(custom, custom_config)
+        check_output_formats(
+            exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY),
+            exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY),
+        )
         return input_config, output_config, cls.from_custom_config(custom_config)
 
     def partition_feature(self, output_config: example_gen_pb2.Output | None = None) -> str:
@@ -160,6 +164,36 @@ class ImageOptions:
         if name:
             return name
         return self.features.id if self.labels_csv else self.features.path
+
+
+def check_output_formats(data_format: int | None, file_format: int | None) -> None:
+    """Raises ValueError, in one line, for an output FileBasedExampleGen's other executors
+    write and this one does not: tf.Examples in gzipped TFRecords only (what every TFX
+    consumer reads; the examples carry each image's encoded bytes, which Parquet or
+    uncompressed records would hold no better)."""
+    data_ok = data_format in (None, example_gen_pb2.FORMAT_TF_EXAMPLE)
+    file_ok = file_format in (None, example_gen_pb2.FORMAT_TFRECORDS_GZIP)
+    if not (data_ok and file_ok):
+        asked = []
+        if not data_ok:
+            asked.append(
+                f"output_data_format={_enum_name(example_gen_pb2.PayloadFormat, data_format)}"
+            )
+        if not file_ok:
+            asked.append(
+                f"output_file_format={_enum_name(example_gen_pb2.FileFormat, file_format)}"
+            )
+        raise ValueError(
+            f"ImageExampleGen writes FORMAT_TF_EXAMPLE in FORMAT_TFRECORDS_GZIP only, got "
+            f"{' and '.join(asked)}."
+        )
+
+
+def _enum_name(enum, value) -> str:
+    try:
+        return enum.Name(value)
+    except ValueError:
+        return str(value)
 
 
 DEDUPE_MODES = ("group", "keep-one", "off")

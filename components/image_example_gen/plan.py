@@ -76,14 +76,23 @@ def plan_images(
     outcome_parts = [listed["outcomes"], labeled["outcomes"], checked.outcomes]
     records, dropped = checked.records, []
     feature_name = options.partition_feature(output_config)
-    if options.dedupe != "off":
-        copies = duplicates.find_copies(records, options, feature_name, f"{runs_folder}/bands")
-        records, dropped = copies.records, [copies.dropped]
-        outcome_parts.append(copies.outcomes)
-    records = records | "Split" >> AssignSplits(feature_name, options, output_config)
+    splits.check_partition_feature(feature_name, options.features)
     summed = labeled["records"] | "Summarize" >> summary.Summarize(
         bool(options.labels_csv), options.label_names_csv
     )
+    label_indexes = None  # the vocabulary's index of each label: splits on `label` need it
+    if feature_name == options.features.label:
+        label_indexes = beam.pvalue.AsDict(
+            summed["vocabulary"]
+            | "LabelIndexes" >> beam.FlatMap(lambda names: ((n, i) for i, n in enumerate(names)))
+        )
+    if options.dedupe != "off":
+        copies = duplicates.find_copies(
+            records, options, feature_name, f"{runs_folder}/bands", label_indexes
+        )
+        records, dropped = copies.records, [copies.dropped]
+        outcome_parts.append(copies.outcomes)
+    records = records | "Split" >> AssignSplits(feature_name, options, output_config, label_indexes)
     counted = records | "CountSplits" >> summary.CountSplits()
     duplicate_runs = (records, *dropped) | "DuplicateRuns" >> DuplicateRuns(runs_folder)
     return Plan(
@@ -181,12 +190,14 @@ def _tagged(entries: Iterable) -> Iterator:
 
 class AssignSplits(beam.PTransform):
     """Checked records -> the same with their output split: TFX's hash split on the partition
-    feature (splits.assign_split), then, unless whole classes go to one split, each class moved
-    into every split it is missing from (splits.cover_splits)."""
+    feature (splits.assign_split; `label_indexes`, a side input of the vocabulary's indexes,
+    for a split on `label`), then, unless whole classes go to one split, each class moved into
+    every split it is missing from (splits.cover_splits)."""
 
-    def __init__(self, feature_name: str, options: ImageOptions, output_config):
+    def __init__(self, feature_name: str, options: ImageOptions, output_config, label_indexes):
         super().__init__()
         self._feature, self._options, self._output = feature_name, options, output_config
+        self._label_indexes = label_indexes  # a side input, or None
 
     def expand(self, records):
         split_config = self._output.split_config
@@ -196,11 +207,12 @@ class AssignSplits(beam.PTransform):
             self._options.features,
             self._output,
             splits.bucket_bounds(split_config),
+            self._label_indexes,
         )
         if (
             self._options.cover_every_split
             and len(split_config.splits) > 1
-            and self._feature != self._options.features.label_name  # whole classes per split
+            and not splits.whole_classes(self._feature, self._options.features)
         ):
             records = (
                 records

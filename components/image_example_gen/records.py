@@ -40,7 +40,8 @@ class LabeledImage(NamedTuple):
     moved: bool = False  # moved out of its hash split so that its class is in every split
     checked: Checked | None = None  # once the image was read and checked
     group: str = ""  # the representative's path of its group of copies ("" for none)
-    group_value: str = ""  # the representative's partition feature value: the group's split
+    # the representative's partition feature value (str, int or bytes): the group's split
+    group_value: str | int | bytes = ""
     group_labels: int = 0  # labels in that group: a group of one label moves as one
     distance: int = 0  # fingerprint bits from the representative
     exact: bool = False  # the representative's very image data

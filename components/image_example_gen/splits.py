@@ -1,6 +1,7 @@
-"""The split of each checked image: TFX's own hash partition on the image's id or path (a
-group of copies on its representative's, so that all of a group lie in one split), then every
-class covered in every split where it has images enough, moving whole groups.
+"""The split of each checked image: TFX's own hash partition on the partition feature, the id
+or path by default (a group of copies on its representative's, so that all of a group lie in
+one split), then every class covered in every split where it has images enough, moving whole
+groups.
 
 Works on plan records (records.LabeledImage): paths, labels and verdicts, never the images.
 """
@@ -18,23 +19,58 @@ from imgtfx.components.image_example_gen import example_bytes
 from imgtfx.components.image_example_gen.records import LabeledImage, from_tuple
 
 
-def partition_value(record: LabeledImage, feature_name: str, features: FeatureNames) -> str:
-    """The value of the partition feature of a record (what TFX's partition function hashes).
-
-    Raises:
-      ValueError: a partition feature the plan does not know before reading images.
-    """
-    values = {
-        features.id: record.id,
-        features.path: record.file.path,
-        features.label_name: record.label_name,
+def partitionable(features: FeatureNames) -> dict[str, str]:
+    """{feature name: what its value is} of every feature a split can hash: each int and bytes
+    feature of the examples but the image (whose bytes are only known once it is written:
+    turned upright, transcoded); TFX's partition takes any int or bytes feature."""
+    return {
+        features.id: "id",
+        features.path: "path",
+        features.label_name: "label_name",
+        features.label: "label",
+        features.format: "format",
+        features.source_format: "source_format",
+        features.height: "height",
+        features.width: "width",
+        features.channels: "channels",
+        features.orientation: "orientation",
+        features.image_hash: "image_hash",
     }
-    if feature_name not in values:
+
+
+def check_partition_feature(feature_name: str, features: FeatureNames) -> None:
+    """Raises ValueError, in one line, for a partition feature no split can hash."""
+    if feature_name not in partitionable(features):
+        what = "the image's bytes" if feature_name == features.image else "not a feature"
         raise ValueError(
-            f"partition_feature_name '{feature_name}' must be one of {sorted(values)}: "
-            "the split is chosen before images are read."
+            f"partition_feature_name '{feature_name}' is {what}; ImageExampleGen splits on "
+            f"one of {', '.join(sorted(partitionable(features)))}."
         )
-    return values[feature_name]
+
+
+def whole_classes(feature_name: str, features: FeatureNames) -> bool:
+    """Splitting on the label puts each class in one split: no class coverage then."""
+    return feature_name in (features.label, features.label_name)
+
+
+def partition_value(
+    record: LabeledImage,
+    feature_name: str,
+    features: FeatureNames,
+    label_indexes: dict[str, int] | None = None,
+) -> str | int | bytes:
+    """The value of the partition feature of a checked record, as its example will hold it
+    (`label_indexes`: the vocabulary's index of each label, for the `label` feature)."""
+    source = partitionable(features)[feature_name]
+    if source in ("id", "label_name"):
+        return getattr(record, source)
+    if source == "path":
+        return record.file.path
+    if source == "label":
+        return label_indexes[record.label_name]
+    if source == "image_hash":
+        return record.checked.fingerprint
+    return getattr(record.checked, source)
 
 
 def assign_split(
@@ -43,6 +79,7 @@ def assign_split(
     features: FeatureNames,
     output_config: example_gen_pb2.Output,
     bounds: list[int] | None = None,
+    label_indexes: dict[str, int] | None = None,
 ) -> LabeledImage:
     """Picks the split with TFX's own partition function (base_example_gen_executor's
     _PartitionFn: sha256 of the partition feature, modulo the total hash buckets), on the same
@@ -51,19 +88,22 @@ def assign_split(
     split_config = output_config.split_config
     if not split_config.splits:
         return record._replace(split=record.file.split)
-    value = record.group_value if record.group else None
-    if value is None:
-        value = partition_value(record, feature_name, features)
+    if record.group:
+        value = record.group_value
+    else:
+        value = partition_value(record, feature_name, features, label_indexes)
     bounds = bounds or bucket_bounds(split_config)
     bucket = int(hashlib.sha256(partition_key(value)).hexdigest(), 16) % bounds[-1]
     index = bisect.bisect(bounds, bucket)
     return record._replace(split=split_config.splits[index].name, bucket=bucket)
 
 
-def partition_key(value: str) -> bytes:
-    """What TFX's _GeneratePartitionKey hashes for a bytes feature holding `value`: the
-    feature's deterministic serialization (built here without the Example around it)."""
-    return example_bytes.feature_bytes(value.encode())
+def partition_key(value: str | int | bytes) -> bytes:
+    """What TFX's _GeneratePartitionKey hashes for a feature holding `value`: the Feature's
+    deterministic serialization (built here without the Example around it)."""
+    if isinstance(value, int):
+        return example_bytes.int64_feature_bytes(value)
+    return example_bytes.feature_bytes(value.encode() if isinstance(value, str) else value)
 
 
 def bucket_bounds(split_config: example_gen_pb2.SplitConfig) -> list[int]:

@@ -226,7 +226,7 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
         if name.endswith(".jpg") and name not in ("empty.jpg", "truncated.jpg")
     )
     out = served.signatures[model.IMAGES_SIGNATURE](images=tf.constant([open(jpg, "rb").read()]))
-    assert out[model.LABEL_NAME].numpy()[0].decode() in {str(d) for d in range(10)}
+    assert out[model.LABEL_NAME].numpy()[0, 0].decode() in {str(d) for d in range(10)}
     if weights:  # the backbone trained from the file: its frozen weights are the file's
         assert outputs["BackboneWeights"]["artifact"][0]["uri"] == weights
         kept = {v.name: v.numpy() for v in served.weights}

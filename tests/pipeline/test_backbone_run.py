@@ -58,5 +58,5 @@ def test_a_backbone_from_a_weights_file_runs_to_a_pushed_model(tmp_path):
         if name.endswith(".jpg")
     )
     out = served.signatures[model.IMAGES_SIGNATURE](images=tf.constant([open(one, "rb").read()]))
-    assert out[model.ERROR].numpy()[0] == b""
+    assert out[model.ERROR].numpy()[0, 0] == b""
     np.testing.assert_allclose(out[model.PROBABILITIES].numpy().sum(), 1.0, rtol=1e-5)

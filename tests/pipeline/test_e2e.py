@@ -121,7 +121,7 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
     ][:4]
     raw = [open(p, "rb").read() for p in jpgs]
     out = served.signatures[model.IMAGES_SIGNATURE](images=tf.constant(raw))
-    names = {n.decode() for n in out[model.LABEL_NAME].numpy()}
+    names = {n.decode() for n in out[model.LABEL_NAME].numpy()[:, 0]}
     assert names <= {str(d) for d in range(10)}
     assert out[model.PROBABILITIES].shape == (4, 10)
     examples_file = tf.io.gfile.glob(os.path.join(summary.examples_uri, "Split-eval", "*"))[0]
@@ -130,7 +130,7 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
     assert {FEATURES.image, FEATURES.label, FEATURES.label_name} <= set(example.features.feature)
     assert "image_raw" not in example.features.feature
     out = served.signatures[model.EXAMPLES_SIGNATURE](examples=tf.constant(serialized))
-    assert {n.decode() for n in out[model.LABEL_NAME].numpy()} <= {str(d) for d in range(10)}
+    assert {n.decode() for n in out[model.LABEL_NAME].numpy()[:, 0]} <= {str(d) for d in range(10)}
 
 
 def test_report_has_every_section_with_decodable_pictures(first_run):
@@ -192,3 +192,81 @@ def test_predict_on_good_and_bad_files(digits, first_run, tmp_path, capsys):
     assert "no image could be predicted" in capsys.readouterr().err
     # The run's root stands for its pushed models (the newest, as for the Pusher's folder).
     assert predict.resolve_model_dir(summary.root) == predict.resolve_model_dir(serving)
+
+
+def test_tfx_bulk_inferrer_runs_on_the_runs_examples_and_model(first_run, tmp_path):
+    """TFX's own BulkInferrer, in a pipeline of the user's over what a run left: prediction logs
+    (no output spec) and examples with the answers as new columns (with one)."""
+    from tfx import v1 as tfx
+    from tfx.proto import bulk_inferrer_pb2
+    from tfx.types import standard_artifacts
+
+    _, summary = first_run
+    examples = tfx.dsl.Importer(
+        source_uri=summary.examples_uri,
+        artifact_type=standard_artifacts.Examples,
+        properties={"split_names": '["train", "eval"]'},
+    ).with_id("RunExamples")
+    trained = tfx.dsl.Importer(
+        source_uri=os.path.dirname(summary.model),  # the Model artifact, Format-Serving inside
+        artifact_type=standard_artifacts.Model,
+    ).with_id("RunModel")
+    eval_only = bulk_inferrer_pb2.DataSpec(example_splits=["eval"])
+    logs = tfx.components.BulkInferrer(
+        examples=examples.outputs["result"], model=trained.outputs["result"], data_spec=eval_only
+    ).with_id("Logs")
+    columns = bulk_inferrer_pb2.OutputExampleSpec(
+        output_columns_spec=[
+            bulk_inferrer_pb2.OutputColumnsSpec(
+                predict_output=bulk_inferrer_pb2.PredictOutput(
+                    output_columns=[
+                        bulk_inferrer_pb2.PredictOutputCol(
+                            output_key=key, output_column=f"predicted_{key}"
+                        )
+                        for key in (model.LABEL_NAME, model.CLASS_INDEX, model.ERROR)
+                    ]
+                )
+            )
+        ]
+    )
+    answered = tfx.components.BulkInferrer(
+        examples=examples.outputs["result"],
+        model=trained.outputs["result"],
+        data_spec=eval_only,
+        output_example_spec=columns,
+    ).with_id("Columns")
+    root = str(tmp_path)
+    tfx.orchestration.LocalDagRunner().run(
+        tfx.dsl.Pipeline(
+            pipeline_name="users-bulk-inference",
+            pipeline_root=os.path.join(root, "pipeline"),
+            components=[examples, trained, logs, answered],
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                os.path.join(root, "metadata.sqlite")
+            ),
+            beam_pipeline_args=IN_PROCESS,
+        )
+    )
+    digits = {str(d).encode() for d in range(10)}
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    files = tf.io.gfile.glob(os.path.join(root, "pipeline", "Logs", "inference_result", "*", "*"))
+    names = []
+    for record in tf.data.TFRecordDataset(files, "GZIP"):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        outputs = log.predict_log.response.outputs
+        names.extend(tf.make_ndarray(outputs[model.LABEL_NAME]).reshape(-1))
+        assert tf.make_ndarray(outputs[model.PROBABILITIES]).shape == (1, 10)
+    assert len(names) == summary.examples["eval"] and set(names) <= digits
+
+    pattern = os.path.join(root, "pipeline", "Columns", "output_examples", "*", "Split-eval", "*")
+    rows = [
+        tf.train.Example.FromString(r.numpy()).features.feature
+        for r in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), "GZIP")
+    ]
+    assert len(rows) == summary.examples["eval"]
+    for row in rows:
+        assert row["predicted_label_name"].bytes_list.value[0] in digits
+        assert 0 <= row["predicted_class_index"].int64_list.value[0] < 10
+        assert row["predicted_error"].bytes_list.value == [b""]
+        assert row[FEATURES.label_name].bytes_list.value  # the example's own features kept

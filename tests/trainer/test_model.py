@@ -81,10 +81,13 @@ def test_exported_model_answers_both_signatures_with_label_names(examples, tmp_p
     by_image = loaded.signatures[model.IMAGES_SIGNATURE](images=tf.constant(raw))
     for out in (by_example, by_image):
         assert out[model.PROBABILITIES].shape == (3, 3)
-        names = [n.decode() for n in out[model.LABEL_NAME].numpy()]
-        assert names == [vocabulary[i] for i in out[model.CLASS_INDEX].numpy()]
+        # One answer a row, [batch, 1], as TFX's BulkInferrer needs (ServingModule)
+        for key in (model.CLASS_INDEX, model.LABEL_NAME, model.LABEL_DISPLAY_NAME, model.ERROR):
+            assert out[key].shape == (3, 1)
+        names = [n.decode() for n in out[model.LABEL_NAME].numpy()[:, 0]]
+        assert names == [vocabulary[i] for i in out[model.CLASS_INDEX].numpy()[:, 0]]
         # Folder labels are their own display names.
-        assert [n.decode() for n in out[model.LABEL_DISPLAY_NAME].numpy()] == names
+        assert [n.decode() for n in out[model.LABEL_DISPLAY_NAME].numpy()[:, 0]] == names
     np.testing.assert_allclose(
         by_example[model.PROBABILITIES].numpy(), by_image[model.PROBABILITIES].numpy(), rtol=1e-5
     )

@@ -82,13 +82,13 @@ def loaded(exported):
 
 
 def as_text(values) -> list[str]:
-    return [v.decode() for v in values.numpy()]
+    return [v.decode() for v in values.numpy().reshape(-1)]
 
 
 def assert_refused(out, rows: list[int]) -> None:
     """The placeholder answer of refused images."""
     np.testing.assert_array_equal(out[model.PROBABILITIES].numpy()[rows], 0.0)
-    assert list(out[model.CLASS_INDEX].numpy()[rows]) == [-1] * len(rows)
+    assert list(out[model.CLASS_INDEX].numpy()[rows, 0]) == [-1] * len(rows)
     assert [as_text(out[model.LABEL_NAME])[i] for i in rows] == [""] * len(rows)
     assert [as_text(out[model.LABEL_DISPLAY_NAME])[i] for i in rows] == [""] * len(rows)
 
@@ -114,7 +114,7 @@ def test_bad_images_get_their_own_error_and_the_rest_are_predicted(exported, loa
     predicted = out[model.PROBABILITIES].numpy()[[0, 3]]
     np.testing.assert_allclose(predicted, alone[model.PROBABILITIES].numpy(), atol=1e-6)
     np.testing.assert_allclose(predicted, reference(keras_model, [good_jpeg, good_png]), atol=1e-5)
-    assert list(out[model.CLASS_INDEX].numpy()[[0, 3]]) == list(predicted.argmax(axis=1))
+    assert list(out[model.CLASS_INDEX].numpy()[[0, 3], 0]) == list(predicted.argmax(axis=1))
     assert [as_text(out[model.LABEL_NAME])[i] for i in (0, 3)] == [
         VOCABULARY[i] for i in predicted.argmax(axis=1)
     ]
@@ -207,7 +207,7 @@ def test_batches_of_only_bad_images_and_empty_batches(loaded):
     assert_refused(out, [0, 1])
     empty = serve(images=tf.constant([], tf.string))
     assert empty[model.PROBABILITIES].shape == (0, len(VOCABULARY))
-    assert empty[model.ERROR].shape == (0,)
+    assert empty[model.ERROR].shape == (0, 1)
 
 
 def test_a_tf1_session_runs_the_signature_as_tf_serving_does(exported, huge_png):
@@ -220,14 +220,14 @@ def test_a_tf1_session_runs_the_signature_as_tf_serving_does(exported, huge_png)
         signature = meta.signature_def[model.IMAGES_SIGNATURE]
         fetches = {k: v.name for k, v in signature.outputs.items()}
         out = session.run(fetches, {signature.inputs["images"].name: batch})
-    assert [e.decode().split(":")[0] for e in out[model.ERROR]] == [
+    assert [e.decode().split(":")[0] for e in out[model.ERROR][:, 0]] == [
         "",
         model.UNDECODABLE,
         model.TOO_MANY_PIXELS,
     ]
-    assert list(out[model.CLASS_INDEX][1:]) == [-1, -1]
-    best = int(out[model.CLASS_INDEX][0])
-    assert [n.decode() for n in out[model.LABEL_DISPLAY_NAME]] == [NAMES[best], "", ""]
+    assert list(out[model.CLASS_INDEX][1:, 0]) == [-1, -1]
+    best = int(out[model.CLASS_INDEX][0, 0])
+    assert [n.decode() for n in out[model.LABEL_DISPLAY_NAME][:, 0]] == [NAMES[best], "", ""]
 
 
 def test_predict_prints_an_error_line_for_an_image_the_model_refuses(exported, tmp_path):
