@@ -194,9 +194,11 @@ def test_predict_on_good_and_bad_files(digits, first_run, tmp_path, capsys):
     assert predict.resolve_model_dir(summary.root) == predict.resolve_model_dir(serving)
 
 
-def test_tfx_bulk_inferrer_runs_on_the_runs_examples_and_model(first_run, tmp_path):
-    """TFX's own BulkInferrer, in a pipeline of the user's over what a run left: prediction logs
-    (no output spec) and examples with the answers as new columns (with one)."""
+def test_tfx_bulk_inferrer_and_evaluator_run_on_the_runs_examples_and_model(first_run, tmp_path):
+    """TFX's own BulkInferrer and Evaluator, in a pipeline of the user's over what a run left:
+    prediction logs (no output spec), examples with the answers as new columns (with one), and
+    accuracy from a plain EvalConfig (serving_default, no prediction key)."""
+    import tensorflow_model_analysis as tfma
     from tfx import v1 as tfx
     from tfx.proto import bulk_inferrer_pb2
     from tfx.types import standard_artifacts
@@ -235,12 +237,25 @@ def test_tfx_bulk_inferrer_runs_on_the_runs_examples_and_model(first_run, tmp_pa
         data_spec=eval_only,
         output_example_spec=columns,
     ).with_id("Columns")
+    plain = tfx.components.Evaluator(
+        examples=examples.outputs["result"],
+        model=trained.outputs["result"],
+        eval_config=tfma.EvalConfig(
+            model_specs=[tfma.ModelSpec(label_key=FEATURES.label)],
+            slicing_specs=[tfma.SlicingSpec()],
+            metrics_specs=[
+                tfma.MetricsSpec(
+                    metrics=[tfma.MetricConfig(class_name="SparseCategoricalAccuracy")]
+                )
+            ],
+        ),
+    ).with_id("PlainEvaluator")
     root = str(tmp_path)
     tfx.orchestration.LocalDagRunner().run(
         tfx.dsl.Pipeline(
             pipeline_name="users-bulk-inference",
             pipeline_root=os.path.join(root, "pipeline"),
-            components=[examples, trained, logs, answered],
+            components=[examples, trained, logs, answered, plain],
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 os.path.join(root, "metadata.sqlite")
             ),
@@ -270,3 +285,15 @@ def test_tfx_bulk_inferrer_runs_on_the_runs_examples_and_model(first_run, tmp_pa
         assert 0 <= row["predicted_class_index"].int64_list.value[0] < 10
         assert row["predicted_error"].bytes_list.value == [b""]
         assert row[FEATURES.label_name].bytes_list.value  # the example's own features kept
+
+    (evaluation,) = tf.io.gfile.glob(
+        os.path.join(root, "pipeline", "PlainEvaluator", "evaluation", "*")
+    )
+    metrics = tfma.load_metrics(evaluation)
+    (overall,) = [m for m in metrics if not m.slice_key.single_slice_keys]
+    accuracy = [
+        kv.value.double_value.value
+        for kv in overall.metric_keys_and_values
+        if kv.key.name == "sparse_categorical_accuracy"
+    ]
+    assert accuracy and accuracy[0] == pytest.approx(summary.accuracy, abs=0.05)
