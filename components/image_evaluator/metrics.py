@@ -120,17 +120,22 @@ class _TopKAccuracyCombiner(beam.CombineFn):
 
 
 def global_average_precision(
-    confidences: np.ndarray, correct: np.ndarray, has_label: np.ndarray | None = None
+    confidences: np.ndarray,
+    correct: np.ndarray,
+    has_label: np.ndarray | None = None,
+    predicted: np.ndarray | None = None,
 ) -> float:
     """GAP, the score of the Google Landmark Recognition challenges and the Dacon contest.
 
-    One prediction (a label and its confidence) per query; sorted by confidence over all
+    At most one prediction (a label and its confidence) per query; sorted by confidence over all
     queries, GAP = (1/M) sum_i P(i) rel(i): P(i) the share of correct predictions among the
     first i, rel(i) 1 where the i-th is correct, M the number of queries that have a correct
     label at all (`has_label`; a query without one, a photo of no landmark, still takes a rank
-    and lowers the precision of those after it). Equal confidences are ranked wrong ones first,
-    so that a tie never flatters a model and the score does not depend on the queries' order.
-    NaN when no query has a label.
+    and lowers the precision of those after it). A query that abstained (`predicted` False)
+    takes no rank and, when it has a label, stays in M, as in the official metric
+    (tensorflow/models research/delf google_landmarks_dataset/metrics.py). Equal confidences
+    are ranked wrong ones first, so that a tie never flatters a model and the score does not
+    depend on the queries' order. NaN when no query has a label.
     """
     confidences = np.asarray(confidences, np.float64).reshape(-1)
     correct = np.asarray(correct, bool).reshape(-1)
@@ -138,6 +143,9 @@ def global_average_precision(
     total = int(np.count_nonzero(has_label))
     if not total:
         return float("nan")
+    if predicted is not None:
+        ranked = np.asarray(predicted, bool).reshape(-1)
+        confidences, correct = confidences[ranked], correct[ranked]
     order = np.lexsort((correct, -confidences))  # by confidence, then wrong before right
     hits = correct[order]
     precision = np.cumsum(hits) / np.arange(1, hits.size + 1)

@@ -99,3 +99,58 @@ def test_native_top_k_accuracy_matches_keras_metrics():
         reference.update_state(labels, scores)
         assert value == pytest.approx(float(reference.result()), abs=1e-6), k  # Keras: float32
         assert 0.3 < value < 1.0
+
+
+def official_gap(predictions: dict, solution: dict) -> float:
+    """GAP as the official recognition metric defines it, on its own data shapes: `predictions`
+    {query id: (label, score)} for the queries that answered, `solution` {query id: [true
+    labels]} for every query (an empty list for a photo of no landmark); ranked by score, ties
+    by id; M the queries with a true label."""
+    expected = sum(1 for labels in solution.values() if labels)
+    ranked = sorted(predictions.items(), key=lambda item: (-item[1][1], item[0]))
+    correct = total = 0.0
+    for rank, (query, (label, _)) in enumerate(ranked, start=1):
+        if label in solution[query]:
+            correct += 1
+            total += correct / rank
+    return total / expected
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_gap_equals_the_official_definition_on_random_cases(seed):
+    """Several true labels a query, photos of no landmark, queries that abstain: equal where no
+    two scores tie; with ties, never above it (a tie ranks the wrong prediction first)."""
+    rng = np.random.default_rng(seed)
+    queries = int(rng.integers(1, 60))
+    solution, predictions = {}, {}
+    tied = seed % 2 == 1  # scores from a few values: many ties
+    for q in range(queries):
+        query = f"q{q:03d}"
+        solution[query] = list(rng.choice(8, size=int(rng.integers(0, 3)), replace=False))
+        if rng.random() < 0.8:  # the rest abstain
+            score = float(rng.integers(0, 4)) / 4 if tied else float(rng.random())
+            predictions[query] = (int(rng.integers(0, 8)), score)
+    if not any(solution.values()):
+        solution["q000"] = [1]
+    ids = sorted(solution)
+    answered = np.array([query in predictions for query in ids])
+    confidences = np.array([predictions.get(query, (0, 0.0))[1] for query in ids])
+    correct = np.array(
+        [query in predictions and predictions[query][0] in solution[query] for query in ids]
+    )
+    has_label = np.array([bool(solution[query]) for query in ids])
+    ours = global_average_precision(confidences, correct, has_label, answered)
+    theirs = official_gap(predictions, solution)
+    if tied:
+        assert ours <= theirs + 1e-12
+    else:
+        assert ours == pytest.approx(theirs)
+
+
+def test_an_abstained_query_takes_no_rank_but_counts_when_it_has_a_label():
+    # Right (0.9), an abstained photo of a landmark, right (0.5): P = 1, 2/2; M = 3.
+    value = global_average_precision([0.9, 0.7, 0.5], [True, False, True], None, [1, 0, 1])
+    assert value == pytest.approx((1 + 1) / 3)
+    # A photo of no landmark that abstains costs nothing; answering wrongly first costs rank 1.
+    assert global_average_precision([0.9, 0.8], [False, True], [False, True], [0, 1]) == 1.0
+    assert global_average_precision([0.9, 0.8], [False, True], [False, True]) == 0.5

@@ -1,0 +1,60 @@
+"""The retrieval ops (trainer/retrieval.py) against a brute-force search and votes summed by
+hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from imgtfx.trainer import retrieval
+
+
+def unit_rows(rng, n: int, d: int) -> np.ndarray:
+    rows = rng.normal(size=(n, d)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nearest_is_the_brute_force_search_of_a_float16_index(seed):
+    rng = np.random.default_rng(seed)
+    index = unit_rows(rng, 300, 64)
+    queries = rng.normal(size=(20, 64)).astype(np.float32) * 3  # not normalised
+    similarities, positions = retrieval.nearest(queries, tf.constant(index, tf.float16), k=5)
+    expected = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ index.T
+    best = np.argsort(-expected, axis=1)[:, :5]
+    np.testing.assert_array_equal(positions.numpy(), best)
+    np.testing.assert_allclose(
+        similarities.numpy(), np.take_along_axis(expected, best, axis=1), atol=2e-3
+    )
+
+
+def test_a_photo_of_the_index_finds_itself_first():
+    rng = np.random.default_rng(7)
+    index = unit_rows(rng, 1000, 512)
+    similarities, positions = retrieval.nearest(index[[3, 500]], tf.constant(index, tf.float16), 3)
+    assert list(positions.numpy()[:, 0]) == [3, 500]
+    assert np.all(similarities.numpy()[:, 0] >= 0.99)
+
+
+def test_k_larger_than_the_index_returns_the_whole_index():
+    index = tf.constant(unit_rows(np.random.default_rng(1), 2, 8))
+    similarities, _ = retrieval.nearest(index, index, k=5)
+    assert similarities.shape == (2, 2)
+
+
+def test_the_vote_sums_each_labels_similarities_over_k():
+    similarities = tf.constant([[0.9, 0.5, 0.45, 0.4], [0.8, 0.7, -0.6, 0.1]])
+    labels = tf.constant([[2, 0, 0, 0], [1, 3, 1, 1]])
+    label, confidence = retrieval.vote(similarities, labels, num_classes=4)
+    # Query 0: label 0 sums 1.35 over three photos, beating the nearest photo's label 2 (0.9).
+    # Query 1: label 1 sums 0.8 + 0.1 (the negative neighbour adds nothing), label 3 0.7.
+    assert list(label.numpy()) == [0, 1]
+    np.testing.assert_allclose(confidence.numpy(), [1.35 / 4, 0.9 / 4], rtol=1e-6)
+
+
+def test_equal_sums_go_to_the_lower_label_and_no_similarity_gives_no_confidence():
+    label, confidence = retrieval.vote(tf.constant([[0.5, 0.5]]), tf.constant([[3, 1]]), 4)
+    assert int(label[0]) == 1 and float(confidence[0]) == pytest.approx(0.25)
+    label, confidence = retrieval.vote(tf.constant([[-0.2, -0.3]]), tf.constant([[2, 2]]), 4)
+    assert float(confidence[0]) == 0.0
