@@ -1,6 +1,6 @@
 """The Trainer's `run_fn` (`run_fn='imgtfx.trainer.training.run_fn'`): hardware, the training
-phases, progress, and the export of the serving signatures (trainer/model.py builds the
-model)."""
+phases, progress, and the export (trainer/model.py builds the model, trainer/serving.py
+exports it)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from imgtfx.components import counters  # noqa: E402
 from imgtfx.components.examples.features import read_feature_names  # noqa: E402
 from imgtfx.components.examples.layout import examples_uri_of  # noqa: E402
 from imgtfx.trainer import data  # noqa: E402
-from imgtfx.trainer.model import build_model, compile_model, export, unfreeze_top  # noqa: E402
+from imgtfx.trainer.model import build_model, compile_model, unfreeze_top  # noqa: E402
 from imgtfx.trainer.options import TrainerOptions  # noqa: E402
+from imgtfx.trainer.serving import export  # noqa: E402
 
 EPOCH_STEPS = 100
 

@@ -8,7 +8,7 @@
   duplicates.jsonl  every group of copies of one picture: its paths, labels, splits
 
 Split folders are named by TFX (artifact_utils.get_split_uri), never by hand here. An exported
-model's folder holds labels.txt and label_names.json too (trainer/model.py export).
+model's folder holds labels.txt and label_names.json too (trainer/serving.py export).
 """
 
 from __future__ import annotations

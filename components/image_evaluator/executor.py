@@ -8,7 +8,7 @@ slice, its thresholds and the blessing are unchanged. The evaluation artifact sa
 done in its `class_slices` custom property, and the run's summary and report repeat it.
 
 A baseline model is compared only when it was trained on the same vocabulary as the examples
-(its labels.txt, written by trainer/model.py `export`, against the examples' labels.txt): label
+(its labels.txt, written by trainer/serving.py `export`, against the examples' labels.txt): label
 index i must name the same class in both, or the change threshold compares different classes.
 Otherwise the model is evaluated without the baseline, as on a first run, and the blessing and
 the evaluation say "baseline skipped: <why>" in their `baseline_note` custom property, which the

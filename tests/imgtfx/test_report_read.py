@@ -177,7 +177,7 @@ def test_slices_listed_are_all_by_name_or_the_worst(classes, monkeypatch):
 
 
 def test_predictions_count_pairs_and_keep_the_most_confident_mistakes(tmp_path, monkeypatch):
-    from imgtfx.trainer import model
+    from imgtfx.trainer import model, serving
     from imgtfx.trainer.options import TrainerOptions
     from tests.helpers.images import contest_tree
 
@@ -192,7 +192,7 @@ def test_predictions_count_pairs_and_keep_the_most_confident_mistakes(tmp_path, 
     kernel = head.get_weights()[0]
     head.set_weights([np.zeros_like(kernel), np.eye(len(vocabulary))[4] * 10])  # always 902
     path = str(tmp_path / "model")
-    model.export(classifier, vocabulary, small, path, ["3", "남산타워", "20", "21", "경복궁"])
+    serving.export(classifier, vocabulary, small, path, ["3", "남산타워", "20", "21", "경복궁"])
 
     predictions = read.read_predictions(path, str(out), options.features)
     assert predictions.labels == vocabulary

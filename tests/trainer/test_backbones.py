@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imgtfx.trainer import backbones, model, options, training
+from imgtfx.trainer import backbones, model, options, serving, training
 from imgtfx.trainer.options import TrainerOptions
 from tests.helpers.models import batches, reference, shapes_task
 
@@ -120,7 +120,7 @@ def test_exported_backbone_model_serves_the_keras_model_probabilities(weights_fi
     opts = TrainerOptions(image_size=SIZE, backbone="mobilenet_v3_small", weights=path)
     classifier = model.build_model(4, opts)
     vocabulary = ["a", "b", "c", "d"]
-    model.export(classifier, vocabulary, opts, str(tmp_path / "1"))
+    serving.export(classifier, vocabulary, opts, str(tmp_path / "1"))
     images = [encode("JPEG", size=(48, 40), seed=s) for s in range(3)]
     served = tf.saved_model.load(str(tmp_path / "1")).signatures[model.IMAGES_SIGNATURE]
     answer = served(images=tf.constant(images))

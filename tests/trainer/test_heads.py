@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imgtfx.trainer import model
+from imgtfx.trainer import model, serving
 from imgtfx.trainer.options import TrainerOptions
 from tests.helpers.models import batches, reference, shapes_task
 
@@ -68,7 +68,7 @@ def test_the_cosine_head_learns_and_serves_the_keras_model_probabilities(tmp_pat
     print(f"\ncosine head: accuracy {before:.3f} -> {accuracy:.3f}")
     assert accuracy >= 0.8 and accuracy > before + 0.3
 
-    model.export(classifier, ["a", "b", "c", "d"], COSINE, str(tmp_path / "1"))
+    serving.export(classifier, ["a", "b", "c", "d"], COSINE, str(tmp_path / "1"))
     encoded = [encode("JPEG", size=(48, 40), seed=s) for s in range(3)]
     served = tf.saved_model.load(str(tmp_path / "1")).signatures[model.IMAGES_SIGNATURE]
     answer = served(images=tf.constant(encoded))[model.PROBABILITIES].numpy()

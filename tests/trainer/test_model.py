@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from imgtfx.components.examples import layout
-from imgtfx.trainer import data, model, training
+from imgtfx.trainer import data, model, serving, training
 from imgtfx.trainer.options import TrainerOptions
 from tests.helpers.conversions import run_do
 from tests.helpers.images import encode, make_tree, write
@@ -67,7 +67,7 @@ def test_exported_model_answers_both_signatures_with_label_names(examples, tmp_p
     m = model.build_model(len(vocabulary), SMALL)
     m.fit(data.make_dataset(patterns, SMALL, training=True), steps_per_epoch=2, epochs=1, verbose=0)
     path = str(tmp_path / "serving")
-    model.export(m, vocabulary, SMALL, path, data.label_names_of(patterns))
+    serving.export(m, vocabulary, SMALL, path, data.label_names_of(patterns))
 
     loaded = tf.saved_model.load(path)
     serialized = [
@@ -81,7 +81,7 @@ def test_exported_model_answers_both_signatures_with_label_names(examples, tmp_p
     by_image = loaded.signatures[model.IMAGES_SIGNATURE](images=tf.constant(raw))
     for out in (by_example, by_image):
         assert out[model.PROBABILITIES].shape == (3, 3)
-        # One answer a row, [batch, 1], as TFX's BulkInferrer needs (ServingModule)
+        # One answer a row, [batch, 1], as TFX's BulkInferrer needs (serving.ServingModule)
         for key in (model.CLASS_INDEX, model.LABEL_NAME, model.LABEL_DISPLAY_NAME, model.ERROR):
             assert out[key].shape == (3, 1)
         names = [n.decode() for n in out[model.LABEL_NAME].numpy()[:, 0]]
@@ -123,7 +123,7 @@ def test_raw_phone_photos_are_served_upright(tmp_path):
     )(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(pixels)))
     linear = keras.Model(pixels, keras.layers.Softmax()(scores))
     path = str(tmp_path / "serving" / "1")
-    model.export(linear, ["a", "b", "c"], options, path)
+    serving.export(linear, ["a", "b", "c"], options, path)
     serve = tf.saved_model.load(path).signatures[model.IMAGES_SIGNATURE]
     out = serve(images=tf.constant([upright, tagged, sideways]))[model.PROBABILITIES].numpy()
     np.testing.assert_allclose(out[1], out[0], atol=0.02)

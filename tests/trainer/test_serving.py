@@ -15,8 +15,8 @@ from PIL import Image
 
 from imgtfx.components import image_files
 from imgtfx.components.examples import decode
-from imgtfx.components.examples.reasons import MAX_PIXELS
-from imgtfx.trainer import model
+from imgtfx.components.examples.reasons import MAX_PIXELS, TOO_MANY_PIXELS
+from imgtfx.trainer import model, serving
 from imgtfx.trainer.options import TrainerOptions
 from tests.helpers.images import encode, photo, write
 from tests.helpers.models import reference
@@ -71,7 +71,7 @@ def exported(tmp_path_factory):
         ("limited", TrainerOptions(image_size=SIZE, filters=(4, 8), max_pixels=LIMIT), None),
     ):
         paths.append(str(root / name / "1"))
-        model.export(keras_model, VOCABULARY, options, paths[-1], label_names=names)
+        serving.export(keras_model, VOCABULARY, options, paths[-1], label_names=names)
     return paths[0], keras_model, paths[1]
 
 
@@ -223,7 +223,7 @@ def test_a_tf1_session_runs_the_signature_as_tf_serving_does(exported, huge_png)
     assert [e.decode().split(":")[0] for e in out[model.ERROR][:, 0]] == [
         "",
         model.UNDECODABLE,
-        model.TOO_MANY_PIXELS,
+        TOO_MANY_PIXELS,
     ]
     assert list(out[model.CLASS_INDEX][1:, 0]) == [-1, -1]
     best = int(out[model.CLASS_INDEX][0, 0])
