@@ -142,6 +142,12 @@ def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) ->
         help="the classifier: a dense softmax, or cosine similarities trained with a margin "
         "(CosFace; for many classes of few photos)",
     )
+    parser.add_argument(
+        "--embedding-dim",
+        type=int,
+        help="a dense neck of this many units before the head, whose output is the exported "
+        "model's embedding (0: the pooled features)",
+    )
     parser.add_argument("--cosine-margin", type=float, help="the cosine head's margin m")
     parser.add_argument("--cosine-scale", type=float, help="the cosine head's logit scale s")
     parser.add_argument(
@@ -182,7 +188,7 @@ FIELDS = {
             "image_size", "batch_size", "augment", "flip", "class_weights", "backbone",
             "weights", "fine_tune_layers", "fine_tune_steps", "fine_tune_learning_rate",
             "weight_decay", "label_smoothing", "head", "cosine_margin", "cosine_scale",
-            "mixed_precision",
+            "mixed_precision", "embedding_dim",
         )
     },
 }  # fmt: skip

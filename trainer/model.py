@@ -26,10 +26,13 @@ TINY = 1.1754944e-38  # float32's smallest normal number: log(0) never reaches t
 CLASS_INDEX = "class_index"
 LABEL_NAME = "label_name"
 LABEL_DISPLAY_NAME = "label_display_name"  # the label's name for people (label_names.json)
+EMBEDDING = "embedding"  # per image: the L2-normalised features (`features_of`)
+FEATURES = "features"  # the layer whose output is the embedding (the pooling, or the neck)
 ERROR = "error"  # per image: "" when predicted, else the reason (reason: detail)
 UNDECODABLE = "undecodable"  # or TOO_MANY_PIXELS, the converter's reason for the same refusal
 EXAMPLES_SIGNATURE = "serving_default"
 IMAGES_SIGNATURE = "serving_images"
+EMBED_SIGNATURE = "embed"  # raw image bytes in, the embedding out
 # The Evaluator's signature: the encoded image, its input named after the image feature. TFMA
 # passes features to a signature by name; a signature of serialized examples it calls
 # positionally, which TensorFlow first tries as a structured call and rejects with an error
@@ -87,9 +90,25 @@ def _on_backbone(num_classes: int, options: TrainerOptions) -> keras.Model:
         x = network(x, training=False)
     else:
         x = network(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = _features(x, options)
     outputs = _head(x, num_classes, options)
     return ImageClassifier(inputs, outputs, name=f"{options.backbone}_classifier")
+
+
+def _features(x: tf.Tensor, options: TrainerOptions) -> tf.Tensor:
+    """Global average pooling, then the neck when options ask for one: the layer named
+    FEATURES, whose output the exported model serves as its embedding."""
+    if not options.embedding_dim:
+        return keras.layers.GlobalAveragePooling2D(name=FEATURES)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.layers.Dense(options.embedding_dim, name=FEATURES)(x)
+
+
+def features_of(model: keras.Model) -> tf.Tensor:
+    """The symbolic features a model's embedding is taken from: its FEATURES layer's output,
+    or for a model built elsewhere what its last layer reads."""
+    names = {layer.name for layer in model.layers}
+    return model.get_layer(FEATURES).output if FEATURES in names else model.layers[-1].input
 
 
 def backbone_of(model: keras.Model) -> keras.Model:
@@ -226,6 +245,6 @@ def _small_cnn(num_classes: int, options: TrainerOptions) -> keras.Model:
             x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
             x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D(padding="same")(x)  # small inputs end at 1x1, not 0x0
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = _features(x, options)
     outputs = _head(x, num_classes, options)
     return ImageClassifier(inputs, outputs, name="image_classifier")

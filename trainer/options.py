@@ -32,6 +32,9 @@ class TrainerOptions:
     convs_per_block: convolutions in each block, before its max-pool.
     stem_stride: stride of the first convolution: 2 halves the picture before the blocks.
     dropout: dropout rate before the classifier.
+    embedding_dim: a dense neck of this many units between the pooled features and the head,
+      whose output is the model's embedding (the `embedding` output, the `embed` signature);
+      0: the pooled features themselves are the embedding.
     augment: random zoom, shift, contrast and brightness on train batches.
     flip: random left-right flips (off by default: they change digits and text).
     class_weights: 'balanced' weighs classes by inverse frequency, 'none' does not.
@@ -68,6 +71,7 @@ class TrainerOptions:
     convs_per_block: int = 1
     stem_stride: int = 2
     dropout: float = 0.3
+    embedding_dim: int = 0
     augment: bool = True
     flip: bool = False
     class_weights: str = "none"
@@ -114,6 +118,8 @@ class TrainerOptions:
             raise ValueError("weight_decay must be >= 0 and label_smoothing in [0, 1).")
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}.")
+        if self.embedding_dim < 0:
+            raise ValueError(f"--embedding-dim must be 0 or more, got {self.embedding_dim}.")
         if self.cosine_scale <= 0 or not 0 <= self.cosine_margin < 1:
             raise ValueError("cosine_scale must be > 0 and cosine_margin in [0, 1).")
         if self.head == "cosine" and self.label_smoothing:

@@ -15,6 +15,8 @@ from imgtfx.components.examples.reasons import TOO_MANY_PIXELS  # noqa: E402
 from imgtfx.components.examples.vocabulary import write_label_names_file, write_labels_file  # noqa: E402
 from imgtfx.trainer.model import (  # noqa: E402
     CLASS_INDEX,
+    EMBED_SIGNATURE,
+    EMBEDDING,
     ERROR,
     EVAL_SIGNATURE,
     EXAMPLES_SIGNATURE,
@@ -23,6 +25,7 @@ from imgtfx.trainer.model import (  # noqa: E402
     LABEL_NAME,
     PROBABILITIES,
     UNDECODABLE,
+    features_of,
     keras,
 )
 from imgtfx.trainer.options import TrainerOptions  # noqa: E402
@@ -34,12 +37,15 @@ class _Untracked:
 
     def __init__(self, model: keras.Model):
         self.model = model
+        # One forward pass for both: the probabilities and the features of the embedding.
+        self.both = keras.Model(model.inputs, [model.outputs[0], features_of(model)])
+        self.embedder = keras.Model(model.inputs, features_of(model))
         self.decode = None
 
 
 class ServingModule(tf.Module):
-    """Serving signatures: serialized tf.Examples (TF Serving), raw encoded images, and the
-    image feature by name (the Evaluator).
+    """Serving signatures: serialized tf.Examples (TF Serving), raw encoded images, the image
+    feature by name (the Evaluator), and `embed` (raw encoded images -> their embedding).
 
     Exports the model's variables and these graphs only, not the Keras model as an object:
     saving a tracked Keras model makes TensorFlow trace every layer's call for Keras' own
@@ -53,7 +59,9 @@ class ServingModule(tf.Module):
     piece for its dtype, which the piece of a rank-1 string output, Python bytes, lacks
     (AttributeError), as it does for no output of rank 2. Images over `options.max_pixels` are
     refused from their header, before any pixel is decoded. `label_display_name` is the
-    label's name for people (label_names.json), beside `label_name`, the class.
+    label's name for people (label_names.json), beside `label_name`, the class. `embedding`
+    ([batch, d], in every signature) is the model's features (trainer/model.py features_of)
+    L2-normalised, zeros for a refused image: what the nearest training photos are found by.
     """
 
     def __init__(
@@ -85,7 +93,7 @@ class ServingModule(tf.Module):
 
     def _predict(self, images: tf.Tensor, errors: tf.Tensor) -> dict[str, tf.Tensor]:
         ok = tf.equal(errors, "")
-        probabilities = self._keras.model(images, training=False)
+        probabilities, features = self._keras.both(images, training=False)
         probabilities = tf.where(ok[:, None], probabilities, tf.zeros_like(probabilities))
         index = tf.where(ok, tf.argmax(probabilities, axis=-1), -1)
         found = tf.maximum(index, 0)
@@ -95,7 +103,14 @@ class ServingModule(tf.Module):
             LABEL_NAME: tf.where(ok, tf.gather(self.vocabulary, found), "")[:, None],
             LABEL_DISPLAY_NAME: tf.where(ok, tf.gather(self.label_names, found), "")[:, None],
             ERROR: errors[:, None],
+            EMBEDDING: self._embedding(features, ok),
         }
+
+    @staticmethod
+    def _embedding(features: tf.Tensor, ok: tf.Tensor) -> tf.Tensor:
+        """[n, d] L2-normalised features, zeros for a refused image."""
+        unit = tf.math.l2_normalize(tf.cast(features, tf.float32), axis=-1)
+        return tf.where(ok[:, None], unit, tf.zeros_like(unit))
 
     def _decode(self, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Decoded images [n, size, size, 3] (zeros where refused) and an error per image.
@@ -162,6 +177,15 @@ class ServingModule(tf.Module):
     def serve_images(self, encoded):
         return self._predict(*self._keras.decode(encoded))
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")], autograph=False)
+    def serve_embedding(self, encoded):
+        images, errors = self._keras.decode(encoded)
+        features = self._keras.embedder(images, training=False)
+        return {
+            EMBEDDING: self._embedding(features, tf.equal(errors, "")),
+            ERROR: errors[:, None],
+        }
+
 
 def export(
     model: keras.Model,
@@ -181,6 +205,7 @@ def export(
             EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
             IMAGES_SIGNATURE: module.serve_images.get_concrete_function(),
             EVAL_SIGNATURE: module.serve_image_feature.get_concrete_function(),
+            EMBED_SIGNATURE: module.serve_embedding.get_concrete_function(),
         },
     )
     write_labels_file(os.path.join(path, LABELS_FILE), vocabulary)

@@ -136,3 +136,13 @@ def test_raw_phone_photos_are_served_upright(tmp_path):
         [p["probability"] for p in lines[0]["top_k"]],
         atol=0.02,
     )
+
+
+@pytest.mark.parametrize("dim", [0, 24])
+def test_the_embedding_is_the_pooled_features_or_the_neck(dim):
+    options = TrainerOptions(image_size=32, filters=(4, 8), embedding_dim=dim)
+    built = model.build_model(3, options)
+    features = model.features_of(built)
+    assert features.shape[-1] == (dim or 8)  # the last block's channels without a neck
+    with pytest.raises(ValueError, match="--embedding-dim must be 0 or more"):
+        TrainerOptions(embedding_dim=-1)

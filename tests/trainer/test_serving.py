@@ -315,3 +315,18 @@ def test_options_carry_the_pixel_limit():
     assert TrainerOptions.from_dict(lowered.to_dict()) == lowered
     with pytest.raises(ValueError, match="max_pixels must be positive"):
         TrainerOptions(max_pixels=0)
+
+
+def test_every_signature_serves_the_embedding_and_embed_serves_it_alone(loaded):
+    """Unit rows, the same from each signature for the same image, zeros where refused."""
+    serve = loaded[0].signatures
+    raw = [jpeg(seed=3), b"garbage", jpeg(seed=4)]
+    alone = serve[model.EMBED_SIGNATURE](images=tf.constant(raw))
+    embedding = alone[model.EMBEDDING].numpy()
+    assert embedding.shape[0] == 3 and alone[model.ERROR].shape == (3, 1)
+    np.testing.assert_allclose(np.linalg.norm(embedding[[0, 2]], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(embedding[1], 0.0)
+    assert as_text(alone[model.ERROR])[1].startswith(model.UNDECODABLE)
+    with_answer = serve[model.IMAGES_SIGNATURE](images=tf.constant(raw))
+    np.testing.assert_allclose(with_answer[model.EMBEDDING].numpy(), embedding, atol=1e-6)
+    assert not np.allclose(embedding[0], embedding[2])  # a picture's own, not a constant
