@@ -11,7 +11,7 @@ from imgtfx.components.baseline_evaluator.environment import DEFAULT_METADATA_SE
 from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.pipeline import configs
 from imgtfx.pipeline.run_config import RunConfig
-from imgtfx.trainer.options import BACKBONES, HEADS, TrainerOptions
+from imgtfx.trainer.options import BACKBONES, HEADS, PREDICT_BY, TrainerOptions
 
 
 def _add_input_args(parser: argparse.ArgumentParser, images_required: bool = True) -> None:
@@ -148,6 +148,18 @@ def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) ->
         help="a dense neck of this many units before the head, whose output is the exported "
         "model's embedding (0: the pooled features)",
     )
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        help="k: the exported model names each image's k nearest train photos, from an index "
+        "of every train photo saved in it (0: no index)",
+    )
+    parser.add_argument(
+        "--predict-by",
+        choices=PREDICT_BY,
+        help="what the prediction comes from: the classifier, the k nearest train photos' "
+        "vote, or the mean of both",
+    )
     parser.add_argument("--cosine-margin", type=float, help="the cosine head's margin m")
     parser.add_argument("--cosine-scale", type=float, help="the cosine head's logit scale s")
     parser.add_argument(
@@ -188,7 +200,7 @@ FIELDS = {
             "image_size", "batch_size", "augment", "flip", "class_weights", "backbone",
             "weights", "fine_tune_layers", "fine_tune_steps", "fine_tune_learning_rate",
             "weight_decay", "label_smoothing", "head", "cosine_margin", "cosine_scale",
-            "mixed_precision", "embedding_dim",
+            "mixed_precision", "embedding_dim", "neighbours", "predict_by",
         )
     },
 }  # fmt: skip

@@ -72,9 +72,38 @@ def _answer(vocabulary: list[str], names: list[str] | None, row, index: int) -> 
     return answer
 
 
+def _neighbours(answer, vocabulary: list[str], names: list[str] | None) -> list | None:
+    """Per image, its nearest train photos as {"id", "label", "name" (models with names),
+    "similarity"}, nearest first; None for a model without a neighbour index."""
+    from imgtfx.trainer import model as trainer_model
+
+    if trainer_model.NEIGHBOUR_IDS not in answer:
+        return None
+    position = {label: i for i, label in enumerate(vocabulary)}
+    rows = zip(
+        answer[trainer_model.NEIGHBOUR_IDS].numpy(),
+        answer[trainer_model.NEIGHBOUR_LABELS].numpy(),
+        answer[trainer_model.NEIGHBOUR_SIMILARITIES].numpy(),
+        strict=True,
+    )
+    out = []
+    for ids, labels, similarities in rows:
+        near = []
+        for image_id, label, similarity in zip(ids, labels, similarities, strict=True):
+            label = label.decode("utf-8", "replace")
+            entry = {"id": image_id.decode("utf-8", "replace"), "label": label}
+            if names is not None and label in position:
+                entry["name"] = names[position[label]]
+            entry["similarity"] = round(float(similarity), 6)
+            near.append(entry)
+        out.append(near)
+    return out
+
+
 def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool = False):
     """Yields one dict per file, in input order: path, label, name (models with names),
-    probability, top_k; or path and error."""
+    probability, top_k and, from a model with a neighbour index, neighbours; or path and
+    error."""
     import tensorflow as tf
 
     from imgtfx.components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE
@@ -103,13 +132,16 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
             errors = answer.get(trainer_model.ERROR)  # models exported before it have none
             # [n, 1] since the outputs were shaped for BulkInferrer; [n] in older models
             errors = [b""] * len(good) if errors is None else errors.numpy().reshape(-1)
-            for line, row, error in zip(good, probabilities, errors, strict=True):
+            near = _neighbours(answer, vocabulary, names)
+            for i, (line, row, error) in enumerate(zip(good, probabilities, errors, strict=True)):
                 if error:  # refused by the model itself, e.g. over its own pixel limit
                     line["error"] = error.decode("utf-8", "replace")
                     continue
                 best = np.argsort(-row)[: max(1, top_k)]
                 line.update(_answer(vocabulary, names, row, best[0]))
                 line["top_k"] = [_answer(vocabulary, names, row, i) for i in best]
+                if near is not None:
+                    line["neighbours"] = near[i]
         if bar:
             bar.update(len(pending))
         yield from pending

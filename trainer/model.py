@@ -28,6 +28,10 @@ LABEL_NAME = "label_name"
 LABEL_DISPLAY_NAME = "label_display_name"  # the label's name for people (label_names.json)
 EMBEDDING = "embedding"  # per image: the L2-normalised features (`features_of`)
 FEATURES = "features"  # the layer whose output is the embedding (the pooling, or the neck)
+# The k nearest train photos of each image ([batch, k], nearest first), with a neighbour index.
+NEIGHBOUR_IDS = "neighbour_ids"
+NEIGHBOUR_LABELS = "neighbour_labels"
+NEIGHBOUR_SIMILARITIES = "neighbour_similarities"
 ERROR = "error"  # per image: "" when predicted, else the reason (reason: detail)
 UNDECODABLE = "undecodable"  # or TOO_MANY_PIXELS, the converter's reason for the same refusal
 EXAMPLES_SIGNATURE = "serving_default"

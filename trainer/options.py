@@ -22,6 +22,12 @@ MIXED_PRECISION = ("auto", "off")
 HEADS = ("softmax", "cosine")
 
 
+# predict_by: what the served prediction (`probabilities` and what follows it) comes from: the
+# classifier, the neighbours' vote (trainer/retrieval.py label_scores), or both.
+CLASSIFIER, NEIGHBOURS, BLEND = "classifier", "neighbours", "blend"
+PREDICT_BY = (CLASSIFIER, NEIGHBOURS, BLEND)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainerOptions:
     """Attributes:
@@ -35,6 +41,11 @@ class TrainerOptions:
     embedding_dim: a dense neck of this many units between the pooled features and the head,
       whose output is the model's embedding (the `embedding` output, the `embed` signature);
       0: the pooled features themselves are the embedding.
+    neighbours: k, the nearest train photos each answer names (an index of every train photo's
+      embedding, built after training and saved in the model); 0 builds no index.
+    predict_by: what the served prediction comes from: 'classifier', 'neighbours' (the label
+      whose photos among the k nearest are most similar in sum) or 'blend' (the mean of both
+      scores); without an index, the classifier.
     augment: random zoom, shift, contrast and brightness on train batches.
     flip: random left-right flips (off by default: they change digits and text).
     class_weights: 'balanced' weighs classes by inverse frequency, 'none' does not.
@@ -72,6 +83,8 @@ class TrainerOptions:
     stem_stride: int = 2
     dropout: float = 0.3
     embedding_dim: int = 0
+    neighbours: int = 5
+    predict_by: str = CLASSIFIER
     augment: bool = True
     flip: bool = False
     class_weights: str = "none"
@@ -118,6 +131,12 @@ class TrainerOptions:
             raise ValueError("weight_decay must be >= 0 and label_smoothing in [0, 1).")
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}.")
+        if self.neighbours < 0:
+            raise ValueError(f"--neighbours must be 0 or more, got {self.neighbours}.")
+        if self.predict_by not in PREDICT_BY:
+            raise ValueError(
+                f"--predict-by must be one of {', '.join(PREDICT_BY)}, got {self.predict_by!r}."
+            )
         if self.embedding_dim < 0:
             raise ValueError(f"--embedding-dim must be 0 or more, got {self.embedding_dim}.")
         if self.cosine_scale <= 0 or not 0 <= self.cosine_margin < 1:

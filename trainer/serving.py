@@ -13,6 +13,7 @@ from imgtfx.components.examples import decode  # noqa: E402
 from imgtfx.components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE  # noqa: E402
 from imgtfx.components.examples.reasons import TOO_MANY_PIXELS  # noqa: E402
 from imgtfx.components.examples.vocabulary import write_label_names_file, write_labels_file  # noqa: E402
+from imgtfx.trainer import retrieval  # noqa: E402
 from imgtfx.trainer.model import (  # noqa: E402
     CLASS_INDEX,
     EMBED_SIGNATURE,
@@ -23,12 +24,15 @@ from imgtfx.trainer.model import (  # noqa: E402
     IMAGES_SIGNATURE,
     LABEL_DISPLAY_NAME,
     LABEL_NAME,
+    NEIGHBOUR_IDS,
+    NEIGHBOUR_LABELS,
+    NEIGHBOUR_SIMILARITIES,
     PROBABILITIES,
     UNDECODABLE,
     features_of,
     keras,
 )
-from imgtfx.trainer.options import TrainerOptions  # noqa: E402
+from imgtfx.trainer.options import CLASSIFIER, TrainerOptions  # noqa: E402
 
 
 class _Untracked:
@@ -70,6 +74,7 @@ class ServingModule(tf.Module):
         vocabulary: list[str],
         options: TrainerOptions,
         label_names: list[str] | None = None,
+        index: retrieval.Index | None = None,
     ):
         super().__init__()
         self.weights = list(model.variables)  # what the SavedModel saves of the model
@@ -77,6 +82,11 @@ class ServingModule(tf.Module):
         self.vocabulary = tf.constant(vocabulary)
         self.label_names = tf.constant(label_names or vocabulary)
         self._options = options
+        self._neighbours = options.neighbours if index is not None else 0
+        if self._neighbours:  # variables: saved once, shared by every signature
+            self.index_embeddings = tf.Variable(index.embeddings, trainable=False)
+            self.index_labels = tf.Variable(index.labels, trainable=False)
+            self.index_ids = tf.Variable(index.ids, dtype=tf.string, trainable=False)
         self.serve_image_feature = tf.function(
             self._serve_encoded,
             input_signature=[tf.TensorSpec([None], tf.string, name=options.features.image)],
@@ -94,16 +104,44 @@ class ServingModule(tf.Module):
     def _predict(self, images: tf.Tensor, errors: tf.Tensor) -> dict[str, tf.Tensor]:
         ok = tf.equal(errors, "")
         probabilities, features = self._keras.both(images, training=False)
+        embedding = self._embedding(features, ok)
+        near = self._nearest(embedding, ok) if self._neighbours else {}
+        if near and self._options.predict_by != CLASSIFIER:
+            probabilities = retrieval.scores_by(
+                self._options.predict_by,
+                probabilities,
+                near.pop("_scores"),
+            )
+        near.pop("_scores", None)
         probabilities = tf.where(ok[:, None], probabilities, tf.zeros_like(probabilities))
         index = tf.where(ok, tf.argmax(probabilities, axis=-1), -1)
         found = tf.maximum(index, 0)
         return {
+            **near,
             PROBABILITIES: probabilities,
             CLASS_INDEX: index[:, None],
             LABEL_NAME: tf.where(ok, tf.gather(self.vocabulary, found), "")[:, None],
             LABEL_DISPLAY_NAME: tf.where(ok, tf.gather(self.label_names, found), "")[:, None],
             ERROR: errors[:, None],
-            EMBEDDING: self._embedding(features, ok),
+            EMBEDDING: embedding,
+        }
+
+    def _nearest(self, embedding: tf.Tensor, ok: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The k nearest train photos of each image ([batch, k]: ids, labels, similarities,
+        nearest first; "" and 0 for a refused image), and each label's neighbour score
+        (retrieval.label_scores) under "_scores"."""
+        similarities, positions = retrieval.nearest(
+            embedding, self.index_embeddings, self._neighbours
+        )
+        similarities = tf.where(ok[:, None], similarities, 0.0)
+        labels = tf.gather(self.index_labels, positions)
+        return {
+            NEIGHBOUR_IDS: tf.where(ok[:, None], tf.gather(self.index_ids, positions), ""),
+            NEIGHBOUR_LABELS: tf.where(ok[:, None], tf.gather(self.vocabulary, labels), ""),
+            NEIGHBOUR_SIMILARITIES: similarities,
+            "_scores": retrieval.label_scores(
+                similarities, labels, tf.shape(self.vocabulary, out_type=tf.int64)[0]
+            ),
         }
 
     @staticmethod
@@ -193,11 +231,13 @@ def export(
     options: TrainerOptions,
     path: str,
     label_names: list[str] | None = None,
+    index: retrieval.Index | None = None,
 ) -> None:
     """Saves the serving signatures, labels.txt and label_names.json (`label_names` aligned with
-    `vocabulary`; default the labels), so that readers of the model need no Examples."""
+    `vocabulary`; default the labels), so that readers of the model need no Examples; with the
+    train photos' `index` inside, searched by every signature."""
     label_names = label_names or vocabulary
-    module = ServingModule(model, vocabulary, options, label_names)
+    module = ServingModule(model, vocabulary, options, label_names, index)
     tf.saved_model.save(
         module,
         path,

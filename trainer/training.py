@@ -20,8 +20,13 @@ from absl import logging  # noqa: E402
 from imgtfx.components import counters  # noqa: E402
 from imgtfx.components.examples.features import read_feature_names  # noqa: E402
 from imgtfx.components.examples.layout import examples_uri_of  # noqa: E402
-from imgtfx.trainer import data  # noqa: E402
-from imgtfx.trainer.model import build_model, compile_model, unfreeze_top  # noqa: E402
+from imgtfx.trainer import data, retrieval  # noqa: E402
+from imgtfx.trainer.model import (  # noqa: E402
+    build_model,
+    compile_model,
+    features_of,
+    unfreeze_top,
+)
 from imgtfx.trainer.options import TrainerOptions  # noqa: E402
 from imgtfx.trainer.serving import export  # noqa: E402
 
@@ -124,12 +129,23 @@ def run_fn(fn_args) -> None:
             )
         logging.info("Fine-tuning: %d steps.", fine_tune)
         fit(fine_tune)
+    index = None
+    if options.neighbours:
+        started = time.monotonic()
+        embedder = keras.Model(model.inputs, features_of(model))
+        index = retrieval.build_index(embedder, fn_args.train_files, options)
+        logging.info(
+            "Neighbour index: %d train photos x %d dimensions in %.1f s.",
+            *index.embeddings.shape,
+            time.monotonic() - started,
+        )
     export(
         model,
         vocabulary,
         options,
         fn_args.serving_model_dir,
         data.label_names_of(fn_args.train_files),
+        index,
     )
 
 

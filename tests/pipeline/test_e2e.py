@@ -185,6 +185,19 @@ def test_predict_on_good_and_bad_files(digits, first_run, tmp_path, capsys):
         assert 0 <= line["probability"] <= 1
     assert lines[3]["error"].startswith("not_an_image")
 
+    # The model holds an index of the train photos: a train photo names itself nearest.
+    train = tf.io.gfile.glob(os.path.join(summary.examples_uri, "Split-train", "*"))[0]
+    record = next(iter(tf.data.TFRecordDataset(train, "GZIP")))
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    own_id = feature[FEATURES.id].bytes_list.value[0].decode()
+    photo = os.path.join(digits["images"], feature[FEATURES.path].bytes_list.value[0].decode())
+    (line,) = predict.predict(serving, [photo])
+    nearest = line["neighbours"]
+    assert nearest[0]["id"] == own_id and nearest[0]["similarity"] >= 0.99
+    assert len(nearest) == 5 and nearest[0]["label"] in {str(d) for d in range(10)}
+    similarities = [n["similarity"] for n in nearest]
+    assert similarities == sorted(similarities, reverse=True)
+
     assert cli.main(["predict", "--model", serving, str(bad), good[0]]) == 0
     printed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert "error" in printed[0] and printed[1]["label"]

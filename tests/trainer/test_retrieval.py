@@ -58,3 +58,47 @@ def test_equal_sums_go_to_the_lower_label_and_no_similarity_gives_no_confidence(
     assert int(label[0]) == 1 and float(confidence[0]) == pytest.approx(0.25)
     label, confidence = retrieval.vote(tf.constant([[-0.2, -0.3]]), tf.constant([[2, 2]]), 4)
     assert float(confidence[0]) == 0.0
+
+
+def test_an_exported_index_names_each_train_photo_itself_first(tmp_path):
+    """The index inside the SavedModel: every signature names each image's nearest train
+    photos; a train photo finds itself at similarity >= 0.99; predict_by='neighbours' serves
+    the neighbours' label scores as the prediction."""
+    from imgtfx.trainer import model, serving
+    from imgtfx.trainer.options import TrainerOptions
+    from tests.trainer.test_serving import jpeg, linear_model
+
+    keras_model = linear_model()
+    vocabulary = ["a", "b", "c"]
+    photos = [jpeg(seed=i) for i in range(9)]
+    options = TrainerOptions(image_size=32, neighbours=3)
+    serving.export(keras_model, vocabulary, options, str(tmp_path / "plain"))
+    embed = tf.saved_model.load(str(tmp_path / "plain")).signatures[model.EMBED_SIGNATURE]
+    embeddings = embed(images=tf.constant(photos))[model.EMBEDDING].numpy()
+    index = retrieval.Index(
+        embeddings.astype(np.float16),
+        np.arange(9, dtype=np.int64) % 3,
+        np.array([f"photo-{i}".encode() for i in range(9)]),
+    )
+    for predict_by in ("classifier", "neighbours"):
+        path = str(tmp_path / predict_by)
+        chosen = TrainerOptions(image_size=32, neighbours=3, predict_by=predict_by)
+        serving.export(keras_model, vocabulary, chosen, path, index=index)
+        served = tf.saved_model.load(path).signatures[model.IMAGES_SIGNATURE]
+        out = served(images=tf.constant(photos + [b"garbage"]))
+        ids = out[model.NEIGHBOUR_IDS].numpy()
+        assert ids.shape == (10, 3)
+        assert [i.decode() for i in ids[:9, 0]] == [f"photo-{i}" for i in range(9)]
+        similarities = out[model.NEIGHBOUR_SIMILARITIES].numpy()
+        assert np.all(similarities[:9, 0] >= 0.99) and np.all(np.diff(similarities[:9]) <= 1e-6)
+        labels = out[model.NEIGHBOUR_LABELS].numpy()
+        assert [x.decode() for x in labels[:9, 0]] == [vocabulary[i % 3] for i in range(9)]
+        assert list(ids[9]) == [b""] * 3 and np.all(similarities[9] == 0)  # refused
+        expected = retrieval.label_scores(
+            similarities[:9], np.vectorize(lambda x: vocabulary.index(x.decode()))(labels[:9]), 3
+        ).numpy()
+        scores = out[model.PROBABILITIES].numpy()[:9]
+        if predict_by == "neighbours":
+            np.testing.assert_allclose(scores, expected, atol=1e-6)
+        else:
+            assert not np.allclose(scores, expected)
