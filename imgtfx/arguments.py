@@ -142,24 +142,12 @@ def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) ->
         help="the classifier: a dense softmax, or cosine similarities trained with a margin "
         "(CosFace; for many classes of few photos)",
     )
-    parser.add_argument(
-        "--embedding-dim",
-        type=int,
-        help="a dense neck of this many units before the head, whose output is the exported "
-        "model's embedding (0: the pooled features)",
-    )
-    parser.add_argument(
-        "--neighbours",
-        type=int,
-        help="k: the exported model names each image's k nearest train photos, from an index "
-        "of every train photo saved in it (0: no index)",
-    )
-    parser.add_argument(
-        "--predict-by",
-        choices=PREDICT_BY,
-        help="what the prediction comes from: the classifier, the k nearest train photos' "
-        "vote, or the mean of both",
-    )
+    neck = "a dense neck of N units before the head: the model's embedding (0: the pooling)"
+    parser.add_argument("--embedding-dim", type=int, metavar="N", help=neck)
+    near = "the exported model names each image's k nearest train photos (0: no index)"
+    parser.add_argument("--neighbours", type=int, metavar="K", help=near)
+    by = "the prediction from the classifier, the k nearest train photos' vote, or their mean"
+    parser.add_argument("--predict-by", choices=PREDICT_BY, help=by)
     parser.add_argument("--cosine-margin", type=float, help="the cosine head's margin m")
     parser.add_argument("--cosine-scale", type=float, help="the cosine head's logit scale s")
     parser.add_argument(

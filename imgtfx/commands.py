@@ -94,6 +94,14 @@ def run(args) -> int:
         f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}{top_k_text}; "
         f"{'BLESSED' if summary.blessed else 'NOT blessed'}"
     )
+    if summary.gap_by_method:
+        print(
+            "GAP by method: "
+            + ", ".join(
+                f"{method} {'n/a' if value is None else f'{value:.3f}'}"
+                for method, value in summary.gap_by_method.items()
+            )
+        )
     for line in blessing_lines(summary.blessing or {}):
         print(line)
     print(f"pushed model: {summary.pushed_model or 'none (not blessed)'}")

@@ -35,7 +35,8 @@ from imgtfx.pipeline.run_config import (
     RunConfig,
     train_args_json,
 )
-from imgtfx.trainer.model import EVAL_SIGNATURE, PROBABILITIES
+from imgtfx.trainer.model import EVAL_SIGNATURE, PROBABILITIES, scores_of
+from imgtfx.trainer.options import PREDICT_BY
 
 TRAINER_RUN_FN = "imgtfx.trainer.training.run_fn"
 # Where the Evaluator's baseline (the latest blessed model) comes from.
@@ -101,11 +102,13 @@ def eval_config(
     top_k: int = configs.TOP_K,
     min_class_accuracy: float | None = None,
     min_gap: float | None = None,
+    methods: tuple[str, ...] = (),
 ) -> tfma.EvalConfig:
     """Multiclass evaluation: top-k accuracy, GAP and every metric per class (slices on the
     label name); blessing needs the overall accuracy at least `min_accuracy` and at most
     MAX_ACCURACY_DROP below the latest blessed model, and (opt-in) the overall GAP at least
-    `min_gap`.
+    `min_gap`. Those read the served prediction (the chosen method's); `methods` (a model with
+    a neighbour index) adds accuracy and GAP of each method's scores, side by side.
 
     The accuracy thresholds are per-slice thresholds on the overall slice only: a threshold on
     the metric itself would apply to every class slice too, and with hundreds of classes of a
@@ -185,10 +188,32 @@ def eval_config(
                         per_slice_thresholds=gap_thresholds,
                     ),
                     tfma.MetricConfig(class_name="ExampleCount"),
+                    *(_by_method(method) for method in methods for _by_method in _METHOD_METRICS),
                 ]
             )
         ],
     )
+
+
+def _accuracy_of(method: str) -> tfma.MetricConfig:
+    return tfma.MetricConfig(
+        class_name=metrics.TopKAccuracy.__name__,
+        module=metrics.__name__,
+        config=f'"top_k": 1, "name": "{properties.by_method(properties.ACCURACY, method)}", '
+        f'"prediction_key": "{scores_of(method)}"',
+    )
+
+
+def _gap_of(method: str) -> tfma.MetricConfig:
+    return tfma.MetricConfig(
+        class_name=metrics.GlobalAveragePrecision.__name__,
+        module=metrics.__name__,
+        config=f'"name": "{properties.by_method(properties.GAP, method)}", '
+        f'"prediction_key": "{scores_of(method)}"',
+    )
+
+
+_METHOD_METRICS = (_accuracy_of, _gap_of)
 
 
 def create_pipeline(
@@ -258,6 +283,7 @@ def create_pipeline(
         config.min_accuracy,
         min_class_accuracy=config.min_class_accuracy,
         min_gap=config.min_gap,
+        methods=PREDICT_BY if config.trainer_options.neighbours else (),
     )
     resolvers = []
     if baseline == BASELINE_FROM_RESOLVER:

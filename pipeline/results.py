@@ -17,7 +17,9 @@ from imgtfx.components.image_evaluator.properties import (
     GAP,
     TOP_K_ACCURACY,
 )
+from imgtfx.components.image_evaluator.properties import by_method as by_method_name
 from imgtfx.pipeline.run_summary import RunSummary
+from imgtfx.trainer.options import PREDICT_BY
 
 OVERALL = "overall"
 MAX_FAILED = 100
@@ -229,6 +231,9 @@ def summarize(
         summary["accuracy"] = metrics.get(ACCURACY)
         summary["top_k_accuracy"] = metrics.get(TOP_K_ACCURACY)
         summary["gap"] = metrics.get(GAP)
+        by_method = {m: metrics.get(by_method_name(GAP, m)) for m in PREDICT_BY}
+        if any(value is not None for value in by_method.values()):  # a model with an index
+            summary["gap_by_method"] = by_method
         summary["evaluation_uri"] = evaluation.uri
     if blessing:
         summary["blessed"] = bool(blessing.custom_properties["blessed"].int_value)

@@ -31,6 +31,8 @@ class RunSummary:
     top_k: int = 3
     top_k_accuracy: float | None = None
     gap: float | None = None
+    # With a neighbour index: GAP of each prediction method ({classifier, neighbours, blend}).
+    gap_by_method: dict[str, float | None] | None = None
     class_slices: str | None = None  # "overall only: ..." when TFMA got no per-class slices
     # Blessed or not, and why (pipeline.results.explain_blessing: thresholds, baseline, checks).
     blessed: bool | None = None

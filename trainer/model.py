@@ -47,6 +47,11 @@ EVAL_SIGNATURE = "evaluate"
 BN_MOMENTUM = 0.9
 
 
+def scores_of(method: str) -> str:
+    """The Evaluator signature's output of one prediction method's class scores."""
+    return f"scores_{method}"
+
+
 class ImageClassifier(keras.Model):
     """A functional Keras model whose training and evaluation steps skip AutoGraph.
 

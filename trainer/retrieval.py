@@ -100,4 +100,4 @@ def scores_by(method: str, probabilities: tf.Tensor, neighbour_scores: tf.Tensor
         return neighbour_scores
     if method == BLEND:
         return (tf.cast(probabilities, tf.float32) + neighbour_scores) / 2
-    return probabilities
+    return tf.cast(probabilities, tf.float32)

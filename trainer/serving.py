@@ -31,8 +31,9 @@ from imgtfx.trainer.model import (  # noqa: E402
     UNDECODABLE,
     features_of,
     keras,
+    scores_of,
 )
-from imgtfx.trainer.options import CLASSIFIER, TrainerOptions  # noqa: E402
+from imgtfx.trainer.options import PREDICT_BY, TrainerOptions  # noqa: E402
 
 
 class _Untracked:
@@ -99,20 +100,27 @@ class ServingModule(tf.Module):
         )
 
     def _serve_encoded(self, encoded):
-        return self._predict(*self._keras.decode(encoded))
+        return self._predict(*self._keras.decode(encoded), by_method=True)
 
-    def _predict(self, images: tf.Tensor, errors: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _predict(
+        self, images: tf.Tensor, errors: tf.Tensor, by_method: bool = False
+    ) -> dict[str, tf.Tensor]:
+        """The answers; `by_method` (the Evaluator's signature, with an index) adds each
+        prediction method's scores, `scores_<method>` [batch, classes], which its accuracy and
+        GAP by method read."""
         ok = tf.equal(errors, "")
         probabilities, features = self._keras.both(images, training=False)
         embedding = self._embedding(features, ok)
         near = self._nearest(embedding, ok) if self._neighbours else {}
-        if near and self._options.predict_by != CLASSIFIER:
+        if near:
+            neighbour_scores = near.pop("_scores")
+            if by_method:
+                for method in PREDICT_BY:
+                    scores = retrieval.scores_by(method, probabilities, neighbour_scores)
+                    near[scores_of(method)] = tf.where(ok[:, None], scores, 0.0)
             probabilities = retrieval.scores_by(
-                self._options.predict_by,
-                probabilities,
-                near.pop("_scores"),
+                self._options.predict_by, probabilities, neighbour_scores
             )
-        near.pop("_scores", None)
         probabilities = tf.where(ok[:, None], probabilities, tf.zeros_like(probabilities))
         index = tf.where(ok, tf.argmax(probabilities, axis=-1), -1)
         found = tf.maximum(index, 0)

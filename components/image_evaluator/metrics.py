@@ -29,11 +29,14 @@ from imgtfx.components.image_evaluator.properties import ACCURACY, GAP
 class TopKAccuracy(metric_types.Metric):
     """Share of examples whose label is among the k highest-scoring classes."""
 
-    def __init__(self, top_k: int = 1, name: str = ACCURACY):
+    def __init__(self, top_k: int = 1, name: str = ACCURACY, prediction_key: str = ""):
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}.")
         super().__init__(
-            metric_util.merge_per_key_computations(_top_k_accuracy), name=name, top_k=top_k
+            metric_util.merge_per_key_computations(_top_k_accuracy),
+            name=name,
+            top_k=top_k,
+            prediction_key=prediction_key,
         )
 
 
@@ -43,6 +46,7 @@ metric_types.register_metric(TopKAccuracy)
 def _top_k_accuracy(
     name: str,
     top_k: int = 1,
+    prediction_key: str = "",
     eval_config=None,
     model_name: str = "",
     output_name: str = "",
@@ -62,9 +66,25 @@ def _top_k_accuracy(
         metric_types.MetricComputation(
             keys=[key],
             preprocessors=None,
-            combiner=_TopKAccuracyCombiner(key, eval_config, top_k, example_weighted),
+            combiner=_TopKAccuracyCombiner(
+                key, _reading(eval_config, prediction_key), top_k, example_weighted
+            ),
         )
     ]
+
+
+def _reading(eval_config, prediction_key: str):
+    """`eval_config` with its models' prediction key set to `prediction_key` (when given): a
+    metric of one of the model's other outputs, e.g. the scores of one prediction method."""
+    if not prediction_key or eval_config is None:
+        return eval_config
+    from tensorflow_model_analysis.proto import config_pb2
+
+    config = config_pb2.EvalConfig()
+    config.CopyFrom(eval_config)
+    for spec in config.model_specs:
+        spec.prediction_key = prediction_key
+    return config
 
 
 def _labelled_scores(element, key, eval_config, example_weighted: bool = False):
@@ -154,17 +174,25 @@ def global_average_precision(
 
 class GlobalAveragePrecision(metric_types.Metric):
     """GAP of the top class of every example (`global_average_precision`). A label outside the
-    classes (index < 0 or past the scores) is a query without a correct label."""
+    classes (index < 0 or past the scores) is a query without a correct label. `prediction_key`
+    reads another output of the model than the model spec's (one prediction method's scores)."""
 
-    def __init__(self, name: str = GAP):
-        super().__init__(metric_util.merge_per_key_computations(_gap), name=name)
+    def __init__(self, name: str = GAP, prediction_key: str = ""):
+        super().__init__(
+            metric_util.merge_per_key_computations(_gap), name=name, prediction_key=prediction_key
+        )
 
 
 metric_types.register_metric(GlobalAveragePrecision)
 
 
 def _gap(
-    name: str, eval_config=None, model_name: str = "", output_name: str = "", sub_key=None
+    name: str,
+    prediction_key: str = "",
+    eval_config=None,
+    model_name: str = "",
+    output_name: str = "",
+    sub_key=None,
 ) -> metric_types.MetricComputations:
     """TFMA passes only the arguments named here (merge_per_key_computations reads them):
     GAP takes no weights, classes or aggregation."""
@@ -173,7 +201,9 @@ def _gap(
     )
     return [
         metric_types.MetricComputation(
-            keys=[key], preprocessors=None, combiner=_GapCombiner(key, eval_config)
+            keys=[key],
+            preprocessors=None,
+            combiner=_GapCombiner(key, _reading(eval_config, prediction_key)),
         )
     ]
 

@@ -9,6 +9,13 @@ EXAMPLE_COUNT = "example_count"
 # Global average precision, the landmark contests' score (metrics.global_average_precision).
 GAP = "global_average_precision"
 
+
+def by_method(metric: str, method: str) -> str:
+    """The name of `metric` computed on one prediction method's scores (a model with a
+    neighbour index: classifier, neighbours, blend), e.g. global_average_precision_blend."""
+    return f"{metric}_{method}"
+
+
 # On the evaluation: how the per-class slices were evaluated ("one per class (...)" or
 # "overall only: ..." above MAX_CLASS_SLICES classes).
 CLASS_SLICES = "class_slices"

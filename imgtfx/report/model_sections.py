@@ -74,6 +74,15 @@ def evaluation_section(summary: RunSummary, slices: Slices | None) -> str:
     top_k_text = "" if top_k is None else f", top-{summary.top_k} accuracy {top_k:.4f}"
     if summary.gap is not None:
         top_k_text += f", GAP {summary.gap:.4f}"
+    if summary.gap_by_method:  # a model with a neighbour index: each method side by side
+        top_k_text += (
+            " (GAP by method: "
+            + ", ".join(
+                f"{method} {'-' if value is None else f'{value:.4f}'}"
+                for method, value in summary.gap_by_method.items()
+            )
+            + ")"
+        )
     blessing = summary.blessing or {}
     thresholds = blessing.get("thresholds") or {}
     failed = blessing.get("failed") or []
