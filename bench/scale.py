@@ -103,8 +103,17 @@ def run_pipeline(tree: dict, root: str, args) -> dict:
     # The examples are as large as the tree: the densities' runs at 88,102 photos would keep
     # another 30 GB.
     shutil.rmtree(summary["examples_uri"], ignore_errors=True)
+    model_bytes = sum(
+        os.path.getsize(os.path.join(folder, name))
+        for folder, _, names in os.walk(summary["model"] or "")
+        for name in names
+    )
+    with open(root + ".log", encoding="utf-8", errors="replace") as f:
+        index_lines = [line.strip() for line in f if "Neighbour index:" in line]
     return {
         "copies": copies,
+        "model_mb": round(model_bytes / 1e6, 1),
+        "neighbour_index": index_lines[-1].split("Neighbour index: ")[-1] if index_lines else None,
         "converted": converted,
         "seconds": round(seconds, 1),
         "peak_rss_mib": round(peak[0] / 2**20),
@@ -251,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{big['top_k_accuracy']:.3f}; report {runs[large]['report_mb']} MB; disk read "
         f"{runs[large]['disk_read_gb']} GB"
     )
+    print(
+        f"GAP at {large:,}: {big['gap']}; by method {big.get('gap_by_method')}; exported model "
+        f"{runs[large]['model_mb']} MB; neighbour index {runs[large]['neighbour_index']}"
+    )
     results = {
         **provenance(),
         "shape": args.shape,
@@ -265,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             | {
                 "accuracy": r["summary"]["accuracy"],
                 "top_k_accuracy": r["summary"]["top_k_accuracy"],
+                "gap": r["summary"]["gap"],
+                "gap_by_method": r["summary"].get("gap_by_method"),
                 "examples": r["summary"]["examples"],
                 "blessed": r["summary"]["blessed"],
             }
