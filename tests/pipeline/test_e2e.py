@@ -84,10 +84,11 @@ def test_pipeline_runs_caches_and_pushes_a_model_that_answers(digits, first_run)
     assert 0.0 <= summary.accuracy <= 1.0
     assert read_summary(root) == summary
     # The model holds a neighbour index: the Evaluator scores each prediction method, and the
-    # served one (the classifier by default) is the run's own GAP.
+    # served one (--predict-by's default) is the run's own GAP.
     assert set(summary.gap_by_method) == {"classifier", "neighbours", "blend"}
     assert all(0.0 <= v <= 1.0 for v in summary.gap_by_method.values())
-    assert summary.gap_by_method["classifier"] == pytest.approx(summary.gap, abs=1e-6)
+    served = TrainerOptions().predict_by
+    assert summary.gap_by_method[served] == pytest.approx(summary.gap, abs=1e-6)
 
     # Nothing changed: data and training come from the cache. The Evaluator runs once more,
     # now against the model it blessed (the resolver's baseline), and after that all is cached.
