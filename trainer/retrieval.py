@@ -91,13 +91,19 @@ def vote(
     return tf.argmax(scores, axis=-1, output_type=tf.int64), tf.reduce_max(scores, axis=-1)
 
 
+# The classifier's share in the neighbours' scores: it only breaks their ties, and names the
+# label of a photo none of whose neighbours is similar at all (a vote of zeros).
+TIE_BREAK = 1e-6
+
+
 def scores_by(method: str, probabilities: tf.Tensor, neighbour_scores: tf.Tensor) -> tf.Tensor:
     """Each class's score under `method` (TrainerOptions.predict_by): the classifier's
-    probabilities, the neighbours' label scores, or their mean (blend)."""
+    probabilities, the neighbours' label scores (ties broken by the classifier), or their
+    mean (blend)."""
     from imgtfx.trainer.options import BLEND, NEIGHBOURS
 
     if method == NEIGHBOURS:
-        return neighbour_scores
+        return neighbour_scores + TIE_BREAK * tf.cast(probabilities, tf.float32)
     if method == BLEND:
         return (tf.cast(probabilities, tf.float32) + neighbour_scores) / 2
     return tf.cast(probabilities, tf.float32)

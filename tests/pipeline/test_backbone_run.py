@@ -36,7 +36,7 @@ def test_a_backbone_from_a_weights_file_runs_to_a_pushed_model(tmp_path):
             "--images", digits["images"], "--labels", digits["labels_csv"], "--root", root,
             "--backbone", "mobilenet_v3_small", "--weights", weights, "--head", "cosine",
             "--image-size", "32", "--train-steps", "10", "--fine-tune-layers", "5",
-            "--fine-tune-steps", "5", "--min-accuracy", "0",
+            "--fine-tune-steps", "5", "--min-accuracy", "0", "--predict-by", "classifier",
             "--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1",
         ],
         capture_output=True, text=True, timeout=1200,
@@ -59,4 +59,5 @@ def test_a_backbone_from_a_weights_file_runs_to_a_pushed_model(tmp_path):
     )
     out = served.signatures[model.IMAGES_SIGNATURE](images=tf.constant([open(one, "rb").read()]))
     assert out[model.ERROR].numpy()[0, 0] == b""
+    # served by the classifier (--predict-by): the cosine head's own probabilities
     np.testing.assert_allclose(out[model.PROBABILITIES].numpy().sum(), 1.0, rtol=1e-5)
