@@ -188,32 +188,28 @@ def eval_config(
                         per_slice_thresholds=gap_thresholds,
                     ),
                     tfma.MetricConfig(class_name="ExampleCount"),
-                    *(_by_method(method) for method in methods for _by_method in _METHOD_METRICS),
+                    *(
+                        _of_method(m, metrics.TopKAccuracy, properties.ACCURACY, '"top_k": 1, ')
+                        for m in methods
+                    ),
+                    *(
+                        _of_method(m, metrics.GlobalAveragePrecision, properties.GAP)
+                        for m in methods
+                    ),
                 ]
             )
         ],
     )
 
 
-def _accuracy_of(method: str) -> tfma.MetricConfig:
+def _of_method(method: str, metric, name: str, config: str = "") -> tfma.MetricConfig:
+    """`metric` (a class of metrics.py) named `name`, on the scores of one prediction method."""
     return tfma.MetricConfig(
-        class_name=metrics.TopKAccuracy.__name__,
+        class_name=metric.__name__,
         module=metrics.__name__,
-        config=f'"top_k": 1, "name": "{properties.by_method(properties.ACCURACY, method)}", '
+        config=f'{config}"name": "{properties.by_method(name, method)}", '
         f'"prediction_key": "{scores_of(method)}"',
     )
-
-
-def _gap_of(method: str) -> tfma.MetricConfig:
-    return tfma.MetricConfig(
-        class_name=metrics.GlobalAveragePrecision.__name__,
-        module=metrics.__name__,
-        config=f'"name": "{properties.by_method(properties.GAP, method)}", '
-        f'"prediction_key": "{scores_of(method)}"',
-    )
-
-
-_METHOD_METRICS = (_accuracy_of, _gap_of)
 
 
 def create_pipeline(
