@@ -9,6 +9,7 @@ Works on plan records (records.LabeledImage): paths, labels and verdicts, never 
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 from collections.abc import Iterable, Iterator
 
@@ -19,6 +20,7 @@ from imgtfx.components.image_example_gen import example_bytes
 from imgtfx.components.image_example_gen.records import LabeledImage, from_tuple
 
 
+@functools.lru_cache(maxsize=16)  # asked once a record, twice a photo: built once a run
 def partitionable(features: FeatureNames) -> dict[str, str]:
     """{feature name: what its value is} of every feature a split can hash: each int and bytes
     feature of the examples but the image (whose bytes are only known once it is written:
