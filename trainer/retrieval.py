@@ -82,15 +82,6 @@ def label_scores(similarities: tf.Tensor, labels: tf.Tensor, num_classes) -> tf.
     return tf.clip_by_value(scores / tf.maximum(k, 1.0), 0.0, 1.0)
 
 
-def vote(
-    similarities: tf.Tensor, labels: tf.Tensor, num_classes: int
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """(label [q], confidence [q]): the label with the highest `label_scores`, and that score.
-    Equal scores go to the lower label."""
-    scores = label_scores(similarities, labels, num_classes)
-    return tf.argmax(scores, axis=-1, output_type=tf.int64), tf.reduce_max(scores, axis=-1)
-
-
 # The classifier's share in the neighbours' scores: it only breaks their ties, and names the
 # label of a photo none of whose neighbours is similar at all (a vote of zeros).
 TIE_BREAK = 1e-6

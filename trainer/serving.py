@@ -111,9 +111,9 @@ class ServingModule(tf.Module):
         ok = tf.equal(errors, "")
         probabilities, features = self._keras.both(images, training=False)
         embedding = self._embedding(features, ok)
-        near = self._nearest(embedding, ok) if self._neighbours else {}
-        if near:
-            neighbour_scores = near.pop("_scores")
+        near = {}
+        if self._neighbours:
+            near, neighbour_scores = self._nearest(embedding, ok)
             if by_method:
                 for method in PREDICT_BY:
                     scores = retrieval.scores_by(method, probabilities, neighbour_scores)
@@ -134,23 +134,24 @@ class ServingModule(tf.Module):
             EMBEDDING: embedding,
         }
 
-    def _nearest(self, embedding: tf.Tensor, ok: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _nearest(
+        self, embedding: tf.Tensor, ok: tf.Tensor
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """The k nearest train photos of each image ([batch, k]: ids, labels, similarities,
         nearest first; "" and 0 for a refused image), and each label's neighbour score
-        (retrieval.label_scores) under "_scores"."""
+        (retrieval.label_scores)."""
         similarities, positions = retrieval.nearest(
             embedding, self.index_embeddings, self._neighbours
         )
         similarities = tf.where(ok[:, None], similarities, 0.0)
         labels = tf.gather(self.index_labels, positions)
-        return {
+        outputs = {
             NEIGHBOUR_IDS: tf.where(ok[:, None], tf.gather(self.index_ids, positions), ""),
             NEIGHBOUR_LABELS: tf.where(ok[:, None], tf.gather(self.vocabulary, labels), ""),
             NEIGHBOUR_SIMILARITIES: similarities,
-            "_scores": retrieval.label_scores(
-                similarities, labels, tf.shape(self.vocabulary, out_type=tf.int64)[0]
-            ),
         }
+        classes = tf.shape(self.vocabulary, out_type=tf.int64)[0]
+        return outputs, retrieval.label_scores(similarities, labels, classes)
 
     @staticmethod
     def _embedding(features: tf.Tensor, ok: tf.Tensor) -> tf.Tensor:

@@ -43,10 +43,17 @@ def test_k_larger_than_the_index_returns_the_whole_index():
     assert similarities.shape == (2, 2)
 
 
+def vote(similarities, labels, num_classes: int):
+    """(label, confidence) as serving takes them from the label scores: their argmax (the lower
+    label on a tie) and its score."""
+    scores = retrieval.label_scores(similarities, labels, num_classes)
+    return tf.argmax(scores, axis=-1), tf.reduce_max(scores, axis=-1)
+
+
 def test_the_vote_sums_each_labels_similarities_over_k():
     similarities = tf.constant([[0.9, 0.5, 0.45, 0.4], [0.8, 0.7, -0.6, 0.1]])
     labels = tf.constant([[2, 0, 0, 0], [1, 3, 1, 1]])
-    label, confidence = retrieval.vote(similarities, labels, num_classes=4)
+    label, confidence = vote(similarities, labels, num_classes=4)
     # Query 0: label 0 sums 1.35 over three photos, beating the nearest photo's label 2 (0.9).
     # Query 1: label 1 sums 0.8 + 0.1 (the negative neighbour adds nothing), label 3 0.7.
     assert list(label.numpy()) == [0, 1]
@@ -54,9 +61,9 @@ def test_the_vote_sums_each_labels_similarities_over_k():
 
 
 def test_equal_sums_go_to_the_lower_label_and_no_similarity_gives_no_confidence():
-    label, confidence = retrieval.vote(tf.constant([[0.5, 0.5]]), tf.constant([[3, 1]]), 4)
+    label, confidence = vote(tf.constant([[0.5, 0.5]]), tf.constant([[3, 1]]), 4)
     assert int(label[0]) == 1 and float(confidence[0]) == pytest.approx(0.25)
-    label, confidence = retrieval.vote(tf.constant([[-0.2, -0.3]]), tf.constant([[2, 2]]), 4)
+    label, confidence = vote(tf.constant([[-0.2, -0.3]]), tf.constant([[2, 2]]), 4)
     assert float(confidence[0]) == 0.0
 
 
