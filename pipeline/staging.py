@@ -9,6 +9,9 @@ the user chose how workers get code (--sdk_container_image, --setup_file, --extr
   - a pure-Python wheel of this project, staged with --extra_package; the workers' image
     must then bring TFX 1.16, TensorFlow and Beam 2.61 (the versions in uv.lock), as
     kubeflow/Dockerfile's image does.
+A local run (the DirectRunner) gets Beam's SDK image named instead (pipeline/configs.py
+BEAM_SDK_IMAGE): its workers never use it, and without it TFX leaves a 49 MB sdist of itself in
+the temporary folder at every Beam step.
 """
 
 from __future__ import annotations
@@ -49,8 +52,12 @@ def worker_args(
 ) -> list[str]:
     """`beam_args` with how remote workers get this project's code (see the module)."""
     runner = (_runner(beam_args) or "").rsplit(".", 1)[-1]
-    if runner not in REMOTE_RUNNERS or any(a.startswith(CODE_OPTIONS) for a in beam_args):
-        return list(beam_args)
+    if not beam_args or any(a.startswith(CODE_OPTIONS) for a in beam_args):
+        return list(beam_args)  # TFX adds nothing to no arguments either
+    if runner not in REMOTE_RUNNERS:
+        from imgtfx.pipeline.configs import BEAM_SDK_IMAGE
+
+        return [*beam_args, f"--sdk_container_image={BEAM_SDK_IMAGE}"]
     if image:
         if runner == "DataflowRunner":
             return [*beam_args, f"--sdk_container_image={image}"]

@@ -14,6 +14,7 @@ from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.image_example_gen import executor
 from imgtfx.components.image_example_gen.component import ImageExampleGen
 from imgtfx.components.image_example_gen.convert import serialized_exec_properties
+from imgtfx.pipeline import staging
 
 
 def exec_properties(root, options=None, input_config=None, output_config=None):
@@ -31,7 +32,7 @@ def run_do(root, out, options=None, input_config=None, output_config=None, beam_
     artifact.uri = str(out)
     props = exec_properties(root, options, input_config, output_config)
     context = base_beam_executor.BaseBeamExecutor.Context(
-        beam_pipeline_args=list(beam_args), tmp_dir=str(out)
+        beam_pipeline_args=staging.worker_args(list(beam_args)), tmp_dir=str(out)
     )
     executor.Executor(context).Do({}, {standard_component_specs.EXAMPLES_KEY: [artifact]}, props)
     return artifact

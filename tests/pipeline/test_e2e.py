@@ -15,7 +15,7 @@ from tfx.orchestration import metadata
 from imgtfx import predict
 from imgtfx.components.examples.features import FeatureNames
 from imgtfx.components.image_example_gen.options import ImageOptions
-from imgtfx.pipeline import local_runner
+from imgtfx.pipeline import configs, local_runner
 from imgtfx.pipeline.run_config import RunConfig
 from imgtfx.pipeline.run_summary import read_summary
 from imgtfx.report import write_run_report
@@ -35,7 +35,7 @@ NODES = {
     "Evaluator",
     "Pusher",
 }
-IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+IN_PROCESS = list(configs.BEAM_PIPELINE_ARGS)
 FEATURES = FeatureNames(image="jpeg", label="landmark_id", label_name="landmark")
 
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import zipfile
 
 from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+from tfx.dsl.components.base import base_beam_executor
 
 from imgtfx import cli
 from imgtfx.components.image_example_gen import checking, shards
 from imgtfx.components.image_example_gen.options import ImageOptions
 from imgtfx.components.image_example_gen.records import LabeledImage
 from imgtfx.components.image_example_gen.tree import FoundFile
-from imgtfx.pipeline import staging
+from imgtfx.pipeline import configs, staging
 from tests.helpers import doc_commands
 from tests.helpers.images import encode, write
 
@@ -112,7 +114,33 @@ def test_workers_get_the_pipeline_image_when_there_is_one():
     chosen = [*DATAFLOW, "--sdk_container_image=mine"]
     assert staging.worker_args(chosen, image=image) == chosen  # the user's choice stands
     local = ["--direct_running_mode=multi_processing"]
-    assert staging.worker_args(local, image=image) == local  # local workers import the tree
+    # Local workers import the tree; the SDK image only keeps TFX from packaging itself.
+    assert staging.worker_args(local, image=image) == [
+        *local,
+        f"--sdk_container_image={configs.BEAM_SDK_IMAGE}",
+    ]
+    assert staging.worker_args([]) == []
+
+
+class Step(base_beam_executor.BaseBeamExecutor):
+    """A Beam step that does nothing: what its constructor leaves behind is the subject."""
+
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX's name)
+        pass
+
+
+def test_a_local_beam_step_leaves_no_copy_of_tfx_behind(tmp_path, monkeypatch):
+    """TFX's Beam executors package TFX into a fresh temporary folder, and never delete it,
+    unless the arguments say how workers get code (tfx/utils/dependency_utils.py); a user's
+    DirectRunner options pass through worker_args, which says so."""
+    user = ["--direct_running_mode=in_memory", "--direct_num_workers=2"]
+    for args, leaves in ((user, True), (cli._beam_args(user), False)):
+        temporary = tmp_path / str(leaves)
+        temporary.mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+        context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=args)
+        Step(context)
+        assert bool(list(temporary.glob("*/build/tfx"))) is leaves, args
 
 
 def test_compile_gives_dataflow_workers_the_pipeline_image(tmp_path):

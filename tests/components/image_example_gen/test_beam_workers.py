@@ -17,6 +17,7 @@ from tfx.components.statistics_gen import executor as statistics_executor
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts, standard_component_specs
 
+from imgtfx.pipeline import staging
 from tests.helpers.conversions import run_do
 from tests.helpers.images import encode, make_tree, write
 
@@ -65,7 +66,9 @@ def _statistics(examples_artifact, out: str, beam_args: list[str]) -> dict[str, 
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = out
     statistics.split_names = '["train", "eval"]'
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args)
+    context = base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=staging.worker_args(beam_args)
+    )
     statistics_executor.Executor(context).Do(
         {standard_component_specs.EXAMPLES_KEY: [examples_artifact]},
         {standard_component_specs.STATISTICS_KEY: [statistics]},
