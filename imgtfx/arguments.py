@@ -148,6 +148,9 @@ def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) ->
     parser.add_argument("--neighbours", type=int, metavar="K", help=near)
     by = "the prediction from the classifier, the k nearest train photos' vote, or their mean"
     parser.add_argument("--predict-by", choices=PREDICT_BY, help=by)
+    nl = "a folder of photos of no landmark: answers that look like them lose confidence"
+    parser.add_argument("--non-landmarks", metavar="DIR", help=nl)
+    parser.add_argument("--min-confidence", type=float, metavar="X", help="answers under X abstain")
     parser.add_argument("--cosine-margin", type=float, help="the cosine head's margin m")
     parser.add_argument("--cosine-scale", type=float, help="the cosine head's logit scale s")
     parser.add_argument(
@@ -188,7 +191,8 @@ FIELDS = {
             "image_size", "batch_size", "augment", "flip", "class_weights", "backbone",
             "weights", "fine_tune_layers", "fine_tune_steps", "fine_tune_learning_rate",
             "weight_decay", "label_smoothing", "head", "cosine_margin", "cosine_scale",
-            "mixed_precision", "embedding_dim", "neighbours", "predict_by",
+            "mixed_precision", "embedding_dim", "neighbours", "predict_by", "non_landmarks",
+            "min_confidence",
         )
     },
 }  # fmt: skip

@@ -168,16 +168,24 @@ def predict(args) -> int:
     from imgtfx.predict import predict as predict_files
     from imgtfx.predict import submission_rows, write_submission
 
-    predicted = 0
-    lines = predict_files(args.model, args.images, args.top_k, progress=sys.stderr.isatty())
+    answered = 0  # lines without an error: predicted, or abstained under min_confidence
+
+    def counted(lines):
+        nonlocal answered
+        for line in lines:
+            answered += "error" not in line
+            yield line
+
+    lines = counted(
+        predict_files(args.model, args.images, args.top_k, progress=sys.stderr.isatty())
+    )
     if args.submission:
         rows = write_submission(args.submission, submission_rows(lines, sys.stderr))
         predicted = sum(1 for row in rows if row[1])
         print(f"submission: {args.submission} ({len(rows):,} rows, {predicted:,} predicted)")
     for line in [] if args.submission else lines:
-        predicted += "error" not in line
         print(json.dumps(line, ensure_ascii=False), flush=True)
-    if not predicted:
+    if not answered:
         print("imgtfx predict: error: no image could be predicted.", file=sys.stderr)
         return 1
     return 0

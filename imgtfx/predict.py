@@ -102,8 +102,8 @@ def _neighbours(answer, vocabulary: list[str], names: list[str] | None) -> list 
 
 def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool = False):
     """Yields one dict per file, in input order: path, label, name (models with names),
-    probability, top_k and, from a model with a neighbour index, neighbours; or path and
-    error."""
+    probability, top_k and, from a model with a neighbour index, neighbours; `abstained` (and
+    no label) where the model's min_confidence held its answer back; or path and error."""
     import tensorflow as tf
 
     from imgtfx.components.examples.layout import LABEL_NAMES_FILE, LABELS_FILE
@@ -137,11 +137,14 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
                 if error:  # refused by the model itself, e.g. over its own pixel limit
                     line["error"] = error.decode("utf-8", "replace")
                     continue
+                if near is not None:
+                    line["neighbours"] = near[i]
+                if not row.any():  # under the model's min_confidence: no prediction
+                    line["abstained"] = True
+                    continue
                 best = np.argsort(-row)[: max(1, top_k)]
                 line.update(_answer(vocabulary, names, row, best[0]))
                 line["top_k"] = [_answer(vocabulary, names, row, i) for i in best]
-                if near is not None:
-                    line["neighbours"] = near[i]
         if bar:
             bar.update(len(pending))
         yield from pending
@@ -175,8 +178,9 @@ SUBMISSION_HEADER = ("id", "landmark_id", "conf")
 def submission_rows(lines: Iterable[dict], errors) -> Iterator[tuple[str, str, str]]:
     """(id, label, confidence) per predicted line, in order: the id is the file name without
     its extension, the label the class as the labels CSV spells it, the confidence its
-    probability. A line with an error gives (id, "", "") and says why on `errors`; an id
-    given twice is said there too (both rows are written)."""
+    probability. An abstained line gives (id, "", ""), no prediction as the contest reads it;
+    a line with an error gives the same and says why on `errors`; an id given twice is said
+    there too (both rows are written)."""
     seen = set()
     for line in lines:
         key = os.path.splitext(os.path.basename(line["path"]))[0]
@@ -185,6 +189,8 @@ def submission_rows(lines: Iterable[dict], errors) -> Iterator[tuple[str, str, s
         seen.add(key)
         if "error" in line:
             print(f"imgtfx predict: {line['path']}: {line['error']}", file=errors)
+            yield key, "", ""
+        elif line.get("abstained"):
             yield key, "", ""
         else:
             yield key, line["label"], f"{line['probability']:.6f}"

@@ -101,6 +101,12 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
 
         trainer = resolve_weights(config.trainer_options)
         config = dataclasses.replace(config, trainer_options=trainer)
+    folder = config.trainer_options.non_landmarks
+    if folder and (":/" not in folder or folder.startswith(("minio://", "s3://"))):
+        raise ValueError(
+            f"--non-landmarks {folder}: the Trainer's pod reads a gs:// folder (TensorFlow's "
+            "own file systems); a local, minio:// or s3:// folder is not copied into it yet."
+        )
     pipeline = create_pipeline(
         config,
         target.pipeline_root or DEFAULT_ROOT,  # TFX needs one; the package does not keep it

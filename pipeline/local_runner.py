@@ -111,6 +111,11 @@ def prepare(config: RunConfig, root: str) -> LocalRun:
 
         trainer = resolve_weights(config.trainer_options)
         config = dataclasses.replace(config, trainer_options=trainer)
+    if config.trainer_options.non_landmarks:
+        from imgtfx.trainer import non_landmarks
+
+        trainer = non_landmarks.resolve(config.trainer_options)
+        config = dataclasses.replace(config, trainer_options=trainer)
     _check_root_writable(root)
     return LocalRun(config, root)
 

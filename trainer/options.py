@@ -48,6 +48,13 @@ class TrainerOptions:
       scores); without an index, the classifier. Neighbours by default: on the real-shape
       contest tree (88,102 photos, 300 steps) GAP 0.78 against the classifier's 0.002 and the
       blend's 0.77 (bench/results/scale-2026-12-05-neighbours.json).
+    non_landmarks: a folder of photos of no landmark (local or a bucket): they join the
+      neighbour search as a class that names nothing, and every answer's scores are multiplied
+      by the share of its k nearest photos that are train photos (trainer/retrieval.py).
+    non_landmarks_sha256: the digest of that folder's files, set by the run configuration: new
+      photos in the same folder change the Trainer's cache key.
+    min_confidence: an answer whose best score is under this abstains: its scores are zeros,
+      class_index -1, label_name "" (no prediction; it takes no rank in GAP).
     augment: random zoom, shift, contrast and brightness on train batches.
     flip: random left-right flips (off by default: they change digits and text).
     class_weights: 'balanced' weighs classes by inverse frequency, 'none' does not.
@@ -87,6 +94,9 @@ class TrainerOptions:
     embedding_dim: int = 0
     neighbours: int = 5
     predict_by: str = NEIGHBOURS
+    non_landmarks: str = ""
+    non_landmarks_sha256: str = ""
+    min_confidence: float = 0.0
     augment: bool = True
     flip: bool = False
     class_weights: str = "none"
@@ -139,6 +149,10 @@ class TrainerOptions:
             raise ValueError(
                 f"--predict-by must be one of {', '.join(PREDICT_BY)}, got {self.predict_by!r}."
             )
+        if self.non_landmarks and not self.neighbours:
+            raise ValueError("--non-landmarks join the neighbour search: --neighbours is 0.")
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError(f"--min-confidence must be in [0, 1], got {self.min_confidence}.")
         if self.embedding_dim < 0:
             raise ValueError(f"--embedding-dim must be 0 or more, got {self.embedding_dim}.")
         if self.cosine_scale <= 0 or not 0 <= self.cosine_margin < 1:

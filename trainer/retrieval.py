@@ -2,6 +2,13 @@
 stock TensorFlow ops, so that a SavedModel holding the index serves them in TF Serving, TFMA and
 `imgtfx predict` alike (issue 41 builds the index into the exported model).
 
+A folder of photos of no landmark (`--non-landmarks`) joins the search as a class that names no
+label: a query's k nearest photos among the train photos and those together give the landmark
+share of its neighbourhood, and every method's scores are multiplied by it, so a query that looks
+like the non-landmarks falls to the bottom of the ranking GAP reads. A query whose best score
+stays under `--min-confidence` abstains: its scores are zeros, which every reader of the model
+takes as no prediction (it takes no rank in GAP).
+
 The index is every train photo's embedding, L2-normalised and stored in float16 (88,102 contest
 photos x 512 dimensions: 90 MB); the search is exact, one matrix product and a top-k, as the
 Google Landmark Recognition 2020 winner searched its training set. Each label's score is the
@@ -27,6 +34,32 @@ class Index(NamedTuple):
     ids: np.ndarray  # [n] bytes
 
 
+def _embeddings(embedder, dataset) -> tuple[np.ndarray, list]:
+    """Unit rows in float16 of the images of `dataset` ((images, *rest) batches) through
+    `embedder`, and the batches' other columns as numpy."""
+    embeddings, rest = [], []
+    for images, *columns in dataset:
+        features = tf.cast(embedder(images, training=False), tf.float32)
+        embeddings.append(tf.math.l2_normalize(features, axis=-1).numpy().astype(np.float16))
+        rest.append([c.numpy() for c in columns])
+    return (np.concatenate(embeddings) if embeddings else np.zeros((0, 0), np.float16)), rest
+
+
+def embed_images(embedder, encoded: Sequence[bytes], options, batch_size: int = 256) -> np.ndarray:
+    """[n, d] float16 unit rows of encoded images (checked already: each decodes)."""
+    from imgtfx.components.examples.decode import decode_image
+
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(tf.constant(list(encoded), tf.string))
+        .map(
+            lambda data: (decode_image(data, options.image_size),),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .batch(batch_size)
+    )
+    return _embeddings(embedder, dataset)[0]
+
+
 def build_index(embedder, file_patterns: Sequence[str], options, batch_size: int = 256) -> Index:
     """Every example of `file_patterns` (the train split only, so eval stays honest) through
     `embedder` (a Keras model of images -> features), L2-normalised and kept in float16, with
@@ -48,15 +81,11 @@ def build_index(embedder, file_patterns: Sequence[str], options, batch_size: int
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
-    embeddings, labels, ids = [], [], []
-    for images, label, image_id in dataset:
-        features = tf.cast(embedder(images, training=False), tf.float32)
-        embeddings.append(tf.math.l2_normalize(features, axis=-1).numpy().astype(np.float16))
-        labels.append(label.numpy().astype(np.int64))
-        ids.append(image_id.numpy())
-    if not embeddings:
+    embeddings, rest = _embeddings(embedder, dataset)
+    if not rest:
         raise ValueError("no train examples to build the neighbour index from.")
-    return Index(np.concatenate(embeddings), np.concatenate(labels), np.concatenate(ids))
+    labels = np.concatenate([label for label, _ in rest]).astype(np.int64)
+    return Index(embeddings, labels, np.concatenate([image_id for _, image_id in rest]))
 
 
 def nearest(queries: tf.Tensor, index: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -80,6 +109,39 @@ def label_scores(similarities: tf.Tensor, labels: tf.Tensor, num_classes) -> tf.
         axis=1,
     )
     return tf.clip_by_value(scores / tf.maximum(k, 1.0), 0.0, 1.0)
+
+
+def landmark_share(
+    similarities: tf.Tensor, non_landmark_similarities: tf.Tensor, k: int
+) -> tf.Tensor:
+    """[q]: of each query's k nearest photos among the train photos and the non-landmarks
+    together (given each set's own nearest first, [q, k] and [q, k']), the share of their
+    similarity (below orthogonal counts nothing) that train photos hold; 1 for a query with no
+    similar photo at all."""
+    together = tf.concat(
+        [tf.cast(similarities, tf.float32), tf.cast(non_landmark_similarities, tf.float32)], -1
+    )
+    is_train = tf.concat(
+        [
+            tf.ones_like(similarities, tf.float32),
+            tf.zeros_like(non_landmark_similarities, tf.float32),
+        ],
+        -1,
+    )
+    nearest_k, positions = tf.math.top_k(together, k=tf.minimum(k, tf.shape(together)[-1]))
+    weights = tf.maximum(nearest_k, 0.0)
+    total = tf.reduce_sum(weights, -1)
+    train = tf.reduce_sum(weights * tf.gather(is_train, positions, batch_dims=1), -1)
+    return tf.where(total > 0, train / tf.maximum(total, 1e-12), 1.0)
+
+
+def abstain(scores: tf.Tensor, min_confidence: float) -> tf.Tensor:
+    """`scores` [q, classes] with the rows whose best score is under `min_confidence` zeroed:
+    no prediction, which takes no rank in GAP (components/image_evaluator/metrics.py)."""
+    if not min_confidence:
+        return scores
+    confident = tf.reduce_max(scores, axis=-1, keepdims=True) >= min_confidence
+    return tf.where(confident, scores, tf.zeros_like(scores))
 
 
 # The classifier's share in the neighbours' scores: it only breaks their ties, and names the

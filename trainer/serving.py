@@ -35,6 +35,10 @@ from imgtfx.trainer.model import (  # noqa: E402
 )
 from imgtfx.trainer.options import PREDICT_BY, TrainerOptions  # noqa: E402
 
+# Beside the model: what its neighbour index holds and what building it cost (photos,
+# dimensions, bytes, build_seconds; non_landmarks: the folder, its photos, the files not used).
+INDEX_FILE = "neighbour_index.json"
+
 
 class _Untracked:
     """Holds the Keras model, and the decoder's function, out of the SavedModel's object graph
@@ -76,6 +80,7 @@ class ServingModule(tf.Module):
         options: TrainerOptions,
         label_names: list[str] | None = None,
         index: retrieval.Index | None = None,
+        non_landmarks=None,
     ):
         super().__init__()
         self.weights = list(model.variables)  # what the SavedModel saves of the model
@@ -88,6 +93,9 @@ class ServingModule(tf.Module):
             self.index_embeddings = tf.Variable(index.embeddings, trainable=False)
             self.index_labels = tf.Variable(index.labels, trainable=False)
             self.index_ids = tf.Variable(index.ids, dtype=tf.string, trainable=False)
+        self._distractors = self._neighbours and non_landmarks is not None
+        if self._distractors:
+            self.non_landmark_embeddings = tf.Variable(non_landmarks, trainable=False)
         self.serve_image_feature = tf.function(
             self._serve_encoded,
             input_signature=[tf.TensorSpec([None], tf.string, name=options.features.image)],
@@ -113,33 +121,35 @@ class ServingModule(tf.Module):
         embedding = self._embedding(features, ok)
         near = {}
         if self._neighbours:
-            near, neighbour_scores = self._nearest(embedding, ok)
+            near, neighbour_scores, share = self._nearest(embedding, ok)
+            by = {}
+            for method in PREDICT_BY if by_method else (self._options.predict_by,):
+                by[method] = retrieval.scores_by(method, probabilities, neighbour_scores)
+                if share is not None:
+                    by[method] = by[method] * share[:, None]
+            probabilities = by[self._options.predict_by]
             if by_method:
-                for method in PREDICT_BY:
-                    scores = retrieval.scores_by(method, probabilities, neighbour_scores)
-                    near[scores_of(method)] = tf.where(ok[:, None], scores, 0.0)
-            probabilities = retrieval.scores_by(
-                self._options.predict_by, probabilities, neighbour_scores
-            )
-        probabilities = tf.where(ok[:, None], probabilities, tf.zeros_like(probabilities))
-        index = tf.where(ok, tf.argmax(probabilities, axis=-1), -1)
+                near.update({scores_of(m): self._answered(s, ok) for m, s in by.items()})
+        probabilities = self._answered(probabilities, ok)
+        # No prediction for a refused image, nor for one whose scores abstained (zeros).
+        answered = tf.logical_and(ok, tf.reduce_max(probabilities, axis=-1) > 0)
+        index = tf.where(answered, tf.argmax(probabilities, axis=-1), -1)
         found = tf.maximum(index, 0)
         return {
             **near,
             PROBABILITIES: probabilities,
             CLASS_INDEX: index[:, None],
-            LABEL_NAME: tf.where(ok, tf.gather(self.vocabulary, found), "")[:, None],
-            LABEL_DISPLAY_NAME: tf.where(ok, tf.gather(self.label_names, found), "")[:, None],
+            LABEL_NAME: tf.where(answered, tf.gather(self.vocabulary, found), "")[:, None],
+            LABEL_DISPLAY_NAME: tf.where(answered, tf.gather(self.label_names, found), "")[:, None],
             ERROR: errors[:, None],
             EMBEDDING: embedding,
         }
 
-    def _nearest(
-        self, embedding: tf.Tensor, ok: tf.Tensor
-    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    def _nearest(self, embedding: tf.Tensor, ok: tf.Tensor):
         """The k nearest train photos of each image ([batch, k]: ids, labels, similarities,
-        nearest first; "" and 0 for a refused image), and each label's neighbour score
-        (retrieval.label_scores)."""
+        nearest first; "" and 0 for a refused image), each label's neighbour score
+        (retrieval.label_scores), and with non-landmarks each image's landmark share
+        (retrieval.landmark_share; else None)."""
         similarities, positions = retrieval.nearest(
             embedding, self.index_embeddings, self._neighbours
         )
@@ -151,7 +161,19 @@ class ServingModule(tf.Module):
             NEIGHBOUR_SIMILARITIES: similarities,
         }
         classes = tf.shape(self.vocabulary, out_type=tf.int64)[0]
-        return outputs, retrieval.label_scores(similarities, labels, classes)
+        share = None
+        if self._distractors:
+            distractors, _ = retrieval.nearest(
+                embedding, self.non_landmark_embeddings, self._neighbours
+            )
+            share = retrieval.landmark_share(similarities, distractors, self._neighbours)
+        return outputs, retrieval.label_scores(similarities, labels, classes), share
+
+    def _answered(self, scores: tf.Tensor, ok: tf.Tensor) -> tf.Tensor:
+        """`scores` as served: zeros (no prediction) for a refused image and for one under
+        min_confidence."""
+        scores = tf.where(ok[:, None], tf.cast(scores, tf.float32), 0.0)
+        return retrieval.abstain(scores, self._options.min_confidence)
 
     @staticmethod
     def _embedding(features: tf.Tensor, ok: tf.Tensor) -> tf.Tensor:
@@ -241,12 +263,14 @@ def export(
     path: str,
     label_names: list[str] | None = None,
     index: retrieval.Index | None = None,
+    non_landmarks=None,
 ) -> None:
     """Saves the serving signatures, labels.txt and label_names.json (`label_names` aligned with
     `vocabulary`; default the labels), so that readers of the model need no Examples; with the
-    train photos' `index` inside, searched by every signature."""
+    train photos' `index` inside, searched by every signature, and the `non_landmarks`'
+    embeddings ([m, d] unit rows) beside it."""
     label_names = label_names or vocabulary
-    module = ServingModule(model, vocabulary, options, label_names, index)
+    module = ServingModule(model, vocabulary, options, label_names, index, non_landmarks)
     tf.saved_model.save(
         module,
         path,

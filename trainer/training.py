@@ -10,6 +10,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import dataclasses  # noqa: E402
 import functools  # noqa: E402
+import json  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
 
@@ -20,7 +21,7 @@ from absl import logging  # noqa: E402
 from imgtfx.components import counters  # noqa: E402
 from imgtfx.components.examples.features import read_feature_names  # noqa: E402
 from imgtfx.components.examples.layout import examples_uri_of  # noqa: E402
-from imgtfx.trainer import data, retrieval  # noqa: E402
+from imgtfx.trainer import data, non_landmarks, retrieval  # noqa: E402
 from imgtfx.trainer.model import (  # noqa: E402
     build_model,
     compile_model,
@@ -28,7 +29,7 @@ from imgtfx.trainer.model import (  # noqa: E402
     unfreeze_top,
 )
 from imgtfx.trainer.options import TrainerOptions  # noqa: E402
-from imgtfx.trainer.serving import export  # noqa: E402
+from imgtfx.trainer.serving import INDEX_FILE, export  # noqa: E402
 
 EPOCH_STEPS = 100
 
@@ -129,16 +130,9 @@ def run_fn(fn_args) -> None:
             )
         logging.info("Fine-tuning: %d steps.", fine_tune)
         fit(fine_tune)
-    index = None
+    index, distractors, facts = None, None, None
     if options.neighbours:
-        started = time.monotonic()
-        embedder = keras.Model(model.inputs, features_of(model))
-        index = retrieval.build_index(embedder, fn_args.train_files, options)
-        logging.info(
-            "Neighbour index: %d train photos x %d dimensions in %.1f s.",
-            *index.embeddings.shape,
-            time.monotonic() - started,
-        )
+        index, distractors, facts = _neighbour_index(model, fn_args.train_files, options)
     export(
         model,
         vocabulary,
@@ -146,7 +140,47 @@ def run_fn(fn_args) -> None:
         fn_args.serving_model_dir,
         data.label_names_of(fn_args.train_files),
         index,
+        distractors,
     )
+    if facts is not None:
+        with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, INDEX_FILE), "w") as f:
+            f.write(json.dumps(facts, ensure_ascii=False, indent=1))
+
+
+def _neighbour_index(model, train_files, options: TrainerOptions):
+    """(the train photos' index, the non-landmarks' embeddings or None, what was built: the
+    facts of INDEX_FILE, with every non-landmark file that could not be used and why)."""
+    started = time.monotonic()
+    embedder = keras.Model(model.inputs, features_of(model))
+    index = retrieval.build_index(embedder, train_files, options)
+    facts = {
+        "photos": int(index.embeddings.shape[0]),
+        "dimensions": int(index.embeddings.shape[1]),
+        "bytes": int(index.embeddings.nbytes + index.labels.nbytes + sum(map(len, index.ids))),
+        "build_seconds": round(time.monotonic() - started, 1),
+    }
+    logging.info(
+        "Neighbour index: %(photos)d train photos x %(dimensions)d dimensions in "
+        "%(build_seconds).1f s.",
+        facts,
+    )
+    embedded = None
+    if options.non_landmarks:
+        started = time.monotonic()
+        found = non_landmarks.read(options.non_landmarks, options.max_pixels)
+        embedded = retrieval.embed_images(embedder, found.images, options)
+        facts["non_landmarks"] = {
+            "folder": options.non_landmarks,
+            "photos": len(found.images),
+            "seconds": round(time.monotonic() - started, 1),
+            "rejects": found.rejects,
+        }
+        for reject in found.rejects:
+            logging.warning("Non-landmarks: %s not used: %s.", reject["path"], reject["reason"])
+        logging.info(
+            "Non-landmarks: %d photos, %d files not used.", len(found.images), len(found.rejects)
+        )
+    return index, embedded, facts
 
 
 def _fit(model, train, evaluation, steps: int, *, patience: int, callbacks: list, **fit_args):

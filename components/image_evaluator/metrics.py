@@ -87,6 +87,12 @@ def _reading(eval_config, prediction_key: str):
     return config
 
 
+def _answered(scores: np.ndarray) -> bool:
+    """Scores of zeros are no prediction: the model refused the image or abstained
+    (trainer/serving.py); such a query is never a hit and takes no rank in GAP."""
+    return bool(scores.size) and float(np.max(scores)) > 0
+
+
 def _labelled_scores(element, key, eval_config, example_weighted: bool = False):
     """(class scores, label index, weight) of each example of `element` that has both."""
     for label, prediction, weight in metric_util.to_label_prediction_example_weight(
@@ -121,7 +127,7 @@ class _TopKAccuracyCombiner(beam.CombineFn):
         for scores, index, weight in _labelled_scores(
             element, self._key, self._eval_config, self._example_weighted
         ):
-            inside = 0 <= index < scores.size
+            inside = 0 <= index < scores.size and _answered(scores)
             hit = inside and int(np.count_nonzero(scores > scores[index])) < self._top_k
             accumulator[0] += weight * hit
             accumulator[1] += weight
@@ -209,16 +215,16 @@ def _gap(
 
 
 class _GapCombiner(beam.CombineFn):
-    """Accumulates (confidence, correct, has_label) per query: 17 bytes an eval example, in
-    each slice it belongs to (overall and its class). GAP ranks all queries of a slice at once,
-    so no fixed-size summary computes it exactly."""
+    """Accumulates (confidence, correct, has_label, predicted) per query: 18 bytes an eval
+    example, in each slice it belongs to (overall and its class). GAP ranks all queries of a
+    slice at once, so no fixed-size summary computes it exactly."""
 
     def __init__(self, key, eval_config):
         self._key = key
         self._eval_config = eval_config
 
     def create_accumulator(self) -> list[list]:
-        return [[], [], []]
+        return [[], [], [], []]
 
     def add_input(self, accumulator: list[list], element) -> list[list]:
         for scores, index, _ in _labelled_scores(element, self._key, self._eval_config):
@@ -226,6 +232,7 @@ class _GapCombiner(beam.CombineFn):
             accumulator[0].append(float(scores[best]))
             accumulator[1].append(best == index)
             accumulator[2].append(0 <= index < scores.size)
+            accumulator[3].append(_answered(scores))
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[list[list]]) -> list[list]:

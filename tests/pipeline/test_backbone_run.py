@@ -7,6 +7,7 @@ then fine-tunes its last layers, and pushes a model whose stem is still the file
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import tensorflow as tf
 
 from imgtfx.pipeline.run_summary import read_summary
 from imgtfx.sample_data import write_digits_tree
-from imgtfx.trainer import backbones, model
+from imgtfx.trainer import backbones, model, serving
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +30,14 @@ def test_a_backbone_from_a_weights_file_runs_to_a_pushed_model(tmp_path):
     weights = str(tmp_path / "weights" / "mobilenet_v3_small_notop.h5")
     os.makedirs(os.path.dirname(weights))
     network.save_weights(weights)
+    distractors = tmp_path / "non-landmarks"
+    distractors.mkdir()
+    for i in range(4):  # photos of no digit: flat greys
+        tf.io.write_file(
+            str(distractors / f"{i}.png"),
+            tf.io.encode_png(tf.fill([32, 32, 3], tf.constant(60 * i, tf.uint8))),
+        )
+    (distractors / "broken.jpg").write_bytes(b"not a photo")
     root = str(tmp_path / "run")
     done = subprocess.run(
         [
@@ -37,6 +46,7 @@ def test_a_backbone_from_a_weights_file_runs_to_a_pushed_model(tmp_path):
             "--backbone", "mobilenet_v3_small", "--weights", weights, "--head", "cosine",
             "--image-size", "32", "--train-steps", "10", "--fine-tune-layers", "5",
             "--fine-tune-steps", "5", "--min-accuracy", "0", "--predict-by", "classifier",
+            "--non-landmarks", str(distractors),
             "--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1",
         ],
         capture_output=True, text=True, timeout=1200,
@@ -59,5 +69,12 @@ def test_a_backbone_from_a_weights_file_runs_to_a_pushed_model(tmp_path):
     )
     out = served.signatures[model.IMAGES_SIGNATURE](images=tf.constant([open(one, "rb").read()]))
     assert out[model.ERROR].numpy()[0, 0] == b""
-    # served by the classifier (--predict-by): the cosine head's own probabilities
-    np.testing.assert_allclose(out[model.PROBABILITIES].numpy().sum(), 1.0, rtol=1e-5)
+    # served by the classifier (--predict-by): the cosine head's own probabilities, times the
+    # share of the photo's nearest photos that are train photos, not non-landmarks
+    assert 0 < out[model.PROBABILITIES].numpy().sum() <= 1.0 + 1e-5
+    with open(os.path.join(summary.pushed_model, serving.INDEX_FILE), encoding="utf-8") as f:
+        built = json.load(f)
+    assert built["non_landmarks"]["photos"] == 4
+    [reject] = built["non_landmarks"]["rejects"]
+    assert reject["path"].endswith("broken.jpg") and reject["reason"].startswith("not_an_image")
+    assert built["photos"] == summary.examples["train"] and built["build_seconds"] >= 0

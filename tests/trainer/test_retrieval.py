@@ -117,3 +117,92 @@ def test_the_classifier_breaks_the_neighbours_ties_and_names_an_empty_votes_labe
     scores = retrieval.scores_by("neighbours", probabilities, votes).numpy()
     assert list(scores.argmax(axis=1)) == [1, 0]
     np.testing.assert_allclose(scores, votes.numpy(), atol=retrieval.TIE_BREAK)
+
+
+def scene(seed: int, label: int | None) -> bytes:
+    """A 32x32 JPEG: a landmark's photo (its own saturated colours, this photo's noise), or
+    with no label a photo of no landmark (grey, of any brightness, with noise)."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    if label is None:
+        base = np.full((32, 32, 3), rng.uniform(40, 220))
+    else:
+        colours = np.random.default_rng(1000 + label).uniform(0, 255, (2, 2, 3))
+        base = np.kron(colours, np.ones((16, 16, 1)))
+    pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_a_folder_of_non_landmarks_lowers_what_non_landmark_queries_cost_in_gap(tmp_path):
+    """The mechanism of --non-landmarks and --min-confidence on made photos: queries of no
+    landmark take ranks and lower GAP; with a distractor folder (read as the Trainer reads it,
+    a file that is no photo recorded as a reject) their scores fall below the landmarks' and the
+    cost shrinks; under min_confidence they abstain and cost nothing."""
+    from imgtfx.components.image_evaluator.metrics import global_average_precision
+    from imgtfx.trainer import model, non_landmarks, serving
+    from imgtfx.trainer.options import TrainerOptions
+    from tests.trainer.test_serving import linear_model
+
+    keras_model = linear_model()
+    vocabulary = ["a", "b", "c"]
+    train = [(scene(i, i % 3), i % 3) for i in range(18)]
+    queries = [(scene(100 + i, i % 3), i % 3) for i in range(12)]
+    strangers = [(scene(200 + i, None), -1) for i in range(12)]
+    folder = tmp_path / "non-landmarks"
+    folder.mkdir()
+    for i in range(10):
+        (folder / f"{i}.jpg").write_bytes(scene(300 + i, None))
+    (folder / "notes.txt").write_text("not a photo")
+    found = non_landmarks.read(str(folder), max_pixels=10**6)
+    assert len(found.images) == 10
+    assert [(r["path"], r["reason"].split(":")[0]) for r in found.rejects] == [
+        (str(folder / "notes.txt"), "not_an_image")
+    ]
+
+    options = TrainerOptions(image_size=32, neighbours=3)
+    embedder = model.keras.Model(keras_model.inputs, model.features_of(keras_model))
+    index = retrieval.Index(
+        retrieval.embed_images(embedder, [p for p, _ in train], options),
+        np.array([label for _, label in train], np.int64),
+        np.array([f"t{i}".encode() for i in range(len(train))]),
+    )
+    distractors = retrieval.embed_images(embedder, found.images, options)
+
+    def gaps(path, distractors=None, **chosen):
+        serving.export(
+            keras_model, vocabulary, TrainerOptions(image_size=32, neighbours=3, **chosen),
+            path, index=index, non_landmarks=distractors,
+        )  # fmt: skip
+        served = tf.saved_model.load(path).signatures[model.IMAGES_SIGNATURE]
+        out = served(images=tf.constant([p for p, _ in queries + strangers]))
+        scores = out[model.PROBABILITIES].numpy()
+        best, index_out = scores.max(axis=1), out[model.CLASS_INDEX].numpy()[:, 0]
+        truth = np.array([label for _, label in queries + strangers])
+        predicted = index_out >= 0
+        args = (best, index_out == truth, truth >= 0, predicted)
+        landmarks = slice(0, len(queries))
+        clean = global_average_precision(*(a[landmarks] for a in args))
+        return clean, global_average_precision(*args), best, predicted
+
+    clean, mixed, plain_best, _ = gaps(str(tmp_path / "index"))
+    assert clean == pytest.approx(1.0)  # the landmarks' own photos are told apart
+    assert clean - mixed > 0.1  # the strangers, ranked among them, cost GAP
+    with_folder, mixed_folder, best, _ = gaps(str(tmp_path / "folder"), distractors)
+    assert with_folder == pytest.approx(clean)  # the landmarks' own order is kept
+    assert with_folder - mixed_folder < (clean - mixed) / 2
+    strange = best[len(queries) :]
+    assert np.median(strange) < best[: len(queries)].min()  # most strangers fall below all
+    assert np.all(strange < plain_best[len(queries) :])
+    threshold = 0.5
+    kept, abstaining, served, predicted = gaps(
+        str(tmp_path / "abstain"), distractors, min_confidence=threshold
+    )
+    assert list(predicted) == list(best >= threshold)
+    assert np.count_nonzero(~predicted[len(queries) :]) >= len(strangers) * 3 // 4
+    assert np.all(served[~predicted] == 0)
+    assert kept == pytest.approx(with_folder) and abstaining >= mixed_folder

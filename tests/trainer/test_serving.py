@@ -307,6 +307,49 @@ def test_predict_writes_the_contest_submission_one_row_per_image(exported, tmp_p
     assert "3 rows, 2 predicted" in captured.out
 
 
+def test_under_min_confidence_the_answer_abstains_in_the_model_predict_and_submission(
+    exported, tmp_path, capsys
+):
+    """A model exported with min_confidence: an image whose best probability is under it gets
+    scores of zeros, class_index -1 and no label (no error: it was read); `imgtfx predict`
+    says `abstained`, and the submission leaves its row empty, as the contest reads no
+    prediction."""
+    import csv
+    import json
+
+    from imgtfx import cli
+
+    _, keras_model, _ = exported
+    photos = [encode("JPEG", size=(30, 20), seed=s) for s in range(6)]
+    best = reference(keras_model, photos).max(axis=1)
+    threshold = float(np.median(best))
+    path = str(tmp_path / "abstaining" / "1")
+    options = TrainerOptions(image_size=SIZE, filters=(4, 8), min_confidence=threshold)
+    serving.export(keras_model, VOCABULARY, options, path)
+    out = tf.saved_model.load(path).signatures[model.IMAGES_SIGNATURE](images=tf.constant(photos))
+    under = [i for i in range(6) if best[i] < threshold]
+    assert 0 < len(under) < 6
+    assert_refused(out, under)
+    assert as_text(out[model.ERROR]) == [""] * 6
+    answered = [i for i in range(6) if i not in under]
+    assert all(as_text(out[model.LABEL_NAME])[i] in VOCABULARY for i in answered)
+
+    folder = tmp_path / "photos"
+    for i, data in enumerate(photos):
+        write(folder / f"{i}.jpg", data)
+    assert cli.main(["predict", "--model", path, str(folder)]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [bool(line.get("abstained")) for line in lines] == [i in under for i in range(6)]
+    assert all("label" not in lines[i] for i in under)
+    submission = tmp_path / "submission.csv"
+    assert cli.main(["predict", "--model", path, "--submission", str(submission), str(folder)]) == 0
+    with open(submission, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    assert [row[1] == "" for row in rows] == [i in under for i in range(6)]
+    captured = capsys.readouterr()
+    assert f"6 rows, {len(answered)} predicted" in captured.out and not captured.err
+
+
 def test_options_carry_the_pixel_limit():
     from imgtfx.components.image_example_gen.options import ImageOptions
 

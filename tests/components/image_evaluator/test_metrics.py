@@ -154,3 +154,22 @@ def test_an_abstained_query_takes_no_rank_but_counts_when_it_has_a_label():
     # A photo of no landmark that abstains costs nothing; answering wrongly first costs rank 1.
     assert global_average_precision([0.9, 0.8], [False, True], [False, True], [0, 1]) == 1.0
     assert global_average_precision([0.9, 0.8], [False, True], [False, True]) == 0.5
+
+
+def test_a_row_of_zeros_is_no_prediction_for_both_metrics():
+    """The served scores of an image the model refused or abstained on are zeros
+    (trainer/serving.py): GAP gives it no rank (it stays in M) and accuracy never counts it a
+    hit, even where its label is class 0, which argmax of zeros would name."""
+    from imgtfx.components.image_evaluator.metrics import GlobalAveragePrecision, TopKAccuracy
+
+    labels = np.array([0, 1, 0, 2])
+    scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert combined(TopKAccuracy(top_k=1), labels, scores, 2) == pytest.approx(2 / 4)
+    assert combined(TopKAccuracy(top_k=3), labels, scores, 2) == pytest.approx(2 / 4)
+    # Two answered, both right; M = 4: (1/1 + 2/2) / 4.
+    assert combined(GlobalAveragePrecision(), labels, scores, 2) == pytest.approx(0.5)
+    predicted = [True, True, False, False]
+    expected = global_average_precision(
+        [0.9, 0.7, 0, 0], [True, True, True, False], None, predicted
+    )
+    assert expected == pytest.approx(0.5)
