@@ -37,6 +37,7 @@ sys.path.insert(0, REPO)
 from bench.contest_data import COPIES, SHAPES  # noqa: E402
 from bench.provenance import provenance  # noqa: E402
 from imgtfx.pipeline.run_summary import summary_path  # noqa: E402
+from imgtfx.trainer.options import INDEX_FILE  # noqa: E402
 
 COPY_COUNTS = ("duplicate_groups", "duplicate_images", "exact_groups", "cross_label_groups")
 GOAL_SECONDS = 300
@@ -108,12 +109,15 @@ def run_pipeline(tree: dict, root: str, args) -> dict:
         for folder, _, names in os.walk(summary["model"] or "")
         for name in names
     )
-    with open(root + ".log", encoding="utf-8", errors="replace") as f:
-        index_lines = [line.strip() for line in f if "Neighbour index:" in line]
+    index = None  # what the Trainer's neighbour index holds and cost (trainer/serving.py)
+    index_file = os.path.join(summary["model"] or "", INDEX_FILE)
+    if os.path.exists(index_file):
+        with open(index_file, encoding="utf-8") as f:
+            index = json.load(f)
     return {
         "copies": copies,
         "model_mb": round(model_bytes / 1e6, 1),
-        "neighbour_index": index_lines[-1].split("Neighbour index: ")[-1] if index_lines else None,
+        "neighbour_index": index,
         "converted": converted,
         "seconds": round(seconds, 1),
         "peak_rss_mib": round(peak[0] / 2**20),

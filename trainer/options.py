@@ -26,6 +26,9 @@ HEADS = ("softmax", "cosine")
 # classifier, the neighbours' vote (trainer/retrieval.py label_scores), or both.
 CLASSIFIER, NEIGHBOURS, BLEND = "classifier", "neighbours", "blend"
 PREDICT_BY = (CLASSIFIER, NEIGHBOURS, BLEND)
+# Beside an exported model: what its neighbour index holds and what building it cost (photos,
+# dimensions, bytes, build_seconds; non_landmarks: the folder, its photos, the files not used).
+INDEX_FILE = "neighbour_index.json"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,10 +35,6 @@ from imgtfx.trainer.model import (  # noqa: E402
 )
 from imgtfx.trainer.options import PREDICT_BY, TrainerOptions  # noqa: E402
 
-# Beside the model: what its neighbour index holds and what building it cost (photos,
-# dimensions, bytes, build_seconds; non_landmarks: the folder, its photos, the files not used).
-INDEX_FILE = "neighbour_index.json"
-
 
 class _Untracked:
     """Holds the Keras model, and the decoder's function, out of the SavedModel's object graph

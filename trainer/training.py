@@ -28,8 +28,8 @@ from imgtfx.trainer.model import (  # noqa: E402
     features_of,
     unfreeze_top,
 )
-from imgtfx.trainer.options import TrainerOptions  # noqa: E402
-from imgtfx.trainer.serving import INDEX_FILE, export  # noqa: E402
+from imgtfx.trainer.options import INDEX_FILE, TrainerOptions  # noqa: E402
+from imgtfx.trainer.serving import export  # noqa: E402
 
 EPOCH_STEPS = 100
 

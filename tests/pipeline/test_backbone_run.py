@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from imgtfx.pipeline.run_summary import read_summary
 from imgtfx.sample_data import write_digits_tree
-from imgtfx.trainer import backbones, model, serving
+from imgtfx.trainer import backbones, model, options
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def test_a_backbone_from_a_weights_file_runs_to_a_pushed_model(tmp_path):
     # served by the classifier (--predict-by): the cosine head's own probabilities, times the
     # share of the photo's nearest photos that are train photos, not non-landmarks
     assert 0 < out[model.PROBABILITIES].numpy().sum() <= 1.0 + 1e-5
-    with open(os.path.join(summary.pushed_model, serving.INDEX_FILE), encoding="utf-8") as f:
+    with open(os.path.join(summary.pushed_model, options.INDEX_FILE), encoding="utf-8") as f:
         built = json.load(f)
     assert built["non_landmarks"]["photos"] == 4
     [reject] = built["non_landmarks"]["rejects"]
