@@ -227,7 +227,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         if (
             not action.option_strings
             or "default" in text
-            or default in (None, [], argparse.SUPPRESS)
+            or default in (None, [], "", argparse.SUPPRESS)
             or isinstance(default, bool)
         ):
             return text
