@@ -17,6 +17,7 @@ with mixed precision on and off.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import subprocess
@@ -58,6 +59,7 @@ def measure(
     import numpy as np
     import tf_keras as keras
 
+    from imgtfx.components.examples.features import read_feature_names
     from imgtfx.components.examples.layout import split_files
     from imgtfx.components.image_evaluator.metrics import global_average_precision
     from imgtfx.trainer import data, model
@@ -94,6 +96,14 @@ def measure(
     predicted = probabilities.argmax(axis=1)
     accuracy = float(np.mean(predicted == labels))
     gap = global_average_precision(probabilities.max(axis=1), predicted == labels)
+    # The neighbour index the Trainer builds after training: every train photo embedded.
+    from imgtfx.trainer import retrieval
+
+    options = dataclasses.replace(options, features=read_feature_names(examples))
+    embedder = keras.Model(classifier.inputs, model.features_of(classifier))
+    start = time.perf_counter()
+    index = retrieval.build_index(embedder, [split_files(examples, "train")], options)
+    index_seconds = time.perf_counter() - start
     return {
         "backbone": backbone,
         "head": head,
@@ -106,6 +116,9 @@ def measure(
         "images/s (input alone)": round(input_rate, 1),
         f"eval acc after {steps + WARMUP_STEPS}": round(accuracy, 4),
         "eval GAP": round(gap, 4),
+        "index photos": int(index.embeddings.shape[0]),
+        "index build s": round(index_seconds, 1),
+        "index photos/s": round(index.embeddings.shape[0] / index_seconds, 1),
     }
 
 

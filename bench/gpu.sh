@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with a GPU (and this checkout set up with `make setup`), under
 # 10 minutes: each backbone at 224 px with mixed precision off and on, against the tf.data
-# input's own images/s (the input must not be the bottleneck). Writes
+# input's own images/s (the input must not be the bottleneck), and the neighbour index build of
+# every train photo after training (what the Trainer adds; its photos/s). Writes
 # bench/results/backbones-gpu-<date>.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."

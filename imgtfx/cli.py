@@ -115,7 +115,7 @@ def check_args(args) -> None:
     if args.command == "compile":
         args.target = _kubeflow_target(args)
         if args.target.platform == "kfp":
-            args.target.data_store_secret(args.config.data_uris)  # data with no keys to read it
+            args.target.data_store_secret(args.config.store_uris)  # data with no keys to read it
         args.target.check_weights(args.config.trainer_options.weights)
     if (
         args.command == "report"

@@ -116,7 +116,7 @@ def compile_spec(args) -> int:
     from imgtfx.kubeflow.target import KFP, multi_user_notes
 
     runner.compile(args.config, args.target)
-    uris = (*args.config.data_uris, args.config.trainer_options.weights)
+    uris = (*args.config.store_uris, args.config.trainer_options.weights)
     for note in multi_user_notes(args.target, uris) if args.target.platform == KFP else []:
         print(f"note: {note}", file=sys.stderr)
     where = (

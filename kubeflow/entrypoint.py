@@ -36,7 +36,9 @@ ExecutorOutput TFX writes. What it repairs, each from the KFP backend's source
 - ImageExampleGen copies an image tree and CSVs on minio:// or s3:// into the pod itself, with
   the keys of the data secret the package names (fetch_data): the launcher reads an input
   outside the root's bucket with no credentials. A backbone's weights file, in the root's
-  bucket, reaches the Trainer as an input artifact the launcher copies (use_weights).
+  bucket, reaches the Trainer as an input artifact the launcher copies (use_weights); its
+  --non-landmarks folder on minio:// or s3:// it copies in itself with the same data secret
+  (fetch_non_landmarks).
 - A Pusher whose serving folder is on minio:// or s3:// pushes into its own `pushed_model`
   artifact, which the launcher uploads (push_into_artifact).
 
@@ -169,6 +171,32 @@ def fetch_data(executor_input: dict, store: dict[str, str], mount: str = "/") ->
     return copied
 
 
+def fetch_non_landmarks(executor_input: dict, store: dict[str, str], mount: str = "/") -> str:
+    """The Trainer with its --non-landmarks folder on minio:// or s3://, which TensorFlow in
+    the image cannot open: the folder copied into the pod (local_path) with the data store's
+    settings, as fetch_data copies ImageExampleGen's tree, and the Trainer's options
+    (custom_config) name the copy. Returns the URI copied, or "".
+
+    Raises:
+      ObjectStoreError: no keys, the store refusing, or nothing there; the message says which.
+    """
+    from imgtfx.components import object_store
+
+    parameters = executor_input.get("inputs", {}).get("parameterValues", {})
+    config = parameters.get("custom_config")
+    if not isinstance(config, str) or not config.startswith("{"):
+        return ""
+    options = json.loads(config)
+    folder = options.get("non_landmarks") or ""
+    if not folder.startswith(object_store.SCHEMES):
+        return ""
+    local = local_path(folder, mount)
+    count = object_store.copy_folder(folder, local, store, DATA_HINT, COPY_WORKERS)
+    print(f"copied {count} non-landmark photos of {folder} into the pod", file=sys.stderr)
+    parameters["custom_config"] = json.dumps({**options, "non_landmarks": local})
+    return folder
+
+
 def _in_pod(value: str, wanted, named: set[str], mount: str) -> str:
     """`value` (a URI, or JSON holding URIs) with each URI that `wanted(uri)` accepts its pod
     path (local_path); those URIs go into `named`. JSON is read, not searched as text: a
@@ -295,6 +323,10 @@ def _main(parsed) -> None:
         fetch_data(executor_input, data_environ(), mount)
     except ObjectStoreError as e:  # one line, not a traceback
         sys.exit(f"ImageExampleGen cannot copy its data into the pod: {e}")
+    try:
+        fetch_non_landmarks(executor_input, data_environ(), mount)
+    except ObjectStoreError as e:
+        sys.exit(f"The Trainer cannot copy its non-landmark photos into the pod: {e}")
     use_weights(executor_input, mount)
     executor_input = repair_input(executor_input, inputs_spec, mount)
     pushed_here = push_into_artifact(executor_input, mount)

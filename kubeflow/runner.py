@@ -31,6 +31,7 @@ from tfx import version as tfx_version
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from imgtfx.components.baseline_evaluator import environment
+from imgtfx.components.object_store import SCHEMES
 from imgtfx.kubeflow import entrypoint
 from imgtfx.kubeflow.secrets import (
     EVALUATOR,
@@ -102,10 +103,11 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
         trainer = resolve_weights(config.trainer_options)
         config = dataclasses.replace(config, trainer_options=trainer)
     folder = config.trainer_options.non_landmarks
-    if folder and (":/" not in folder or folder.startswith(("minio://", "s3://"))):
+    readable = ("gs://",) if platform == VERTEX else ("gs://", *SCHEMES)
+    if folder and not folder.startswith(readable):
         raise ValueError(
-            f"--non-landmarks {folder}: the Trainer's pod reads a gs:// folder (TensorFlow's "
-            "own file systems); a local, minio:// or s3:// folder is not copied into it yet."
+            f"--non-landmarks {folder}: the Trainer's pod reads a folder on "
+            f"{', '.join(readable)}, not one on this machine."
         )
     pipeline = create_pipeline(
         config,
@@ -155,9 +157,13 @@ def compile(config: RunConfig, target: KubeflowTarget) -> dict:  # noqa: A001 - 
     root_secret = target.root_secret
     if root_secret:
         root_store(spec, target, root_secret, secrets)
-    data = target.data_store_secret(config.data_uris)
+    data = target.data_store_secret(config.store_uris)
     if data:
         secrets.setdefault(executor_of(spec, EXAMPLE_GEN_TASK), []).append(data_store(spec, data))
+        if folder.startswith(SCHEMES):  # the Trainer copies the non-landmarks in with it too
+            secrets.setdefault(executor_of(spec, TRAINER), []).append(
+                data_store(spec, data, TRAINER)
+            )
     spec["pipelineInfo"]["description"] = description(spec, secrets)
     write_kfp_package(spec, output_file, secret_as_env(secrets) if secrets else None)
     if needs_launcher_config(target):

@@ -102,14 +102,17 @@ def container_of(spec: dict, task: str) -> dict:
     return container
 
 
-def data_store(spec: dict, secret: StoreSecret) -> tuple[str, dict[str, str]]:
-    """ImageExampleGen told where the users' store is (its container env) and which of the
-    secret's keys hold its credentials: (secret, {key: env}) for secret_as_env. Its entrypoint
-    copies the tree and CSVs in (kubeflow/entrypoint.py fetch_data): the launcher reads an
+def data_store(
+    spec: dict, secret: StoreSecret, task: str = EXAMPLE_GEN_TASK
+) -> tuple[str, dict[str, str]]:
+    """ImageExampleGen (or the Trainer, for its non-landmark photos) told where the users'
+    store is (its container env) and which of the secret's keys hold its credentials:
+    (secret, {key: env}) for secret_as_env. Its entrypoint copies the tree and CSVs in
+    (kubeflow/entrypoint.py fetch_data, fetch_non_landmarks): the launcher reads an
     input outside the root's bucket with no credentials (fetchNonDefaultBuckets,
     component/launcher_v2.go 2.15.0 :774; objectstore.OpenBucket with a nil session: gocloud
     has no "minio" driver before 2.17.0, s3:// and 2.17's client read the pod's AWS_*)."""
-    env = container_of(spec, EXAMPLE_GEN_TASK)["env"]
+    env = container_of(spec, task)["env"]
     if secret.endpoint_url:
         env.append({"name": "IMGTFX_DATA_ENDPOINT", "value": secret.endpoint_url})
     if secret.region:

@@ -89,6 +89,12 @@ class RunConfig:
         options = self.image_options
         return tuple(u for u in (self.images, options.labels_csv, options.label_names_csv) if u)
 
+    @property
+    def store_uris(self) -> tuple[str, ...]:
+        """What the steps read from the users' stores: data_uris and the Trainer's
+        non-landmarks folder (one data secret reads them on Kubeflow)."""
+        return (*self.data_uris, *filter(None, [self.trainer_options.non_landmarks]))
+
     def input_config(self):
         """ImageExampleGen's input splits (options.input_config)."""
         return image_options.input_config(self.split_folders)

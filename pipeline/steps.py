@@ -348,7 +348,11 @@ class StepWatch:
             words.append(f"{n:,} images checked ({_rate(rate)}/s)")
         if "written" in counts:
             words.append(f"{counts['written']['value']:,} written")
-        if "train_steps" in counts:
+        if "indexed" in counts:  # after training: the neighbour index (trainer/retrieval.py)
+            n, since = counts["indexed"]["value"], counts["indexed"]["since"]
+            rate = n / max(time.monotonic() - since, 1e-6)
+            words.append(f"{n:,} train photos indexed ({_rate(rate)}/s)")
+        elif "train_steps" in counts:
             c = counts["train_steps"]
             rate = c["value"] / max(time.monotonic() - c["since"], 1e-6)
             total = f"/{c['total']:,}" if c["total"] else ""

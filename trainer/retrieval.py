@@ -24,6 +24,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+INDEXED = "indexed"  # the counter of train photos embedded into the index
+
 
 class Index(NamedTuple):
     """The train photos a model searches: their embeddings (float16, unit rows), label indexes
@@ -34,14 +36,19 @@ class Index(NamedTuple):
     ids: np.ndarray  # [n] bytes
 
 
-def _embeddings(embedder, dataset) -> tuple[np.ndarray, list]:
+def _embeddings(embedder, dataset, counter: str = "") -> tuple[np.ndarray, list]:
     """Unit rows in float16 of the images of `dataset` ((images, *rest) batches) through
-    `embedder`, and the batches' other columns as numpy."""
+    `embedder`, and the batches' other columns as numpy; `counter` counts the images done
+    (components/counters.py: a local run's progress lines show it)."""
+    from imgtfx.components import counters
+
     embeddings, rest = [], []
     for images, *columns in dataset:
         features = tf.cast(embedder(images, training=False), tf.float32)
         embeddings.append(tf.math.l2_normalize(features, axis=-1).numpy().astype(np.float16))
         rest.append([c.numpy() for c in columns])
+        if counter:
+            counters.count(counter, len(embeddings[-1]))
     return (np.concatenate(embeddings) if embeddings else np.zeros((0, 0), np.float16)), rest
 
 
@@ -81,7 +88,7 @@ def build_index(embedder, file_patterns: Sequence[str], options, batch_size: int
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
-    embeddings, rest = _embeddings(embedder, dataset)
+    embeddings, rest = _embeddings(embedder, dataset, counter=INDEXED)
     if not rest:
         raise ValueError("no train examples to build the neighbour index from.")
     labels = np.concatenate([label for label, _ in rest]).astype(np.int64)

@@ -67,6 +67,9 @@ class ServingModule(tf.Module):
     label's name for people (label_names.json), beside `label_name`, the class. `embedding`
     ([batch, d], in every signature) is the model's features (trainer/model.py features_of)
     L2-normalised, zeros for a refused image: what the nearest training photos are found by.
+    An answer under `options.min_confidence` abstains: the same zeros, -1 and "" as a refused
+    image, with `error` "" (it was read); with non-landmarks, every answer's scores are first
+    multiplied by its landmark share (trainer/retrieval.py).
     """
 
     def __init__(

@@ -273,3 +273,62 @@ def test_each_installs_commands_compile_and_submit_as_the_readme_says(
     (submit,) = [c for c in commands if c[0] == "submit" and (not root or c[-1] == root)]
     sent = doc_commands.submitted(submit, monkeypatch)["runtime_config"]
     assert (sent.get("pipeline_root") or None) == root
+
+
+def test_the_trainer_copies_its_non_landmarks_out_of_a_second_store(own_store, tmp_path):
+    """--non-landmarks on s3://: the Trainer's entrypoint copies the folder in with the data
+    secret's keys (a key the store grants that bucket only), and its options name the copy."""
+    bucket = unique("distractors")
+    keys = own_store.user_key(unique("reader"), bucket)
+    photos = {f"non-landmarks/실내/{i:02d}.jpg": bytes([i]) * 20 for i in range(5)}
+    for name, data in photos.items():
+        own_store.put(f"s3://{bucket}/{name}", data)
+    folder = f"s3://{bucket}/non-landmarks"
+    config = {"neighbours": 3, "non_landmarks": folder}
+    executor_input = {"inputs": {"parameterValues": {"custom_config": json.dumps(config)}}}
+    environ = {
+        "IMGTFX_DATA_ACCESS_KEY_ID": keys[0],
+        "IMGTFX_DATA_SECRET_ACCESS_KEY": keys[1],
+        "IMGTFX_DATA_ENDPOINT": own_store.url,
+    }
+    mount = str(tmp_path / "pod")
+    assert entrypoint.fetch_non_landmarks(executor_input, data_environ(environ), mount) == folder
+    options = json.loads(executor_input["inputs"]["parameterValues"]["custom_config"])
+    assert options == {"neighbours": 3, "non_landmarks": f"{mount}/s3/{bucket}/non-landmarks"}
+    for name, data in photos.items():
+        with open(os.path.join(mount, "s3", bucket, name), "rb") as f:
+            assert f.read() == data, name
+    other = unique("elsewhere")  # a bucket the key was not given
+    own_store.put(f"s3://{other}/non-landmarks/0.jpg", b"x")
+    config = {"non_landmarks": f"s3://{other}/non-landmarks"}
+    refused = {"inputs": {"parameterValues": {"custom_config": json.dumps(config)}}}
+    with pytest.raises(ObjectStoreError, match="403"):
+        entrypoint.fetch_non_landmarks(refused, data_environ(environ), str(tmp_path / "pod2"))
+    gcs = {
+        "inputs": {"parameterValues": {"custom_config": json.dumps({"non_landmarks": "gs://b/n"})}}
+    }
+    assert entrypoint.fetch_non_landmarks(gcs, {}) == ""  # TensorFlow reads gs:// itself
+
+
+def test_compile_gives_the_trainer_the_data_secret_for_its_non_landmarks(tmp_path, capsys):
+    """A --non-landmarks folder on KFP's own store: the Trainer's pod gets the secret that reads
+    it, as ImageExampleGen's does, read back with kfp's own loader; a folder on this machine
+    is refused in one line."""
+    from kfp.client.client import _extract_pipeline_yaml
+
+    flags = ["--images", "minio://datasets/train", "--non-landmarks", "minio://datasets/others"]
+    code, output, err = _compile(tmp_path, capsys, *flags)
+    assert code == 0, err
+    package = _extract_pipeline_yaml(output)
+    platform = json_format.MessageToDict(package.platform_spec)
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    [secret] = executors["Trainer_executor"]["secretAsEnv"]
+    assert secret["secretName"] == "mlpipeline-minio-artifact"
+    assert {k["envVar"] for k in secret["keyToEnv"]} == set(DATA_KEYS)
+    spec = json_format.MessageToDict(package.pipeline_spec)
+    assert "Trainer reads secret mlpipeline-minio-artifact" in spec["pipelineInfo"]["description"]
+    code, output, err = _compile(
+        tmp_path, capsys, "--images", "minio://datasets/train", "--non-landmarks", "others"
+    )
+    assert code == 2 and "--non-landmarks others: the Trainer's pod reads a folder on" in err
+    assert err.strip().count("\n") == 0

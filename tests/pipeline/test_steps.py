@@ -25,6 +25,8 @@ def test_step_lines_progress_lines_and_peak_memory():
         watch._started("Trainer")
         counters.update("train_steps", 7, total=300)
         time.sleep(0.5)
+        counters.count("indexed", 256)  # after training, the neighbour index
+        time.sleep(0.5)
         watch._ended("Trainer", "COMPLETE", None, None)
     lines = out.getvalue().splitlines()
     assert all(re.match(r"\[\d\d:\d\d:\d\d\] ", line) for line in lines)
@@ -32,6 +34,9 @@ def test_step_lines_progress_lines_and_peak_memory():
     beats = [line for line in lines if "images checked" in line]
     assert beats and re.search(r"\d+ images checked \(\d+/s\), \d+ written, RSS", beats[0])
     assert any("step 7/300" in line and "steps/s" in line for line in lines)
+    indexing = [line for line in lines if "train photos indexed" in line]
+    assert indexing and re.search(r"256 train photos indexed \([\d,]+/s\)", indexing[0])
+    assert not any("steps/s" in line for line in indexing)  # no step rate falling meanwhile
     assert re.search(r"ImageExampleGen: done in \d+\.\ds", out.getvalue())
     assert re.search(r"Trainer: done in .*7 steps \(\d+\.\d\d/s\)", out.getvalue())
     record = watch.steps["ImageExampleGen"]
