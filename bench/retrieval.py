@@ -39,32 +39,35 @@ MIN_CONFIDENCES = (0.05, 0.1, 0.2, 0.3)
 BATCH = 64
 
 
-def photos_of(tree: str) -> dict[str, str]:
-    """{id: path} of the tree's photos."""
+def photos_of(tree: str, ids) -> dict[str, str]:
+    """{id: path} of the tree's photos whose id (the file name's stem) is one of `ids`."""
     found = {}
     for folder, _, names in os.walk(os.path.join(tree, "images")):
         for name in names:
-            if name.endswith(".jpg"):
-                found[os.path.splitext(name)[0]] = os.path.join(folder, name)
+            stem = os.path.splitext(name)[0]
+            if stem in ids:
+                found[stem] = os.path.join(folder, name)
     return found
 
 
-def answers(signature, paths: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
-    """(embeddings, the classifier's probabilities, seconds) of the photos at `paths` through
-    the model's evaluation signature."""
+def answers(signature, paths: list[str]) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """(embeddings, the classifier's probabilities, seconds, whether each was read) of the
+    photos at `paths` through the model's evaluation signature."""
     import tensorflow as tf
 
     from imgtfx.trainer import model
 
     (name,) = signature.structured_input_signature[1]
-    embeddings, scores = [], []
+    embeddings, scores, read = [], [], []
     started = time.monotonic()
     for i in range(0, len(paths), BATCH):
         data = [open(p, "rb").read() for p in paths[i : i + BATCH]]
         out = signature(**{name: tf.constant(data)})
         embeddings.append(out[model.EMBEDDING].numpy())
         scores.append(out[model.scores_of("classifier")].numpy())
-    return np.concatenate(embeddings), np.concatenate(scores), time.monotonic() - started
+        read.append(out[model.ERROR].numpy().reshape(-1) == b"")
+    seconds = time.monotonic() - started
+    return np.concatenate(embeddings), np.concatenate(scores), seconds, np.concatenate(read)
 
 
 def gap(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -158,10 +161,8 @@ def main(argv=None) -> int:
     in_index = {i.decode() for i in loaded.index_ids.numpy()}
     with open(os.path.join(args.tree, "train.csv"), encoding="utf-8") as f:
         label_of = {row["id"]: row["landmark_id"] for row in csv.DictReader(f)}
-    photos = photos_of(args.tree)
+    photos = photos_of(args.tree, label_of)
     eval_ids = sorted(i for i in photos if i not in in_index)
-    truth = np.array([position.get(label_of[i], -1) for i in eval_ids])
-    print(f"{len(in_index):,} photos in the index, {len(eval_ids):,} eval photos", flush=True)
 
     others = os.path.join(os.path.dirname(args.tree), "non-landmarks")
     distractor_paths = write_non_landmarks(os.path.join(others, "folder"), args.distractors)
@@ -169,11 +170,18 @@ def main(argv=None) -> int:
         os.path.join(others, "queries"), args.strangers, first=args.distractors
     )
     signature = loaded.signatures["evaluate"]
-    eval_embeddings, eval_probabilities, seconds = answers(signature, [photos[i] for i in eval_ids])
+    eval_embeddings, eval_probabilities, seconds, read = answers(
+        signature, [photos[i] for i in eval_ids]
+    )
     rate = len(eval_ids) / seconds
+    # A photo the model cannot read was rejected by the converter too: not a query.
+    eval_ids = [i for i, ok in zip(eval_ids, read, strict=True) if ok]
+    eval_embeddings, eval_probabilities = eval_embeddings[read], eval_probabilities[read]
+    truth = np.array([position.get(label_of[i], -1) for i in eval_ids])
+    print(f"{len(in_index):,} photos in the index, {len(eval_ids):,} eval photos", flush=True)
     print(f"eval photos through the model: {rate:.0f} photos/s", flush=True)
-    s_embeddings, s_probabilities, _ = answers(signature, stranger_paths)
-    d_embeddings, _, _ = answers(signature, distractor_paths)
+    s_embeddings, s_probabilities, _, _ = answers(signature, stranger_paths)
+    d_embeddings, _, _, _ = answers(signature, distractor_paths)
 
     queries = np.concatenate([eval_embeddings, s_embeddings])
     probabilities = np.concatenate([eval_probabilities, s_probabilities])

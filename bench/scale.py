@@ -277,18 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": args.image_size,
         "min_accuracy": args.min_accuracy,
         "steps": rows,
-        "runs": {
-            str(n): {k: v for k, v in r.items() if k not in ("summary", "converted")}
-            | {
-                "accuracy": r["summary"]["accuracy"],
-                "top_k_accuracy": r["summary"]["top_k_accuracy"],
-                "gap": r["summary"]["gap"],
-                "gap_by_method": r["summary"].get("gap_by_method"),
-                "examples": r["summary"]["examples"],
-                "blessed": r["summary"]["blessed"],
-            }
-            for n, r in runs.items()
-        },
+        "runs": {str(n): recorded(r) for n, r in runs.items()},
         "goals": goals,
     }
     if densities:
@@ -360,9 +349,20 @@ def density_runs(args, size: int, plain: dict, densities: list[str], goals: dict
             run["peak_rss_mib"] <= GOAL_PEAK_GIB * 1024
         )
         run["rows"] = rows
-    return {
-        density: {k: v for k, v in run.items() if k not in ("summary", "converted")}
-        for density, run in found.items()
+        print(f"GAP by method: {run['summary'].get('gap_by_method')}")
+    return {density: recorded(run) for density, run in found.items()}
+
+
+def recorded(run: dict) -> dict:
+    """What the results file keeps of a run: its figures and its summary's scores."""
+    summary = run["summary"]
+    return {k: v for k, v in run.items() if k not in ("summary", "converted")} | {
+        "accuracy": summary["accuracy"],
+        "top_k_accuracy": summary["top_k_accuracy"],
+        "gap": summary["gap"],
+        "gap_by_method": summary.get("gap_by_method"),
+        "examples": summary["examples"],
+        "blessed": summary["blessed"],
     }
 
 
