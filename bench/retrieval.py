@@ -7,7 +7,7 @@ It reads the run's pushed model (the index inside it) and the tree: the eval pho
 tree's photos that are not in the index. Scores are computed with the model's own retrieval ops
 (trainer/retrieval.py) over its embeddings and its classifier's probabilities, so that one pass
 over the photos measures every k and weight without training again. The photos of no landmark
-are written here (bench/contest_data.py render_non_landmark): distractors and queries of the
+are written here (bench/non_landmark_data.py): distractors and queries of the
 same kind, no two of one scene.
 
     .venv/bin/python bench/retrieval.py [--run bench/work/run-88102] [--tree ...]
@@ -30,12 +30,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from bench.contest_data import write_non_landmarks  # noqa: E402
+from bench.non_landmark_data import write_non_landmarks  # noqa: E402
 from bench.provenance import provenance  # noqa: E402
 
 KS = (1, 3, 5, 10, 20)
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)  # the classifier's share
-MIN_CONFIDENCES = (0.05, 0.1, 0.2, 0.3)
+MIN_CONFIDENCES = (0.1, 0.35, 0.5, 0.7)  # a k=3 vote of one, two, three similar photos
 BATCH = 64
 
 
@@ -150,6 +150,7 @@ def main(argv=None) -> int:
 
     from imgtfx import predict
     from imgtfx.trainer import retrieval
+    from imgtfx.trainer.options import TrainerOptions
 
     model_dir = predict.resolve_model_dir(args.run)
     loaded = tf.saved_model.load(model_dir)
@@ -208,7 +209,7 @@ def main(argv=None) -> int:
             }
         print(f"k={k}: " + ", ".join(f"{m} {v['gap']}" for m, v in by_k[k].items()), flush=True)
 
-    k = 5
+    k = TrainerOptions().neighbours  # the default
     chosen = method_scores(probabilities, similarities, labels, classes, k)["neighbours"]
     share = retrieval.landmark_share(similarities[:, :k], d_similarities[:, :k], k).numpy()
     abstaining = {}
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
         "photos/s through the model (decode + network, 960x540)": round(rate),
         "exact search of all queries, s": round(search_s, 1),
         "by k": by_k,
-        "min_confidence (k=5, neighbours)": abstaining,
+        f"min_confidence (k={k}, neighbours)": abstaining,
         "latency": latency(
             loaded,
             [photos[i] for i in eval_ids[:32]],

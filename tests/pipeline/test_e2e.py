@@ -201,7 +201,9 @@ def test_predict_on_good_and_bad_files(digits, first_run, tmp_path, capsys):
     (line,) = predict.predict(serving, [photo])
     nearest = line["neighbours"]
     assert nearest[0]["id"] == own_id and nearest[0]["similarity"] >= 0.99
-    assert len(nearest) == 5 and nearest[0]["label"] in {str(d) for d in range(10)}
+    assert len(nearest) == TrainerOptions().neighbours and nearest[0]["label"] in {
+        str(d) for d in range(10)
+    }
     similarities = [n["similarity"] for n in nearest]
     assert similarities == sorted(similarities, reverse=True)
 
