@@ -146,7 +146,7 @@ def _add_training_args(parser: argparse.ArgumentParser, sample: bool = False) ->
     parser.add_argument("--embedding-dim", type=int, metavar="N", help=neck)
     near = "the exported model names each image's k nearest train photos (0: no index)"
     parser.add_argument("--neighbours", type=int, metavar="K", help=near)
-    by = "the prediction from the classifier, the k nearest train photos' vote, or their mean"
+    by = "the prediction from the classifier, the k nearest train photos' vote, or both (1:3)"
     parser.add_argument("--predict-by", choices=PREDICT_BY, help=by)
     nl = "a folder of photos of no landmark: answers that look like them lose confidence"
     parser.add_argument("--non-landmarks", metavar="DIR", help=nl)

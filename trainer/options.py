@@ -50,10 +50,12 @@ class TrainerOptions:
       the real-shape contest tree: GAP 0.845 at k=3, 0.839 at 1, 0.832 at 5, 0.801 at 10
       (bench/results/retrieval-2026-12-05-k3.json; k=3 won on an earlier model too).
     predict_by: what the served prediction comes from: 'neighbours' (the label whose photos
-      among the k nearest are most similar in sum), 'classifier' or 'blend' (the mean of both
-      scores); without an index, the classifier. Neighbours by default: on the real-shape
-      contest tree (88,102 photos, 300 steps) GAP 0.845 against the classifier's 0.001 and the
-      blend's 0.833 (bench/results/scale-2026-12-05-retrieval.json).
+      among the k nearest are most similar in sum), 'classifier' or 'blend' (a quarter the
+      classifier's scores, three quarters the vote's: retrieval.BLEND_CLASSIFIER_SHARE); without
+      an index, the classifier. Neighbours by default: on the real-shape contest tree (88,102
+      photos, 300 steps) GAP 0.845 against the classifier's 0.001 and the blend's 0.840
+      (bench/results/retrieval-2026-12-05-k3.json); blend never beat the vote there, even
+      where the classifier reached 0.998.
     non_landmarks: a folder of photos of no landmark (local or a bucket): they join the
       neighbour search as a class that names nothing, and every answer's scores are multiplied
       by the share of its k nearest photos that are train photos (trainer/retrieval.py).

@@ -206,3 +206,12 @@ def test_a_folder_of_non_landmarks_lowers_what_non_landmark_queries_cost_in_gap(
     assert np.count_nonzero(~predicted[len(queries) :]) >= len(strangers) * 3 // 4
     assert np.all(served[~predicted] == 0)
     assert kept == pytest.approx(with_folder) and abstaining >= mixed_folder
+
+
+def test_blend_weighs_the_classifier_a_quarter():
+    probabilities = tf.constant([[0.8, 0.2], [0.1, 0.9]])
+    votes = tf.constant([[0.0, 0.6], [0.4, 0.0]])
+    scores = retrieval.scores_by("blend", probabilities, votes).numpy()
+    np.testing.assert_allclose(scores, [[0.2, 0.5], [0.325, 0.225]], atol=1e-6)
+    # the vote's label wins where the classifier disagrees, as measured best
+    assert list(scores.argmax(axis=1)) == [1, 0]
