@@ -24,6 +24,7 @@ from imgtfx.components.examples.reasons import (
     REJECTED,
     TOO_MANY_PIXELS,
     TRUNCATED_OR_CORRUPT,
+    UNREADABLE,
     UNSUPPORTED_FORMAT,
     Outcome,
 )
@@ -260,3 +261,20 @@ def _to_png(image: Image.Image, source_format: str, orientation: int = 1) -> Ima
         transcoded=orientation == 1 or source_format != "png",
     )
     return identified(info, image)
+
+
+def read_checked(path: str, max_pixels: int) -> bytes | str:
+    """The file at `path` (local or a bucket) as a model reads it: checked with ImageExampleGen's
+    rules (sideways photos turned upright, formats TensorFlow misreads transcoded); or, for a
+    file it cannot use, the reason ("reason: detail"). For files outside a conversion
+    (`imgtfx predict`, the Trainer's non-landmarks)."""
+    from imgtfx.components import file_io
+
+    try:
+        data = file_io.read_bytes(path)
+    except OSError as e:
+        return f"{UNREADABLE}: {e.strerror or e}"
+    checked = check_image(data, max_pixels, transcode=True)
+    if isinstance(checked, Outcome):
+        return f"{checked.reason}: {checked.detail}" if checked.detail else checked.reason
+    return checked.data

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from imgtfx.components import file_io, image_files
-from imgtfx.components.examples.reasons import MAX_PIXELS, UNREADABLE, Outcome
+from imgtfx.components import image_files
+from imgtfx.components.examples.reasons import MAX_PIXELS
 from imgtfx.pipeline.run_summary import summary_path
 
 BATCH = 32
@@ -152,17 +152,11 @@ def predict(model_dir: str, paths: Iterable[str], top_k: int = 3, progress: bool
 
     waiting = 0  # images in `pending` waiting for the model
     for path in files:
-        try:
-            data = file_io.read_bytes(path)
-        except OSError as e:
-            pending.append({"path": path, "error": f"{UNREADABLE}: {e.strerror or e}"})
-            continue
-        checked = image_files.check_image(data, MAX_PIXELS, transcode=True)
-        if isinstance(checked, Outcome):
-            detail = f": {checked.detail}" if checked.detail else ""
-            pending.append({"path": path, "error": f"{checked.reason}{detail}"})
+        checked = image_files.read_checked(path, MAX_PIXELS)
+        if isinstance(checked, str):
+            pending.append({"path": path, "error": checked})
         else:
-            pending.append({"path": path, "data": checked.data})
+            pending.append({"path": path, "data": checked})
             waiting += 1
         if waiting == BATCH:
             yield from flush()

@@ -17,7 +17,6 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from imgtfx.components import file_io, image_files
-from imgtfx.components.examples.reasons import UNREADABLE, Outcome
 
 
 class NonLandmarks(NamedTuple):
@@ -73,17 +72,11 @@ def read(folder: str, max_pixels: int) -> NonLandmarks:
     """
     images, rejects = [], []
     for path in files(folder):
-        try:
-            data = file_io.read_bytes(path)
-        except OSError as e:
-            rejects.append({"path": path, "reason": f"{UNREADABLE}: {e.strerror or e}"})
-            continue
-        checked = image_files.check_image(data, max_pixels, transcode=True)
-        if isinstance(checked, Outcome):
-            detail = f": {checked.detail}" if checked.detail else ""
-            rejects.append({"path": path, "reason": f"{checked.reason}{detail}"})
+        checked = image_files.read_checked(path, max_pixels)
+        if isinstance(checked, str):
+            rejects.append({"path": path, "reason": checked})
         else:
-            images.append(checked.data)
+            images.append(checked)
     if not images:
         raise ValueError(
             f"--non-landmarks: not one usable photo in {folder} ({len(rejects)} rejected)."
