@@ -34,6 +34,7 @@ NEIGHBOUR_LABELS = "neighbour_labels"
 NEIGHBOUR_SIMILARITIES = "neighbour_similarities"
 ERROR = "error"  # per image: "" when predicted, else the reason (reason: detail)
 UNDECODABLE = "undecodable"  # or TOO_MANY_PIXELS, the converter's reason for the same refusal
+NOT_FINITE = "not_finite"  # the network's answer for an image held NaN or infinity
 EXAMPLES_SIGNATURE = "serving_default"
 IMAGES_SIGNATURE = "serving_images"
 EMBED_SIGNATURE = "embed"  # raw image bytes in, the embedding out

@@ -27,6 +27,7 @@ from imgtfx.trainer.model import (  # noqa: E402
     NEIGHBOUR_IDS,
     NEIGHBOUR_LABELS,
     NEIGHBOUR_SIMILARITIES,
+    NOT_FINITE,
     PROBABILITIES,
     UNDECODABLE,
     features_of,
@@ -115,8 +116,18 @@ class ServingModule(tf.Module):
         """The answers; `by_method` (the Evaluator's signature, with an index) adds each
         prediction method's scores, `scores_<method>` [batch, classes], which its accuracy and
         GAP by method read."""
-        ok = tf.equal(errors, "")
         probabilities, features = self._keras.both(images, training=False)
+        # A network that overflowed (weights that do not fit it) answers NaN: said, not argmaxed.
+        finite = tf.logical_and(
+            tf.reduce_all(tf.math.is_finite(tf.cast(probabilities, tf.float32)), axis=-1),
+            tf.reduce_all(tf.math.is_finite(tf.cast(features, tf.float32)), axis=-1),
+        )
+        errors = tf.where(
+            tf.logical_and(tf.equal(errors, ""), tf.logical_not(finite)),
+            f"{NOT_FINITE}: the model's scores for this image are not numbers (NaN or infinity)",
+            errors,
+        )
+        ok = tf.equal(errors, "")
         embedding = self._embedding(features, ok)
         near = {}
         if self._neighbours:

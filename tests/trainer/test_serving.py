@@ -16,7 +16,7 @@ from PIL import Image
 from imgtfx.components import image_files
 from imgtfx.components.examples import decode
 from imgtfx.components.examples.reasons import MAX_PIXELS, TOO_MANY_PIXELS
-from imgtfx.trainer import model, serving
+from imgtfx.trainer import model, retrieval, serving
 from imgtfx.trainer.options import TrainerOptions
 from tests.helpers.images import encode, photo, write
 from tests.helpers.models import reference
@@ -121,6 +121,44 @@ def test_bad_images_get_their_own_error_and_the_rest_are_predicted(exported, loa
     assert [as_text(out[model.LABEL_DISPLAY_NAME])[i] for i in (0, 3)] == [
         NAMES[i] for i in predicted.argmax(axis=1)
     ]
+
+
+def test_an_answer_that_is_not_a_number_is_an_error_not_a_label(tmp_path):
+    """A network that overflows (weights that do not fit it) answers NaN; argmax would name
+    class 0. The image gets a `not_finite` error instead, its neighbours the refused image's
+    blanks, and the other images of the batch their own answers."""
+    keras = model.keras
+    pixels = keras.Input((SIZE, SIZE, 3))
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(pixels))
+    # exp of a bright image's pixel sum overflows float32: inf, then NaN through the softmax
+    blown = keras.layers.Lambda(lambda x: tf.exp(100.0 * tf.reduce_mean(x, -1, keepdims=True)))
+    scores = keras.layers.Dense(len(VOCABULARY))(keras.layers.Concatenate()([flat, blown(flat)]))
+    overflowing = keras.Model(pixels, keras.layers.Softmax()(scores))
+    path = str(tmp_path / "model")
+    options = TrainerOptions(image_size=SIZE, neighbours=2)
+    embedder = keras.Model(overflowing.inputs, model.features_of(overflowing))
+
+    def flat(level: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (20, 20), (level,) * 3).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    dark, bright = flat(10), flat(250)
+    index = retrieval.Index(
+        retrieval.embed_images(embedder, [dark, dark], options),
+        np.array([0, 1], np.int64),
+        np.array([b"d0", b"d1"]),
+    )
+    serving.export(overflowing, VOCABULARY, options, path, index=index)
+    out = tf.saved_model.load(path).signatures[model.IMAGES_SIGNATURE](
+        images=tf.constant([dark, bright])
+    )
+    errors = as_text(out[model.ERROR])
+    assert errors[0] == "" and errors[1].startswith(f"{model.NOT_FINITE}: ")
+    assert_refused(out, [1])
+    assert np.all(np.isfinite(out[model.PROBABILITIES].numpy()))
+    assert as_text(out[model.NEIGHBOUR_IDS])[2:] == ["", ""]
+    assert as_text(out[model.LABEL_NAME])[0] in VOCABULARY
 
 
 def test_oversized_images_are_refused_from_their_header_before_decoding(loaded):
