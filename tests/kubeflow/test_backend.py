@@ -20,6 +20,7 @@ from imgtfx.kubeflow import entrypoint, runner
 from imgtfx.pipeline.run_config import IMAGES_PARAMETER
 from imgtfx.sample_data import write_digits_tree
 from imgtfx.trainer import model
+from imgtfx.trainer.options import INDEX_FILE
 from tests.helpers import doc_commands
 from tests.helpers.kfp_packages import IMAGE, compile_package
 from tests.helpers.seaweedfs import unique
@@ -130,6 +131,12 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
             )
             if "datasets-store" in " ".join(c)
         )
+        # photos of no landmark beside the tree: the Trainer's pod copies them in itself
+        non_landmarks = f"s3://{bucket}/non-landmarks"
+        for i in range(3):
+            own_store.put(f"{non_landmarks}/실내/{i}.png", _flat_png(40 + 60 * i))
+        own_store.put(f"{non_landmarks}/notes.txt", b"not a photo")
+        compile_argv += ["--non-landmarks", non_landmarks]
     tree = compile_argv[compile_argv.index("--images") + 1]
     assert compile_argv[compile_argv.index("--labels") + 1] == tree + ".csv"
     store_of_tree = cluster.store if tree.startswith("minio://") else own_store
@@ -222,6 +229,11 @@ def test_the_package_runs_on_each_install_as_people_install_kubeflow(
     assert pushed["metadata"]["pushed_destination"] == pushed["uri"]  # the served copy
     served_copy = artifacts.download(pushed["uri"], str(tmp_path / "served"), as_namespace)
     served = tf.saved_model.load(served_copy)
+    if data == "own":  # the non-landmarks reached the Trainer's pod, the text file refused
+        with open(os.path.join(served_copy, INDEX_FILE), encoding="utf-8") as f:
+            built = json.load(f)["non_landmarks"]
+        assert built["photos"] == 3
+        assert [r["reason"].split(":")[0] for r in built["rejects"]] == ["not_an_image"]
     jpg = next(
         os.path.join(folder, name)
         for folder, _, names in os.walk(digits["images"])
@@ -349,3 +361,13 @@ def test_each_backend_contract_crashes_tfxs_entrypoint_and_runs_ours(
         logs = run.outputs["StatisticsGen"]["executor-logs"][0]
         assert logs["type"] == {"schemaTitle": "system.Artifact"}
         assert cluster.store.read(logs["uri"])  # the task's output, kept
+
+
+def _flat_png(level: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (level, level, level)).save(buffer, "PNG")
+    return buffer.getvalue()
