@@ -93,9 +93,9 @@ def method_scores(probabilities, similarities, labels, classes: int, k: int, chu
             for i in range(0, len(similarities), chunk)
         ]
     )
-    out = {
-        "classifier": probabilities,
-        "neighbours": votes + retrieval.TIE_BREAK * probabilities,
+    out = {  # the served formulas; the blend's weight swept below
+        method: retrieval.scores_by(method, probabilities, votes).numpy()
+        for method in ("classifier", "neighbours")
     }
     for w in BLEND_WEIGHTS:
         out[f"blend {w}"] = w * probabilities + (1 - w) * votes
